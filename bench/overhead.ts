@@ -1,0 +1,294 @@
+/**
+ * # Agent overhead benchmark
+ *
+ * What it measures: for each server scenario, the server process's CPU time per request
+ * (process.cpuUsage() over the measured window divided by the requests it served in it, as
+ * counted by the server itself), the throughput (req/s) and the p99 latency seen by the client,
+ * once per variant, where a variant is how the server's node process is started:
+ *
+ *   none       node server.js
+ *   loopscope  node --import loopscope/register server.js   (LOOPSCOPE_SERVICE=bench)
+ *
+ * Scenarios (servers/*.ts, which never import an agent):
+ *   hello  a node:http hello world: the fixed cost per request
+ *   async  three parallel node:http calls to a local upstream answering after 5 ms, then
+ *          ~0.2 ms of handler CPU: the cost of following async work
+ *
+ * Runs are interleaved (none, loopscope, none, loopscope, ...) so that drift of the machine
+ * affects every variant alike; each run is a fresh server process, a 1 s warm-up and a measured
+ * window under autocannon (closed loop, 50 connections: the server is saturated, so req/s is its
+ * capacity and p99 includes queueing). The table shows the median of each figure over the rounds
+ * and the CPU-per-request overhead against "none".
+ *
+ * Pinning: the server runs on CPU 1 (taskset -c 1); the driver (autocannon, in-process) pins
+ * itself to CPU 0 and starts the upstream there too, so load generation does not steal the
+ * server's CPU. Needs Linux, taskset and at least 2 CPUs. Everything listens on 127.0.0.1.
+ *
+ * Run (from the repository root, after `npm run build`):
+ *   node bench/dist/overhead.js                 5 rounds, 5 s windows (about 2.5 minutes)
+ *   node bench/dist/overhead.js --quick         2 rounds, 2 s windows
+ *   node bench/dist/overhead.js --variants none,loopscope --scenarios async --rounds 9
+ * Options: --variants a,b  --scenarios hello,async  --rounds N  --duration SECONDS  --connections N.
+ * Results also go to bench/results/overhead-<timestamp>.json.
+ *
+ * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
+ */
+import autocannon from 'autocannon';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { ServerMessage } from './servers/harness.js';
+
+interface Variant {
+  name: string;
+  execArgv: string[];
+  env: Record<string, string>;
+}
+
+/** How the server process is started for each variant; overhead is computed against BASELINE. */
+const VARIANTS: Variant[] = [
+  { name: 'none', execArgv: [], env: {} },
+  {
+    name: 'loopscope',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench' },
+  },
+];
+
+const SCENARIOS = ['hello', 'async'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const SERVER_CPU = '1';
+const DRIVER_CPU = '0';
+const WARMUP_S = 1;
+const IPC_TIMEOUT_MS = 10_000;
+const BASELINE = 'none';
+
+interface Run {
+  scenario: Scenario;
+  variant: string;
+  round: number;
+  cpuUsPerReq: number;
+  reqPerSec: number;
+  p99Ms: number;
+  requests: number;
+  errors: number;
+}
+
+type Options = ReturnType<typeof parseOptions>;
+
+const benchDir = fileURLToPath(new URL('..', import.meta.url));
+const serverFile = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      variants: { type: 'string', default: VARIANTS.map((v) => v.name).join(',') },
+      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      connections: { type: 'string', default: '50' },
+    },
+  });
+  const variants = values.variants.split(',').map((name) => {
+    const variant = VARIANTS.find((v) => v.name === name);
+    if (!variant) throw new Error(`unknown variant ${name}; known: ${VARIANTS.map((v) => v.name)}`);
+    return variant;
+  });
+  const scenarios = values.scenarios.split(',').map((name) => {
+    const scenario = SCENARIOS.find((s) => s === name);
+    if (!scenario) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS}`);
+    return scenario;
+  });
+  const positive = (name: string, value: string | number) => {
+    const n = Number(value);
+    if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${value}`);
+    return n;
+  };
+  return {
+    variants,
+    scenarios,
+    rounds: positive('rounds', values.rounds ?? (values.quick ? 2 : 5)),
+    durationS: positive('duration', values.duration ?? (values.quick ? 2 : 5)),
+    connections: positive('connections', values.connections),
+  };
+}
+
+/** Starts `node [execArgv] file` pinned to `cpu`, and waits for it to report its port. */
+async function startProcess(
+  file: string,
+  cpu: string,
+  execArgv: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn('taskset', ['-c', cpu, process.execPath, ...execArgv, file], {
+    cwd: benchDir,
+    env: { ...process.env, ...env },
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+  });
+  const message = await nextMessage(child, 'listening', IPC_TIMEOUT_MS);
+  return { child, port: message.port };
+}
+
+function nextMessage<T extends ServerMessage['type']>(
+  child: ChildProcess,
+  type: T,
+  timeoutMs: number,
+): Promise<Extract<ServerMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: ServerMessage) => {
+      if (message.type !== type) return;
+      cleanup();
+      resolve(message as Extract<ServerMessage, { type: T }>);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`server exited (code ${code}) while waiting for '${type}'`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no '${type}' from server within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage).off('exit', onExit);
+    };
+    child.on('message', onMessage).on('exit', onExit);
+  });
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function measure(
+  scenario: Scenario,
+  variant: Variant,
+  round: number,
+  opts: Options,
+  upstreamUrl: string,
+): Promise<Run> {
+  const { child, port } = await startProcess(serverFile(scenario), SERVER_CPU, variant.execArgv, {
+    ...variant.env,
+    UPSTREAM_URL: upstreamUrl,
+  });
+  try {
+    const load = (duration: number) =>
+      autocannon({ url: `http://127.0.0.1:${port}/`, connections: opts.connections, duration });
+    await load(WARMUP_S);
+    child.send('start');
+    const result = await load(opts.durationS);
+    child.send('stop');
+    const usage = await nextMessage(child, 'usage', IPC_TIMEOUT_MS);
+    return {
+      scenario,
+      variant: variant.name,
+      round,
+      cpuUsPerReq: usage.cpuUs / usage.requests,
+      reqPerSec: result.requests.total / result.duration,
+      p99Ms: result.latency.p99,
+      requests: usage.requests,
+      errors: result.errors + result.non2xx, // errors include timeouts
+    };
+  } finally {
+    await stopProcess(child);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function summarize(runs: Run[], opts: Options) {
+  const rows = opts.scenarios.flatMap((scenario) =>
+    opts.variants.map((variant) => {
+      const mine = runs.filter((r) => r.scenario === scenario && r.variant === variant.name);
+      return {
+        scenario,
+        variant: variant.name,
+        cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)),
+        reqPerSec: median(mine.map((r) => r.reqPerSec)),
+        p99Ms: median(mine.map((r) => r.p99Ms)),
+        errors: mine.reduce((sum, r) => sum + r.errors, 0),
+      };
+    }),
+  );
+  return rows.map((row) => {
+    const base = rows.find((r) => r.scenario === row.scenario && r.variant === BASELINE);
+    const overheadPct = base && base !== row ? (row.cpuUsPerReq / base.cpuUsPerReq - 1) * 100 : undefined;
+    return { ...row, overheadPct };
+  });
+}
+
+function printTable(rows: ReturnType<typeof summarize>): void {
+  const header = ['scenario', 'variant', 'cpu µs/req', 'req/s', 'p99 ms', `overhead vs ${BASELINE}`, 'errors'];
+  const lines = rows.map((r) => [
+    r.scenario,
+    r.variant,
+    r.cpuUsPerReq.toFixed(1),
+    r.reqPerSec.toFixed(0),
+    r.p99Ms.toFixed(1),
+    r.overheadPct === undefined ? '-' : `${r.overheadPct >= 0 ? '+' : ''}${r.overheadPct.toFixed(1)} %`,
+    String(r.errors),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  for (const line of [header, ...lines]) {
+    console.log(line.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions();
+  if (os.availableParallelism() < 2) throw new Error('needs at least 2 CPUs (server on CPU 1, load on CPU 0)');
+  // Pin every thread of this driver (autocannon runs here) to the load generator's CPU.
+  execFileSync('taskset', ['-a', '-p', '-c', DRIVER_CPU, String(process.pid)], { stdio: 'ignore' });
+
+  const upstream = await startProcess(serverFile('upstream'), DRIVER_CPU);
+  const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+  const runs: Run[] = [];
+  try {
+    for (const scenario of opts.scenarios) {
+      for (let round = 1; round <= opts.rounds; round++) {
+        for (const variant of opts.variants) {
+          const run = await measure(scenario, variant, round, opts, upstreamUrl);
+          console.log(
+            `${scenario} ${variant.name} round ${round}/${opts.rounds}: ` +
+              `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms`,
+          );
+          runs.push(run);
+        }
+      }
+    }
+  } finally {
+    await stopProcess(upstream.child);
+  }
+
+  const summary = summarize(runs, opts);
+  console.log();
+  printTable(summary);
+
+  const resultsDir = new URL('../results/', import.meta.url);
+  mkdirSync(resultsDir, { recursive: true });
+  const file = new URL(`overhead-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, resultsDir);
+  const environment = {
+    node: process.version,
+    cpu: os.cpus()[0]?.model,
+    cpus: os.cpus().length,
+    platform: `${os.platform()} ${os.release()}`,
+  };
+  writeFileSync(file, JSON.stringify({ options: opts, environment, summary, runs }, null, 2) + '\n');
+  console.log(`\nresults: ${fileURLToPath(file)}`);
+}
+
+await main();

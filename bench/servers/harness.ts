@@ -1,0 +1,42 @@
+// What every benchmarked server shares: it listens on 127.0.0.1, tells the driver its port over
+// IPC, and measures its own CPU time per request between the driver's 'start' and 'stop'.
+// Knows nothing of any agent: the variant under test is chosen by how node is started.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type ServerMessage =
+  | { type: 'listening'; port: number }
+  | { type: 'usage'; cpuUs: number; requests: number };
+
+function send(message: ServerMessage): void {
+  process.send?.(message);
+}
+
+export function serve(handler: http.RequestListener): void {
+  let requests = 0;
+  let cpuAtStart = process.cpuUsage();
+  const server = http.createServer((req, res) => {
+    requests++;
+    handler(req, res);
+  });
+
+  process.on('message', (message) => {
+    if (message === 'start') {
+      requests = 0;
+      cpuAtStart = process.cpuUsage();
+    } else if (message === 'stop') {
+      const { user, system } = process.cpuUsage(cpuAtStart);
+      send({ type: 'usage', cpuUs: user + system, requests });
+    }
+  });
+
+  server.listen(0, '127.0.0.1', () => {
+    send({ type: 'listening', port: (server.address() as AddressInfo).port });
+  });
+}
+
+/** Keeps the CPU busy for `ms` milliseconds. */
+export function burn(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}

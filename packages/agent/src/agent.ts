@@ -1,0 +1,63 @@
+/**
+ * The agent: starts once per process, installs the instrumentation, and is the one object the
+ * public API talks to. With LOOPSCOPE_ENABLED=false nothing is installed and every API call is a
+ * pass-through.
+ */
+import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
+import { instrumentFetch } from './instrument/fetch.js';
+import { instrumentHttpClient } from './instrument/http-client.js';
+import { instrumentHttpServer } from './instrument/http-server.js';
+import { instrumentTimers } from './instrument/timers.js';
+import { hookErrors, startTiming, stopTiming } from './timing.js';
+import { Tracker } from './tracker.js';
+
+export interface Agent {
+  readonly config: AgentConfig;
+  readonly tracker: Tracker;
+  /** Exceptions caught inside the agent (never passed to the app). */
+  errors(): number;
+  stop(): void;
+}
+
+let agent: Agent | undefined;
+let disabledConfig: AgentConfig | undefined;
+
+/** Starts the agent (idempotent: a second call returns the running agent). Undefined when disabled. */
+export function start(options: AgentOptions = {}): Agent | undefined {
+  if (agent !== undefined) return agent;
+  const config = readConfig(options);
+  if (!config.enabled) {
+    disabledConfig = config;
+    return undefined;
+  }
+  let caught = 0;
+  const onError = (): void => {
+    caught++;
+  };
+  const tracker = new Tracker(config);
+  const undo: Array<() => void> = [];
+  startTiming();
+  tracker.start();
+  undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError));
+  agent = {
+    config,
+    tracker,
+    errors: () => caught + hookErrors,
+    stop() {
+      tracker.closeAll();
+      tracker.stop();
+      for (const u of undo.reverse()) u();
+      stopTiming();
+      agent = undefined;
+    },
+  };
+  return agent;
+}
+
+export function running(): Agent | undefined {
+  return agent;
+}
+
+export function isDisabled(): boolean {
+  return disabledConfig !== undefined && agent === undefined;
+}

@@ -1,0 +1,56 @@
+/**
+ * Agent configuration: environment first (GUIDE 3.1), code second (`start(options)`).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface AgentConfig {
+  service: string;
+  collector: string;
+  token: string | undefined;
+  enabled: boolean;
+  flushMs: number;
+  longTaskMs: number;
+  /** A transaction whose response has finished but whose pending work has not is closed after this long and flagged `truncated`. */
+  maxLingerMs: number;
+  /** Segments kept per transaction; the rest are counted in `droppedSegments` (their time still counts). */
+  maxSegments: number;
+  /** Open transactions kept; beyond it new requests are not traced (counted, never failed). */
+  maxOpenTransactions: number;
+}
+
+export type AgentOptions = Partial<AgentConfig>;
+
+function packageName(): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { name?: unknown };
+    return typeof pkg.name === 'string' && pkg.name.length > 0 ? pkg.name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) {
+    process.emitWarning(`loopscope: ignoring ${name}=${JSON.stringify(raw)}: expected a positive number; using ${fallback}`);
+    return fallback;
+  }
+  return n;
+}
+
+export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const enabledRaw = env.LOOPSCOPE_ENABLED?.trim().toLowerCase();
+  return {
+    service: options.service ?? (env.LOOPSCOPE_SERVICE || env.OTEL_SERVICE_NAME || packageName() || 'unknown-service'),
+    collector: options.collector ?? (env.LOOPSCOPE_COLLECTOR || 'http://127.0.0.1:4400'),
+    token: options.token ?? (env.LOOPSCOPE_TOKEN || undefined),
+    enabled: options.enabled ?? !(enabledRaw === 'false' || enabledRaw === '0' || enabledRaw === 'no' || enabledRaw === 'off'),
+    flushMs: options.flushMs ?? positive('LOOPSCOPE_FLUSH_MS', env.LOOPSCOPE_FLUSH_MS, 1000),
+    longTaskMs: options.longTaskMs ?? positive('LOOPSCOPE_LONG_TASK_MS', env.LOOPSCOPE_LONG_TASK_MS, 50),
+    maxLingerMs: options.maxLingerMs ?? positive('LOOPSCOPE_MAX_LINGER_MS', env.LOOPSCOPE_MAX_LINGER_MS, 30_000),
+    maxSegments: options.maxSegments ?? 1000,
+    maxOpenTransactions: options.maxOpenTransactions ?? 10_000,
+  };
+}

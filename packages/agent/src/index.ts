@@ -1,0 +1,144 @@
+/**
+ * The loopscope agent API (GUIDE 3.4): the "bake it in" strategy. Zero-code use is
+ * `node --import loopscope/register app.js`; these functions add what the agent cannot see by itself.
+ * Every function is safe to call with the agent disabled (it then only runs the code it was given).
+ */
+import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
+import { running, start, type Agent } from './agent.js';
+import type { AgentOptions } from './config.js';
+import { storage } from './context.js';
+import { enter, leave } from './timing.js';
+import type { TransactionListener } from './tracker.js';
+
+export type { SegmentKind, SegmentRecord, TransactionRecord, ExternalByKind } from '@loopscope/protocol';
+export type { AgentOptions, AgentConfig } from './config.js';
+export type { TransactionListener } from './tracker.js';
+export { start };
+
+function agent(): Agent | undefined {
+  return running() ?? start();
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** Runs `fn` (sync or async) as a transaction of its own — a background job, a queue message, a script. */
+export function transaction<T>(name: string, fn: () => T): T {
+  const tx = agent()?.tracker.begin(name, false);
+  if (tx === undefined) return fn();
+  const prev = enter(tx);
+  let result: T;
+  try {
+    result = storage.run(tx, fn);
+  } catch (error) {
+    tx.setError(error);
+    tx.finishResponse();
+    throw error;
+  } finally {
+    leave(prev);
+  }
+  if (isThenable(result)) {
+    tx.hold();
+    result.then(
+      () => {
+        tx.finishResponse();
+        tx.release();
+      },
+      (error: unknown) => {
+        tx.setError(error);
+        tx.finishResponse();
+        tx.release();
+      },
+    );
+  } else tx.finishResponse();
+  return result;
+}
+
+/** Times `fn` (sync or async) as a segment of the current transaction; `kind` says what it waits on. */
+export function segment<T>(name: string, kind: SegmentKind, fn: () => T): T {
+  const scope = agent() === undefined ? undefined : storage.getStore();
+  if (scope === undefined || !scope.tx.open) return fn();
+  const seg = scope.tx.startSegment(name, kind, scope.segment);
+  let result: T;
+  try {
+    result = storage.run(seg, fn);
+  } catch (error) {
+    seg.finish(error);
+    throw error;
+  }
+  if (isThenable(result)) result.then(() => seg.finish(), (error: unknown) => seg.finish(error));
+  else seg.finish();
+  return result;
+}
+
+/**
+ * Binds a callback to the current transaction, for callback-style APIs the agent does not know
+ * (the talk's `feed_puppy(callback=...)`). The transaction is not done while the callback is pending.
+ */
+export function wrap<F extends (...args: any[]) => any>(fn: F): F {
+  const scope = agent() === undefined ? undefined : storage.getStore();
+  if (scope === undefined || typeof fn !== 'function' || !scope.tx.open) return fn;
+  const tx = scope.tx;
+  tx.hold();
+  let pending = true;
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    const prev = enter(tx);
+    try {
+      return storage.run(scope, Reflect.apply, fn, this, args);
+    } finally {
+      leave(prev);
+      if (pending) {
+        pending = false;
+        tx.release();
+      }
+    }
+  };
+  Object.defineProperty(wrapped, 'name', { value: fn.name });
+  return wrapped as F;
+}
+
+/** The transaction the calling code runs in. */
+export interface CurrentTransaction {
+  readonly traceId: string;
+  readonly endpoint: string;
+  /** Renames the transaction (for example with a route template the agent does not know). */
+  setName(name: string): void;
+  /** Records an error on the transaction (it counts as an error even with a 2xx response). */
+  noticeError(error: unknown): void;
+}
+
+export function current(): CurrentTransaction | undefined {
+  const tx = running() === undefined ? undefined : storage.getStore()?.tx;
+  if (tx === undefined) return undefined;
+  return {
+    traceId: tx.traceId,
+    get endpoint() {
+      return tx.endpoint;
+    },
+    setName(name: string) {
+      if (typeof name === 'string' && name.length > 0) tx.endpoint = name.slice(0, 512);
+    },
+    noticeError(error: unknown) {
+      tx.setError(error);
+    },
+  };
+}
+
+/** Each finished transaction, in process. Returns the function that unsubscribes. */
+export function onTransactionEnd(listener: (record: TransactionRecord) => void): () => void {
+  const a = agent();
+  if (a === undefined) return () => {};
+  return a.tracker.onEnd(listener as TransactionListener);
+}
+
+/** Delivers every transaction that is done now. */
+export async function flush(): Promise<void> {
+  running()?.tracker.flush();
+}
+
+/** Closes open transactions (flagged truncated if they still had work), delivers them, and uninstalls. */
+export async function shutdown(): Promise<void> {
+  running()?.stop();
+}
+

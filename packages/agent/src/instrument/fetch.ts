@@ -1,0 +1,101 @@
+/**
+ * Global fetch (undici) as segments of kind `http`. The call is wrapped so that the segment starts
+ * in the caller's context and a rejected fetch ends it; undici's own channels say when the body
+ * has arrived (`undici:request:trailers`) or failed (`undici:request:error`).
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { storage } from '../context.js';
+import { Segment } from '../transaction.js';
+import { httpSegmentName } from './http-client.js';
+
+const SEG = Symbol('loopscope.segment');
+
+interface UndiciRequest {
+  [SEG]?: Segment;
+  statusCode?: number;
+}
+
+function describeTarget(input: unknown, init: unknown): { method: string; origin: string; path: string } {
+  let url: URL | undefined;
+  let method = (init as { method?: string } | undefined)?.method;
+  if (typeof input === 'string') url = new URL(input);
+  else if (input instanceof URL) url = input;
+  else if (input !== null && typeof input === 'object' && 'url' in input) {
+    url = new URL(String((input as { url: unknown }).url));
+    method ??= (input as { method?: string }).method;
+  }
+  return { method: (method ?? 'GET').toUpperCase(), origin: url?.host ?? 'unknown', path: url?.pathname ?? '/' };
+}
+
+/** A promise that notes when someone waits for it. */
+class ObservedPromise<T> extends Promise<T> {
+  segment: Segment | undefined;
+  static override get [Symbol.species]() {
+    return Promise;
+  }
+  override then<A = T, B = never>(onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    if (this.segment !== undefined) this.segment.awaited = true;
+    return super.then(onFulfilled, onRejected);
+  }
+}
+
+export function instrumentFetch(onError: () => void): () => void {
+  const original = globalThis.fetch;
+  if (typeof original !== 'function') return () => {};
+
+  globalThis.fetch = function fetch(input: Parameters<typeof original>[0], init?: Parameters<typeof original>[1]): Promise<Response> {
+    let seg: Segment | undefined;
+    try {
+      const scope = storage.getStore();
+      if (scope !== undefined && scope.tx.open) {
+        const { method, origin, path } = describeTarget(input, init);
+        seg = scope.tx.startSegment(httpSegmentName(method, origin, path), 'http', scope.segment);
+      }
+    } catch {
+      onError();
+    }
+    if (seg === undefined) return original(input, init);
+    const segment = seg;
+    // on the critical path only if the caller waits for it: awaiting a promise that is not a plain
+    // Promise calls its `then`, and so do Promise.all and friends
+    segment.awaited = false;
+    const pending = storage.run(segment, original, input, init);
+    const observed = new ObservedPromise<Response>((resolve, reject) => pending.then(resolve, reject));
+    observed.segment = segment;
+    pending.then(
+      (res) => {
+        if (res.status >= 500) segment.error ??= `HTTP ${res.status}`;
+        // a body-less response has no trailers event
+        if (res.body === null) segment.finish();
+      },
+      (error: unknown) => segment.finish(error),
+    );
+    return observed;
+  } as typeof fetch;
+
+  const link = (message: unknown): void => {
+    try {
+      const scope = storage.getStore();
+      if (scope instanceof Segment && scope.end < 0) (message as { request: UndiciRequest }).request[SEG] = scope;
+    } catch {
+      onError();
+    }
+  };
+  const done = (message: unknown): void => {
+    try {
+      const { request, error } = message as { request: UndiciRequest; error?: unknown };
+      request[SEG]?.finish(error);
+    } catch {
+      onError();
+    }
+  };
+  subscribe('undici:request:create', link);
+  subscribe('undici:request:trailers', done);
+  subscribe('undici:request:error', done);
+  return () => {
+    globalThis.fetch = original;
+    unsubscribe('undici:request:create', link);
+    unsubscribe('undici:request:trailers', done);
+    unsubscribe('undici:request:error', done);
+  };
+}

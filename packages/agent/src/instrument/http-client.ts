@@ -1,0 +1,61 @@
+/**
+ * Outbound node:http / node:https requests as segments of kind `http`, from Node's own
+ * diagnostics channels: `http.client.request.start` (in the caller's context), the response's
+ * `end` (the body is in: the wait is over), `http.client.request.error`, or `close` for anything else.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { normalizePath } from '@loopscope/protocol';
+import { storage } from '../context.js';
+import type { Segment } from '../transaction.js';
+
+const SEG = Symbol('loopscope.segment');
+
+interface TracedRequest extends ClientRequest {
+  [SEG]?: Segment;
+}
+
+export function httpSegmentName(method: string, origin: string, path: string): string {
+  return `${method} ${origin}${normalizePath(path)}`;
+}
+
+export function instrumentHttpClient(onError: () => void): () => void {
+  const guard =
+    <M>(fn: (message: M) => void) =>
+    (message: unknown): void => {
+      try {
+        fn(message as M);
+      } catch {
+        onError();
+      }
+    };
+
+  const onStart = guard<{ request: TracedRequest }>(({ request }) => {
+    const scope = storage.getStore();
+    if (scope === undefined || !scope.tx.open) return;
+    const host = request.getHeader('host') ?? request.host ?? 'localhost';
+    const seg = scope.tx.startSegment(httpSegmentName(request.method, String(host), request.path), 'http', scope.segment);
+    request[SEG] = seg;
+    request.once('close', () => seg.finish(seg.end < 0 && !(request as { res?: IncomingMessage }).res?.complete ? 'request closed before the response ended' : undefined));
+  });
+  const onResponse = guard<{ request: TracedRequest; response: IncomingMessage }>(({ request, response }) => {
+    const seg = request[SEG];
+    if (seg === undefined) return;
+    // nobody listening for the response: Node discards it, the caller never waited for it
+    if (request.listenerCount('response') === 0) seg.awaited = false;
+    const status = response.statusCode ?? 0;
+    response.prependOnceListener('end', () => seg.finish(status >= 500 ? `HTTP ${status}` : undefined));
+  });
+  const onRequestError = guard<{ request: TracedRequest; error: unknown }>(({ request, error }) => {
+    request[SEG]?.finish(error);
+  });
+
+  subscribe('http.client.request.start', onStart);
+  subscribe('http.client.response.finish', onResponse);
+  subscribe('http.client.request.error', onRequestError);
+  return () => {
+    unsubscribe('http.client.request.start', onStart);
+    unsubscribe('http.client.response.finish', onResponse);
+    unsubscribe('http.client.request.error', onRequestError);
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * A transaction for every request of every node:http and node:https server, so any framework on
+ * top is covered. The handler runs inside the transaction's context; the response's end comes
+ * from Node's own `http.server.response.finish` channel (no listener per request).
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import http from 'node:http';
+import https from 'node:https';
+import { endpointName } from '@loopscope/protocol';
+import { storage } from '../context.js';
+import { enter, leave, now } from '../timing.js';
+import type { Tracker } from '../tracker.js';
+import type { Transaction } from '../transaction.js';
+
+const TX = Symbol('loopscope.transaction');
+
+interface TracedResponse extends http.ServerResponse {
+  [TX]?: Transaction;
+}
+
+type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
+
+export function instrumentHttpServer(tracker: Tracker, onError: () => void): () => void {
+  const restore: Array<() => void> = [];
+  for (const proto of [http.Server.prototype, https.Server.prototype] as Array<{ emit: Emit }>) {
+    const original = proto.emit;
+    proto.emit = function emit(this: unknown, event: string | symbol, req?: unknown, res?: unknown): boolean {
+      if (event !== 'request') return Reflect.apply(original, this, arguments) as boolean;
+      let tx: Transaction | undefined;
+      let prev: Transaction | null = null;
+      try {
+        const request = req as http.IncomingMessage;
+        tx = tracker.begin(endpointName(request.method ?? 'GET', request.url ?? '/'), true);
+        if (tx !== undefined) {
+          (res as TracedResponse)[TX] = tx;
+          tx.response = res as http.ServerResponse;
+          prev = enter(tx, true);
+        }
+      } catch {
+        onError();
+      }
+      if (tx === undefined) return Reflect.apply(original, this, arguments) as boolean;
+      try {
+        return storage.run(tx, Reflect.apply, original, this, arguments) as boolean;
+      } catch (error) {
+        tx.setError(error);
+        throw error;
+      } finally {
+        leave(prev);
+      }
+    };
+    restore.push(() => {
+      proto.emit = original;
+    });
+  }
+
+  // `finish` is emitted only after the slice that called end() is over; when end() handed every
+  // byte to the kernel at once, that moment is when the response was finished for the client
+  const responseProto = http.ServerResponse.prototype as unknown as { end: (...args: unknown[]) => unknown };
+  const originalEnd = responseProto.end;
+  responseProto.end = function end(this: TracedResponse): unknown {
+    const result = Reflect.apply(originalEnd, this, arguments);
+    try {
+      const tx = this[TX];
+      if (tx !== undefined && tx.responseEnd < 0 && tx.responseSent < 0 && this.writableEnded) {
+        const socket = this.socket;
+        if (socket === null || socket.writableLength === 0) tx.responseSent = now();
+      }
+    } catch {
+      onError();
+    }
+    return result;
+  };
+  restore.push(() => {
+    responseProto.end = originalEnd;
+  });
+
+  const onFinish = (message: unknown): void => {
+    try {
+      const res = (message as { response: TracedResponse }).response;
+      const tx = res[TX];
+      if (tx !== undefined) tx.finishResponse(res.statusCode);
+    } catch {
+      onError();
+    }
+  };
+  subscribe('http.server.response.finish', onFinish);
+  restore.push(() => unsubscribe('http.server.response.finish', onFinish));
+  return () => {
+    for (const undo of restore) undo();
+  };
+}

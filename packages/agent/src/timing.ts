@@ -1,0 +1,240 @@
+/**
+ * The one place where loopscope's numbers are defined (docs/metrics.md explains them in prose).
+ *
+ * - response: request seen → response finished.
+ * - duration: request seen → end of the last slice, segment or response of the transaction.
+ * - cpu: the sum of the synchronous slices that ran on the event loop in the transaction's context.
+ * - external: the union of the intervals of its segments (and per kind).
+ * - blocking: time it was ready to run while the loop ran something else.
+ *
+ * Slices are found with one async_hooks `before` callback and no `after`: a slice of transaction T
+ * runs from the moment T's code starts until the loop starts running something that is not T, or
+ * goes idle. The hook only compares the current transaction with the previous one and reads libuv's
+ * idle-time counter; the clock is read only when the owner changes or the loop has polled since
+ * the last callback. Idle time is taken out with libuv's own idle counter, so waiting in epoll never
+ * counts as cpu.
+ */
+import { createHook, executionAsyncResource } from 'node:async_hooks';
+import { performance } from 'node:perf_hooks';
+import { criticalPath, type ExternalByKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
+import { storage } from './context.js';
+import type { Segment, Transaction } from './transaction.js';
+
+export const now: () => number = performance.now.bind(performance);
+const nodeTiming = performance.nodeTiming;
+
+/** A poll that waited at least this long (ms) was idle: the I/O it returned arrived at its end. */
+const REAL_WAIT_MS = 0.05;
+
+// ---- the loop as the agent sees it -------------------------------------------------------------
+
+/** The transaction whose slice is running (null: none, or agent/startup code). */
+let owner: Transaction | null = null;
+/** When the running slice started. */
+let sliceStart = now();
+/** libuv's cumulative idle time (ms) when the running slice started. */
+let idleAtSliceStart = nodeTiming.idleTime;
+/** When the loop came back from its latest poll, and from the one before. */
+let pollEnd = sliceStart;
+let previousPollEnd = sliceStart;
+/** Whether the latest poll really waited (then its I/O arrived at its end). */
+let pollWaited = true;
+
+/** The earliest time the work about to run could have run, for a callback of `tx`. */
+function readySince(resource: unknown, tx: Transaction): number {
+  // promise reactions run as soon as the callback that settled them returns
+  if (resource instanceof Promise) return Infinity;
+  const r = resource as { _onTimeout?: unknown; _idleStart?: number; _idleTimeout?: number; _onImmediate?: unknown; callback?: unknown };
+  if (typeof r._onTimeout === 'function' && typeof r._idleStart === 'number' && typeof r._idleTimeout === 'number') {
+    // a timer is ready at its due time: exact to libuv's millisecond clock; when the loop was
+    // waiting for it, it ran on time
+    const due = r._idleStart + r._idleTimeout + uvToPerf;
+    return pollWaited ? Math.max(due, pollEnd) : due;
+  }
+  // an immediate was queued by a slice of the transaction and waits for the poll phase to pass
+  if (typeof r._onImmediate === 'function') return tx.lastSliceEnd;
+  // process.nextTick callbacks run as soon as the current callback returns: nothing can delay them
+  if (typeof r.callback === 'function') return Infinity;
+  // I/O: its completion is known only to have happened between two polls
+  return ioReadySince();
+}
+
+/** When the I/O being delivered now became ready, at the earliest (see docs/metrics.md). */
+function ioReadySince(): number {
+  return pollWaited ? pollEnd : previousPollEnd;
+}
+
+/** Offset from libuv's timer clock (ms since the loop started) to performance.now(). */
+let uvToPerf = 0;
+function calibrateTimerClock(): void {
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t = setTimeout(() => {}, 1e6) as unknown as { _idleStart: number };
+    const off = now() - t._idleStart;
+    clearTimeout(t as unknown as NodeJS.Timeout);
+    if (off < best) best = off;
+  }
+  // _idleStart is libuv's clock floored to the millisecond: the true offset is half a ms less on average
+  uvToPerf = best - 0.5;
+}
+
+/** The owner of the loop changes (or the loop has polled): close the running slice, open the next. */
+function switchTo(tx: Transaction | null, idle: number, resource: unknown): void {
+  const t = now();
+  const idled = idle - idleAtSliceStart;
+  if (idled > 0) {
+    previousPollEnd = pollEnd;
+    pollEnd = t;
+    pollWaited = idled >= REAL_WAIT_MS;
+  }
+  const prev = owner;
+  if (prev !== null) {
+    const busy = t - sliceStart - idled;
+    if (busy > 0) prev.cpu += busy;
+    const end = sliceStart + (busy > 0 ? busy : 0);
+    prev.lastSliceEnd = end;
+    if (prev.blockedUntil < end) prev.blockedUntil = end;
+  }
+  if (tx !== null && resource !== null && tx.open) addBlocking(tx, readySince(resource, tx), t);
+  owner = tx;
+  sliceStart = t;
+  idleAtSliceStart = idle;
+}
+
+function addBlocking(tx: Transaction, ready: number, t: number): void {
+  const from = ready > tx.blockedUntil ? ready : tx.blockedUntil;
+  if (t > from) tx.blocking += t - from;
+  tx.blockedUntil = t;
+}
+
+/** Exceptions inside the hook would kill the process: they are counted instead. */
+export let hookErrors = 0;
+
+const hook = createHook({
+  before() {
+    try {
+      const idle = nodeTiming.idleTime;
+      const scope = storage.getStore();
+      const tx = scope === undefined ? null : scope.tx;
+      if (tx !== owner || idle !== idleAtSliceStart) switchTo(tx, idle, executionAsyncResource());
+    } catch {
+      hookErrors++;
+    }
+  },
+});
+
+export function startTiming(): void {
+  calibrateTimerClock();
+  sliceStart = pollEnd = previousPollEnd = now();
+  idleAtSliceStart = nodeTiming.idleTime;
+  hook.enable();
+}
+
+export function stopTiming(): void {
+  hook.disable();
+  owner = null;
+}
+
+/**
+ * `tx` runs from now inside the current callback (a request arriving, `transaction(fn)`, a wrapped
+ * callback called from elsewhere); what ran of the callback before belongs to the previous owner,
+ * which is returned for `leave`. A request is I/O: the wait before its first slice is blocking.
+ */
+export function enter(tx: Transaction, startsWithIo = false): Transaction | null {
+  const prev = owner;
+  switchTo(tx, nodeTiming.idleTime, null);
+  if (startsWithIo) {
+    const ready = ioReadySince();
+    if (ready < tx.start) tx.blocking += tx.start - ready;
+  }
+  return prev;
+}
+
+/** The synchronous part started by `enter` is over; `prev` owns the loop again. */
+export function leave(prev: Transaction | null): void {
+  if (owner !== prev) switchTo(prev, nodeTiming.idleTime, null);
+}
+
+/** The slice running now, closed as of now: for a transaction ending inside its own slice. */
+export function settleRunningSlice(tx: Transaction): void {
+  if (owner === tx) switchTo(tx, nodeTiming.idleTime, null);
+}
+
+// ---- from raw observations to the record ----------------------------------------------------------
+
+/** Total length of the union of [start, end) intervals; sorts `spans` in place. */
+function unionLength(spans: Array<[number, number]>): number {
+  spans.sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let curStart = -Infinity;
+  let curEnd = -Infinity;
+  for (const [s, e] of spans) {
+    if (s > curEnd) {
+      if (curEnd > curStart) total += curEnd - curStart;
+      curStart = s;
+      curEnd = e;
+    } else if (e > curEnd) curEnd = e;
+  }
+  if (curEnd > curStart) total += curEnd - curStart;
+  return total;
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+/** The finished transaction as the rest of loopscope sees it. `end` is when its last work ended. */
+export function buildRecord(tx: Transaction, service: string, end: number): TransactionRecord {
+  const all: Array<[number, number]> = [];
+  const byKind = new Map<string, Array<[number, number]>>();
+  const segments: SegmentRecord[] = [];
+  for (const seg of tx.segments) {
+    const segEnd = seg.end >= 0 ? seg.end : end;
+    if (seg.external) {
+      all.push([seg.start, segEnd]);
+      let list = byKind.get(seg.kind);
+      if (list === undefined) byKind.set(seg.kind, (list = []));
+      list.push([seg.start, segEnd]);
+    }
+    segments.push(segmentRecord(seg, tx.start, segEnd));
+  }
+  const externalByKind: ExternalByKind = {};
+  for (const [kind, spans] of byKind) externalByKind[kind as keyof ExternalByKind] = round(unionLength(spans));
+  const responseEnd = tx.responseEnd >= 0 ? tx.responseEnd : end;
+  const pathEnd = (tx.isHttp ? responseEnd : end) - tx.start;
+  const path = criticalPath(segments.map((s, i) => ({ id: s.id, parentId: s.parentId, start: s.start, end: s.end, awaited: tx.segments[i]!.awaited })), pathEnd);
+  const onPath = new Set(path);
+  for (const s of segments) s.onCriticalPath = onPath.has(s.id);
+  return {
+    traceId: tx.traceId,
+    service,
+    endpoint: tx.endpoint,
+    start: tx.startEpoch,
+    status: tx.status,
+    error: tx.error,
+    ...(tx.errorMessage !== undefined ? { errorMessage: tx.errorMessage } : {}),
+    response: round(responseEnd - tx.start),
+    duration: round(end - tx.start),
+    cpu: round(tx.cpu),
+    external: round(unionLength(all)),
+    externalByKind,
+    blocking: round(tx.blocking),
+    segments,
+    criticalPath: path,
+    truncated: tx.truncated,
+    droppedSegments: tx.droppedSegments,
+  };
+}
+
+function segmentRecord(seg: Segment, txStart: number, end: number): SegmentRecord {
+  const rec: SegmentRecord = {
+    id: seg.id,
+    parentId: seg.parentId,
+    name: seg.name,
+    kind: seg.kind,
+    start: round(seg.start - txStart),
+    end: round(end - txStart),
+    onCriticalPath: false,
+  };
+  if (seg.error !== undefined) rec.error = seg.error;
+  if (seg.end < 0) rec.unfinished = true;
+  return rec;
+}

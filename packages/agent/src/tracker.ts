@@ -1,0 +1,142 @@
+/**
+ * Transactions from start to delivery: which are open, when one is done (response finished and its
+ * tracked work over, see Transaction.isDone), the linger limit, and `onTransactionEnd` listeners.
+ */
+import type { TransactionRecord } from '@loopscope/protocol';
+import { outside } from './context.js';
+import { buildRecord, now, settleRunningSlice } from './timing.js';
+import { Transaction, type TransactionOwner } from './transaction.js';
+
+export type TransactionListener = (record: TransactionRecord) => void;
+
+const realSetTimeout = globalThis.setTimeout;
+const realSetInterval = globalThis.setInterval;
+
+export class Tracker implements TransactionOwner {
+  readonly maxSegments: number;
+  private readonly open = new Set<Transaction>();
+  /** Done but maybe still inside their last slice: delivered when that slice ends. */
+  private readonly finishing = new Set<Transaction>();
+  private readonly listeners: TransactionListener[] = [];
+  private readonly service: string;
+  private readonly maxLingerMs: number;
+  private readonly maxOpen: number;
+  /** One timer, re-armed: delivers finished transactions once their last slice is over. */
+  private kick: NodeJS.Timeout | null = null;
+  private kickArmed = false;
+  private sweeper: NodeJS.Timeout | null = null;
+  /** Requests not traced because maxOpenTransactions were already open. */
+  notTraced = 0;
+  /** Exceptions thrown by onTransactionEnd listeners (kept from the app). */
+  listenerErrors = 0;
+
+  constructor(opts: { service: string; maxLingerMs: number; maxSegments: number; maxOpenTransactions: number }) {
+    this.service = opts.service;
+    this.maxLingerMs = opts.maxLingerMs;
+    this.maxSegments = opts.maxSegments;
+    this.maxOpen = opts.maxOpenTransactions;
+  }
+
+  start(): void {
+    this.sweeper = outside(() => realSetInterval(() => this.sweep(), 1000));
+    this.sweeper.unref();
+    this.kick = outside(() => realSetTimeout(() => this.onKick(), 0));
+    this.kick.unref();
+    this.kickArmed = true;
+  }
+
+  stop(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    if (this.kick !== null) clearTimeout(this.kick);
+    this.sweeper = this.kick = null;
+    this.kickArmed = false;
+  }
+
+  /** A new transaction, or undefined when too many are open (the request runs untraced). */
+  begin(endpoint: string, isHttp: boolean): Transaction | undefined {
+    if (this.open.size >= this.maxOpen) {
+      this.notTraced++;
+      return undefined;
+    }
+    const tx = new Transaction(this, endpoint, isHttp);
+    this.open.add(tx);
+    return tx;
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  maybeDone(tx: Transaction): void {
+    if (!tx.open || tx.responseEnd < 0) return;
+    // delivered from a timer of the agent's own: by then the slice that finished it is over, and
+    // listeners never run inside the app's callbacks or the async hook
+    this.finishing.add(tx);
+    if (!this.kickArmed && this.kick !== null) {
+      this.kickArmed = true;
+      this.kick.refresh();
+    }
+  }
+
+  /** Delivers every transaction that is done now. */
+  flush(): void {
+    this.onKick();
+  }
+
+  private onKick(): void {
+    this.kickArmed = false;
+    for (const tx of this.finishing) this.deliver(tx);
+  }
+
+  /** Closes the transaction and hands the record to the listeners. */
+  private deliver(tx: Transaction, truncated = false): void {
+    this.finishing.delete(tx);
+    if (!tx.open) return;
+    if (!truncated && !tx.isDone()) return; // new work appeared since
+    settleRunningSlice(tx);
+    tx.open = false;
+    tx.truncated = truncated;
+    this.open.delete(tx);
+    let end = tx.lastSliceEnd;
+    if (tx.responseEnd > end) end = tx.responseEnd;
+    for (const seg of tx.segments) if (seg.end > end) end = seg.end;
+    if (truncated) end = now();
+    const record = buildRecord(tx, this.service, end);
+    for (const listener of this.listeners) {
+      try {
+        listener(record);
+      } catch {
+        this.listenerErrors++;
+      }
+    }
+  }
+
+  /** Linger limit, aborted requests, timers that were cleared: checked once a second. */
+  private sweep(): void {
+    const t = now();
+    for (const tx of this.open) {
+      const res = tx.response;
+      if (tx.responseEnd < 0 && res !== undefined && res.destroyed && !res.writableFinished) {
+        // the client went away before the response was finished
+        tx.setError(new Error('client closed the connection before the response was finished'));
+        tx.finishResponse(res.statusCode);
+      }
+      if (tx.isDone()) this.deliver(tx);
+      else if (tx.responseEnd >= 0 && t - tx.responseEnd > this.maxLingerMs) this.deliver(tx, true);
+      else if (tx.responseEnd < 0 && t - tx.start > this.maxLingerMs * 10) this.deliver(tx, true);
+    }
+  }
+
+  onEnd(listener: TransactionListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i !== -1) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** Ends every open transaction now (shutdown). */
+  closeAll(): void {
+    for (const tx of this.open) this.deliver(tx, !tx.isDone());
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * A transaction and its segments: the raw observations (timestamps from `now()`), and what keeps
+ * a transaction open (its done condition). The numbers are derived from them in timing.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { EXTERNAL_KINDS, type SegmentKind } from '@loopscope/protocol';
+import type { Scope } from './context.js';
+import { now } from './timing.js';
+
+const tracePrefix = randomBytes(8).toString('hex');
+let traceCounter = 0;
+function nextTraceId(): string {
+  traceCounter = (traceCounter + 1) >>> 0;
+  return tracePrefix + Date.now().toString(16).padStart(12, '0').slice(-12) + traceCounter.toString(16).padStart(4, '0').slice(-4);
+}
+
+export class Segment implements Scope {
+  readonly tx: Transaction;
+  readonly id: number;
+  readonly parentId: number | null;
+  readonly name: string;
+  readonly kind: SegmentKind;
+  readonly external: boolean;
+  readonly start: number;
+  /** -1 while in flight */
+  end = -1;
+  error: string | undefined;
+  /** false for fire-and-forget work the transaction never waited for */
+  awaited = true;
+
+  constructor(tx: Transaction, id: number, parent: Segment | null, name: string, kind: SegmentKind) {
+    this.tx = tx;
+    this.id = id;
+    this.parentId = parent === null ? null : parent.id;
+    this.name = name;
+    this.kind = kind;
+    this.external = EXTERNAL_KINDS.includes(kind);
+    this.start = now();
+  }
+
+  get segment(): Segment {
+    return this;
+  }
+
+  /** Ends the segment (idempotent). */
+  finish(error?: unknown): void {
+    if (this.end >= 0) return;
+    this.end = now();
+    if (error !== undefined && error !== null) this.error = describeError(error);
+    this.tx.release();
+  }
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message ? `${error.name}: ${error.message}` : error.name;
+  return String(error);
+}
+
+/** What the tracker needs to hear from a transaction. */
+export interface TransactionOwner {
+  maybeDone(tx: Transaction): void;
+  maxSegments: number;
+}
+
+interface TimerLike {
+  _destroyed?: boolean;
+  hasRef?: () => boolean;
+}
+
+export class Transaction implements Scope {
+  readonly traceId = nextTraceId();
+  readonly start = now();
+  readonly startEpoch = Date.now();
+  readonly owner: TransactionOwner;
+  readonly isHttp: boolean;
+  endpoint: string;
+  status = 0;
+  error = false;
+  errorMessage: string | undefined;
+  open = true;
+  truncated = false;
+
+  /** The server response of an HTTP transaction (to notice a client that went away). */
+  response: { destroyed: boolean; writableFinished: boolean; statusCode: number } | undefined;
+  /** When end() handed the whole response to the kernel at once (-1: not, or not yet). */
+  responseSent = -1;
+  /** -1 until the response has finished (or, for a non-HTTP transaction, its function has). */
+  responseEnd = -1;
+  cpu = 0;
+  blocking = 0;
+  /** Blocking is counted up to here already (and the transaction's own slices up to here). */
+  blockedUntil: number;
+  lastSliceEnd: number;
+  segments: Segment[] = [];
+  droppedSegments = 0;
+  private nextSegmentId = 1;
+  /** In-flight segments, pending wrapped callbacks and awaited timers. */
+  pending = 0;
+  /** Timers and immediates created in the transaction, checked lazily for being done. */
+  timers: TimerLike[] | null = null;
+
+  constructor(owner: TransactionOwner, endpoint: string, isHttp: boolean) {
+    this.owner = owner;
+    this.endpoint = endpoint;
+    this.isHttp = isHttp;
+    this.blockedUntil = this.start;
+    this.lastSliceEnd = this.start;
+  }
+
+  get tx(): Transaction {
+    return this;
+  }
+
+  get segment(): null {
+    return null;
+  }
+
+  startSegment(name: string, kind: SegmentKind, parent: Segment | null): Segment {
+    const seg = new Segment(this, this.nextSegmentId++, parent, name, kind);
+    this.pending++;
+    if (this.segments.length < this.owner.maxSegments) this.segments.push(seg);
+    else this.droppedSegments++;
+    return seg;
+  }
+
+  /** One piece of pending work is over. */
+  release(): void {
+    if (this.pending > 0) this.pending--;
+    if (this.pending === 0 && this.open) this.owner.maybeDone(this);
+  }
+
+  hold(): void {
+    this.pending++;
+  }
+
+  trackTimer(timer: TimerLike): void {
+    if (this.timers === null) this.timers = [timer];
+    else if (this.timers.length < 1000) this.timers.push(timer);
+  }
+
+  setError(error: unknown): void {
+    this.error = true;
+    if (this.errorMessage === undefined && error !== undefined) this.errorMessage = describeError(error);
+  }
+
+  /** The response (or the function of a manual transaction) is over. */
+  finishResponse(status?: number): void {
+    if (this.responseEnd >= 0) return;
+    this.responseEnd = this.responseSent >= 0 ? this.responseSent : now();
+    if (status !== undefined) {
+      this.status = status;
+      if (status >= 500) this.error = true;
+    }
+    if (this.pending === 0) this.owner.maybeDone(this);
+  }
+
+  /** Done: response finished, nothing in flight, no live timer. */
+  isDone(): boolean {
+    if (this.responseEnd < 0 || this.pending > 0) return false;
+    const timers = this.timers;
+    if (timers !== null) {
+      for (const t of timers) if (t._destroyed !== true && (t.hasRef === undefined || t.hasRef())) return false;
+    }
+    return true;
+  }
+}

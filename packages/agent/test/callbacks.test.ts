@@ -1,0 +1,110 @@
+/**
+ * Callback-style code (the talk's `feed_puppy(callback=...)`): a library that calls back from its
+ * own context loses the request; `wrap` brings it back, and the transaction waits for the callback.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, test } from 'node:test';
+import { segment, start, wrap } from '../src/index.js';
+import { burn, get, listen, recorder } from './helpers.js';
+
+start({ service: 'callbacks' });
+const records = recorder();
+let app: string;
+
+/** A "library" that feeds puppies from its own timer, started outside any request. */
+const bowls: Array<{ due: number; callback: (grams: number) => void }> = [];
+const feeder = setInterval(() => {
+  const now = performance.now();
+  for (const bowl of bowls.splice(0)) {
+    if (bowl.due <= now) bowl.callback(100);
+    else bowls.push(bowl);
+  }
+}, 1);
+function feedPuppy(ms: number, callback: (grams: number) => void): void {
+  bowls.push({ due: performance.now() + ms, callback });
+}
+
+const server = http.createServer((req, res) => {
+  const wrapped = req.url === '/wrapped';
+  const cuddle = (): void => {
+    burn(20);
+    res.end('Pup is full!\n');
+  };
+  // the talk's handler: feed, then cuddle when the callback comes
+  feedPuppy(30, wrapped ? wrap(cuddle) : cuddle);
+});
+
+before(async () => {
+  app = await listen(server);
+  // warm up, so that compiling the handler is not counted in the figures below
+  for (let i = 0; i < 3; i++) await Promise.all([get(`${app}/wrapped`), get(`${app}/unwrapped`)]);
+  await records.drain();
+});
+after(() => {
+  clearInterval(feeder);
+  server.close();
+});
+
+test('a wrapped callback is attributed to the request: its cpu counts and the wait is in the duration', async () => {
+  await get(`${app}/wrapped`);
+  const record = await records.next('GET /wrapped');
+  assert.ok(Math.abs(record.cpu - 20) <= 2, `cpu ${record.cpu}`);
+  assert.ok(record.duration >= 50 && record.duration < 70, `duration ${record.duration}`);
+});
+
+test('the same callback unwrapped runs outside the request: its cpu is not counted (what wrap fixes)', async () => {
+  await get(`${app}/unwrapped`);
+  const record = await records.next('GET /unwrapped');
+  assert.ok(record.cpu < 5, `cpu ${record.cpu}`);
+});
+
+test('a transaction is not done while a wrapped callback is pending', async () => {
+  const { transaction } = await import('../src/index.js');
+  let pendingCallback: (() => void) | undefined;
+  const t0 = performance.now();
+  transaction('job with callback', () => {
+    pendingCallback = wrap(() => burn(5));
+  });
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(records.all.filter((r) => r.endpoint === 'job with callback').length, 0, 'delivered before the callback ran');
+  pendingCallback!();
+  const record = await records.next('job with callback');
+  assert.ok(record.duration >= 40 && record.duration <= performance.now() - t0, `duration ${record.duration}`);
+  assert.ok(Math.abs(record.cpu - 5) <= 1, `cpu ${record.cpu}`);
+  assert.equal(record.truncated, false);
+});
+
+test('manual segments: sync and async, nested, with kinds; external counts the union per kind', async () => {
+  const { transaction } = await import('../src/index.js');
+  await transaction('manual', async () => {
+    await segment('db query', 'db', async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      await segment('cache get', 'cache', () => new Promise((r) => setTimeout(r, 10)));
+    });
+    segment('parse', 'other', () => burn(3));
+  });
+  const record = await records.next('manual');
+  assert.deepEqual(record.segments.map((s) => [s.name, s.kind, s.parentId]), [
+    ['db query', 'db', null],
+    ['cache get', 'cache', 1],
+    ['parse', 'other', null],
+  ]);
+  assert.ok(Math.abs(record.externalByKind.db! - 30) <= 3, `db ${record.externalByKind.db}`);
+  assert.ok(Math.abs(record.externalByKind.cache! - 10) <= 2, `cache ${record.externalByKind.cache}`);
+  assert.ok(Math.abs(record.external - 33) <= 3, `external ${record.external}`);
+  assert.deepEqual(record.criticalPath, [1, 2, 3]);
+});
+
+test('errors: a thrown error in a transaction is recorded and still thrown to the caller', async () => {
+  const { transaction } = await import('../src/index.js');
+  await assert.rejects(
+    transaction('failing job', async () => {
+      throw new TypeError('no kibble');
+    }),
+    /no kibble/,
+  );
+  const record = await records.next('failing job');
+  assert.equal(record.error, true);
+  assert.equal(record.errorMessage, 'TypeError: no kibble');
+});

@@ -1,0 +1,3 @@
+export * from './types.js';
+export { criticalPath, type PathSegment } from './critical-path.js';
+export { normalizePath, endpointName } from './endpoint.js';

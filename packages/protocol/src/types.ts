@@ -1,0 +1,57 @@
+/**
+ * The transaction record: what the agent produces for every finished transaction, what
+ * `onTransactionEnd` delivers and what `GET /api/traces/:traceId` returns. All times are in
+ * milliseconds; `start` is a timestamp (ms since the epoch), segment `start`/`end` are offsets
+ * from the transaction start. What each number means is defined in docs/metrics.md.
+ */
+
+export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
+
+/** Kinds whose wait counts toward `external`. */
+export const EXTERNAL_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
+
+export const SEGMENT_KINDS: readonly SegmentKind[] = EXTERNAL_KINDS;
+
+export interface SegmentRecord {
+  id: number;
+  parentId: number | null;
+  name: string;
+  kind: SegmentKind;
+  /** ms from the transaction start */
+  start: number;
+  /** ms from the transaction start; for a segment still open when the transaction was closed, the close time */
+  end: number;
+  onCriticalPath: boolean;
+  /** set when the call failed (network error, 5xx from an upstream, a thrown error) */
+  error?: string;
+  /** true when the transaction was closed before this segment finished */
+  unfinished?: boolean;
+}
+
+export type ExternalByKind = Partial<Record<SegmentKind, number>>;
+
+export interface TransactionRecord {
+  traceId: string;
+  service: string;
+  endpoint: string;
+  /** ms since the epoch */
+  start: number;
+  /** HTTP status for server transactions; 0 when the transaction is not an HTTP request */
+  status: number;
+  /** true for a 5xx, a thrown error or an error recorded by hand */
+  error: boolean;
+  errorMessage?: string;
+  response: number;
+  duration: number;
+  cpu: number;
+  external: number;
+  externalByKind: ExternalByKind;
+  blocking: number;
+  segments: SegmentRecord[];
+  /** segment ids in the order they happened */
+  criticalPath: number[];
+  /** true when the transaction was closed by the linger limit with work still pending */
+  truncated: boolean;
+  /** segments dropped because the transaction exceeded the per-transaction segment limit */
+  droppedSegments: number;
+}

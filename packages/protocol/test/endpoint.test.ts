@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { endpointName, normalizePath } from '../src/index.js';
+
+test('ids, uuids, hashes, dates and tokens become placeholders', () => {
+  assert.equal(normalizePath('/users/42'), '/users/:id');
+  assert.equal(normalizePath('/users/42/orders/7?x=1#top'), '/users/:id/orders/:id');
+  assert.equal(normalizePath('/o/3fa85f64-5717-4562-b3fc-2c963f66afa6'), '/o/:uuid');
+  assert.equal(normalizePath('/blob/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b'), '/blob/:hash');
+  assert.equal(normalizePath('/report/2026-11-27'), '/report/:date');
+  assert.equal(normalizePath('/s/aZ3kLm9QxT2pR8vW'), '/s/:token');
+});
+
+test('words stay words', () => {
+  assert.equal(normalizePath('/'), '/');
+  assert.equal(normalizePath('/api/puppies/feed'), '/api/puppies/feed');
+  assert.equal(normalizePath('/chores'), '/chores');
+});
+
+test('deep and absolute-form paths stay bounded', () => {
+  assert.equal(normalizePath('/a/b/c/d/e/f/g/h/i/j/k'), '/a/b/c/d/e/f/g/h/…');
+  assert.equal(normalizePath('http://example.test/users/9'), '/users/:id');
+  assert.equal(normalizePath('/x/' + 'y'.repeat(100)), '/x/:long');
+});
+
+test('endpoint names: METHOD /path; 10 000 random ids collapse into one endpoint', () => {
+  const names = new Set<string>();
+  for (let i = 0; i < 10_000; i++) names.add(endpointName('GET', `/users/${Math.floor(Math.random() * 1e9)}/posts/${crypto.randomUUID()}`));
+  assert.deepEqual([...names], ['GET /users/:id/posts/:uuid']);
+});
+
+test('malformed percent-encoding does not throw', () => {
+  assert.equal(normalizePath('/a/%E0%A4%A'), '/a/:invalid');
+});

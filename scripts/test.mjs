@@ -1,0 +1,12 @@
+// The whole test suite: every workspace's compiled tests, one file at a time (the timing tests
+// measure the event loop and must not share the machine with each other).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+
+const workspaces = ['packages/protocol', 'packages/agent', 'examples/puppies'];
+const files = workspaces
+  .map((w) => `${w}/dist/test`)
+  .filter((dir) => existsSync(dir))
+  .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => `${dir}/${f}`));
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', ...files], { stdio: 'inherit' });
+process.exit(result.status ?? 1);
