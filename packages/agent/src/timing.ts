@@ -9,15 +9,15 @@
  *
  * Slices are found with one async_hooks `before` callback and no `after`: a slice of transaction T
  * runs from the moment T's code starts until the loop starts running something that is not T, or
- * goes idle. The hook only compares the current transaction with the previous one and reads libuv's
- * idle-time counter; the clock is read only when the owner changes or the loop has polled since
- * the last callback. Idle time is taken out with libuv's own idle counter, so waiting in epoll never
- * counts as cpu.
+ * goes idle. The hook compares the current transaction with the previous one and, before a
+ * macrotask (the only place the loop can have polled), reads libuv's idle-time counter; the clock
+ * is read only when the owner changes or the loop has polled. Idle time is taken out with libuv's
+ * own counter, so waiting in epoll never counts as cpu.
  */
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, type ExternalByKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { storage } from './context.js';
+import { storage, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -107,16 +107,30 @@ function addBlocking(tx: Transaction, ready: number, t: number): void {
   tx.blockedUntil = t;
 }
 
+/**
+ * The symbol under which Node 20's AsyncLocalStorage keeps its store on the running resource:
+ * reading it directly saves a second executionAsyncResource() per callback. Where the storage is
+ * built differently (newer Node), getStore() is used.
+ */
+const resourceStore: symbol | undefined = typeof (storage as unknown as { kResourceStore?: unknown }).kResourceStore === 'symbol' ? (storage as unknown as { kResourceStore: symbol }).kResourceStore : undefined;
+
 /** Exceptions inside the hook would kill the process: they are counted instead. */
 export let hookErrors = 0;
 
 const hook = createHook({
   before() {
     try {
-      const idle = nodeTiming.idleTime;
-      const scope = storage.getStore();
+      const resource = executionAsyncResource() as Record<symbol, Scope | undefined>;
+      const scope = resourceStore === undefined ? storage.getStore() : resource[resourceStore];
       const tx = scope === undefined ? null : scope.tx;
-      if (tx !== owner || idle !== idleAtSliceStart) switchTo(tx, idle, executionAsyncResource());
+      // promise reactions and nextTick callbacks run in the same turn as the callback before them:
+      // the loop cannot have polled in between, so libuv's idle counter need not be read
+      if (resource instanceof Promise || (resource.constructor === Object && typeof (resource as { callback?: unknown }).callback === 'function')) {
+        if (tx !== owner) switchTo(tx, idleAtSliceStart, resource);
+        return;
+      }
+      const idle = nodeTiming.idleTime;
+      if (tx !== owner || idle !== idleAtSliceStart) switchTo(tx, idle, resource);
     } catch {
       hookErrors++;
     }

@@ -40,8 +40,9 @@ export class Tracker implements TransactionOwner {
   start(): void {
     this.sweeper = outside(() => realSetInterval(() => this.sweep(), 1000));
     this.sweeper.unref();
+    // armed only while finished transactions wait for delivery, and ref'd then: a script's last
+    // transaction is delivered before the process exits
     this.kick = outside(() => realSetTimeout(() => this.onKick(), 0));
-    this.kick.unref();
     this.kickArmed = true;
   }
 
@@ -101,6 +102,7 @@ export class Tracker implements TransactionOwner {
     if (tx.responseEnd > end) end = tx.responseEnd;
     for (const seg of tx.segments) if (seg.end > end) end = seg.end;
     if (truncated) end = now();
+    if (this.listeners.length === 0) return;
     const record = buildRecord(tx, this.service, end);
     for (const listener of this.listeners) {
       try {

@@ -3,15 +3,16 @@
  * a transaction open (its done condition). The numbers are derived from them in timing.ts.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { EXTERNAL_KINDS, type SegmentKind } from '@loopscope/protocol';
 import type { Scope } from './context.js';
 import { now } from './timing.js';
 
+/** Trace ids: 16 random hex digits per process, then a counter; built only when a record is. */
 const tracePrefix = randomBytes(8).toString('hex');
 let traceCounter = 0;
-function nextTraceId(): string {
-  traceCounter = (traceCounter + 1) >>> 0;
-  return tracePrefix + Date.now().toString(16).padStart(12, '0').slice(-12) + traceCounter.toString(16).padStart(4, '0').slice(-4);
+function traceIdOf(n: number): string {
+  return tracePrefix + n.toString(16).padStart(16, '0');
 }
 
 export class Segment implements Scope {
@@ -38,9 +39,7 @@ export class Segment implements Scope {
     this.start = now();
   }
 
-  get segment(): Segment {
-    return this;
-  }
+  readonly segment: Segment = this;
 
   /** Ends the segment (idempotent). */
   finish(error?: unknown): void {
@@ -68,9 +67,8 @@ interface TimerLike {
 }
 
 export class Transaction implements Scope {
-  readonly traceId = nextTraceId();
   readonly start = now();
-  readonly startEpoch = Date.now();
+  private readonly serial = ++traceCounter;
   readonly owner: TransactionOwner;
   readonly isHttp: boolean;
   endpoint: string;
@@ -107,12 +105,16 @@ export class Transaction implements Scope {
     this.lastSliceEnd = this.start;
   }
 
-  get tx(): Transaction {
-    return this;
+  readonly tx: Transaction = this;
+  readonly segment = null;
+
+  get traceId(): string {
+    return traceIdOf(this.serial);
   }
 
-  get segment(): null {
-    return null;
+  /** ms since the epoch */
+  get startEpoch(): number {
+    return performance.timeOrigin + this.start;
   }
 
   startSegment(name: string, kind: SegmentKind, parent: Segment | null): Segment {

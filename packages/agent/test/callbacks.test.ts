@@ -47,10 +47,16 @@ after(() => {
 });
 
 test('a wrapped callback is attributed to the request: its cpu counts and the wait is in the duration', async () => {
-  await get(`${app}/wrapped`);
-  const record = await records.next('GET /wrapped');
-  assert.ok(Math.abs(record.cpu - 20) <= 2, `cpu ${record.cpu}`);
-  assert.ok(record.duration >= 50 && record.duration < 70, `duration ${record.duration}`);
+  // median of five: a shared machine can stall any single run
+  const runs = [];
+  for (let i = 0; i < 5; i++) {
+    await get(`${app}/wrapped`);
+    runs.push(await records.next('GET /wrapped'));
+  }
+  const cpu = runs.map((r) => r.cpu).sort((a, b) => a - b)[2]!;
+  const duration = runs.map((r) => r.duration).sort((a, b) => a - b)[2]!;
+  assert.ok(Math.abs(cpu - 20) <= 2, `cpu ${runs.map((r) => r.cpu).join(', ')}`);
+  assert.ok(duration >= 50 && duration < 70, `duration ${duration}`);
 });
 
 test('the same callback unwrapped runs outside the request: its cpu is not counted (what wrap fixes)', async () => {

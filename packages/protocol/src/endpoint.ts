@@ -62,17 +62,25 @@ export function normalizePath(rawUrl: string): string {
   return '/' + out.join('/');
 }
 
-const cache = new Map<string, string>();
+const cache = new Map<string, Map<string, string>>();
+let cached = 0;
 const CACHE_LIMIT = 2000;
 
-/** `GET /users/:id`. Memoized: the same raw URL costs one map lookup. */
+/** `GET /users/:id`. Memoized per method and raw URL: the same request costs two map lookups. */
 export function endpointName(method: string, rawUrl: string): string {
-  const key = method + ' ' + rawUrl;
-  let name = cache.get(key);
+  let byUrl = cache.get(method);
+  if (byUrl === undefined) cache.set(method, (byUrl = new Map()));
+  let name = byUrl.get(rawUrl);
   if (name === undefined) {
     name = method + ' ' + normalizePath(rawUrl);
-    if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(key, name);
+    if (cached >= CACHE_LIMIT) {
+      cache.clear();
+      cached = 0;
+      cache.set(method, byUrl);
+      byUrl.clear();
+    }
+    byUrl.set(rawUrl, name);
+    cached++;
   }
   return name;
 }

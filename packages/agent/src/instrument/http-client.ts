@@ -13,6 +13,22 @@ const SEG = Symbol('loopscope.segment');
 
 interface TracedRequest extends ClientRequest {
   [SEG]?: Segment;
+  res?: IncomingMessage | null;
+}
+
+interface TracedResponse extends IncomingMessage {
+  [SEG]?: Segment;
+}
+
+// shared listeners (no closure per call): the segment rides on the request and the response
+function onRequestClose(this: TracedRequest): void {
+  const seg = this[SEG];
+  if (seg !== undefined && seg.end < 0) seg.finish(this.res?.complete === true ? undefined : 'request closed before the response ended');
+}
+
+function onResponseEnd(this: TracedResponse): void {
+  const seg = this[SEG];
+  if (seg !== undefined) seg.finish(this.statusCode !== undefined && this.statusCode >= 500 ? `HTTP ${this.statusCode}` : undefined);
 }
 
 export function httpSegmentName(method: string, origin: string, path: string): string {
@@ -36,15 +52,15 @@ export function instrumentHttpClient(onError: () => void): () => void {
     const host = request.getHeader('host') ?? request.host ?? 'localhost';
     const seg = scope.tx.startSegment(httpSegmentName(request.method, String(host), request.path), 'http', scope.segment);
     request[SEG] = seg;
-    request.once('close', () => seg.finish(seg.end < 0 && !(request as { res?: IncomingMessage }).res?.complete ? 'request closed before the response ended' : undefined));
+    request.on('close', onRequestClose);
   });
-  const onResponse = guard<{ request: TracedRequest; response: IncomingMessage }>(({ request, response }) => {
+  const onResponse = guard<{ request: TracedRequest; response: TracedResponse }>(({ request, response }) => {
     const seg = request[SEG];
     if (seg === undefined) return;
     // nobody listening for the response: Node discards it, the caller never waited for it
     if (request.listenerCount('response') === 0) seg.awaited = false;
-    const status = response.statusCode ?? 0;
-    response.prependOnceListener('end', () => seg.finish(status >= 500 ? `HTTP ${status}` : undefined));
+    response[SEG] = seg;
+    response.prependListener('end', onResponseEnd);
   });
   const onRequestError = guard<{ request: TracedRequest; error: unknown }>(({ request, error }) => {
     request[SEG]?.finish(error);

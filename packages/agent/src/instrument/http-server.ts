@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { endpointName } from '@loopscope/protocol';
 import { storage } from '../context.js';
-import { enter, leave, now } from '../timing.js';
+import { enter, now } from '../timing.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
 
@@ -27,14 +27,15 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     proto.emit = function emit(this: unknown, event: string | symbol, req?: unknown, res?: unknown): boolean {
       if (event !== 'request') return Reflect.apply(original, this, arguments) as boolean;
       let tx: Transaction | undefined;
-      let prev: Transaction | null = null;
       try {
         const request = req as http.IncomingMessage;
         tx = tracker.begin(endpointName(request.method ?? 'GET', request.url ?? '/'), true);
         if (tx !== undefined) {
           (res as TracedResponse)[TX] = tx;
           tx.response = res as http.ServerResponse;
-          prev = enter(tx, true);
+          // the transaction owns the loop from here: what the parser does after the handler
+          // returns is work for this request too
+          enter(tx, true);
         }
       } catch {
         onError();
@@ -45,8 +46,6 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
       } catch (error) {
         tx.setError(error);
         throw error;
-      } finally {
-        leave(prev);
       }
     };
     restore.push(() => {

@@ -1,0 +1,82 @@
+/**
+ * The talk's puppy service under the agent: the critical path of the chores (the slowest of three
+ * parallel callback-style calls), of ten sequential fetches (all of them, in order), and the
+ * cuddle after the response.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { onTransactionEnd, start, type TransactionRecord } from 'loopscope';
+import { createApp } from '../src/app.js';
+import { startUpstream } from '../src/upstream.js';
+
+start({ service: 'puppies-test' });
+const records: TransactionRecord[] = [];
+onTransactionEnd((r) => records.push(r));
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+let server: http.Server;
+let base: string;
+
+before(async () => {
+  upstream = await startUpstream();
+  server = createApp({ upstream: upstream.url });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  server.close();
+  await upstream.close();
+});
+
+async function visit(path: string): Promise<TransactionRecord> {
+  const seen = records.length;
+  const res = await fetch(base + path);
+  assert.equal(res.status, 200, await res.text());
+  const endpoint = `GET ${path}`;
+  for (;;) {
+    const found = records.slice(seen).find((r) => r.endpoint === endpoint);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const nameOf = (r: TransactionRecord, id: number) => r.segments.find((s) => s.id === id)!.name;
+
+test('chores: three parallel calls (30, 120, 60 ms); the critical path is the slowest, the dishes', async () => {
+  const record = await visit('/chores');
+  assert.equal(record.segments.length, 3);
+  assert.equal(record.criticalPath.length, 1);
+  assert.match(nameOf(record, record.criticalPath[0]!), /\/delay\/:id$/);
+  const onPath = record.segments.find((s) => s.onCriticalPath)!;
+  assert.ok(onPath.end - onPath.start >= 120, `critical segment lasted ${onPath.end - onPath.start} ms`);
+  assert.ok(record.external >= 120 && record.external < 150, `external ${record.external}`);
+});
+
+test('sequential: ten fetches one after another, all on the critical path in order', async () => {
+  const record = await visit('/sequential');
+  assert.equal(record.segments.length, 10);
+  assert.deepEqual(record.criticalPath, record.segments.map((s) => s.id));
+  assert.ok(record.external >= 200, `external ${record.external}`);
+});
+
+test('concurrent: the same ten fetches at once; one of them is the critical path, external is about one call', async () => {
+  const record = await visit('/concurrent');
+  assert.equal(record.segments.length, 10);
+  assert.equal(record.criticalPath.length, 1);
+  assert.ok(record.external >= 20 && record.external < 100, `external ${record.external}`);
+});
+
+test('async: the cuddle after the response is in duration and cpu, not in response', async () => {
+  const record = await visit('/async');
+  assert.ok(record.response >= 200, `response ${record.response}`);
+  assert.ok(record.duration - record.response >= 9, `after response ${record.duration - record.response}`);
+  assert.ok(record.cpu >= 10, `cpu ${record.cpu}`);
+});
+
+test('sync: the feed blocks the loop; it is cpu, not external', async () => {
+  const record = await visit('/sync');
+  assert.ok(record.cpu >= 200, `cpu ${record.cpu}`);
+  assert.equal(record.external, 0);
+});
