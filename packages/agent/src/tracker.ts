@@ -75,7 +75,9 @@ export class Tracker implements TransactionOwner {
     this.finishing.add(tx);
     if (!this.kickArmed && this.kick !== null) {
       this.kickArmed = true;
-      this.kick.refresh();
+      // re-arming a timer that has fired gives it the async context of the caller: re-arm it
+      // outside of the transaction, or the delivery would run (and count) as part of it
+      outside(this.rearm);
     }
   }
 
@@ -83,6 +85,10 @@ export class Tracker implements TransactionOwner {
   flush(): void {
     this.onKick();
   }
+
+  private readonly rearm = (): void => {
+    this.kick?.refresh();
+  };
 
   private onKick(): void {
     this.kickArmed = false;

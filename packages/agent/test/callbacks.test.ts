@@ -83,22 +83,39 @@ test('a transaction is not done while a wrapped callback is pending', async () =
 
 test('manual segments: sync and async, nested, with kinds; external counts the union per kind', async () => {
   const { transaction } = await import('../src/index.js');
-  await transaction('manual', async () => {
-    await segment('db query', 'db', async () => {
-      await new Promise((r) => setTimeout(r, 20));
-      await segment('cache get', 'cache', () => new Promise((r) => setTimeout(r, 10)));
+  const seen: Record<string, number> = {};
+  const timed = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const result = await work();
+    seen[name] = performance.now() - t0;
+    return result;
+  };
+  const run = async () => {
+    await transaction('manual', async () => {
+      await segment('db query', 'db', () =>
+        timed('db', async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          await segment('cache get', 'cache', () => timed('cache', () => new Promise((r) => setTimeout(r, 10))));
+        }),
+      );
+      segment('parse', 'other', () => burn(3));
     });
-    segment('parse', 'other', () => burn(3));
-  });
-  const record = await records.next('manual');
+    return { record: await records.next('manual'), db: seen.db!, cache: seen.cache! };
+  };
+  // three runs, the median compared: a shared machine can stall any single one
+  const runs = [await run(), await run(), await run()];
+  const median = (f: (r: (typeof runs)[number]) => number) => runs.map(f).sort((a, b) => a - b)[1]!;
+  assert.ok(Math.abs(median((r) => r.record.externalByKind.db! - r.db)) <= 1, `db ${runs.map((r) => `${r.record.externalByKind.db} timed ${r.db}`)}`);
+  assert.ok(Math.abs(median((r) => r.record.externalByKind.cache! - r.cache)) <= 1, `cache ${runs.map((r) => `${r.record.externalByKind.cache} timed ${r.cache}`)}`);
+  const { record } = runs[2]!;
   assert.deepEqual(record.segments.map((s) => [s.name, s.kind, s.parentId]), [
     ['db query', 'db', null],
     ['cache get', 'cache', 1],
     ['parse', 'other', null],
   ]);
-  assert.ok(Math.abs(record.externalByKind.db! - 30) <= 3, `db ${record.externalByKind.db}`);
-  assert.ok(Math.abs(record.externalByKind.cache! - 10) <= 2, `cache ${record.externalByKind.cache}`);
-  assert.ok(Math.abs(record.external - 33) <= 3, `external ${record.external}`);
+  assert.ok(record.externalByKind.db! >= 30, `db ${record.externalByKind.db}`);
+  // the cache call is inside the db call: the union is db plus the parse, not db + cache + parse
+  assert.ok(Math.abs(record.external - record.externalByKind.db! - record.externalByKind.other!) <= 0.5, `external ${record.external}`);
   assert.deepEqual(record.criticalPath, [1, 2, 3]);
 });
 

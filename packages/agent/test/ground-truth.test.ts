@@ -174,7 +174,8 @@ test('a timer created by the transaction keeps it open: duration covers the work
     cpu: { value: (r) => r.record.cpu, truth: () => 5, tolerance: 1.5 },
   });
   for (const { record } of runs) {
-    assert.ok(record.duration >= 35, `duration ${record.duration}`);
+    // 30 ms timer + 5 ms of work; libuv may fire a timer up to 1 ms early by this clock
+    assert.ok(record.duration >= 34, `duration ${record.duration}`);
     assert.ok(record.response < 5, `response ${record.response}`);
   }
 });
