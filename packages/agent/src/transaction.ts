@@ -80,8 +80,6 @@ export class Transaction implements Scope {
 
   /** The server response of an HTTP transaction (to notice a client that went away). */
   response: { destroyed: boolean; writableFinished: boolean; statusCode: number } | undefined;
-  /** When end() handed the whole response to the kernel at once (-1: not, or not yet). */
-  responseSent = -1;
   /** -1 until the response has finished (or, for a non-HTTP transaction, its function has). */
   responseEnd = -1;
   cpu = 0;
@@ -148,7 +146,7 @@ export class Transaction implements Scope {
   /** The response (or the function of a manual transaction) is over. */
   finishResponse(status?: number): void {
     if (this.responseEnd >= 0) return;
-    this.responseEnd = this.responseSent >= 0 ? this.responseSent : now();
+    this.responseEnd = now();
     if (status !== undefined) {
       this.status = status;
       if (status >= 500) this.error = true;

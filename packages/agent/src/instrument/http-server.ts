@@ -1,14 +1,13 @@
 /**
  * A transaction for every request of every node:http and node:https server, so any framework on
- * top is covered. The handler runs inside the transaction's context; the response's end comes
- * from Node's own `http.server.response.finish` channel (no listener per request).
+ * top is covered. The handler runs inside the transaction's context; the response's end is taken
+ * in `end()` (no listener per request unless the write could not complete at once).
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
 import { endpointName } from '@loopscope/protocol';
 import { storage } from '../context.js';
-import { enter, now } from '../timing.js';
+import { enter } from '../timing.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
 
@@ -16,6 +15,10 @@ const TX = Symbol('loopscope.transaction');
 
 interface TracedResponse extends http.ServerResponse {
   [TX]?: Transaction;
+}
+
+function onFinish(this: TracedResponse): void {
+  this[TX]?.finishResponse(this.statusCode);
 }
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
@@ -53,17 +56,19 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     });
   }
 
-  // `finish` is emitted only after the slice that called end() is over; when end() handed every
-  // byte to the kernel at once, that moment is when the response was finished for the client
+  // The response is finished for the client when its last byte is handed to the kernel. When
+  // end() manages that at once (the usual case) that moment is now, and Node's `finish` would come
+  // only after the slice that called end() is over; otherwise `finish` tells.
   const responseProto = http.ServerResponse.prototype as unknown as { end: (...args: unknown[]) => unknown };
   const originalEnd = responseProto.end;
   responseProto.end = function end(this: TracedResponse): unknown {
     const result = Reflect.apply(originalEnd, this, arguments);
     try {
       const tx = this[TX];
-      if (tx !== undefined && tx.responseEnd < 0 && tx.responseSent < 0 && this.writableEnded) {
+      if (tx !== undefined && tx.responseEnd < 0 && this.writableEnded) {
         const socket = this.socket;
-        if (socket === null || socket.writableLength === 0) tx.responseSent = now();
+        if (socket === null || socket.writableLength === 0) tx.finishResponse(this.statusCode);
+        else this.once('finish', onFinish);
       }
     } catch {
       onError();
@@ -74,17 +79,6 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     responseProto.end = originalEnd;
   });
 
-  const onFinish = (message: unknown): void => {
-    try {
-      const res = (message as { response: TracedResponse }).response;
-      const tx = res[TX];
-      if (tx !== undefined) tx.finishResponse(res.statusCode);
-    } catch {
-      onError();
-    }
-  };
-  subscribe('http.server.response.finish', onFinish);
-  restore.push(() => unsubscribe('http.server.response.finish', onFinish));
   return () => {
     for (const undo of restore) undo();
   };
