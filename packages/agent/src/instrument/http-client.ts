@@ -17,7 +17,7 @@ interface TracedRequest extends ClientRequest {
 }
 
 interface TracedResponse extends IncomingMessage {
-  [SEG]?: Segment;
+  req?: TracedRequest;
 }
 
 // shared listeners (no closure per call): the segment rides on the request and the response
@@ -27,12 +27,22 @@ function onRequestClose(this: TracedRequest): void {
 }
 
 function onResponseEnd(this: TracedResponse): void {
-  const seg = this[SEG];
+  const seg = this.req?.[SEG];
   if (seg !== undefined) seg.finish(this.statusCode !== undefined && this.statusCode >= 500 ? `HTTP ${this.statusCode}` : undefined);
 }
 
+const names = new Map<string, string>();
+
+/** `GET host:port/path/:id`, memoized (bounded) so that a repeated call allocates nothing. */
 export function httpSegmentName(method: string, origin: string, path: string): string {
-  return `${method} ${origin}${normalizePath(path)}`;
+  const key = method + origin + path;
+  let name = names.get(key);
+  if (name === undefined) {
+    name = `${method} ${origin}${normalizePath(path)}`;
+    if (names.size >= 2000) names.clear();
+    names.set(key, name);
+  }
+  return name;
 }
 
 export function instrumentHttpClient(onError: () => void): () => void {
@@ -59,7 +69,6 @@ export function instrumentHttpClient(onError: () => void): () => void {
     if (seg === undefined) return;
     // nobody listening for the response: Node discards it, the caller never waited for it
     if (request.listenerCount('response') === 0) seg.awaited = false;
-    response[SEG] = seg;
     response.prependListener('end', onResponseEnd);
   });
   const onRequestError = guard<{ request: TracedRequest; error: unknown }>(({ request, error }) => {
