@@ -20,14 +20,16 @@ export interface Agent {
 }
 
 let agent: Agent | undefined;
-let disabledConfig: AgentConfig | undefined;
+/** Set once the configuration said no: later calls of the API do not read it again. */
+let disabled = false;
 
 /** Starts the agent (idempotent: a second call returns the running agent). Undefined when disabled. */
 export function start(options: AgentOptions = {}): Agent | undefined {
   if (agent !== undefined) return agent;
+  if (disabled && Object.keys(options).length === 0) return undefined;
   const config = readConfig(options);
   if (!config.enabled) {
-    disabledConfig = config;
+    disabled = true;
     return undefined;
   }
   let caught = 0;
@@ -56,8 +58,4 @@ export function start(options: AgentOptions = {}): Agent | undefined {
 
 export function running(): Agent | undefined {
   return agent;
-}
-
-export function isDisabled(): boolean {
-  return disabledConfig !== undefined && agent === undefined;
 }

@@ -14,10 +14,6 @@ export interface Scope {
 
 export const storage = new AsyncLocalStorage<Scope>();
 
-export function currentScope(): Scope | undefined {
-  return storage.getStore();
-}
-
 /**
  * Runs `fn` outside of any transaction (for the agent's own work). Not `storage.exit()`: on Node 20
  * that disables the storage, and with it the whole async_hooks machinery, and enables it again.

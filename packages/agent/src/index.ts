@@ -5,7 +5,6 @@
  */
 import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
 import { running, start, type Agent } from './agent.js';
-import type { AgentOptions } from './config.js';
 import { storage } from './context.js';
 import { enter, leave } from './timing.js';
 import type { TransactionListener } from './tracker.js';

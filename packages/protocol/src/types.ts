@@ -10,8 +10,6 @@ export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
 /** Kinds whose wait counts toward `external`. */
 export const EXTERNAL_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
 
-export const SEGMENT_KINDS: readonly SegmentKind[] = EXTERNAL_KINDS;
-
 export interface SegmentRecord {
   id: number;
   parentId: number | null;
