@@ -17,7 +17,7 @@
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, type ExternalByKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { storage, type Scope } from './context.js';
+import { enableStorage, resourceStore, storage, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -107,13 +107,6 @@ function addBlocking(tx: Transaction, ready: number, t: number): void {
   tx.blockedUntil = t;
 }
 
-/**
- * The symbol under which Node 20's AsyncLocalStorage keeps its store on the running resource:
- * reading it directly saves a second executionAsyncResource() per callback. Where the storage is
- * built differently (newer Node), getStore() is used.
- */
-const resourceStore: symbol | undefined = typeof (storage as unknown as { kResourceStore?: unknown }).kResourceStore === 'symbol' ? (storage as unknown as { kResourceStore: symbol }).kResourceStore : undefined;
-
 /** Exceptions inside the hook would kill the process: they are counted instead. */
 export let hookErrors = 0;
 
@@ -138,6 +131,7 @@ const hook = createHook({
 });
 
 export function startTiming(): void {
+  enableStorage();
   calibrateTimerClock();
   sliceStart = pollEnd = previousPollEnd = now();
   idleAtSliceStart = nodeTiming.idleTime;

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { endpointName } from '@loopscope/protocol';
-import { storage } from '../context.js';
+import { runInScope } from '../context.js';
 import { enter } from '../timing.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
@@ -45,7 +45,7 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
       }
       if (tx === undefined) return Reflect.apply(original, this, arguments) as boolean;
       try {
-        return storage.run(tx, Reflect.apply, original, this, arguments) as boolean;
+        return runInScope(tx, original, this, event, req, res);
       } catch (error) {
         tx.setError(error);
         throw error;
