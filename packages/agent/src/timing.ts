@@ -189,8 +189,17 @@ function unionLength(spans: Array<[number, number]>): number {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-/** The finished transaction as the rest of loopscope sees it. `end` is when its last work ended. */
-export function buildRecord(tx: Transaction, service: string, end: number): TransactionRecord {
+/** duration's end: the latest of its last slice, its response and its segments. */
+function lastWorkEnd(tx: Transaction): number {
+  let end = tx.lastSliceEnd;
+  if (tx.responseEnd > end) end = tx.responseEnd;
+  for (const seg of tx.segments) if (seg.end > end) end = seg.end;
+  return end;
+}
+
+/** The finished transaction as the rest of loopscope sees it; `closedAt` for one closed early. */
+export function buildRecord(tx: Transaction, service: string, closedAt?: number): TransactionRecord {
+  const end = closedAt ?? lastWorkEnd(tx);
   const all: Array<[number, number]> = [];
   const byKind = new Map<string, Array<[number, number]>>();
   const segments: SegmentRecord[] = [];

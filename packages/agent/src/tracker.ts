@@ -104,12 +104,9 @@ export class Tracker implements TransactionOwner {
     tx.open = false;
     tx.truncated = truncated;
     this.open.delete(tx);
-    let end = tx.lastSliceEnd;
-    if (tx.responseEnd > end) end = tx.responseEnd;
-    for (const seg of tx.segments) if (seg.end > end) end = seg.end;
-    if (truncated) end = now();
     if (this.listeners.length === 0) return;
-    const record = buildRecord(tx, this.service, end);
+    // a transaction closed by the linger limit ends now; any other when its last work ended
+    const record = buildRecord(tx, this.service, truncated ? now() : undefined);
     for (const listener of this.listeners) {
       try {
         listener(record);
