@@ -1,9 +1,9 @@
 // The whole test suite: every workspace's compiled tests, one file at a time (the timing tests
 // measure the event loop and must not share the machine with each other).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
-const workspaces = ['packages/protocol', 'packages/agent', 'examples/puppies'];
+const { workspaces } = JSON.parse(readFileSync('package.json', 'utf8'));
 const files = workspaces
   .map((w) => `${w}/dist/test`)
   .filter((dir) => existsSync(dir))

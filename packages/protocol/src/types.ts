@@ -6,6 +6,14 @@
  */
 
 export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
+export const SEGMENT_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
+
+/** The five per-transaction numbers that are aggregated into percentiles (docs/metrics.md). */
+export const METRICS = ['response', 'duration', 'cpu', 'external', 'blocking'] as const;
+export type MetricName = (typeof METRICS)[number];
+
+/** Times travel in ms rounded to the microsecond. */
+export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** Kinds whose wait counts toward `external`. */
 export const EXTERNAL_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
@@ -53,3 +61,6 @@ export interface TransactionRecord {
   /** segments dropped because the transaction exceeded the per-transaction segment limit */
   droppedSegments: number;
 }
+
+/** The version of the ingest wire format (docs/protocol.md) this code speaks. */
+export const WIRE_VERSION = 1;

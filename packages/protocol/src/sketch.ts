@@ -1,0 +1,111 @@
+/**
+ * The quantile sketch both sides use: a DDSketch (relative accuracy 1 %) from @datadog/sketches-js,
+ * its wire form, and the summary the query API returns. Sketches merge exactly, so percentiles over
+ * any set of intervals, endpoints or instances come from merged sketches, never from averaged
+ * percentiles.
+ */
+import { DDSketch } from '@datadog/sketches-js';
+
+/** Every quantile read from a sketch is within this fraction of the true value (for values ≥ 1 µs). */
+export const RELATIVE_ACCURACY = 0.01;
+/** Values below one microsecond (ms units) are counted as zero: they are below what the agent measures. */
+const ZERO_BELOW = 0.001;
+/** The widest key range a wire sketch may span (values from 1 µs to 10⁹ ms span about 1 400 keys). */
+export const MAX_SKETCH_BINS = 4096;
+
+export type Sketch = DDSketch;
+
+/**
+ * A sketch on the wire: `n` values, of which `zero` were zero; the rest counted in `bins`, where
+ * `bins[i]` holds the values whose key is `k0 + i` in the logarithmic mapping of
+ * RELATIVE_ACCURACY. `sum`, `min` and `max` are exact.
+ */
+export interface WireSketch {
+  n: number;
+  sum: number;
+  min: number;
+  max: number;
+  zero: number;
+  k0: number;
+  bins: number[];
+}
+
+/** The summary of one metric the query API returns (GUIDE 3.3). */
+export interface Quantiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export function newSketch(): Sketch {
+  return new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY });
+}
+
+export function addValue(sketch: Sketch, value: number): void {
+  sketch.accept(value >= ZERO_BELOW ? value : 0);
+}
+
+export function toWire(sketch: Sketch): WireSketch {
+  const store = sketch.store;
+  const bins: number[] = [];
+  if (store.count > 0) for (let key = store.minKey; key <= store.maxKey; key++) bins.push(store.bins[key - store.offset] ?? 0);
+  return {
+    n: sketch.count,
+    sum: sketch.sum,
+    min: sketch.count > 0 ? sketch.min : 0,
+    max: sketch.count > 0 ? sketch.max : 0,
+    zero: sketch.zeroCount,
+    k0: store.count > 0 ? store.minKey : 0,
+    bins,
+  };
+}
+
+/** Rebuilds a sketch; throws an Error naming what is inconsistent (the schema has checked the types). */
+export function fromWire(wire: WireSketch): Sketch {
+  let binned = 0;
+  for (const c of wire.bins) binned += c;
+  if (binned + wire.zero !== wire.n) throw new Error(`bins and zero hold ${binned + wire.zero} values but n is ${wire.n}`);
+  if (wire.n > 0 && wire.min > wire.max) throw new Error(`min ${wire.min} is above max ${wire.max}`);
+  const sketch = newSketch();
+  for (let i = 0; i < wire.bins.length; i++) {
+    const c = wire.bins[i]!;
+    if (c > 0) sketch.store.add(wire.k0 + i, c);
+  }
+  sketch.zeroCount = wire.zero;
+  sketch.count = wire.n;
+  sketch.sum = wire.sum;
+  if (wire.n > 0) {
+    sketch.min = wire.min;
+    sketch.max = wire.max;
+  }
+  return sketch;
+}
+
+/** Merges `from` into `into` (both from newSketch or fromWire). */
+export function mergeSketch(into: Sketch, from: Sketch): void {
+  if (from.count > 0) into.merge(from);
+}
+
+/** The value at quantile q (0..1), clamped to the exact min and max; 0 for an empty sketch. */
+export function quantile(sketch: Sketch, q: number): number {
+  if (sketch.count === 0) return 0;
+  if (q >= 1) return sketch.max;
+  const v = sketch.getValueAtQuantile(q);
+  return Math.min(sketch.max, Math.max(sketch.min, v));
+}
+
+export function summarize(sketch: Sketch): Quantiles {
+  return {
+    p50: round(quantile(sketch, 0.5)),
+    p95: round(quantile(sketch, 0.95)),
+    p99: round(quantile(sketch, 0.99)),
+    max: round(sketch.count > 0 ? sketch.max : 0),
+    mean: round(sketch.count > 0 ? sketch.sum / sketch.count : 0),
+  };
+}
+
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

@@ -1,0 +1,119 @@
+/**
+ * The ingest wire format, version 1 (docs/protocol.md): the schema the collector validates every
+ * batch against, and the types the agent builds batches with. A batch is one flush of one process:
+ * per-endpoint aggregates of an interval (sketches of the five metrics) and sampled full traces.
+ *
+ * Limits are part of the contract: a value outside them is refused with a message naming it.
+ */
+import Type, { type Static } from 'typebox';
+import { MAX_SKETCH_BINS } from './sketch.js';
+import { SEGMENT_KINDS, WIRE_VERSION } from './types.js';
+
+/** The longest time a wire value may hold: 7 days in ms. */
+export const MAX_MS = 7 * 24 * 3600 * 1000;
+/** Earliest timestamp accepted (2020-01-01): catches seconds-for-milliseconds and zeroed clocks. */
+export const MIN_EPOCH_MS = 1_577_836_800_000;
+export const MAX_INTERVALS = 5000;
+export const MAX_TRACES = 1000;
+export const MAX_SEGMENTS = 1000;
+
+const Ms = Type.Number({ minimum: 0, maximum: MAX_MS });
+const Epoch = Type.Integer({ minimum: MIN_EPOCH_MS, maximum: 8_640_000_000_000_000 });
+const Count = Type.Integer({ minimum: 0, maximum: 1_000_000_000 });
+const Name = (max: number) => Type.String({ minLength: 1, maxLength: max });
+
+export const WireSketchSchema = Type.Object(
+  {
+    n: Count,
+    sum: Type.Number({ minimum: 0, maximum: MAX_MS * 1_000_000_000 }),
+    min: Ms,
+    max: Ms,
+    zero: Count,
+    k0: Type.Integer({ minimum: -100_000, maximum: 100_000 }),
+    bins: Type.Array(Count, { maxItems: MAX_SKETCH_BINS }),
+  },
+  { additionalProperties: false },
+);
+
+export const IntervalSchema = Type.Object(
+  {
+    /** interval start, ms since the epoch */
+    start: Epoch,
+    /** interval length in ms */
+    ms: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
+    endpoint: Name(512),
+    count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+    errors: Count,
+    response: WireSketchSchema,
+    duration: WireSketchSchema,
+    cpu: WireSketchSchema,
+    external: WireSketchSchema,
+    blocking: WireSketchSchema,
+  },
+  { additionalProperties: false },
+);
+
+const Kind = Type.Union(SEGMENT_KINDS.map((k) => Type.Literal(k)));
+
+export const SegmentSchema = Type.Object(
+  {
+    id: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }),
+    parentId: Type.Union([Type.Integer({ minimum: 0, maximum: 1_000_000_000 }), Type.Null()]),
+    name: Name(1024),
+    kind: Kind,
+    start: Ms,
+    end: Ms,
+    onCriticalPath: Type.Boolean(),
+    error: Type.Optional(Type.String({ maxLength: 1024 })),
+    unfinished: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const TraceSchema = Type.Object(
+  {
+    traceId: Type.String({ pattern: '^[0-9a-f]{16,64}$' }),
+    service: Name(256),
+    endpoint: Name(512),
+    start: Epoch,
+    status: Type.Integer({ minimum: 0, maximum: 999 }),
+    error: Type.Boolean(),
+    errorMessage: Type.Optional(Type.String({ maxLength: 2048 })),
+    response: Ms,
+    duration: Ms,
+    cpu: Ms,
+    external: Ms,
+    externalByKind: Type.Object(
+      { http: Type.Optional(Ms), db: Type.Optional(Ms), cache: Type.Optional(Ms), queue: Type.Optional(Ms), other: Type.Optional(Ms) },
+      { additionalProperties: false },
+    ),
+    blocking: Ms,
+    segments: Type.Array(SegmentSchema, { maxItems: MAX_SEGMENTS }),
+    criticalPath: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: MAX_SEGMENTS }),
+    truncated: Type.Boolean(),
+    droppedSegments: Count,
+  },
+  { additionalProperties: false },
+);
+
+export const BatchSchema = Type.Object(
+  {
+    v: Type.Literal(WIRE_VERSION),
+    /** unique per batch: a batch sent twice (a retry after a lost acknowledgement) is stored once */
+    batchId: Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$' }),
+    service: Name(256),
+    /** one process of the service, e.g. host:pid */
+    instance: Name(256),
+    agent: Type.Object({ name: Name(64), version: Name(64) }, { additionalProperties: false }),
+    sentAt: Epoch,
+    intervals: Type.Array(IntervalSchema, { maxItems: MAX_INTERVALS }),
+    traces: Type.Array(TraceSchema, { maxItems: MAX_TRACES }),
+    /** what the agent could not ship, counted since it started */
+    dropped: Type.Object({ batches: Count, transactions: Count, traces: Count }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+
+export type WireInterval = Static<typeof IntervalSchema>;
+export type WireTrace = Static<typeof TraceSchema>;
+export type WireBatch = Static<typeof BatchSchema>;
