@@ -8,5 +8,7 @@ const files = workspaces
   .map((w) => `${w}/dist/test`)
   .filter((dir) => existsSync(dir))
   .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => `${dir}/${f}`));
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', ...files], { stdio: 'inherit' });
+// agents started by the tests ship nowhere unless a test points them at its own collector
+const env = { ...process.env, LOOPSCOPE_COLLECTOR: 'off' };
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', ...files], { stdio: 'inherit', env });
 process.exit(result.status ?? 1);

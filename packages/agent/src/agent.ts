@@ -3,6 +3,7 @@
  * public API talks to. With LOOPSCOPE_ENABLED=false nothing is installed and every API call is a
  * pass-through.
  */
+import { Exporter } from './export/exporter.js';
 import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
 import { instrumentFetch } from './instrument/fetch.js';
 import { instrumentHttpClient } from './instrument/http-client.js';
@@ -14,6 +15,7 @@ import { Tracker } from './tracker.js';
 export interface Agent {
   readonly config: AgentConfig;
   readonly tracker: Tracker;
+  readonly exporter: Exporter | undefined;
   /** Exceptions caught inside the agent (never passed to the app). */
   errors(): number;
   stop(): void;
@@ -40,10 +42,17 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   const undo: Array<() => void> = [];
   startTiming();
   tracker.start();
+  const exporter = config.collector === 'off' ? undefined : new Exporter(config);
+  if (exporter !== undefined) {
+    tracker.exporter = exporter;
+    exporter.start();
+    undo.push(() => exporter.stop(), exporter.flushOnExit());
+  }
   undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError));
   agent = {
     config,
     tracker,
+    exporter,
     errors: () => caught + hookErrors,
     stop() {
       tracker.closeAll();

@@ -6,10 +6,16 @@ import { join } from 'node:path';
 
 export interface AgentConfig {
   service: string;
+  /** Collector base URL; `off` ships nothing (onTransactionEnd still works). */
   collector: string;
   token: string | undefined;
   enabled: boolean;
+  /** How often aggregates and sampled traces are shipped (ms). */
   flushMs: number;
+  /** Share of transactions whose full trace is shipped at random (on top of the slowest per endpoint and the errors). */
+  sampleRate: number;
+  /** Batches kept while the collector cannot be reached; the oldest are dropped (and counted) beyond it. */
+  maxQueue: number;
   longTaskMs: number;
   /** A transaction whose response has finished but whose pending work has not is closed after this long and flagged `truncated`. */
   maxLingerMs: number;
@@ -40,6 +46,16 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
   return n;
 }
 
+function fraction(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0 || n > 1) {
+    process.emitWarning(`loopscope: ignoring ${name}=${JSON.stringify(raw)}: expected a number from 0 to 1; using ${fallback}`);
+    return fallback;
+  }
+  return n;
+}
+
 export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const enabledRaw = env.LOOPSCOPE_ENABLED?.trim().toLowerCase();
   return {
@@ -48,6 +64,8 @@ export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = 
     token: options.token ?? (env.LOOPSCOPE_TOKEN || undefined),
     enabled: options.enabled ?? !(enabledRaw === 'false' || enabledRaw === '0' || enabledRaw === 'no' || enabledRaw === 'off'),
     flushMs: options.flushMs ?? positive('LOOPSCOPE_FLUSH_MS', env.LOOPSCOPE_FLUSH_MS, 1000),
+    sampleRate: options.sampleRate ?? fraction('LOOPSCOPE_SAMPLE_RATE', env.LOOPSCOPE_SAMPLE_RATE, 0.01),
+    maxQueue: options.maxQueue ?? 120,
     longTaskMs: options.longTaskMs ?? positive('LOOPSCOPE_LONG_TASK_MS', env.LOOPSCOPE_LONG_TASK_MS, 50),
     maxLingerMs: options.maxLingerMs ?? positive('LOOPSCOPE_MAX_LINGER_MS', env.LOOPSCOPE_MAX_LINGER_MS, 30_000),
     maxSegments: options.maxSegments ?? 1000,

@@ -131,13 +131,23 @@ export function onTransactionEnd(listener: (record: TransactionRecord) => void):
   return a.tracker.onEnd(listener as TransactionListener);
 }
 
-/** Delivers every transaction that is done now. */
+/** Delivers every transaction that is done now, and ships what is aggregated to the collector. */
 export async function flush(): Promise<void> {
-  running()?.tracker.flush();
+  const a = running();
+  if (a === undefined) return;
+  a.tracker.flush();
+  await a.exporter?.flush();
 }
 
-/** Closes open transactions (flagged truncated if they still had work), delivers them, and uninstalls. */
+/**
+ * Closes open transactions (flagged truncated if they still had work), delivers them, ships them
+ * (waiting at most 2 s for the collector), and uninstalls.
+ */
 export async function shutdown(): Promise<void> {
-  running()?.stop();
+  const a = running();
+  if (a === undefined) return;
+  a.tracker.closeAll();
+  await a.exporter?.flush();
+  a.stop();
 }
 

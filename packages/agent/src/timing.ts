@@ -16,7 +16,7 @@
  */
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { criticalPath, type ExternalByKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
+import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
 import { enableStorage, resourceStore, storage, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
@@ -187,7 +187,7 @@ function unionLength(spans: Array<[number, number]>): number {
   return total;
 }
 
-const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+const round = roundMs;
 
 /** duration's end: the latest of its last slice, its response and its segments. */
 function lastWorkEnd(tx: Transaction): number {
@@ -197,16 +197,43 @@ function lastWorkEnd(tx: Transaction): number {
   return end;
 }
 
-/** The finished transaction as the rest of loopscope sees it; `closedAt` for one closed early. */
-export function buildRecord(tx: Transaction, service: string, closedAt?: number): TransactionRecord {
+/** The five numbers of a finished transaction (ms), and the times they were measured between. */
+export interface Measures extends Record<MetricName, number> {
+  /** when the transaction ended (duration's end), on the now() clock */
+  end: number;
+  /** when the response finished (or `end` if it never did), on the now() clock */
+  responseEnd: number;
+}
+
+/** The numbers only, without the record (the exporter needs these for every transaction); `closedAt` for one closed early. */
+export function measure(tx: Transaction, closedAt?: number): Measures {
   const end = closedAt ?? lastWorkEnd(tx);
-  const all: Array<[number, number]> = [];
+  const responseEnd = tx.responseEnd >= 0 ? tx.responseEnd : end;
+  let external = 0;
+  if (tx.segments.length > 0) {
+    const spans: Array<[number, number]> = [];
+    for (const seg of tx.segments) if (seg.external) spans.push([seg.start, seg.end >= 0 ? seg.end : end]);
+    external = unionLength(spans);
+  }
+  return {
+    end,
+    responseEnd,
+    response: round(responseEnd - tx.start),
+    duration: round(end - tx.start),
+    cpu: round(tx.cpu),
+    external: round(external),
+    blocking: round(tx.blocking),
+  };
+}
+
+/** The finished transaction as the rest of loopscope sees it, from its measures. */
+export function buildRecord(tx: Transaction, service: string, m: Measures): TransactionRecord {
+  const { end } = m;
   const byKind = new Map<string, Array<[number, number]>>();
   const segments: SegmentRecord[] = [];
   for (const seg of tx.segments) {
     const segEnd = seg.end >= 0 ? seg.end : end;
     if (seg.external) {
-      all.push([seg.start, segEnd]);
       let list = byKind.get(seg.kind);
       if (list === undefined) byKind.set(seg.kind, (list = []));
       list.push([seg.start, segEnd]);
@@ -215,8 +242,8 @@ export function buildRecord(tx: Transaction, service: string, closedAt?: number)
   }
   const externalByKind: ExternalByKind = {};
   for (const [kind, spans] of byKind) externalByKind[kind as keyof ExternalByKind] = round(unionLength(spans));
-  const responseEnd = tx.responseEnd >= 0 ? tx.responseEnd : end;
-  const pathEnd = (tx.isHttp ? responseEnd : end) - tx.start;
+  // for HTTP transactions the path ends at the response: later work did not make the user wait
+  const pathEnd = (tx.isHttp ? m.responseEnd : end) - tx.start;
   const path = criticalPath(segments.map((s, i) => ({ id: s.id, parentId: s.parentId, start: s.start, end: s.end, awaited: tx.segments[i]!.awaited })), pathEnd);
   const onPath = new Set(path);
   for (const s of segments) s.onCriticalPath = onPath.has(s.id);
@@ -228,12 +255,12 @@ export function buildRecord(tx: Transaction, service: string, closedAt?: number)
     status: tx.status,
     error: tx.error,
     ...(tx.errorMessage !== undefined ? { errorMessage: tx.errorMessage } : {}),
-    response: round(responseEnd - tx.start),
-    duration: round(end - tx.start),
-    cpu: round(tx.cpu),
-    external: round(unionLength(all)),
+    response: m.response,
+    duration: m.duration,
+    cpu: m.cpu,
+    external: m.external,
     externalByKind,
-    blocking: round(tx.blocking),
+    blocking: m.blocking,
     segments,
     criticalPath: path,
     truncated: tx.truncated,

@@ -4,7 +4,8 @@
  */
 import type { TransactionRecord } from '@loopscope/protocol';
 import { outside } from './context.js';
-import { buildRecord, now, settleRunningSlice } from './timing.js';
+import type { Exporter } from './export/exporter.js';
+import { buildRecord, measure, now, settleRunningSlice } from './timing.js';
 import { Transaction, type TransactionOwner } from './transaction.js';
 
 export type TransactionListener = (record: TransactionRecord) => void;
@@ -25,6 +26,8 @@ export class Tracker implements TransactionOwner {
   private kick: NodeJS.Timeout | null = null;
   private kickArmed = false;
   private sweeper: NodeJS.Timeout | null = null;
+  /** Where finished transactions are aggregated and shipped (none when the collector is `off`). */
+  exporter: Exporter | undefined;
   /** Requests not traced because maxOpenTransactions were already open. */
   notTraced = 0;
   /** Exceptions thrown by onTransactionEnd listeners (kept from the app). */
@@ -104,12 +107,17 @@ export class Tracker implements TransactionOwner {
     tx.open = false;
     tx.truncated = truncated;
     this.open.delete(tx);
-    if (this.listeners.length === 0) return;
+    if (this.listeners.length === 0 && this.exporter === undefined) return;
     // a transaction closed by the linger limit ends now; any other when its last work ended
-    const record = buildRecord(tx, this.service, truncated ? now() : undefined);
+    const m = measure(tx, truncated ? now() : undefined);
+    let record: TransactionRecord | undefined;
+    const build = (): TransactionRecord => (record ??= buildRecord(tx, this.service, m));
+    this.exporter?.observe(tx.endpoint, tx.error, m, build);
+    if (this.listeners.length === 0) return;
+    build();
     for (const listener of this.listeners) {
       try {
-        listener(record);
+        listener(record!);
       } catch {
         this.listenerErrors++;
       }

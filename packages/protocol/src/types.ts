@@ -6,7 +6,6 @@
  */
 
 export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
-export const SEGMENT_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
 
 /** The five per-transaction numbers that are aggregated into percentiles (docs/metrics.md). */
 export const METRICS = ['response', 'duration', 'cpu', 'external', 'blocking'] as const;

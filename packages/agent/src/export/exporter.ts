@@ -1,0 +1,133 @@
+/**
+ * The export side of the agent: every finished transaction goes into the aggregate of the current
+ * interval (and maybe into the sampled traces); every `flushMs` (aligned on the wall clock) the
+ * interval becomes a batch for the transport. Nothing here runs on the request path but `observe`,
+ * which adds five values to five sketches.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { WIRE_VERSION, type TransactionRecord, type WireBatch } from '@loopscope/protocol';
+import type { AgentConfig } from '../config.js';
+import { outside } from '../context.js';
+import type { Measures } from '../timing.js';
+import { IntervalAggregate } from './aggregate.js';
+import { TraceSampler } from './sampling.js';
+import { Transport } from './transport.js';
+
+/** An idle process still says it is alive this often. */
+const HEARTBEAT_MS = 10_000;
+/** How long shutdown and exit signals wait for the last batches. */
+export const FINAL_FLUSH_MS = 2000;
+
+const agentVersion = ((): string => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export class Exporter {
+  readonly transport: Transport;
+  private readonly config: AgentConfig;
+  private readonly instance = `${hostname()}:${process.pid}`;
+  private readonly sampler: TraceSampler;
+  private interval = new IntervalAggregate(Date.now());
+  private timer: NodeJS.Timeout | null = null;
+  private lastSent = 0;
+
+  constructor(config: AgentConfig) {
+    this.config = config;
+    this.sampler = new TraceSampler(config.sampleRate);
+    this.transport = new Transport({ collector: config.collector, token: config.token, maxQueue: config.maxQueue });
+  }
+
+  start(): void {
+    // intervals end on multiples of flushMs of the wall clock, so every process's seconds line up
+    const first = this.config.flushMs - (Date.now() % this.config.flushMs);
+    this.timer = outside(() => setTimeout(() => this.tick(), first));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.transport.stop();
+  }
+
+  /** A finished transaction: five values into its endpoint's sketches; its record only if sampled. */
+  observe(endpoint: string, error: boolean, m: Measures, build: () => TransactionRecord): void {
+    const entry = this.interval.entry(endpoint);
+    entry.add(m, error);
+    this.sampler.offer(entry, m.duration, error, build);
+  }
+
+  /** Closes the interval into a batch and sends what is queued, within FINAL_FLUSH_MS. */
+  async flush(): Promise<void> {
+    this.cut(true);
+    await this.transport.flush(FINAL_FLUSH_MS);
+  }
+
+  /**
+   * Sends the last batches when the process is about to end: when the loop runs dry
+   * (`beforeExit`) and on SIGINT/SIGTERM. A signal the app does not handle itself still ends the
+   * process, after the flush, as it would have without the agent. Returns the uninstaller.
+   */
+  flushOnExit(): () => void {
+    let flushedDry = false;
+    const onBeforeExit = (): void => {
+      if (flushedDry) return;
+      flushedDry = true; // once: the flush itself makes the loop run again
+      void this.flush();
+    };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.removeListener(signal, onSignal);
+      const appHandles = process.listenerCount(signal) > 0;
+      void this.flush().finally(() => {
+        if (!appHandles) process.kill(process.pid, signal);
+      });
+    };
+    process.on('beforeExit', onBeforeExit);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    return () => {
+      process.removeListener('beforeExit', onBeforeExit);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    };
+  }
+
+  private tick(): void {
+    this.cut(false);
+    if (this.timer === null) return; // stopped
+    const next = this.config.flushMs - (Date.now() % this.config.flushMs);
+    this.timer = outside(() => setTimeout(() => this.tick(), next));
+    this.timer.unref();
+  }
+
+  /** The current interval as a batch (skipped when empty, but for a heartbeat now and then). */
+  private cut(force: boolean): void {
+    const end = Date.now();
+    const interval = this.interval;
+    this.interval = new IntervalAggregate(end);
+    const traces = this.sampler.take(interval.endpoints.values());
+    this.transport.dropped.traces += this.sampler.skipped;
+    this.sampler.skipped = 0;
+    const empty = interval.endpoints.size === 0 && traces.length === 0;
+    if (empty && !force && end - this.lastSent < HEARTBEAT_MS) return;
+    this.lastSent = end;
+    const batch: WireBatch = {
+      v: WIRE_VERSION,
+      batchId: randomUUID(),
+      service: this.config.service,
+      instance: this.instance,
+      agent: { name: 'loopscope', version: agentVersion },
+      sentAt: end,
+      intervals: interval.toWire(end),
+      traces,
+      dropped: { ...this.transport.dropped },
+    };
+    this.transport.enqueue(batch, interval.count);
+  }
+}

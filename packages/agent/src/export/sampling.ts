@@ -1,0 +1,46 @@
+/**
+ * Which full traces are shipped: the slowest transaction per endpoint per interval, every error up
+ * to a limit per interval, and a small random sample, also limited. The record of a transaction is
+ * built only when one of these wants it.
+ */
+import type { TransactionRecord } from '@loopscope/protocol';
+import type { EndpointAggregate } from './aggregate.js';
+
+export const MAX_ERROR_TRACES = 20;
+export const MAX_RANDOM_TRACES = 10;
+
+export class TraceSampler {
+  private readonly rate: number;
+  private errors: TransactionRecord[] = [];
+  private random: TransactionRecord[] = [];
+  /** Error traces not kept because of the limit (reported as dropped traces). */
+  skipped = 0;
+
+  constructor(rate: number) {
+    this.rate = rate;
+  }
+
+  offer(entry: EndpointAggregate, duration: number, error: boolean, build: () => TransactionRecord): void {
+    const slowest = duration > entry.slowestDuration;
+    if (slowest) {
+      entry.slowestDuration = duration;
+      entry.slowest = build();
+    }
+    if (error) {
+      if (this.errors.length < MAX_ERROR_TRACES) this.errors.push(build());
+      else this.skipped++;
+    } else if (!slowest && this.random.length < MAX_RANDOM_TRACES && this.rate > 0 && Math.random() < this.rate) {
+      this.random.push(build());
+    }
+  }
+
+  /** The traces of the interval (each once) and a fresh start for the next. */
+  take(endpoints: Iterable<EndpointAggregate>): TransactionRecord[] {
+    const out = new Set<TransactionRecord>(this.errors);
+    for (const e of endpoints) if (e.slowest !== undefined) out.add(e.slowest);
+    for (const r of this.random) out.add(r);
+    this.errors = [];
+    this.random = [];
+    return [...out];
+  }
+}

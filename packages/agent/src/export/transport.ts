@@ -1,0 +1,201 @@
+/**
+ * Ships batches to the collector in the background: gzip-compressed JSON over HTTP, one request at
+ * a time, a bounded queue, retries with backoff while the collector cannot be reached, and counts
+ * of what had to be dropped (reported to the collector in every later batch). It never throws into
+ * the app and never keeps the process alive by itself: its timers are unref'd, and a request in
+ * flight is the only thing that holds the loop.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { gzip } from 'node:zlib';
+import type { WireBatch } from '@loopscope/protocol';
+
+export interface Dropped {
+  batches: number;
+  transactions: number;
+  traces: number;
+}
+
+interface Queued {
+  batch: WireBatch;
+  transactions: number;
+}
+
+type Outcome = 'sent' | 'refused' | 'retry';
+
+const REQUEST_TIMEOUT_MS = 10_000;
+const MIN_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 30_000;
+
+export class Transport {
+  readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0 };
+  /** Batches the collector acknowledged. */
+  sent = 0;
+  /** What went wrong last (for diagnostics), undefined after a success. */
+  lastError: string | undefined;
+  private readonly url: URL;
+  private readonly headers: Record<string, string>;
+  private readonly maxQueue: number;
+  private readonly client: typeof http | typeof https;
+  private readonly keepAlive: http.Agent;
+  private readonly queue: Queued[] = [];
+  private inflight: Promise<Outcome> | null = null;
+  private backoffMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private warned = new Set<string>();
+  private stopped = false;
+
+  constructor(opts: { collector: string; token: string | undefined; maxQueue: number }) {
+    this.url = new URL('/v1/ingest', opts.collector);
+    this.client = this.url.protocol === 'https:' ? https : http;
+    this.keepAlive = new this.client.Agent({ keepAlive: true, maxSockets: 1 });
+    this.maxQueue = opts.maxQueue;
+    this.headers = { 'content-type': 'application/json', 'content-encoding': 'gzip' };
+    if (opts.token !== undefined) this.headers.authorization = `Bearer ${opts.token}`;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Queues a batch and sends it as soon as the collector can take it. */
+  enqueue(batch: WireBatch, transactions: number): void {
+    if (this.stopped) return;
+    this.queue.push({ batch, transactions });
+    // the batch in flight (the first) is never the one dropped
+    while (this.queue.length > this.maxQueue) this.drop(this.queue.splice(this.inflight === null ? 0 : 1, 1)[0]!);
+    this.pump();
+  }
+
+  /** Sends everything queued now, one attempt per batch, within `timeoutMs`. */
+  async flush(timeoutMs: number): Promise<void> {
+    this.clearRetry();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs, 'expired');
+      timer.unref();
+    });
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const outcome = await Promise.race([this.inflight ?? this.sendFirst(), expired]);
+        if (outcome !== 'sent' && outcome !== 'refused') break;
+      }
+    } finally {
+      clearTimeout(timer);
+      this.pump(); // whatever is left goes on with backoff
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearRetry();
+    this.keepAlive.destroy();
+  }
+
+  private drop(q: Queued): void {
+    if (this.dropped.batches === 0) process.emitWarning(`loopscope: dropping data the collector could not take (${this.lastError ?? 'queue full'}); the counts are reported to it`);
+    this.dropped.batches++;
+    this.dropped.transactions += q.transactions;
+    this.dropped.traces += q.batch.traces.length;
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private pump(): void {
+    if (this.inflight !== null || this.retryTimer !== null || this.queue.length === 0 || this.stopped) return;
+    void this.sendFirst().then((outcome) => {
+      if (outcome === 'retry') {
+        this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? MIN_BACKOFF_MS : this.backoffMs * 2);
+        const delay = this.backoffMs * (0.5 + Math.random() / 2);
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.pump();
+        }, delay);
+        this.retryTimer.unref();
+      } else {
+        this.backoffMs = 0;
+        this.pump();
+      }
+    });
+  }
+
+  /** One attempt at the first queued batch; settles its fate in the queue. */
+  private sendFirst(): Promise<Outcome> {
+    const q = this.queue[0]!;
+    // the drop counts are cumulative, so a lost batch never loses them
+    q.batch.dropped = { ...this.dropped };
+    this.inflight = this.post(q.batch).then((outcome) => {
+      this.inflight = null;
+      if (outcome !== 'retry') {
+        const i = this.queue.indexOf(q);
+        if (i !== -1) this.queue.splice(i, 1);
+        if (outcome === 'sent') this.sent++;
+        else this.drop(q);
+      }
+      return outcome;
+    });
+    return this.inflight;
+  }
+
+  private post(batch: WireBatch): Promise<Outcome> {
+    return new Promise((resolve) => {
+      let body: string;
+      try {
+        body = JSON.stringify(batch);
+      } catch (error) {
+        this.fail(`batch could not be serialized: ${String(error)}`);
+        resolve('refused');
+        return;
+      }
+      gzip(body, (zipError, zipped) => {
+        if (zipError !== null) {
+          this.fail(`gzip failed: ${zipError.message}`);
+          resolve('refused');
+          return;
+        }
+        const req = this.client.request(this.url, {
+          method: 'POST',
+          agent: this.keepAlive,
+          timeout: REQUEST_TIMEOUT_MS,
+          headers: { ...this.headers, 'content-length': String(zipped.length) },
+        });
+        req.on('response', (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', () => resolve('retry'));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) {
+              this.lastError = undefined;
+              resolve('sent');
+              return;
+            }
+            const message = `collector answered ${status}: ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`;
+            // refused for good (bad token, invalid batch): retrying would not help
+            const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429;
+            this.fail(message, permanent ? String(status) : undefined);
+            resolve(permanent ? 'refused' : 'retry');
+          });
+        });
+        req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+        req.on('error', (error) => {
+          this.fail(`cannot reach the collector at ${this.url.origin}: ${error.message}`);
+          resolve('retry');
+        });
+        req.end(zipped);
+      });
+    });
+  }
+
+  /** Remembers the problem; warns the app's operator once per kind of refusal. */
+  private fail(message: string, warnKey?: string): void {
+    this.lastError = message;
+    if (warnKey !== undefined && !this.warned.has(warnKey)) {
+      this.warned.add(warnKey);
+      process.emitWarning(`loopscope: ${message} (batches refused like this are dropped and counted)`);
+    }
+  }
+}
