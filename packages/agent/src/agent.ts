@@ -46,7 +46,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   if (exporter !== undefined) {
     tracker.exporter = exporter;
     exporter.start();
-    undo.push(() => exporter.stop(), exporter.flushOnExit());
+    undo.push(() => exporter.stop(), exporter.flushOnExit(() => tracker.flush()));
   }
   undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError));
   agent = {

@@ -65,7 +65,7 @@ export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = 
     enabled: options.enabled ?? !(enabledRaw === 'false' || enabledRaw === '0' || enabledRaw === 'no' || enabledRaw === 'off'),
     flushMs: options.flushMs ?? positive('LOOPSCOPE_FLUSH_MS', env.LOOPSCOPE_FLUSH_MS, 1000),
     sampleRate: options.sampleRate ?? fraction('LOOPSCOPE_SAMPLE_RATE', env.LOOPSCOPE_SAMPLE_RATE, 0.01),
-    maxQueue: options.maxQueue ?? 120,
+    maxQueue: options.maxQueue ?? Math.round(positive('LOOPSCOPE_MAX_QUEUE', env.LOOPSCOPE_MAX_QUEUE, 120)),
     longTaskMs: options.longTaskMs ?? positive('LOOPSCOPE_LONG_TASK_MS', env.LOOPSCOPE_LONG_TASK_MS, 50),
     maxLingerMs: options.maxLingerMs ?? positive('LOOPSCOPE_MAX_LINGER_MS', env.LOOPSCOPE_MAX_LINGER_MS, 30_000),
     maxSegments: options.maxSegments ?? 1000,

@@ -18,7 +18,10 @@ export const MAX_TRACES = 1000;
 export const MAX_SEGMENTS = 1000;
 
 const Ms = Type.Number({ minimum: 0, maximum: MAX_MS });
-const Epoch = Type.Integer({ minimum: MIN_EPOCH_MS, maximum: 8_640_000_000_000_000 });
+const EPOCH_LIMITS = { minimum: MIN_EPOCH_MS, maximum: 8_640_000_000_000_000 };
+const Epoch = Type.Integer(EPOCH_LIMITS);
+/** a transaction's start keeps its sub-millisecond part */
+const PreciseEpoch = Type.Number(EPOCH_LIMITS);
 const Count = Type.Integer({ minimum: 0, maximum: 1_000_000_000 });
 const Name = (max: number) => Type.String({ minLength: 1, maxLength: max });
 
@@ -76,7 +79,7 @@ export const TraceSchema = Type.Object(
     traceId: Type.String({ pattern: '^[0-9a-f]{16,64}$' }),
     service: Name(256),
     endpoint: Name(512),
-    start: Epoch,
+    start: PreciseEpoch,
     status: Type.Integer({ minimum: 0, maximum: 999 }),
     error: Type.Boolean(),
     errorMessage: Type.Optional(Type.String({ maxLength: 2048 })),

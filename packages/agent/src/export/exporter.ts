@@ -72,18 +72,21 @@ export class Exporter {
   /**
    * Sends the last batches when the process is about to end: when the loop runs dry
    * (`beforeExit`) and on SIGINT/SIGTERM. A signal the app does not handle itself still ends the
-   * process, after the flush, as it would have without the agent. Returns the uninstaller.
+   * process, after the flush, as it would have without the agent. `settle` delivers the
+   * transactions that are done but not delivered yet. Returns the uninstaller.
    */
-  flushOnExit(): () => void {
+  flushOnExit(settle: () => void): () => void {
     let flushedDry = false;
     const onBeforeExit = (): void => {
       if (flushedDry) return;
       flushedDry = true; // once: the flush itself makes the loop run again
+      settle();
       void this.flush();
     };
     const onSignal = (signal: NodeJS.Signals): void => {
       process.removeListener(signal, onSignal);
       const appHandles = process.listenerCount(signal) > 0;
+      settle();
       void this.flush().finally(() => {
         if (!appHandles) process.kill(process.pid, signal);
       });

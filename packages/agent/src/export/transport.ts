@@ -63,7 +63,12 @@ export class Transport {
     if (this.stopped) return;
     this.queue.push({ batch, transactions });
     // the batch in flight (the first) is never the one dropped
-    while (this.queue.length > this.maxQueue) this.drop(this.queue.splice(this.inflight === null ? 0 : 1, 1)[0]!);
+    while (this.queue.length > this.maxQueue) {
+      if (this.dropped.batches === 0) {
+        process.emitWarning(`loopscope: more than ${this.maxQueue} batches wait for the collector (${this.lastError ?? 'it is slow'}); dropping the oldest and counting what they held`);
+      }
+      this.drop(this.queue.splice(this.inflight === null ? 0 : 1, 1)[0]!);
+    }
     this.pump();
   }
 
@@ -93,7 +98,6 @@ export class Transport {
   }
 
   private drop(q: Queued): void {
-    if (this.dropped.batches === 0) process.emitWarning(`loopscope: dropping data the collector could not take (${this.lastError ?? 'queue full'}); the counts are reported to it`);
     this.dropped.batches++;
     this.dropped.transactions += q.transactions;
     this.dropped.traces += q.batch.traces.length;

@@ -1,0 +1,196 @@
+/**
+ * The agent's export, seen from the wire: an unmodified app under `--import loopscope/register`
+ * ships batches to a stand-in collector (a real HTTP server on 127.0.0.1 that keeps what it gets).
+ * The end-to-end tests with the real collector are in packages/cli/test.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { fromWire, mergeSketch, newSketch, quantile, type WireBatch } from '@loopscope/protocol';
+import { BatchSchema } from '@loopscope/protocol/wire';
+import { Compile } from 'typebox/compile';
+import { get } from './helpers.js';
+
+const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+const validBatch = Compile(BatchSchema);
+
+interface Sink {
+  url: string;
+  port: number;
+  batches: WireBatch[];
+  headers: http.IncomingHttpHeaders[];
+  /** what the sink answers (200 unless told otherwise) */
+  status: number;
+  close(): Promise<void>;
+}
+
+/** A stand-in collector: keeps every batch it is sent. */
+async function startSink(port = 0): Promise<Sink> {
+  const sink = { batches: [] as WireBatch[], headers: [] as http.IncomingHttpHeaders[], status: 200 } as Sink;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (sink.status === 200) {
+        sink.headers.push(req.headers);
+        sink.batches.push(JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as WireBatch);
+      }
+      res.statusCode = sink.status;
+      res.end(JSON.stringify(sink.status === 200 ? { ok: true } : { error: 'refused by the test' }));
+    });
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  sink.port = (server.address() as AddressInfo).port;
+  sink.url = `http://127.0.0.1:${sink.port}`;
+  sink.close = () => new Promise((resolve) => server.close(() => resolve()));
+  server.closeAllConnections?.();
+  return sink;
+}
+
+/** A port nothing listens on (yet). */
+async function freePort(): Promise<number> {
+  const s = await startSink();
+  await s.close();
+  return s.port;
+}
+
+async function startApp(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; stderr: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'loopscope/register', 'export-app.mjs'], {
+    cwd: fixtures,
+    env: { ...process.env, LOOPSCOPE_SERVICE: 'export-test', LOOPSCOPE_FLUSH_MS: '200', LOOPSCOPE_SAMPLE_RATE: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`, child, stderr: () => stderr };
+}
+
+/** Transactions per endpoint over all batches. */
+function counts(batches: WireBatch[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const b of batches) for (const i of b.intervals) out[i.endpoint] = (out[i.endpoint] ?? 0) + i.count;
+  return out;
+}
+
+async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('batches carry every transaction once, valid sketches, the slowest and the failed traces, and the token', async () => {
+  const sink = await startSink();
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_TOKEN: 's3cret' });
+  const slowMs = [10, 30, 60, 90, 20];
+  for (let i = 0; i < 30; i++) assert.equal(await get(`${app.url}/fast`), 'fast');
+  await Promise.all(slowMs.map((ms) => get(`${app.url}/slow?ms=${ms}`)));
+  for (let i = 0; i < 4; i++) await get(`${app.url}/error`);
+  await get(`${app.url}/exit`);
+  // the app ends by itself: its last interval is shipped before it exits
+  const [code] = (await once(app.child, 'exit')) as [number];
+  assert.equal(code, 0, app.stderr());
+  await sink.close();
+
+  for (const b of sink.batches) assert.ok(validBatch.Check(b), JSON.stringify([...validBatch.Errors(b)].slice(0, 2)));
+  assert.deepEqual(counts(sink.batches), { 'GET /fast': 30, 'GET /slow': 5, 'GET /error': 4, 'GET /exit': 1 });
+  const errors = sink.batches.flatMap((b) => b.intervals).filter((i) => i.endpoint === 'GET /error').reduce((n, i) => n + i.errors, 0);
+  assert.equal(errors, 4);
+  for (const h of sink.headers) {
+    assert.equal(h.authorization, 'Bearer s3cret');
+    assert.equal(h['content-encoding'], 'gzip');
+  }
+  assert.ok(sink.batches.every((b) => b.service === 'export-test' && b.instance.endsWith(`:${app.child.pid}`)));
+  assert.equal(new Set(sink.batches.map((b) => b.batchId)).size, sink.batches.length, 'batch ids are unique');
+
+  // the merged sketch of /slow knows its slowest response within the sketch's 1 %
+  const slow = newSketch();
+  for (const b of sink.batches) for (const i of b.intervals) if (i.endpoint === 'GET /slow') mergeSketch(slow, fromWire(i.response));
+  assert.equal(slow.count, 5);
+  assert.ok(quantile(slow, 1) >= 90 && quantile(slow, 1) < 100, `max response ${quantile(slow, 1)}`);
+  assert.ok(Math.abs(quantile(slow, 0.5) - 30) < 30 * 0.01 + 3, `median response ${quantile(slow, 0.5)}`);
+
+  // traces: the slowest /slow, every error; the sample rate is 0, so no random ones
+  const traces = sink.batches.flatMap((b) => b.traces);
+  const slowest = traces.filter((t) => t.endpoint === 'GET /slow').sort((a, b) => b.duration - a.duration)[0];
+  assert.ok(slowest !== undefined && slowest.duration >= 90, `slowest /slow trace ${slowest?.duration}`);
+  assert.equal(traces.filter((t) => t.endpoint === 'GET /error' && t.error && t.status === 500).length, 4);
+  const perInterval = sink.batches.map((b) => b.traces.filter((t) => t.endpoint === 'GET /fast').length);
+  assert.ok(perInterval.every((n) => n <= 1), `at most the slowest /fast per interval: ${perInterval}`);
+});
+
+test('a collector that is down, then up: the app never fails, and the queued batches arrive', async () => {
+  const port = await freePort();
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${port}` });
+  for (let i = 0; i < 20; i++) {
+    assert.equal(await get(`${app.url}/fast`), 'fast');
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  const sink = await startSink(port);
+  try {
+    await until('the 20 transactions at the collector', () => counts(sink.batches)['GET /fast'] === 20);
+    assert.ok(sink.batches.every((b) => b.dropped.batches === 0), 'nothing dropped with room in the queue');
+    // SIGTERM, which the app does not handle: the agent ships the rest and the signal still ends it
+    await get(`${app.url}/fast`);
+    app.child.kill('SIGTERM');
+    const [code, signal] = (await once(app.child, 'exit')) as [number | null, string | null];
+    assert.equal(signal, 'SIGTERM', `exit code ${code}`);
+    assert.equal(counts(sink.batches)['GET /fast'], 21);
+  } finally {
+    app.child.kill();
+    await sink.close();
+  }
+});
+
+test('a full queue drops the oldest batches and says how many transactions were lost', async () => {
+  const port = await freePort();
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${port}`, LOOPSCOPE_FLUSH_MS: '100', LOOPSCOPE_MAX_QUEUE: '2' });
+  let sent = 0;
+  for (let i = 0; i < 12; i++) {
+    await get(`${app.url}/fast`);
+    sent++;
+    await new Promise((r) => setTimeout(r, 110));
+  }
+  const sink = await startSink(port);
+  try {
+    const arrived = () => counts(sink.batches)['GET /fast'] ?? 0;
+    const lost = () => Math.max(0, ...sink.batches.map((b) => b.dropped.transactions));
+    await until('what arrived and what was dropped to add up', () => arrived() + lost() === sent);
+    assert.ok(lost() > 0, 'some transactions were dropped');
+    assert.ok(Math.max(...sink.batches.map((b) => b.dropped.batches)) > 0);
+    assert.match(app.stderr(), /loopscope: more than 2 batches wait for the collector \(cannot reach the collector/);
+  } finally {
+    app.child.kill();
+    await sink.close();
+  }
+});
+
+test('batches a collector refuses (4xx) are dropped and counted, not retried; the app is warned once and keeps running', async () => {
+  const sink = await startSink();
+  sink.status = 400;
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_FLUSH_MS: '100' });
+  try {
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await get(`${app.url}/fast`), 'fast');
+      await new Promise((r) => setTimeout(r, 120));
+    }
+    await until('the warning', () => /collector answered 400/.test(app.stderr()));
+    assert.equal(app.stderr().match(/collector answered 400/g)!.length, 1, app.stderr());
+    sink.status = 200;
+    await get(`${app.url}/fast`);
+    await until('a batch after the refusals', () => sink.batches.length > 0);
+    const last = sink.batches.at(-1)!;
+    assert.ok(last.dropped.batches > 0 && last.dropped.transactions >= 5, JSON.stringify(last.dropped));
+  } finally {
+    app.child.kill();
+    await sink.close();
+  }
+});
