@@ -1,0 +1,82 @@
+/**
+ * The loopscope collector: `startCollector()` opens the storage, serves ingest and the query API,
+ * and prunes by retention on a timer. `loopscope up` is this function behind command-line flags.
+ */
+import type { FastifyServerOptions } from 'fastify';
+import { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
+import { buildServer } from './server.js';
+import { openSqliteStorage } from './storage/sqlite.js';
+import type { Retention, Storage } from './storage/storage.js';
+
+export interface CollectorOptions {
+  /** default 4400; 0 picks a free port (read it from `url`) */
+  port?: number;
+  /** default 127.0.0.1 */
+  host?: string;
+  /** directory of the SQLite file, created if missing; default ./.loopscope */
+  dataDir?: string;
+  /** ingest token; without it ingest is open */
+  token?: string | undefined;
+  /** per-kind retention in ms; the rest keep their defaults */
+  retention?: Partial<Retention>;
+  limits?: Partial<IngestLimits>;
+  /** how often old data is deleted; default every minute */
+  pruneEveryMs?: number;
+  /** Fastify's logger option; default warnings and errors as JSON lines on stderr */
+  logger?: FastifyServerOptions['logger'];
+}
+
+export interface Collector {
+  /** e.g. http://127.0.0.1:4400 */
+  url: string;
+  storage: Storage;
+  /** Stops accepting, lets requests in flight finish, then closes the storage. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_PORT = 4400;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = '.loopscope';
+
+export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
+  const host = options.host ?? DEFAULT_HOST;
+  const storage = openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention: options.retention ?? {} });
+  const app = buildServer({
+    storage,
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    token: options.token,
+    logger: options.logger ?? { level: 'warn', stream: process.stderr },
+  });
+  try {
+    await storage.prune(Date.now());
+    await app.listen({ port: options.port ?? DEFAULT_PORT, host });
+  } catch (err) {
+    await app.close();
+    await storage.close();
+    throw err;
+  }
+  const pruner = setInterval(() => {
+    storage.prune(Date.now()).catch((err: unknown) => app.log.error({ err }, 'pruning failed'));
+  }, options.pruneEveryMs ?? 60_000);
+  pruner.unref();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    storage,
+    close() {
+      closing ??= (async () => {
+        clearInterval(pruner);
+        await app.close();
+        await storage.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export { buildServer, VERSION } from './server.js';
+export { openSqliteStorage, DB_FILE, type SqliteOptions } from './storage/sqlite.js';
+export { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
+export * from './storage/storage.js';

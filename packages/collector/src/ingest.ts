@@ -1,0 +1,152 @@
+/**
+ * Turns the bytes of `POST /v1/ingest` into a batch the storage may take, or an HttpError saying
+ * exactly what is wrong: decompression (bounded: a gzip bomb is a 413, not an out-of-memory), JSON,
+ * the wire version (first, so an agent speaking another version is told so and not drowned in
+ * schema errors), the schema (docs/protocol.md), then the rules a schema cannot say.
+ */
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import Type from 'typebox';
+import Compile from 'typebox/compile';
+import { METRICS, WIRE_VERSION, fromWire, type WireBatch } from '@loopscope/protocol';
+import { BatchSchema, IntervalSchema, MAX_INTERVALS, MAX_TRACES, TraceSchema } from '@loopscope/protocol/wire';
+import { HttpError } from './http-error.js';
+
+export interface IngestLimits {
+  /** the most bytes a request body may have on the wire, compressed or not */
+  maxBodyBytes: number;
+  /** the most bytes a gzip body may decompress to */
+  maxDecompressedBytes: number;
+}
+
+const MB = 1024 * 1024;
+export const DEFAULT_LIMITS: IngestLimits = { maxBodyBytes: 5 * MB, maxDecompressedBytes: 20 * MB };
+/** How far ahead of the collector's clock a timestamp may be (agents' clocks drift, but not by days). */
+export const MAX_FUTURE_MS = 24 * 3_600_000;
+
+const gunzip = promisify(zlib.gunzip);
+
+export async function decodeBody(body: Buffer, contentEncoding: string | undefined, limits: IngestLimits): Promise<Buffer> {
+  const encoding = (contentEncoding ?? 'identity').trim().toLowerCase();
+  if (encoding === 'identity' || encoding === '') return body;
+  if (encoding !== 'gzip') throw new HttpError(415, `unsupported Content-Encoding "${encoding}"; send gzip or no encoding`);
+  try {
+    return await gunzip(body, { maxOutputLength: limits.maxDecompressedBytes });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new HttpError(413, `body decompresses to more than ${limits.maxDecompressedBytes} bytes`);
+    }
+    throw new HttpError(400, `body is not valid gzip: ${(err as Error).message}`);
+  }
+}
+
+// Compiled once. The full schema answers the common case (a valid batch) in one pass. When it
+// fails, the problem is located with the parts — the envelope with its arrays unchecked, then the
+// first bad interval or trace alone — so that listing errors stays bounded on a 20 MB body where
+// every one of millions of values could be wrong.
+const batchValidator = Compile(BatchSchema);
+const envelopeValidator = Compile(
+  Type.Object(
+    {
+      ...BatchSchema.properties,
+      intervals: Type.Array(Type.Unknown(), { maxItems: MAX_INTERVALS }),
+      traces: Type.Array(Type.Unknown(), { maxItems: MAX_TRACES }),
+    },
+    { additionalProperties: false },
+  ),
+);
+const intervalValidator = Compile(IntervalSchema);
+const traceValidator = Compile(TraceSchema);
+
+interface SchemaError {
+  instancePath: string;
+  keyword: string;
+  message: string;
+  params: unknown;
+}
+
+/** The first schema problem, as "<path> <problem>". */
+function schemaProblem(value: unknown): string {
+  let prefix = '';
+  let errors: SchemaError[] = envelopeValidator.Errors(value);
+  if (errors.length === 0) {
+    const batch = value as { intervals: unknown[]; traces: unknown[] };
+    const i = batch.intervals.findIndex((iv) => !intervalValidator.Check(iv));
+    if (i !== -1) {
+      prefix = `/intervals/${i}`;
+      errors = intervalValidator.Errors(batch.intervals[i]);
+    } else {
+      const j = batch.traces.findIndex((t) => !traceValidator.Check(t));
+      prefix = `/traces/${j}`;
+      errors = traceValidator.Errors(batch.traces[j]);
+    }
+  }
+  const first = errors.find((e) => e.keyword !== 'additionalProperties') ?? errors[0];
+  if (!first) return 'batch does not match the wire format';
+  const where = prefix + first.instancePath || 'batch';
+  // an unknown property shows up as "schema is false" at its own path
+  if (first.keyword === 'boolean') return `${where} is not a property of the wire format`;
+  if (first.keyword === 'const') {
+    const allowed = errors.filter((e) => e.instancePath === first.instancePath && e.keyword === 'const').map((e) => JSON.stringify((e.params as { allowedValue?: unknown }).allowedValue));
+    return `${where} must be one of ${allowed.join(', ')}`;
+  }
+  return `${where} ${first.message}`;
+}
+
+/**
+ * Parses and validates the (decompressed) body. `receivedAt` is the collector's clock, for the
+ * future-timestamp rule.
+ */
+export function parseBatch(bytes: Buffer, receivedAt: number): WireBatch {
+  if (bytes.length === 0) throw new HttpError(400, 'empty body; send a batch as JSON');
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, `malformed JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'a batch must be a JSON object');
+  const v = (value as { v?: unknown }).v;
+  if (v !== WIRE_VERSION) {
+    const said = v === undefined ? 'no wire version (field "v")' : `unsupported wire version ${JSON.stringify(v)}`;
+    throw new HttpError(400, `${said}; this collector speaks version ${WIRE_VERSION}`);
+  }
+  if (!batchValidator.Check(value)) throw new HttpError(400, schemaProblem(value));
+  const problem = semanticProblem(value, receivedAt);
+  if (problem) throw new HttpError(400, problem);
+  return value;
+}
+
+/** The rules the schema cannot express; the first one broken, or undefined. */
+function semanticProblem(batch: WireBatch, receivedAt: number): string | undefined {
+  const latest = receivedAt + MAX_FUTURE_MS;
+  if (batch.sentAt > latest) return `/sentAt ${batch.sentAt} is more than a day ahead of the collector's clock (${receivedAt})`;
+  for (const [i, iv] of batch.intervals.entries()) {
+    const at = `/intervals/${i}`;
+    if (iv.start > latest) return `${at}/start ${iv.start} is more than a day ahead of the collector's clock (${receivedAt})`;
+    if (iv.errors > iv.count) return `${at}/errors ${iv.errors} is more than count ${iv.count}`;
+    for (const m of METRICS) {
+      try {
+        fromWire(iv[m]);
+      } catch (err) {
+        return `${at}/${m}: ${(err as Error).message}`;
+      }
+      if (iv[m].n !== iv.count) return `${at}/${m}/n is ${iv[m].n} but count is ${iv.count}; every transaction counted has each of the five values`;
+    }
+  }
+  for (const [j, t] of batch.traces.entries()) {
+    const at = `/traces/${j}`;
+    if (t.service !== batch.service) return `${at}/service "${t.service}" is not the batch's service "${batch.service}"`;
+    if (t.start > latest) return `${at}/start ${t.start} is more than a day ahead of the collector's clock (${receivedAt})`;
+    const ids = new Set<number>();
+    for (const [k, s] of t.segments.entries()) {
+      if (s.end < s.start) return `${at}/segments/${k}/end ${s.end} is before its start ${s.start}`;
+      if (ids.has(s.id)) return `${at}/segments/${k}/id ${s.id} is used by another segment`;
+      ids.add(s.id);
+    }
+    for (const [k, id] of t.criticalPath.entries()) {
+      if (!ids.has(id)) return `${at}/criticalPath/${k} is segment ${id}, which is not in segments`;
+    }
+  }
+  return undefined;
+}

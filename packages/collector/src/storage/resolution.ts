@@ -1,0 +1,43 @@
+/**
+ * The three resolutions aggregates are kept at, and which one answers a query. Every resolution is
+ * written on ingest (see sqlite.ts), so a coarser one holds exactly the merge of the finer ones for
+ * the same span; choosing between them changes the cost of a query, never its answer, as long as
+ * the chosen buckets tile the requested points.
+ */
+import type { Retention } from './storage.js';
+
+export interface Resolution {
+  name: 'second' | 'minute' | 'hour';
+  /** bucket length in ms */
+  ms: number;
+  retention: keyof Retention;
+}
+
+/** Finest first. */
+export const RESOLUTIONS: readonly Resolution[] = [
+  { name: 'second', ms: 1000, retention: 'seconds' },
+  { name: 'minute', ms: 60_000, retention: 'minutes' },
+  { name: 'hour', ms: 3_600_000, retention: 'hours' },
+];
+
+/** Whether rows of `res` starting at `from` are still kept at `now`. */
+export function covers(res: Resolution, retention: Retention, from: number, now: number): boolean {
+  return from >= now - retention[res.retention];
+}
+
+/**
+ * The resolution that answers a query starting at `from` with points `step` ms apart (`step`
+ * undefined: one answer for the whole range). Among the resolutions whose retention still covers
+ * `from`, the coarsest whose buckets tile every step exactly (bucket divides step) — that reads the
+ * fewest rows for the same merged result; without a step, the finest one, so the range's edges are
+ * as exact as the data allows. When none covers `from`, the coarsest one (it is kept the longest).
+ */
+export function chooseResolution(retention: Retention, from: number, now: number, step?: number): Resolution {
+  const kept = RESOLUTIONS.filter((r) => covers(r, retention, from, now));
+  if (kept.length === 0) return RESOLUTIONS[RESOLUTIONS.length - 1]!;
+  if (step === undefined) return kept[0]!;
+  const tiling = kept.filter((r) => step % r.ms === 0);
+  return tiling[tiling.length - 1] ?? kept[0]!;
+}
+
+export const bucketOf = (t: number, res: Resolution): number => Math.floor(t / res.ms) * res.ms;

@@ -1,0 +1,295 @@
+/**
+ * The embedded storage: one SQLite file (better-sqlite3) in WAL mode with synchronous = FULL, so a
+ * committed batch survives `kill -9` and a power cut; ingest resolves only after the commit.
+ *
+ * Aggregates live in three tables, one per resolution (agg_second, agg_minute, agg_hour), keyed by
+ * (service, endpoint, bucket start) with count, errors and the five sketches in the compact form of
+ * sketch-codec.ts. There is no rollup job: ingest merges each interval into its row of every
+ * resolution (read, merge, write) in the batch's one transaction, so the three tables always agree
+ * and percentiles are only ever merged, never averaged. An interval is filed entirely under the
+ * bucket of its `start`: one longer than a second (the agent's flush interval is 1 s by default, but
+ * may be set longer) lands in that second's row, and in the minute and hour rows of its start.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { METRICS, fromWire, mergeSketch, newSketch, quantile, summarize, toWire, type Sketch, type WireBatch } from '@loopscope/protocol';
+import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
+import { decodeSketch, encodeSketch } from './sketch-codec.js';
+import {
+  DEFAULT_RETENTION,
+  type EndpointSummary,
+  type Range,
+  type Retention,
+  type ServiceSummary,
+  type Storage,
+  type TimeseriesQuery,
+  type TimeseriesResult,
+  type TraceSummary,
+  type TracesQuery,
+} from './storage.js';
+
+export interface SqliteOptions {
+  /** directory of the database file, created if missing */
+  dataDir: string;
+  retention?: Partial<Retention>;
+}
+
+export const DB_FILE = 'loopscope.db';
+const SCHEMA_VERSION = 1;
+
+const table = (res: Resolution): string => `agg_${res.name}`;
+
+function schema(): string {
+  const aggregates = RESOLUTIONS.map(
+    (res) => `
+    CREATE TABLE IF NOT EXISTS ${table(res)} (
+      service TEXT NOT NULL, endpoint TEXT NOT NULL, bucket INTEGER NOT NULL,
+      count INTEGER NOT NULL, errors INTEGER NOT NULL,
+      response BLOB NOT NULL, duration BLOB NOT NULL, cpu BLOB NOT NULL, external BLOB NOT NULL, blocking BLOB NOT NULL,
+      UNIQUE (service, endpoint, bucket)
+    );
+    CREATE INDEX IF NOT EXISTS ${table(res)}_service_bucket ON ${table(res)} (service, bucket);
+    CREATE INDEX IF NOT EXISTS ${table(res)}_bucket ON ${table(res)} (bucket);`,
+  ).join('\n');
+  return `${aggregates}
+    CREATE TABLE IF NOT EXISTS traces (
+      traceId TEXT PRIMARY KEY, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
+      status INTEGER NOT NULL, error INTEGER NOT NULL,
+      response REAL NOT NULL, duration REAL NOT NULL, cpu REAL NOT NULL, external REAL NOT NULL, blocking REAL NOT NULL,
+      record TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS traces_slowest ON traces (service, duration);
+    CREATE INDEX IF NOT EXISTS traces_endpoint_slowest ON traces (service, endpoint, duration);
+    CREATE INDEX IF NOT EXISTS traces_recent ON traces (service, start);
+    CREATE INDEX IF NOT EXISTS traces_endpoint_recent ON traces (service, endpoint, start);
+    CREATE INDEX IF NOT EXISTS traces_start ON traces (start);
+    CREATE TABLE IF NOT EXISTS instances (
+      service TEXT NOT NULL, instance TEXT NOT NULL, firstSeen INTEGER NOT NULL, lastSeen INTEGER NOT NULL,
+      PRIMARY KEY (service, instance)
+    );
+    CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS batches_receivedAt ON batches (receivedAt);`;
+}
+
+/** One aggregate row being merged in memory during an ingest. */
+interface Row {
+  endpoint: string;
+  bucket: number;
+  count: number;
+  errors: number;
+  sketches: Sketch[]; // in METRICS order
+}
+
+interface StoredRow {
+  count: number;
+  errors: number;
+  response: Buffer;
+  duration: Buffer;
+  cpu: Buffer;
+  external: Buffer;
+  blocking: Buffer;
+}
+
+const fromStored = (blob: Buffer): Sketch => fromWire(decodeSketch(blob));
+const round = (v: number): number => Math.round(v * 1000) / 1000;
+
+export function openSqliteStorage(options: SqliteOptions): Storage {
+  mkdirSync(options.dataDir, { recursive: true });
+  const retention: Retention = { ...DEFAULT_RETENTION, ...options.retention };
+  const db = new Database(path.join(options.dataDir, DB_FILE));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    db.close();
+    throw new Error(`${path.join(options.dataDir, DB_FILE)} was written by a newer loopscope (schema ${version}); this one reads schema ${SCHEMA_VERSION}`);
+  }
+  db.exec(schema());
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+
+  const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
+  const upsertInstance = db.prepare(
+    `INSERT INTO instances (service, instance, firstSeen, lastSeen) VALUES (?, ?, ?, ?)
+     ON CONFLICT (service, instance) DO UPDATE SET firstSeen = MIN(firstSeen, excluded.firstSeen), lastSeen = MAX(lastSeen, excluded.lastSeen)`,
+  );
+  const insertTrace = db.prepare(
+    `INSERT OR IGNORE INTO traces (traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const perResolution = RESOLUTIONS.map((res) => ({
+    res,
+    select: db.prepare(`SELECT count, errors, ${METRICS.join(', ')} FROM ${table(res)} WHERE service = ? AND endpoint = ? AND bucket = ?`),
+    upsert: db.prepare(
+      `INSERT INTO ${table(res)} (service, endpoint, bucket, count, errors, ${METRICS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (service, endpoint, bucket) DO UPDATE SET count = excluded.count, errors = excluded.errors,
+       ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}`,
+    ),
+    prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
+  }));
+  const pruneTraces = db.prepare('DELETE FROM traces WHERE start < ?');
+  const pruneBatches = db.prepare('DELETE FROM batches WHERE receivedAt < ?');
+  const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
+  const selectServices = db.prepare(
+    `SELECT service, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances FROM instances
+     WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
+  );
+  const selectTrace = db.prepare('SELECT record FROM traces WHERE traceId = ?');
+
+  const ingest = db.transaction((batch: WireBatch, receivedAt: number): boolean => {
+    if (insertBatch.run(batch.batchId, receivedAt).changes === 0) return true;
+    const parsed = batch.intervals.map((iv) => METRICS.map((m) => fromWire(iv[m])));
+    for (const { res, select, upsert } of perResolution) {
+      const oldest = receivedAt - retention[res.retention];
+      const rows = new Map<string, Row>();
+      batch.intervals.forEach((iv, i) => {
+        const bucket = bucketOf(iv.start, res);
+        if (bucket < oldest) return; // prune would delete it at once
+        const key = `${bucket} ${iv.endpoint}`;
+        let row = rows.get(key);
+        if (!row) {
+          const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
+          row = stored
+            ? { endpoint: iv.endpoint, bucket, count: stored.count, errors: stored.errors, sketches: METRICS.map((m) => fromStored(stored[m])) }
+            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => newSketch()) };
+          rows.set(key, row);
+        }
+        row.count += iv.count;
+        row.errors += iv.errors;
+        parsed[i]!.forEach((s, m) => mergeSketch(row.sketches[m]!, s));
+      });
+      for (const row of rows.values()) {
+        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map((s) => encodeSketch(toWire(s))));
+      }
+    }
+    for (const t of batch.traces) {
+      insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t));
+    }
+    // the span of time this instance's data covers, by its own clock (the collector's clock could
+    // disagree with the timestamps the data is queried by)
+    let first = batch.sentAt;
+    let last = batch.sentAt;
+    for (const iv of batch.intervals) first = Math.min(first, iv.start);
+    for (const t of batch.traces) first = Math.min(first, t.start);
+    for (const iv of batch.intervals) last = Math.max(last, iv.start + iv.ms);
+    upsertInstance.run(batch.service, batch.instance, first, last);
+    return false;
+  });
+
+  const prune = db.transaction((now: number) => {
+    for (const { res, prune } of perResolution) prune.run(now - retention[res.retention]);
+    pruneTraces.run(now - retention.traces);
+    pruneBatches.run(now - retention.batches);
+    pruneInstances.run(now - retention.hours);
+  });
+
+  const traceStatements = new Map<string, Database.Statement>();
+  function traceStatement(byEndpoint: boolean, sort: TracesQuery['sort']): Database.Statement {
+    const key = `${byEndpoint}-${sort}`;
+    let stmt = traceStatements.get(key);
+    if (!stmt) {
+      stmt = db.prepare(
+        `SELECT traceId, endpoint, start, status, response, duration, cpu, external, blocking FROM traces
+         WHERE service = ? ${byEndpoint ? 'AND endpoint = ?' : ''} AND start >= ? AND start < ?
+         ORDER BY ${sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ?`,
+      );
+      traceStatements.set(key, stmt);
+    }
+    return stmt;
+  }
+
+  const aggregateStatements = new Map<string, Database.Statement>();
+  /** Rows of one resolution for a service (and endpoint) whose buckets overlap [from, to). */
+  function aggregateRows(res: Resolution, columns: string, service: string, endpoint: string | undefined, from: number, to: number): unknown[] {
+    const where = `service = ? ${endpoint === undefined ? '' : 'AND endpoint = ?'} AND bucket >= ? AND bucket < ?`;
+    const sql = `SELECT bucket, ${columns} FROM ${table(res)} WHERE ${where}`;
+    let stmt = aggregateStatements.get(sql);
+    if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
+    const args = endpoint === undefined ? [service, bucketOf(from, res), to] : [service, endpoint, bucketOf(from, res), to];
+    return stmt.all(...args);
+  }
+
+  let closed = false;
+  return {
+    kind: 'sqlite',
+
+    async ingest(batch, receivedAt) {
+      return { duplicate: ingest(batch, receivedAt) };
+    },
+
+    async services({ from, to }) {
+      return selectServices.all(to, from) as ServiceSummary[];
+    },
+
+    async endpoints(service: string, { from, to }: Range) {
+      const res = chooseResolution(retention, from, Date.now());
+      const merged = new Map<string, { count: number; errors: number; sketches: Sketch[] }>();
+      for (const r of aggregateRows(res, `endpoint, count, errors, ${METRICS.join(', ')}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>) {
+        let e = merged.get(r.endpoint);
+        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => newSketch()) }));
+        e.count += r.count;
+        e.errors += r.errors;
+        METRICS.forEach((m, i) => mergeSketch(e.sketches[i]!, fromStored(r[m])));
+      }
+      const list: EndpointSummary[] = [...merged].map(([endpoint, e]) => ({
+        endpoint,
+        count: e.count,
+        errors: e.errors,
+        response: summarize(e.sketches[0]!),
+        duration: summarize(e.sketches[1]!),
+        cpu: summarize(e.sketches[2]!),
+        external: summarize(e.sketches[3]!),
+        blocking: summarize(e.sketches[4]!),
+      }));
+      return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
+    },
+
+    async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
+      const res = chooseResolution(retention, query.from, Date.now(), query.step);
+      // a step finer than the resolution's buckets would leave most points empty: widen it to whole buckets
+      const step = Math.ceil(query.step / res.ms) * res.ms;
+      const t0 = Math.floor(query.from / step) * step;
+      const points = Math.ceil((query.to - t0) / step);
+      const counted = query.metric === 'throughput' || query.metric === 'errors';
+      const rows = aggregateRows(res, counted ? 'count, errors' : `count, ${query.metric}`, query.service, query.endpoint, t0, query.to) as Array<
+        Partial<StoredRow> & { bucket: number }
+      >;
+      const sums = new Array<number | null>(points).fill(null);
+      const sketches = new Array<Sketch | undefined>(points);
+      for (const r of rows) {
+        const i = Math.floor((r.bucket - t0) / step);
+        if (i < 0 || i >= points) continue;
+        if (query.metric === 'throughput' || query.metric === 'errors') sums[i] = (sums[i] ?? 0) + r[query.metric === 'throughput' ? 'count' : 'errors']!;
+        else mergeSketch((sketches[i] ??= newSketch()), fromStored(r[query.metric]!));
+      }
+      const value = (i: number): number | null => {
+        if (counted) return sums[i] === null ? null : round(sums[i]! / (step / 1000));
+        const s = sketches[i];
+        return s ? round(quantile(s, query.q)) : null;
+      };
+      return { metric: query.metric, q: query.q, step, points: Array.from({ length: points }, (_, i) => [t0 + i * step, value(i)]) };
+    },
+
+    async traces(query: TracesQuery) {
+      const stmt = traceStatement(query.endpoint !== undefined, query.sort);
+      const args = query.endpoint === undefined ? [query.service, query.from, query.to, query.limit] : [query.service, query.endpoint, query.from, query.to, query.limit];
+      return stmt.all(...args) as TraceSummary[];
+    },
+
+    async trace(traceId: string) {
+      const row = selectTrace.get(traceId) as { record: string } | undefined;
+      return row ? (JSON.parse(row.record) as object) : undefined;
+    },
+
+    async prune(now: number) {
+      prune(now);
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The one interface between the collector and where its data lives. Ingest and the query API use
+ * only this, so a second backend (ClickHouse, for many collectors) can follow without touching
+ * either. Every method is async even though the embedded SQLite backend is synchronous.
+ */
+import type { MetricName, Quantiles, WireBatch } from '@loopscope/protocol';
+
+/** A time range in ms since the epoch: `from` inclusive, `to` exclusive. */
+export interface Range {
+  from: number;
+  to: number;
+}
+
+/** How long each kind of data is kept, in ms. */
+export interface Retention {
+  /** per-second aggregates */
+  seconds: number;
+  /** per-minute aggregates */
+  minutes: number;
+  /** per-hour aggregates */
+  hours: number;
+  /** full traces */
+  traces: number;
+  /** batch ids remembered to recognize a batch sent twice */
+  batches: number;
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+export const DEFAULT_RETENTION: Retention = { seconds: 2 * HOUR, minutes: 7 * DAY, hours: 90 * DAY, traces: 7 * DAY, batches: DAY };
+
+export interface ServiceSummary {
+  service: string;
+  /** the latest time (ms since the epoch) any instance of the service reported */
+  lastSeen: number;
+  /** the number of instances (processes) that reported during the range */
+  instances: number;
+}
+
+export interface EndpointSummary {
+  endpoint: string;
+  count: number;
+  errors: number;
+  response: Quantiles;
+  duration: Quantiles;
+  cpu: Quantiles;
+  external: Quantiles;
+  blocking: Quantiles;
+}
+
+export type SeriesMetric = MetricName | 'throughput' | 'errors';
+export const SERIES_METRICS: readonly SeriesMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'throughput', 'errors'];
+
+export interface TimeseriesQuery extends Range {
+  service: string;
+  endpoint?: string | undefined;
+  metric: SeriesMetric;
+  /** quantile in (0, 1]; 1 is the max. Ignored for throughput and errors. */
+  q: number;
+  /** ms per point */
+  step: number;
+}
+
+export interface TimeseriesResult {
+  metric: SeriesMetric;
+  q: number;
+  step: number;
+  /** [point start, value]; null where no data was received */
+  points: Array<[number, number | null]>;
+}
+
+export interface TracesQuery extends Range {
+  service: string;
+  endpoint?: string | undefined;
+  sort: 'slowest' | 'recent';
+  limit: number;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  endpoint: string;
+  start: number;
+  status: number;
+  response: number;
+  duration: number;
+  cpu: number;
+  external: number;
+  blocking: number;
+}
+
+export interface Storage {
+  readonly kind: 'sqlite';
+  /**
+   * Stores a validated batch atomically; resolves only once it is durable. A batch whose batchId was
+   * already stored is not applied again and resolves `{ duplicate: true }`.
+   */
+  ingest(batch: WireBatch, receivedAt: number): Promise<{ duplicate: boolean }>;
+  services(range: Range): Promise<ServiceSummary[]>;
+  endpoints(service: string, range: Range): Promise<EndpointSummary[]>;
+  timeseries(query: TimeseriesQuery): Promise<TimeseriesResult>;
+  traces(query: TracesQuery): Promise<TraceSummary[]>;
+  /** The full transaction record as the agent sent it, or undefined. */
+  trace(traceId: string): Promise<object | undefined>;
+  /** Deletes what is older than the retention allows at `now`. */
+  prune(now: number): Promise<void>;
+  close(): Promise<void>;
+}

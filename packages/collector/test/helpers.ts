@@ -1,0 +1,151 @@
+/** Real parts for the collector's tests: batches built by hand, a collector on 127.0.0.1, HTTP. */
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { METRICS, addValue, newSketch, roundMs, toWire, type MetricName, type WireBatch, type WireInterval, type WireTrace } from '@loopscope/protocol';
+import { startCollector, type Collector, type CollectorOptions } from '../src/index.js';
+
+export type Tx = Record<MetricName, number> & { error: boolean };
+
+/** A deterministic pseudo-random source (mulberry32), so a failing test fails the same way again. */
+export function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A transaction with plausible, skewed numbers (µs precision, as the agent sends them). */
+export function randomTx(rand: () => number, errorRate = 0.1): Tx {
+  const skew = (scale: number): number => roundMs(scale * Math.exp(rand() * 4) * (0.5 + rand()));
+  const cpu = skew(0.2);
+  const external = rand() < 0.2 ? 0 : skew(2);
+  const blocking = skew(0.05);
+  const response = roundMs(cpu + external + blocking + skew(0.1));
+  return { response, duration: roundMs(response + (rand() < 0.3 ? skew(1) : 0)), cpu, external, blocking, error: rand() < errorRate };
+}
+
+export function interval(endpoint: string, start: number, txs: Tx[], ms = 1000): WireInterval {
+  const sketches = Object.fromEntries(
+    METRICS.map((m) => {
+      const s = newSketch();
+      for (const tx of txs) addValue(s, tx[m]);
+      return [m, toWire(s)];
+    }),
+  ) as Record<MetricName, ReturnType<typeof toWire>>;
+  return { start, ms, endpoint, count: txs.length, errors: txs.filter((t) => t.error).length, ...sketches };
+}
+
+let traceCounter = 0;
+export function trace(service: string, endpoint: string, start: number, tx: Tx): WireTrace {
+  const traceId = (++traceCounter).toString(16).padStart(32, '0');
+  return {
+    traceId,
+    service,
+    endpoint,
+    start,
+    status: tx.error ? 500 : 200,
+    error: tx.error,
+    ...(tx.error ? { errorMessage: 'boom' } : {}),
+    response: tx.response,
+    duration: tx.duration,
+    cpu: tx.cpu,
+    external: tx.external,
+    externalByKind: tx.external > 0 ? { db: tx.external } : {},
+    blocking: tx.blocking,
+    segments: [
+      { id: 0, parentId: null, name: 'SELECT puppies', kind: 'db', start: 0.1, end: 0.1 + tx.external, onCriticalPath: true },
+      { id: 1, parentId: null, name: 'GET cache', kind: 'cache', start: 0.1, end: 0.2, onCriticalPath: false },
+    ],
+    criticalPath: [0],
+    truncated: false,
+    droppedSegments: 0,
+  };
+}
+
+let batchCounter = 0;
+export function batch(service: string, instance: string, intervals: WireInterval[], traces: WireTrace[] = [], sentAt = Date.now()): WireBatch {
+  return {
+    v: 1,
+    batchId: `test-${process.pid}-${++batchCounter}-${Math.floor(Math.random() * 1e9)}`,
+    service,
+    instance,
+    agent: { name: 'test', version: '0.0.0' },
+    sentAt,
+    intervals,
+    traces,
+    dropped: { batches: 0, transactions: 0, traces: 0 },
+  };
+}
+
+/** The value at quantile q of the exact data, by the same rank rule as the sketch (q·(n−1), rounded down). */
+export function exactQuantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(q * (sorted.length - 1))]!;
+}
+
+export interface TestCollector extends Collector {
+  dataDir: string;
+}
+
+/** A real collector on 127.0.0.1 with its SQLite file in a fresh temp directory. */
+export async function startTestCollector(options: CollectorOptions = {}): Promise<TestCollector> {
+  const dataDir = options.dataDir ?? tempDir();
+  const collector = await startCollector({ port: 0, logger: false, ...options, dataDir });
+  return {
+    ...collector,
+    dataDir,
+    async close() {
+      await collector.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function tempDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'loopscope-test-'));
+}
+
+export interface Answer {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of the API under test
+}
+
+/**
+ * POSTs raw bytes. The answer is taken even when the server answers before reading the whole body
+ * (a 413 on a 10 MB upload) and the upload then fails.
+ */
+export function post(url: string, body: Buffer | string, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = http.request(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        try {
+          resolve({ status: res.statusCode!, body: JSON.parse(text) });
+        } catch {
+          reject(new Error(`not JSON (status ${res.statusCode}): ${text.slice(0, 200)}`));
+        }
+      });
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    req.end(body);
+  });
+}
+
+export function sendBatch(url: string, b: WireBatch, headers: Record<string, string> = {}): Promise<Answer> {
+  return post(`${url}/v1/ingest`, JSON.stringify(b), { 'content-type': 'application/json', ...headers });
+}
+
+export async function get(url: string): Promise<Answer> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
