@@ -264,7 +264,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         else mergeSketch((sketches[i] ??= newSketch()), fromStored(r[query.metric]!));
       }
       const value = (i: number): number | null => {
-        if (counted) return sums[i] === null ? null : round(sums[i]! / (step / 1000));
+        if (counted) return sums[i] === null ? null : sums[i]! / (step / 1000);
         const s = sketches[i];
         return s ? round(quantile(s, query.q)) : null;
       };

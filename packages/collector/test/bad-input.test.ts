@@ -1,0 +1,236 @@
+/**
+ * Every kind of bad request gets the right 4xx and a JSON error naming the problem; the collector
+ * stays up, and the good batches sent in between are all stored.
+ */
+import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
+import { after, before, test } from 'node:test';
+import type { WireBatch } from '@loopscope/protocol';
+import { batch, get, interval, post, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
+
+const TOKEN = 's3cret-token';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const JSON_TYPE = { 'content-type': 'application/json', ...AUTH };
+
+let collector: TestCollector;
+let goodSent = 0;
+const rand = random(7);
+const now = Date.now();
+
+function good(): WireBatch {
+  const tx = randomTx(rand, 0);
+  return batch('bad-input', 'i-1', [interval('GET /ok', now - 2000, [tx, randomTx(rand, 0)])], [trace('bad-input', 'GET /ok', now - 2000, tx)]);
+}
+
+/** A good batch with one thing changed. */
+function broken(change: (b: any) => void): string {
+  const b = good();
+  change(b);
+  return JSON.stringify(b);
+}
+
+before(async () => {
+  collector = await startTestCollector({ token: TOKEN });
+});
+after(() => collector.close());
+
+const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: number; error: RegExp }> = [
+  { name: 'malformed JSON', send: () => post(`${collector.url}/v1/ingest`, '{"v": 1, "batchId": ', JSON_TYPE), status: 400, error: /^malformed JSON/ },
+  { name: 'not an object', send: () => post(`${collector.url}/v1/ingest`, '[1, 2]', JSON_TYPE), status: 400, error: /must be a JSON object/ },
+  { name: 'empty body', send: () => post(`${collector.url}/v1/ingest`, '', JSON_TYPE), status: 400, error: /empty body/ },
+  {
+    name: 'unknown version',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.v = 2)), JSON_TYPE),
+    status: 400,
+    error: /^unsupported wire version 2; this collector speaks version 1$/,
+  },
+  { name: 'no version', send: () => post(`${collector.url}/v1/ingest`, broken((b) => delete b.v), JSON_TYPE), status: 400, error: /no wire version/ },
+  {
+    name: 'wrong type',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].count = '2')), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/count must be integer$/,
+  },
+  {
+    name: 'huge number',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].cpu.max = 1e300)), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/cpu\/max must be <= 604800000$/,
+  },
+  {
+    name: 'number beyond float64 (1e400 parses as Infinity)',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].cpu.max = 1)).replace('"max":1,', '"max":1e400,'), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/cpu\/max must be number$/,
+  },
+  {
+    name: 'huge duration',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].duration = 1e15)), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/duration must be <= 604800000$/,
+  },
+  {
+    name: 'negative duration',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].duration = -5)), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/duration must be >= 0$/,
+  },
+  {
+    name: 'negative sketch count',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].duration.n = -1)), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/duration\/n must be >= 0$/,
+  },
+  {
+    name: 'unknown property',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].p99 = 3)), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/p99 is not a property of the wire format$/,
+  },
+  {
+    name: 'unknown segment kind',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].segments[1].kind = 'grpc')), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/segments\/1\/kind must be one of "http", "db", "cache", "queue", "other"$/,
+  },
+  {
+    name: 'bad batchId',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.batchId = 'x y')), JSON_TYPE),
+    status: 400,
+    error: /^\/batchId must match pattern/,
+  },
+  {
+    name: 'sketch bins that do not add up to n',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => b.intervals[0].response.bins.push(3)), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/response: bins and zero hold 5 values but n is 2$/,
+  },
+  {
+    name: 'sketch n different from count',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].count = 3)), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/response\/n is 2 but count is 3/,
+  },
+  {
+    name: 'segment ending before it starts',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].segments[1].end = 0.05)), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/segments\/1\/end 0.05 is before its start 0.1$/,
+  },
+  {
+    name: 'critical path through an unknown segment',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].criticalPath = [0, 9])), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/criticalPath\/1 is segment 9, which is not in segments$/,
+  },
+  {
+    name: 'timestamp two days ahead',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].start = now + 2 * 86_400_000)), JSON_TYPE),
+    status: 400,
+    error: /^\/intervals\/0\/start \d+ is more than a day ahead/,
+  },
+  {
+    name: 'a 10 MB body',
+    send: () => post(`${collector.url}/v1/ingest`, `{"v":1,"pad":"${'x'.repeat(10 * 1024 * 1024)}"}`, JSON_TYPE),
+    status: 413,
+    error: /body is larger than 5242880 bytes/,
+  },
+  {
+    name: 'a gzip bomb (64 KB that inflate to 64 MB)',
+    send: () => post(`${collector.url}/v1/ingest`, zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024, ' ')), { ...JSON_TYPE, 'content-encoding': 'gzip' }),
+    status: 413,
+    error: /decompresses to more than 20971520 bytes/,
+  },
+  {
+    name: 'gzip that is not gzip',
+    send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { ...JSON_TYPE, 'content-encoding': 'gzip' }),
+    status: 400,
+    error: /not valid gzip/,
+  },
+  {
+    name: 'an unsupported encoding',
+    send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { ...JSON_TYPE, 'content-encoding': 'br' }),
+    status: 415,
+    error: /unsupported Content-Encoding "br"/,
+  },
+  {
+    name: 'wrong content type',
+    send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { 'content-type': 'text/plain', ...AUTH }),
+    status: 415,
+    error: /Content-Type must be application\/json/,
+  },
+  {
+    name: 'no token',
+    send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { 'content-type': 'application/json' }),
+    status: 401,
+    error: /missing or wrong ingest token/,
+  },
+  {
+    name: 'wrong token',
+    send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}x` }),
+    status: 401,
+    error: /missing or wrong ingest token/,
+  },
+];
+
+for (const c of cases) {
+  test(`${c.name}: ${c.status} with the problem named; a good batch right after is stored`, async () => {
+    const answer = await c.send();
+    assert.equal(answer.status, c.status, JSON.stringify(answer.body));
+    assert.deepEqual(Object.keys(answer.body), ['error']);
+    assert.match(answer.body.error, c.error);
+
+    const ok = await sendBatch(collector.url, good(), AUTH);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    goodSent++;
+  });
+}
+
+test('gzip-compressed good batches are accepted', async () => {
+  const ok = await post(`${collector.url}/v1/ingest`, zlib.gzipSync(JSON.stringify(good())), { ...JSON_TYPE, 'content-encoding': 'gzip' });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  goodSent++;
+});
+
+test('after all that: the collector is up, every good batch is stored and nothing else, the query API needs no token', async () => {
+  assert.deepEqual((await get(`${collector.url}/api/health`)).body, { status: 'ok', version: '0.1.0', storage: 'sqlite' });
+  const [row] = (await get(`${collector.url}/api/endpoints?service=bad-input`)).body;
+  assert.equal(row.endpoint, 'GET /ok');
+  assert.equal(row.count, goodSent * 2);
+  assert.equal((await get(`${collector.url}/api/traces?service=bad-input&limit=1000`)).body.length, goodSent);
+});
+
+test('query parameters: missing service, bad numbers, inverted range, too many points, q out of range, unknown metric', async () => {
+  const bad: Array<[string, RegExp]> = [
+    ['/api/endpoints', /^service is required/],
+    ['/api/traces', /^service is required/],
+    ['/api/loop', /^service is required/],
+    ['/api/timeseries?service=s', /^metric is required/],
+    ['/api/timeseries?service=s&metric=p95', /^unknown metric "p95"/],
+    ['/api/endpoints?service=s&from=yesterday', /^from must be a timestamp in ms since the epoch, got "yesterday"/],
+    ['/api/endpoints?service=s&from=2000&to=1000', /^to \(1000\) must be after from \(2000\)/],
+    ['/api/endpoints?service=s&from=1&from=2', /^from is given more than once/],
+    ['/api/timeseries?service=s&metric=cpu&q=0', /^q must be a quantile in \(0, 1\]/],
+    ['/api/timeseries?service=s&metric=cpu&q=1.5', /^q must be a quantile in \(0, 1\]/],
+    ['/api/timeseries?service=s&metric=cpu&step=500', /^step must be at least 1000 ms/],
+    ['/api/timeseries?service=s&metric=cpu&step=1000&from=0&to=86400000', /gives 86401 points, more than 1500; ask for a step of at least 58000 ms/],
+    ['/api/traces?service=s&sort=fastest', /^sort must be slowest or recent/],
+    ['/api/traces?service=s&limit=5000', /^limit must be from 1 to 1000/],
+    ['/api/nowhere', /^no route GET \/api\/nowhere/],
+  ];
+  for (const [path, error] of bad) {
+    const { status, body } = await get(`${collector.url}${path}`);
+    assert.equal(status, path === '/api/nowhere' ? 404 : 400, path);
+    assert.match(body.error, error, path);
+  }
+  const series = (await get(`${collector.url}/api/timeseries?service=s&metric=cpu`)).body;
+  assert.equal(series.step, 5000, 'a 15-minute default range gets 5 s steps (≤ 300 points)');
+  assert.equal(series.q, 0.95);
+  assert.ok(series.points.length >= 180 && series.points.length <= 181);
+  assert.deepEqual((await get(`${collector.url}/api/loop?service=s`)).body, {
+    delay: { p50: 0, p95: 0, p99: 0, max: 0, mean: 0 },
+    utilization: 0,
+    gcPauseMs: 0,
+    longTasks: [],
+  });
+});
