@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
+import type { WireBatch } from '@loopscope/protocol';
 import { DB_FILE } from '../src/index.js';
 import { batch, get, interval, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
 
@@ -28,6 +29,20 @@ test('a batch sent twice (a retry after a lost acknowledgement) is stored once',
   const throughput = (await get(`${collector.url}/api/timeseries?service=dup&metric=throughput&step=1000`)).body;
   assert.equal(throughput.points.reduce((sum: number, p: [number, number | null]) => sum + (p[1] ?? 0), 0), 7);
   assert.equal((await get(`${collector.url}/api/traces?service=dup`)).body.length, 1);
+});
+
+test('services report what their agents dropped: the latest counter of each instance, summed', async () => {
+  const now = Date.now();
+  const send = async (instance: string, dropped: WireBatch['dropped'], sentAt: number): Promise<void> => {
+    const b = batch('lossy', instance, [interval('GET /l', sentAt - 1000, [randomTx(rand)])], [], sentAt);
+    b.dropped = dropped;
+    assert.equal((await sendBatch(collector.url, b)).status, 200);
+  };
+  await send('i-1', { batches: 2, transactions: 40, traces: 3 }, now - 2000);
+  await send('i-1', { batches: 5, transactions: 90, traces: 4 }, now - 1000);
+  await send('i-2', { batches: 1, transactions: 10, traces: 0 }, now - 1000);
+  const [service] = (await get(`${collector.url}/api/services`)).body.filter((s: any) => s.service === 'lossy');
+  assert.deepEqual(service, { service: 'lossy', lastSeen: now - 1000, instances: 2, dropped: { batches: 6, transactions: 100, traces: 4 } });
 });
 
 test('pruning deletes per-second rows after 2 h, traces and per-minute rows after 7 d, per-hour rows after 90 d', async () => {

@@ -66,6 +66,7 @@ function schema(): string {
     CREATE INDEX IF NOT EXISTS traces_start ON traces (start);
     CREATE TABLE IF NOT EXISTS instances (
       service TEXT NOT NULL, instance TEXT NOT NULL, firstSeen INTEGER NOT NULL, lastSeen INTEGER NOT NULL,
+      droppedBatches INTEGER NOT NULL, droppedTransactions INTEGER NOT NULL, droppedTraces INTEGER NOT NULL,
       PRIMARY KEY (service, instance)
     );
     CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
@@ -111,8 +112,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
   const upsertInstance = db.prepare(
-    `INSERT INTO instances (service, instance, firstSeen, lastSeen) VALUES (?, ?, ?, ?)
-     ON CONFLICT (service, instance) DO UPDATE SET firstSeen = MIN(firstSeen, excluded.firstSeen), lastSeen = MAX(lastSeen, excluded.lastSeen)`,
+    `INSERT INTO instances (service, instance, firstSeen, lastSeen, droppedBatches, droppedTransactions, droppedTraces) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (service, instance) DO UPDATE SET firstSeen = MIN(firstSeen, excluded.firstSeen), lastSeen = MAX(lastSeen, excluded.lastSeen),
+       droppedBatches = MAX(droppedBatches, excluded.droppedBatches), droppedTransactions = MAX(droppedTransactions, excluded.droppedTransactions),
+       droppedTraces = MAX(droppedTraces, excluded.droppedTraces)`,
   );
   const insertTrace = db.prepare(
     `INSERT OR IGNORE INTO traces (traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record)
@@ -132,8 +135,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   const pruneBatches = db.prepare('DELETE FROM batches WHERE receivedAt < ?');
   const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
   const selectServices = db.prepare(
-    `SELECT service, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances FROM instances
-     WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
+    `SELECT service, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances,
+       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces
+     FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
   const selectTrace = db.prepare('SELECT record FROM traces WHERE traceId = ?');
 
@@ -173,7 +177,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     for (const iv of batch.intervals) first = Math.min(first, iv.start);
     for (const t of batch.traces) first = Math.min(first, t.start);
     for (const iv of batch.intervals) last = Math.max(last, iv.start + iv.ms);
-    upsertInstance.run(batch.service, batch.instance, first, last);
+    // the agent's drop counters only grow (per process): the largest one seen is the latest
+    const { dropped } = batch;
+    upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces);
     return false;
   });
 
@@ -219,7 +225,13 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async services({ from, to }) {
-      return selectServices.all(to, from) as ServiceSummary[];
+      type Row = Omit<ServiceSummary, 'dropped'> & ServiceSummary['dropped'];
+      return (selectServices.all(to, from) as Row[]).map(({ service, lastSeen, instances, batches, transactions, traces }) => ({
+        service,
+        lastSeen,
+        instances,
+        dropped: { batches, transactions, traces },
+      }));
     },
 
     async endpoints(service: string, { from, to }: Range) {

@@ -35,6 +35,11 @@ export interface ServiceSummary {
   lastSeen: number;
   /** the number of instances (processes) that reported during the range */
   instances: number;
+  /**
+   * What those instances' agents could not ship (queue full while the collector was unreachable),
+   * counted since each started: an addition to GUIDE 3.3, so that lost data is visible.
+   */
+  dropped: { batches: number; transactions: number; traces: number };
 }
 
 export interface EndpointSummary {
