@@ -1,0 +1,68 @@
+/**
+ * `loopscope up`: the collector in the foreground. Prints one line on stdout when it is ready
+ * (scripts and tests read the URL from it); warnings and errors go to stderr. SIGINT or SIGTERM
+ * stops it cleanly: requests in flight are answered, then the database is closed.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, startCollector, type Retention } from '@loopscope/collector';
+import { parseDuration, parsePort } from './args.js';
+
+const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
+
+export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--token TOKEN]
+             [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
+  Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
+  DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}). --port 0 picks a free port. With --token (or
+  LOOPSCOPE_TOKEN) ingest requires "Authorization: Bearer TOKEN"; the query API stays open.
+  Retention flags take durations such as 90m, 2h, 7d: how long per-second, per-minute and per-hour
+  aggregates and full traces are kept.`;
+
+const RETENTION_FLAGS = {
+  'retention-seconds': 'seconds',
+  'retention-minutes': 'minutes',
+  'retention-hours': 'hours',
+  'retention-traces': 'traces',
+} as const satisfies Record<string, keyof Retention>;
+
+export async function runUp(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: String(DEFAULT_PORT) },
+      host: { type: 'string', default: DEFAULT_HOST },
+      data: { type: 'string', default: DEFAULT_DATA_DIR },
+      token: { type: 'string' },
+      'retention-seconds': { type: 'string' },
+      'retention-minutes': { type: 'string' },
+      'retention-hours': { type: 'string' },
+      'retention-traces': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const { port: rawPort, host, data } = values;
+  const port = parsePort(rawPort);
+  const retention: Partial<Retention> = {};
+  for (const flag of Object.keys(RETENTION_FLAGS) as Array<keyof typeof RETENTION_FLAGS>) {
+    const raw = values[flag];
+    if (raw !== undefined) retention[RETENTION_FLAGS[flag]] = parseDuration(raw, `--${flag}`);
+  }
+  const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
+
+  let collector;
+  try {
+    collector = await startCollector({ port, host, dataDir: data, token, retention });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use: stop what listens there, or choose another port with --port`);
+    if (code === 'EACCES') throw new Error(`not allowed to listen on ${host}:${port}: choose a port above 1023 with --port`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new Error(`cannot listen on host ${host}: it is not an address of this machine`);
+    throw err;
+  }
+  console.log(`loopscope collector listening on ${collector.url}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await collector.close();
+}

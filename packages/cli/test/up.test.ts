@@ -1,0 +1,193 @@
+/**
+ * `loopscope up` as a user runs it: the compiled command in a process of its own, a real SQLite
+ * file in a temp directory, batches over HTTP on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { METRICS, addValue, newSketch, toWire, type WireBatch } from '@loopscope/protocol';
+
+const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'loopscope-up-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface Up {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+}
+
+/** Starts `loopscope up` and waits for its one line on stdout. */
+async function up(args: string[]): Promise<Up> {
+  const child = spawn(process.execPath, [MAIN, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  let stdout = '';
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      stdout += c;
+      if (stdout.includes('\n')) resolve(stdout);
+    });
+    child.once('exit', (code) => reject(new Error(`loopscope up exited with ${code}: ${stderr}`)));
+  });
+  const m = /^loopscope collector listening on (http:\/\/127\.0\.0\.1:(\d+))\n$/.exec(line);
+  assert.ok(m, `the ready line: ${JSON.stringify(line)}`);
+  assert.notEqual(m[2], '0', 'the real port, not 0');
+  return { child, url: m[1]!, stderr: () => stderr };
+}
+
+async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+let batchNo = 0;
+/** A batch of `count` transactions of one endpoint, one second, one interval. */
+function batchOf(endpoint: string, count: number, start: number): WireBatch {
+  const sketch = newSketch();
+  for (let i = 0; i < count; i++) addValue(sketch, 1 + i);
+  const wire = toWire(sketch);
+  return {
+    v: 1,
+    batchId: `kill-${process.pid}-${++batchNo}`,
+    service: 'crash',
+    instance: 'i-1',
+    agent: { name: 'test', version: '0' },
+    sentAt: start + 1000,
+    intervals: [{ start, ms: 1000, endpoint, count, errors: 0, ...Object.fromEntries(METRICS.map((m) => [m, wire])) } as WireBatch['intervals'][number]],
+    traces: [],
+    dropped: { batches: 0, transactions: 0, traces: 0 },
+  };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+/** Resolves the status, or rejects when the connection dies (the collector was killed). */
+function send(url: string, batch: WireBatch): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify(batch);
+    const req = http.request(`${url}/v1/ingest`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('kill -9 in the middle of ingest loses no acknowledged batch', async () => {
+  const data = tempDir();
+  const first = await up(['--port', '0', '--data', data]);
+  const WORKERS = 8;
+  const KILL_AFTER = 200; // acknowledged batches
+  const acked = new Array<number>(WORKERS).fill(0); // transactions in batches answered 200
+  const unknown = new Array<number>(WORKERS).fill(0); // in batches whose answer was lost with the process
+  let ackedBatches = 0;
+  let killed = false;
+  const start = Math.floor(Date.now() / 1000) * 1000 - 10_000;
+
+  const workers = Array.from({ length: WORKERS }, async (_, w) => {
+    for (let i = 0; !killed && i < 1000; i++) {
+      const count = 1 + ((w + i) % 5);
+      try {
+        const status = await send(first.url, batchOf(`GET /w${w}`, count, start + (i % 10) * 1000));
+        assert.equal(status, 200);
+        acked[w]! += count;
+        if (++ackedBatches === KILL_AFTER) {
+          first.child.kill('SIGKILL');
+          killed = true;
+        }
+      } catch (err) {
+        if (!killed) throw err;
+        unknown[w]! += count;
+      }
+    }
+  });
+  await Promise.all(workers);
+  await once(first.child, 'exit');
+  agent.destroy();
+  assert.ok(ackedBatches >= KILL_AFTER);
+
+  const second = await up(['--port', '0', '--data', data]);
+  try {
+    const res = await fetch(`${second.url}/api/endpoints?service=crash&from=${start - 60_000}&to=${Date.now() + 1000}`);
+    const rows = (await res.json()) as Array<{ endpoint: string; count: number }>;
+    for (let w = 0; w < WORKERS; w++) {
+      const stored = rows.find((r) => r.endpoint === `GET /w${w}`)?.count ?? 0;
+      assert.ok(stored >= acked[w]!, `GET /w${w}: ${stored} stored, ${acked[w]} acknowledged`);
+      // a batch whose answer was lost may or may not have been committed, but never half of it
+      assert.ok(stored <= acked[w]! + unknown[w]!, `GET /w${w}: ${stored} stored, at most ${acked[w]} + ${unknown[w]} sent`);
+    }
+    // and the restarted collector takes new batches
+    assert.equal(await send(second.url, batchOf('GET /after', 3, start)), 200);
+  } finally {
+    second.child.kill('SIGTERM');
+    await once(second.child, 'exit');
+  }
+});
+
+test('SIGTERM: a clean exit (code 0) that closes the database (its write-ahead log is checkpointed away)', async () => {
+  const data = tempDir();
+  const collector = await up(['--port', '0', '--data', data]);
+  assert.equal(await send(collector.url, batchOf('GET /t', 2, Date.now() - 1000)), 200);
+  assert.ok(existsSync(path.join(data, 'loopscope.db-wal')));
+  collector.child.kill('SIGTERM');
+  const [code] = (await once(collector.child, 'exit')) as [number];
+  assert.equal(code, 0, collector.stderr());
+  assert.equal(existsSync(path.join(data, 'loopscope.db-wal')), false);
+});
+
+test('a port in use: exit 1 and a message that says what to do', async () => {
+  const blocker = http.createServer();
+  blocker.listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const { code, stdout, stderr } = await run(['up', '--port', String(port), '--data', tempDir()]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.equal(stderr.trim(), `loopscope up: port ${port} on 127.0.0.1 is already in use: stop what listens there, or choose another port with --port`);
+  } finally {
+    blocker.close();
+  }
+});
+
+test('bad flags and unknown commands: exit 2, the problem and the usage on stderr', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['up', '--port', 'http'], /--port must be a port number from 0 to 65535/],
+    [['up', '--port', '70000'], /--port must be a port number/],
+    [['up', '--retention-seconds', 'forever'], /--retention-seconds must be a duration such as 90s, 15m, 2h or 7d, not "forever"/],
+    [['up', '--colour'], /Unknown option '--colour'/],
+    [['up', 'now'], /Unexpected argument 'now'/],
+    [['upp'], /unknown command "upp"/],
+    [[], /no command given/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stdout, stderr } = await run(args);
+    assert.equal(code, 2, args.join(' '));
+    assert.equal(stdout, '');
+    assert.match(stderr, message);
+    assert.match(stderr, /loopscope up \[--port 4400\]/, 'the usage follows');
+  }
+  const help = await run(['up', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^loopscope up \[--port 4400\]/);
+});
