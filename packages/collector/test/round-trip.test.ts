@@ -165,3 +165,21 @@ test('traces: slowest and recent order, filters, limit; a trace comes back uncha
   assert.equal(missing.status, 404);
   assert.match(missing.body.error, /no trace ffffffffffffffffffff/);
 });
+
+test('sketches whose highest key is 0 (values just under 1 ms) merge without losing counts', async () => {
+  // DDSketch's own merge loses the 1.0 here (see src/storage/merge.ts); the stored row must not
+  const second = T0 + 30_000;
+  const tx = (v: number): Tx => ({ response: v, duration: v, cpu: v, external: v, blocking: v, error: false });
+  for (const values of [[0.5, 0.6], [0.9, 1.0], [0.7]]) {
+    const answer = await sendBatch(collector.url, batch('keys', 'k-1', [interval('GET /k', second, values.map(tx))], [], second + 1000));
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  }
+  const [row] = (await get(`${collector.url}/api/endpoints?service=keys&${range}`)).body;
+  assert.equal(row.count, 5);
+  assert.equal(row.response.max, 1);
+  const all = [0.5, 0.6, 0.9, 1.0, 0.7];
+  for (const [key, q] of [['p50', 0.5], ['p99', 0.99]] as const) {
+    const exact = exactQuantile(all, q);
+    assert.ok(Math.abs(row.response[key] - exact) <= 0.02 * exact, `${key} ${row.response[key]} vs exact ${exact}`);
+  }
+});

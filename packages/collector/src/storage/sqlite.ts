@@ -13,7 +13,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { METRICS, fromWire, mergeSketch, newSketch, quantile, summarize, toWire, type Sketch, type WireBatch } from '@loopscope/protocol';
+import { METRICS, fromWire, quantile, summarize, type WireBatch, type WireSketch } from '@loopscope/protocol';
+import { emptySketch, mergeInto } from './merge.js';
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import {
@@ -79,7 +80,7 @@ interface Row {
   bucket: number;
   count: number;
   errors: number;
-  sketches: Sketch[]; // in METRICS order
+  sketches: WireSketch[]; // in METRICS order
 }
 
 interface StoredRow {
@@ -92,7 +93,6 @@ interface StoredRow {
   blocking: Buffer;
 }
 
-const fromStored = (blob: Buffer): Sketch => fromWire(decodeSketch(blob));
 const round = (v: number): number => Math.round(v * 1000) / 1000;
 
 export function openSqliteStorage(options: SqliteOptions): Storage {
@@ -143,28 +143,27 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
   const ingest = db.transaction((batch: WireBatch, receivedAt: number): boolean => {
     if (insertBatch.run(batch.batchId, receivedAt).changes === 0) return true;
-    const parsed = batch.intervals.map((iv) => METRICS.map((m) => fromWire(iv[m])));
     for (const { res, select, upsert } of perResolution) {
       const oldest = receivedAt - retention[res.retention];
       const rows = new Map<string, Row>();
-      batch.intervals.forEach((iv, i) => {
+      for (const iv of batch.intervals) {
         const bucket = bucketOf(iv.start, res);
-        if (bucket < oldest) return; // prune would delete it at once
+        if (bucket < oldest) continue; // prune would delete it at once
         const key = `${bucket} ${iv.endpoint}`;
         let row = rows.get(key);
         if (!row) {
           const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
           row = stored
-            ? { endpoint: iv.endpoint, bucket, count: stored.count, errors: stored.errors, sketches: METRICS.map((m) => fromStored(stored[m])) }
-            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => newSketch()) };
+            ? { endpoint: iv.endpoint, bucket, count: stored.count, errors: stored.errors, sketches: METRICS.map((m) => decodeSketch(stored[m])) }
+            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => emptySketch()) };
           rows.set(key, row);
         }
         row.count += iv.count;
         row.errors += iv.errors;
-        parsed[i]!.forEach((s, m) => mergeSketch(row.sketches[m]!, s));
-      });
+        METRICS.forEach((m, i) => mergeInto(row.sketches[i]!, iv[m]));
+      }
       for (const row of rows.values()) {
-        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map((s) => encodeSketch(toWire(s))));
+        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map(encodeSketch));
       }
     }
     for (const t of batch.traces) {
@@ -236,23 +235,23 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async endpoints(service: string, { from, to }: Range) {
       const res = chooseResolution(retention, from, Date.now());
-      const merged = new Map<string, { count: number; errors: number; sketches: Sketch[] }>();
+      const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[] }>();
       for (const r of aggregateRows(res, `endpoint, count, errors, ${METRICS.join(', ')}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>) {
         let e = merged.get(r.endpoint);
-        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => newSketch()) }));
+        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptySketch()) }));
         e.count += r.count;
         e.errors += r.errors;
-        METRICS.forEach((m, i) => mergeSketch(e.sketches[i]!, fromStored(r[m])));
+        METRICS.forEach((m, i) => mergeInto(e.sketches[i]!, decodeSketch(r[m])));
       }
       const list: EndpointSummary[] = [...merged].map(([endpoint, e]) => ({
         endpoint,
         count: e.count,
         errors: e.errors,
-        response: summarize(e.sketches[0]!),
-        duration: summarize(e.sketches[1]!),
-        cpu: summarize(e.sketches[2]!),
-        external: summarize(e.sketches[3]!),
-        blocking: summarize(e.sketches[4]!),
+        response: summarize(fromWire(e.sketches[0]!)),
+        duration: summarize(fromWire(e.sketches[1]!)),
+        cpu: summarize(fromWire(e.sketches[2]!)),
+        external: summarize(fromWire(e.sketches[3]!)),
+        blocking: summarize(fromWire(e.sketches[4]!)),
       }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },
@@ -268,17 +267,17 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         Partial<StoredRow> & { bucket: number }
       >;
       const sums = new Array<number | null>(points).fill(null);
-      const sketches = new Array<Sketch | undefined>(points);
+      const sketches = new Array<WireSketch | undefined>(points);
       for (const r of rows) {
         const i = Math.floor((r.bucket - t0) / step);
         if (i < 0 || i >= points) continue;
         if (query.metric === 'throughput' || query.metric === 'errors') sums[i] = (sums[i] ?? 0) + r[query.metric === 'throughput' ? 'count' : 'errors']!;
-        else mergeSketch((sketches[i] ??= newSketch()), fromStored(r[query.metric]!));
+        else mergeInto((sketches[i] ??= emptySketch()), decodeSketch(r[query.metric]!));
       }
       const value = (i: number): number | null => {
         if (counted) return sums[i] === null ? null : sums[i]! / (step / 1000);
         const s = sketches[i];
-        return s ? round(quantile(s, query.q)) : null;
+        return s ? round(quantile(fromWire(s), query.q)) : null;
       };
       return { metric: query.metric, q: query.q, step, points: Array.from({ length: points }, (_, i) => [t0 + i * step, value(i)]) };
     },
