@@ -167,7 +167,7 @@ test('traces: slowest and recent order, filters, limit; a trace comes back uncha
 });
 
 test('sketches whose highest key is 0 (values just under 1 ms) merge without losing counts', async () => {
-  // DDSketch's own merge loses the 1.0 here (see src/storage/merge.ts); the stored row must not
+  // DDSketch's own merge loses the 1.0 here (see mergeWire in packages/protocol/src/sketch.ts); the stored row must not
   const second = T0 + 30_000;
   const tx = (v: number): Tx => ({ response: v, duration: v, cpu: v, external: v, blocking: v, error: false });
   for (const values of [[0.5, 0.6], [0.9, 1.0], [0.7]]) {

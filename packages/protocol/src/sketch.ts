@@ -1,6 +1,7 @@
 /**
- * The quantile sketch both sides use: a DDSketch (relative accuracy 1 %) from @datadog/sketches-js,
- * its wire form, and the summary the query API returns. Sketches merge exactly, so percentiles over
+ * The quantile sketch both sides use: a DDSketch (relative accuracy 1 %) from @datadog/sketches-js
+ * to add values and read quantiles, its wire form (in which sketches are stored and merged), and the
+ * summary the query API returns. Sketches merge exactly, so percentiles over
  * any set of intervals, endpoints or instances come from merged sketches, never from averaged
  * percentiles.
  */
@@ -83,9 +84,42 @@ export function fromWire(wire: WireSketch): Sketch {
   return sketch;
 }
 
-/** Merges `from` into `into` (both from newSketch or fromWire). */
-export function mergeSketch(into: Sketch, from: Sketch): void {
-  if (from.count > 0) into.merge(from);
+export function emptyWire(): WireSketch {
+  return { n: 0, sum: 0, min: 0, max: 0, zero: 0, k0: 0, bins: [] };
+}
+
+/**
+ * Adds `from` into `into` (never modifies `from`). Sketches merge in their wire form: the bins are
+ * counts per key of one fixed mapping, so adding them key by key is exact. (Not DDSketch's own
+ * merge: @datadog/sketches-js 2.1 extends the store's range with `secondKey || key`, so when the
+ * merged sketch's highest key is 0 — values just under 1 ms — and the target's is below 0, counts
+ * are lost.)
+ */
+export function mergeWire(into: WireSketch, from: WireSketch): void {
+  if (from.n === 0) return;
+  if (into.n === 0) {
+    Object.assign(into, from, { bins: [...from.bins] });
+    return;
+  }
+  if (from.bins.length > 0) {
+    if (into.bins.length === 0) {
+      into.k0 = from.k0;
+      into.bins = [...from.bins];
+    } else {
+      const lo = Math.min(into.k0, from.k0);
+      const hi = Math.max(into.k0 + into.bins.length, from.k0 + from.bins.length);
+      if (lo < into.k0) into.bins = new Array<number>(into.k0 - lo).fill(0).concat(into.bins);
+      into.k0 = lo;
+      while (into.bins.length < hi - lo) into.bins.push(0);
+      const shift = from.k0 - lo;
+      for (let i = 0; i < from.bins.length; i++) into.bins[shift + i]! += from.bins[i]!;
+    }
+  }
+  into.n += from.n;
+  into.zero += from.zero;
+  into.sum += from.sum;
+  into.min = Math.min(into.min, from.min);
+  into.max = Math.max(into.max, from.max);
 }
 
 /** The value at quantile q (0..1), clamped to the exact min and max; 0 for an empty sketch. */

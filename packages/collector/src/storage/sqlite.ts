@@ -13,8 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { METRICS, fromWire, quantile, summarize, type WireBatch, type WireSketch } from '@loopscope/protocol';
-import { emptySketch, mergeInto } from './merge.js';
+import { METRICS, emptyWire, fromWire, mergeWire, quantile, summarize, type WireBatch, type WireSketch } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import {
@@ -155,12 +154,12 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
           const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
           row = stored
             ? { endpoint: iv.endpoint, bucket, count: stored.count, errors: stored.errors, sketches: METRICS.map((m) => decodeSketch(stored[m])) }
-            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => emptySketch()) };
+            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()) };
           rows.set(key, row);
         }
         row.count += iv.count;
         row.errors += iv.errors;
-        METRICS.forEach((m, i) => mergeInto(row.sketches[i]!, iv[m]));
+        METRICS.forEach((m, i) => mergeWire(row.sketches[i]!, iv[m]));
       }
       for (const row of rows.values()) {
         upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map(encodeSketch));
@@ -238,10 +237,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[] }>();
       for (const r of aggregateRows(res, `endpoint, count, errors, ${METRICS.join(', ')}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>) {
         let e = merged.get(r.endpoint);
-        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptySketch()) }));
+        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()) }));
         e.count += r.count;
         e.errors += r.errors;
-        METRICS.forEach((m, i) => mergeInto(e.sketches[i]!, decodeSketch(r[m])));
+        METRICS.forEach((m, i) => mergeWire(e.sketches[i]!, decodeSketch(r[m])));
       }
       const list: EndpointSummary[] = [...merged].map(([endpoint, e]) => ({
         endpoint,
@@ -272,7 +271,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         const i = Math.floor((r.bucket - t0) / step);
         if (i < 0 || i >= points) continue;
         if (query.metric === 'throughput' || query.metric === 'errors') sums[i] = (sums[i] ?? 0) + r[query.metric === 'throughput' ? 'count' : 'errors']!;
-        else mergeInto((sketches[i] ??= emptySketch()), decodeSketch(r[query.metric]!));
+        else mergeWire((sketches[i] ??= emptyWire()), decodeSketch(r[query.metric]!));
       }
       const value = (i: number): number | null => {
         if (counted) return sums[i] === null ? null : sums[i]! / (step / 1000);
