@@ -107,7 +107,11 @@ export class Tracker implements TransactionOwner {
     tx.open = false;
     tx.truncated = truncated;
     this.open.delete(tx);
-    if (this.listeners.length === 0 && this.exporter === undefined) return;
+    if (this.listeners.length > 0 || this.exporter !== undefined) this.report(tx, truncated);
+    tx.forget();
+  }
+
+  private report(tx: Transaction, truncated: boolean): void {
     // a transaction closed by the linger limit ends now; any other when its last work ended
     const m = measure(tx, truncated ? now() : undefined);
     let record: TransactionRecord | undefined;

@@ -154,6 +154,17 @@ export class Transaction implements Scope {
     if (this.pending === 0) this.owner.maybeDone(this);
   }
 
+  /**
+   * Delivered: drop what the transaction points to. Sockets and handles created during the request
+   * keep it (as their async context) until they are reused, often for another request or two;
+   * without its response and segments it is a small object, and those die young.
+   */
+  forget(): void {
+    this.response = undefined;
+    this.segments = [];
+    this.timers = null;
+  }
+
   /** Done: response finished, nothing in flight, no live timer. */
   isDone(): boolean {
     if (this.responseEnd < 0 || this.pending > 0) return false;

@@ -29,7 +29,8 @@ export class TraceSampler {
     if (error) {
       if (this.errors.length < MAX_ERROR_TRACES) this.errors.push(build());
       else this.skipped++;
-    } else if (!slowest && this.random.length < MAX_RANDOM_TRACES && this.rate > 0 && Math.random() < this.rate) {
+    } else if (this.random.length < MAX_RANDOM_TRACES && this.rate > 0 && Math.random() < this.rate) {
+      // drawn whether or not it is the slowest so far: a slower one may displace it
       this.random.push(build());
     }
   }
