@@ -17,7 +17,7 @@
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { enableStorage, resourceStore, storage, type Scope } from './context.js';
+import { enableStorage, outside, resourceStore, storage, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -39,6 +39,22 @@ let pollEnd = sliceStart;
 let previousPollEnd = sliceStart;
 /** Whether the latest poll really waited (then its I/O arrived at its end). */
 let pollWaited = true;
+
+/**
+ * Loop iterations, counted by an unref'd immediate that re-arms itself in every check phase (right
+ * after the poll). A poll that returns at once leaves no trace in the idle counter; the count shows
+ * it anyway, so the I/O bound below never reaches back further than one iteration.
+ */
+let iteration = 0;
+/** The iteration in which the latest poll was seen. */
+let pollIteration = 0;
+let marker: NodeJS.Immediate | null = null;
+const realSetImmediate = globalThis.setImmediate;
+function markIteration(): void {
+  iteration++;
+  marker = realSetImmediate(markIteration);
+  marker.unref();
+}
 
 /** The earliest time the work about to run could have run, for a callback of `tx`. */
 function readySince(resource: unknown, tx: Transaction): number {
@@ -82,10 +98,11 @@ function calibrateTimerClock(): void {
 function switchTo(tx: Transaction | null, idle: number, resource: unknown): void {
   const t = now();
   const idled = idle - idleAtSliceStart;
-  if (idled > 0) {
+  if (idled > 0 || iteration !== pollIteration) {
     previousPollEnd = pollEnd;
     pollEnd = t;
     pollWaited = idled >= REAL_WAIT_MS;
+    pollIteration = iteration;
   }
   const prev = owner;
   if (prev !== null) {
@@ -123,7 +140,7 @@ const hook = createHook({
         return;
       }
       const idle = nodeTiming.idleTime;
-      if (tx !== owner || idle !== idleAtSliceStart) switchTo(tx, idle, resource);
+      if (tx !== owner || idle !== idleAtSliceStart || iteration !== pollIteration) switchTo(tx, idle, resource);
     } catch {
       hookErrors++;
     }
@@ -136,10 +153,13 @@ export function startTiming(): void {
   sliceStart = pollEnd = previousPollEnd = now();
   idleAtSliceStart = nodeTiming.idleTime;
   hook.enable();
+  outside(markIteration);
 }
 
 export function stopTiming(): void {
   hook.disable();
+  if (marker !== null) clearImmediate(marker);
+  marker = null;
   owner = null;
 }
 

@@ -23,6 +23,8 @@ export async function startUpstream(): Promise<{ url: string; close(): void }> {
 export interface ClientResult {
   id: number;
   ms: number;
+  /** when the client sent the request, ms since the epoch */
+  sentAt: number;
   status: number;
   body: string;
 }
