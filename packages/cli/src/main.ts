@@ -4,6 +4,7 @@
  * (argv after the subcommand's name) and its usage text; this file only dispatches.
  */
 import { isUsageError } from './args.js';
+import { DEMO_USAGE, runDemo } from './demo.js';
 import { UP_USAGE, runUp } from './up.js';
 
 interface Command {
@@ -13,6 +14,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   up: { run: runUp, usage: UP_USAGE },
+  demo: { run: runDemo, usage: DEMO_USAGE },
 };
 
 const USAGE = `usage: loopscope <command> [options]
