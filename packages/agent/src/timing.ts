@@ -16,7 +16,7 @@
  */
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
+import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
 import { enableStorage, outside, resourceStore, storage, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
@@ -219,21 +219,34 @@ function lastWorkEnd(tx: Transaction): number {
 
 /** The five numbers of a finished transaction (ms), and the times they were measured between. */
 export interface Measures extends Record<MetricName, number> {
+  /** external time by kind of segment (each kind's own union) */
+  externalByKind: ExternalByKind;
   /** when the transaction ended (duration's end), on the now() clock */
   end: number;
   /** when the response finished (or `end` if it never did), on the now() clock */
   responseEnd: number;
 }
 
+const NO_EXTERNAL: ExternalByKind = Object.freeze({});
+
 /** The numbers only, without the record (the exporter needs these for every transaction); `closedAt` for one closed early. */
 export function measure(tx: Transaction, closedAt?: number): Measures {
   const end = closedAt ?? lastWorkEnd(tx);
   const responseEnd = tx.responseEnd >= 0 ? tx.responseEnd : end;
   let external = 0;
+  let externalByKind = NO_EXTERNAL;
   if (tx.segments.length > 0) {
     const spans: Array<[number, number]> = [];
-    for (const seg of tx.segments) if (seg.external) spans.push([seg.start, seg.end >= 0 ? seg.end : end]);
-    external = unionLength(spans);
+    let kind: SegmentKind | undefined;
+    let mixed = false;
+    for (const seg of tx.segments) {
+      if (!seg.external) continue;
+      spans.push([seg.start, seg.end >= 0 ? seg.end : end]);
+      if (kind === undefined) kind = seg.kind;
+      else if (seg.kind !== kind) mixed = true;
+    }
+    external = round(unionLength(spans));
+    if (kind !== undefined) externalByKind = mixed ? unionByKind(tx, end) : { [kind]: external };
   }
   return {
     end,
@@ -241,27 +254,30 @@ export function measure(tx: Transaction, closedAt?: number): Measures {
     response: round(responseEnd - tx.start),
     duration: round(end - tx.start),
     cpu: round(tx.cpu),
-    external: round(external),
+    external,
+    externalByKind,
     blocking: round(tx.blocking),
   };
+}
+
+function unionByKind(tx: Transaction, end: number): ExternalByKind {
+  const byKind = new Map<SegmentKind, Array<[number, number]>>();
+  for (const seg of tx.segments) {
+    if (!seg.external) continue;
+    let list = byKind.get(seg.kind);
+    if (list === undefined) byKind.set(seg.kind, (list = []));
+    list.push([seg.start, seg.end >= 0 ? seg.end : end]);
+  }
+  const out: ExternalByKind = {};
+  for (const [kind, spans] of byKind) out[kind] = round(unionLength(spans));
+  return out;
 }
 
 /** The finished transaction as the rest of loopscope sees it, from its measures. */
 export function buildRecord(tx: Transaction, service: string, m: Measures): TransactionRecord {
   const { end } = m;
-  const byKind = new Map<string, Array<[number, number]>>();
   const segments: SegmentRecord[] = [];
-  for (const seg of tx.segments) {
-    const segEnd = seg.end >= 0 ? seg.end : end;
-    if (seg.external) {
-      let list = byKind.get(seg.kind);
-      if (list === undefined) byKind.set(seg.kind, (list = []));
-      list.push([seg.start, segEnd]);
-    }
-    segments.push(segmentRecord(seg, tx.start, segEnd));
-  }
-  const externalByKind: ExternalByKind = {};
-  for (const [kind, spans] of byKind) externalByKind[kind as keyof ExternalByKind] = round(unionLength(spans));
+  for (const seg of tx.segments) segments.push(segmentRecord(seg, tx.start, seg.end >= 0 ? seg.end : end));
   // for HTTP transactions the path ends at the response: later work did not make the user wait
   const pathEnd = (tx.isHttp ? m.responseEnd : end) - tx.start;
   const path = criticalPath(segments.map((s, i) => ({ id: s.id, parentId: s.parentId, start: s.start, end: s.end, awaited: tx.segments[i]!.awaited })), pathEnd);
@@ -279,7 +295,7 @@ export function buildRecord(tx: Transaction, service: string, m: Measures): Tran
     duration: m.duration,
     cpu: m.cpu,
     external: m.external,
-    externalByKind,
+    externalByKind: { ...m.externalByKind },
     blocking: m.blocking,
     segments,
     criticalPath: path,

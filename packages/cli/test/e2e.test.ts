@@ -103,6 +103,7 @@ interface EndpointRow {
   cpu: Q;
   external: Q;
   blocking: Q;
+  externalByKind: Partial<Record<'http' | 'db' | 'cache' | 'queue' | 'other', number>>;
 }
 
 async function endpointRow(collector: Collector, service: string, endpoint: string, count: number): Promise<EndpointRow> {
@@ -197,6 +198,10 @@ test('the ground-truth scenarios survive the trip: /api/traces/:id shows what on
     assert.ok(longest.end - longest.start >= 39, `the critical call took ${longest.end - longest.start} ms`);
     const waited = records.find((r) => r.endpoint === 'GET /wait')!;
     assert.ok(waited.blocking > 40, `the timer waited behind the burn: blocking ${waited.blocking} ms`);
+    // the aggregates know where the external time went, by kind of call
+    const row = await endpointRow(collector, 'e2e-traces', 'GET /chores', 1);
+    assert.deepEqual(Object.keys(row.externalByKind), ['http']);
+    assert.ok(Math.abs(row.externalByKind.http! - chores.external) < 0.01, `mean http time ${row.externalByKind.http} vs ${chores.external}`);
   } finally {
     await stopApp(app);
     await collector.close();

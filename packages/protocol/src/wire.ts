@@ -23,12 +23,19 @@ const Epoch = Type.Integer(EPOCH_LIMITS);
 /** a transaction's start keeps its sub-millisecond part */
 const PreciseEpoch = Type.Number(EPOCH_LIMITS);
 const Count = Type.Integer({ minimum: 0, maximum: 1_000_000_000 });
+/** a sum of ms over up to a billion transactions */
+const MsSum = Type.Number({ minimum: 0, maximum: MAX_MS * 1_000_000_000 });
+const byKind = <T extends typeof Ms | typeof MsSum>(t: T) =>
+  Type.Object(
+    { http: Type.Optional(t), db: Type.Optional(t), cache: Type.Optional(t), queue: Type.Optional(t), other: Type.Optional(t) },
+    { additionalProperties: false },
+  );
 const Name = (max: number) => Type.String({ minLength: 1, maxLength: max });
 
 export const WireSketchSchema = Type.Object(
   {
     n: Count,
-    sum: Type.Number({ minimum: 0, maximum: MAX_MS * 1_000_000_000 }),
+    sum: MsSum,
     min: Ms,
     max: Ms,
     zero: Count,
@@ -52,6 +59,8 @@ export const IntervalSchema = Type.Object(
     cpu: WireSketchSchema,
     external: WireSketchSchema,
     blocking: WireSketchSchema,
+    /** the sum over the interval's transactions of their external time per kind (ms) */
+    externalByKind: Type.Optional(byKind(MsSum)),
   },
   { additionalProperties: false },
 );
@@ -87,10 +96,7 @@ export const TraceSchema = Type.Object(
     duration: Ms,
     cpu: Ms,
     external: Ms,
-    externalByKind: Type.Object(
-      { http: Type.Optional(Ms), db: Type.Optional(Ms), cache: Type.Optional(Ms), queue: Type.Optional(Ms), other: Type.Optional(Ms) },
-      { additionalProperties: false },
-    ),
+    externalByKind: byKind(Ms),
     blocking: Ms,
     segments: Type.Array(SegmentSchema, { maxItems: MAX_SEGMENTS }),
     criticalPath: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: MAX_SEGMENTS }),

@@ -2,7 +2,25 @@
  * Aggregation of one flush interval: per endpoint, the count, the errors and a quantile sketch of
  * each metric. Its size depends on the number of endpoints, never on the request rate.
  */
-import { addValue, METRICS, newSketch, toWire, type MetricName, type Sketch, type TransactionRecord, type WireInterval } from '@loopscope/protocol';
+import {
+  addValue,
+  METRICS,
+  newSketch,
+  roundMs,
+  toWire,
+  type ExternalByKind,
+  type MetricName,
+  type SegmentKind,
+  type Sketch,
+  type TransactionRecord,
+  type WireInterval,
+} from '@loopscope/protocol';
+
+function roundedSums(sums: ExternalByKind): ExternalByKind {
+  const out: ExternalByKind = {};
+  for (const kind in sums) out[kind as SegmentKind] = roundMs(sums[kind as SegmentKind]!);
+  return out;
+}
 
 /** Endpoints kept per interval; the rest are counted under OVERFLOW_ENDPOINT. */
 export const MAX_ENDPOINTS = 1000;
@@ -22,10 +40,17 @@ export class EndpointAggregate {
   slowest: TransactionRecord | undefined;
   slowestDuration = -1;
 
-  add(m: Record<MetricName, number>, error: boolean): void {
+  /** Sums over the interval of external time per kind. */
+  externalByKind: ExternalByKind = {};
+
+  add(m: Record<MetricName, number> & { externalByKind: ExternalByKind }, error: boolean): void {
     this.count++;
     if (error) this.errors++;
     for (const metric of METRICS) addValue(this.sketches[metric], m[metric]);
+    for (const kind in m.externalByKind) {
+      const k = kind as SegmentKind;
+      this.externalByKind[k] = (this.externalByKind[k] ?? 0) + m.externalByKind[k]!;
+    }
   }
 }
 
@@ -70,6 +95,7 @@ export class IntervalAggregate {
         cpu: toWire(e.sketches.cpu),
         external: toWire(e.sketches.external),
         blocking: toWire(e.sketches.blocking),
+        ...(Object.keys(e.externalByKind).length > 0 ? { externalByKind: roundedSums(e.externalByKind) } : {}),
       });
     }
     return out;

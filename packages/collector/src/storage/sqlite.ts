@@ -13,7 +13,18 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { METRICS, emptyWire, fromWire, mergeWire, quantile, summarize, type WireBatch, type WireSketch } from '@loopscope/protocol';
+import {
+  METRICS,
+  emptyWire,
+  fromWire,
+  mergeWire,
+  quantile,
+  summarize,
+  type ExternalByKind,
+  type SegmentKind,
+  type WireBatch,
+  type WireSketch,
+} from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import {
@@ -36,7 +47,8 @@ export interface SqliteOptions {
 }
 
 export const DB_FILE = 'loopscope.db';
-const SCHEMA_VERSION = 1;
+/** 2: aggregates carry externalByKind (sums of ms per kind, JSON) */
+const SCHEMA_VERSION = 2;
 
 const table = (res: Resolution): string => `agg_${res.name}`;
 
@@ -47,6 +59,7 @@ function schema(): string {
       service TEXT NOT NULL, endpoint TEXT NOT NULL, bucket INTEGER NOT NULL,
       count INTEGER NOT NULL, errors INTEGER NOT NULL,
       response BLOB NOT NULL, duration BLOB NOT NULL, cpu BLOB NOT NULL, external BLOB NOT NULL, blocking BLOB NOT NULL,
+      externalByKind TEXT NOT NULL DEFAULT '{}',
       UNIQUE (service, endpoint, bucket)
     );
     CREATE INDEX IF NOT EXISTS ${table(res)}_service_bucket ON ${table(res)} (service, bucket);
@@ -80,6 +93,16 @@ interface Row {
   count: number;
   errors: number;
   sketches: WireSketch[]; // in METRICS order
+  externalByKind: ExternalByKind; // sums
+}
+
+/** Adds sums of external time per kind into `into`. */
+function addByKind(into: ExternalByKind, from: ExternalByKind | undefined): void {
+  if (from === undefined) return;
+  for (const kind in from) {
+    const k = kind as SegmentKind;
+    into[k] = (into[k] ?? 0) + from[k]!;
+  }
 }
 
 interface StoredRow {
@@ -90,6 +113,7 @@ interface StoredRow {
   cpu: Buffer;
   external: Buffer;
   blocking: Buffer;
+  externalByKind: string;
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
@@ -105,6 +129,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   if (version > SCHEMA_VERSION) {
     db.close();
     throw new Error(`${path.join(options.dataDir, DB_FILE)} was written by a newer loopscope (schema ${version}); this one reads schema ${SCHEMA_VERSION}`);
+  }
+  if (version === 1) {
+    for (const res of RESOLUTIONS) db.exec(`ALTER TABLE ${table(res)} ADD COLUMN externalByKind TEXT NOT NULL DEFAULT '{}'`);
   }
   db.exec(schema());
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -122,11 +149,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   );
   const perResolution = RESOLUTIONS.map((res) => ({
     res,
-    select: db.prepare(`SELECT count, errors, ${METRICS.join(', ')} FROM ${table(res)} WHERE service = ? AND endpoint = ? AND bucket = ?`),
+    select: db.prepare(`SELECT count, errors, ${METRICS.join(', ')}, externalByKind FROM ${table(res)} WHERE service = ? AND endpoint = ? AND bucket = ?`),
     upsert: db.prepare(
-      `INSERT INTO ${table(res)} (service, endpoint, bucket, count, errors, ${METRICS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO ${table(res)} (service, endpoint, bucket, count, errors, ${METRICS.join(', ')}, externalByKind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (service, endpoint, bucket) DO UPDATE SET count = excluded.count, errors = excluded.errors,
-       ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}`,
+       ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}, externalByKind = excluded.externalByKind`,
     ),
     prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
   }));
@@ -153,16 +180,24 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         if (!row) {
           const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
           row = stored
-            ? { endpoint: iv.endpoint, bucket, count: stored.count, errors: stored.errors, sketches: METRICS.map((m) => decodeSketch(stored[m])) }
-            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()) };
+            ? {
+                endpoint: iv.endpoint,
+                bucket,
+                count: stored.count,
+                errors: stored.errors,
+                sketches: METRICS.map((m) => decodeSketch(stored[m])),
+                externalByKind: JSON.parse(stored.externalByKind) as ExternalByKind,
+              }
+            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} };
           rows.set(key, row);
         }
         row.count += iv.count;
         row.errors += iv.errors;
         METRICS.forEach((m, i) => mergeWire(row.sketches[i]!, iv[m]));
+        addByKind(row.externalByKind, iv.externalByKind);
       }
       for (const row of rows.values()) {
-        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map(encodeSketch));
+        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
       }
     }
     for (const t of batch.traces) {
@@ -234,13 +269,16 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async endpoints(service: string, { from, to }: Range) {
       const res = chooseResolution(retention, from, Date.now());
-      const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[] }>();
-      for (const r of aggregateRows(res, `endpoint, count, errors, ${METRICS.join(', ')}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>) {
+      const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[]; externalByKind: ExternalByKind }>();
+      for (const r of aggregateRows(res, `endpoint, count, errors, ${METRICS.join(', ')}, externalByKind`, service, undefined, from, to) as Array<
+        StoredRow & { endpoint: string }
+      >) {
         let e = merged.get(r.endpoint);
-        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()) }));
+        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} }));
         e.count += r.count;
         e.errors += r.errors;
         METRICS.forEach((m, i) => mergeWire(e.sketches[i]!, decodeSketch(r[m])));
+        addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
       }
       const list: EndpointSummary[] = [...merged].map(([endpoint, e]) => ({
         endpoint,
@@ -251,6 +289,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         cpu: summarize(fromWire(e.sketches[2]!)),
         external: summarize(fromWire(e.sketches[3]!)),
         blocking: summarize(fromWire(e.sketches[4]!)),
+        externalByKind: Object.fromEntries(Object.entries(e.externalByKind).map(([kind, sum]) => [kind, round(sum / e.count)])),
       }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },

@@ -3,7 +3,7 @@
  * only this, so a second backend (ClickHouse, for many collectors) can follow without touching
  * either. Every method is async even though the embedded SQLite backend is synchronous.
  */
-import type { MetricName, Quantiles, WireBatch } from '@loopscope/protocol';
+import type { ExternalByKind, MetricName, Quantiles, WireBatch } from '@loopscope/protocol';
 
 /** A time range in ms since the epoch: `from` inclusive, `to` exclusive. */
 export interface Range {
@@ -51,6 +51,8 @@ export interface EndpointSummary {
   cpu: Quantiles;
   external: Quantiles;
   blocking: Quantiles;
+  /** beyond GUIDE 3.3: mean external time per request by kind of call (ms); kinds never seen are absent */
+  externalByKind: ExternalByKind;
 }
 
 export type SeriesMetric = MetricName | 'throughput' | 'errors';
