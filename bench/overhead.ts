@@ -7,7 +7,8 @@
  * once per variant, where a variant is how the server's node process is started:
  *
  *   none       node server.js
- *   loopscope  node --import loopscope/register server.js   (LOOPSCOPE_SERVICE=bench)
+ *   loopscope  node --import loopscope/register server.js   (LOOPSCOPE_SERVICE=bench), shipping to a
+ *              real collector that runs in the driver process (on the driver's CPU)
  *
  * Scenarios (servers/*.ts, which never import an agent):
  *   hello  a node:http hello world: the fixed cost per request
@@ -36,10 +37,12 @@
 import autocannon from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startCollector } from '@loopscope/collector';
 import type { ServerMessage } from './servers/harness.js';
 
 interface Variant {
@@ -175,12 +178,9 @@ async function measure(
   variant: Variant,
   round: number,
   opts: Options,
-  upstreamUrl: string,
+  env: Record<string, string>,
 ): Promise<Run> {
-  const { child, port } = await startProcess(serverFile(scenario), SERVER_CPU, variant.execArgv, {
-    ...variant.env,
-    UPSTREAM_URL: upstreamUrl,
-  });
+  const { child, port } = await startProcess(serverFile(scenario), SERVER_CPU, variant.execArgv, { ...variant.env, ...env });
   try {
     const load = (duration: number) =>
       autocannon({ url: `http://127.0.0.1:${port}/`, connections: opts.connections, duration });
@@ -256,12 +256,14 @@ async function main(): Promise<void> {
 
   const upstream = await startProcess(serverFile('upstream'), DRIVER_CPU);
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+  // the agent ships to a real collector, as in production (here, on the driver's CPU)
+  const collector = await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false });
   const runs: Run[] = [];
   try {
     for (const scenario of opts.scenarios) {
       for (let round = 1; round <= opts.rounds; round++) {
         for (const variant of opts.variants) {
-          const run = await measure(scenario, variant, round, opts, upstreamUrl);
+          const run = await measure(scenario, variant, round, opts, { UPSTREAM_URL: upstreamUrl, LOOPSCOPE_COLLECTOR: collector.url });
           console.log(
             `${scenario} ${variant.name} round ${round}/${opts.rounds}: ` +
               `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms`,
@@ -272,6 +274,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopProcess(upstream.child);
+    await collector.close();
   }
 
   const summary = summarize(runs, opts);
