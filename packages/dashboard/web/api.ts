@@ -1,0 +1,156 @@
+/**
+ * The public query API of the collector (GUIDE 3.3), typed. The dashboard uses nothing else: what
+ * it shows, a user's script can compute from the same answers.
+ */
+
+export interface Quantiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export type Metric = 'response' | 'duration' | 'cpu' | 'external' | 'blocking';
+export type SeriesMetric = Metric | 'throughput' | 'errors';
+export type ExternalKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
+
+export interface Service {
+  service: string;
+  lastSeen: number;
+  instances: number;
+  dropped?: { batches: number; transactions: number; traces: number };
+}
+
+export interface EndpointRow extends Record<Metric, Quantiles> {
+  endpoint: string;
+  count: number;
+  errors: number;
+  /** mean ms per request by kind, where the collector provides it */
+  externalByKind?: Partial<Record<ExternalKind, number>>;
+}
+
+export interface Series {
+  metric: SeriesMetric;
+  q: number;
+  step: number;
+  points: Array<[number, number | null]>;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  endpoint: string;
+  start: number;
+  status: number;
+  response: number;
+  duration: number;
+  cpu: number;
+  external: number;
+  blocking: number;
+}
+
+export interface Segment {
+  id: number;
+  parentId: number | null;
+  name: string;
+  kind: string;
+  start: number;
+  end: number;
+  onCriticalPath: boolean;
+  error?: string;
+  unfinished?: boolean;
+}
+
+export interface Trace extends TraceSummary {
+  service?: string;
+  error?: boolean;
+  errorMessage?: string;
+  externalByKind?: Partial<Record<ExternalKind, number>>;
+  segments: Segment[];
+  criticalPath: number[];
+  truncated?: boolean;
+  droppedSegments?: number;
+}
+
+export interface LongTask {
+  at: number;
+  ms: number;
+  endpoint?: string | null;
+  traceId?: string | null;
+  function?: string | null;
+  location?: string | null;
+}
+
+export interface Loop {
+  delay: Quantiles;
+  utilization: number;
+  gcPauseMs: number;
+  longTasks: LongTask[];
+}
+
+/** The time window of a query, ms since the epoch, `to` exclusive. */
+export interface Window {
+  from: number;
+  to: number;
+}
+
+/** The collector answered with an error (a 4xx/5xx and its `{ error }` message). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The collector could not be reached at all. */
+export class Unreachable extends Error {}
+
+type Params = Record<string, string | number | undefined>;
+
+async function get<T>(path: string, params: object): Promise<T> {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params as Params)) if (v !== undefined) query.set(k, String(v));
+  let res: Response;
+  try {
+    res = await fetch(`${path}?${query}`, { headers: { accept: 'application/json' } });
+  } catch {
+    throw new Unreachable(`cannot reach the collector at ${location.origin}`);
+  }
+  const body: unknown = await res.json().catch(() => undefined);
+  if (!res.ok) {
+    const message = typeof body === 'object' && body !== null && 'error' in body ? String(body.error) : `HTTP ${res.status}`;
+    throw new ApiError(res.status, `${path}: ${message}`);
+  }
+  return body as T;
+}
+
+export const services = (w: Window): Promise<Service[]> => get('/api/services', { ...w });
+
+export const endpoints = (service: string, w: Window): Promise<EndpointRow[]> => get('/api/endpoints', { service, ...w });
+
+export const timeseries = (p: { service: string; endpoint?: string | undefined; metric: SeriesMetric; q?: number; step?: number } & Window): Promise<Series> =>
+  get('/api/timeseries', p);
+
+export const traces = (p: { service: string; endpoint?: string | undefined; sort: 'slowest' | 'recent'; limit: number } & Window): Promise<TraceSummary[]> =>
+  get('/api/traces', p);
+
+export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${encodeURIComponent(traceId)}`, {});
+
+export const loop = (service: string, w: Window): Promise<Loop> => get('/api/loop', { service, ...w });
+
+/**
+ * One quantile over a whole window (say, a service's p95 response over the last hour), which the
+ * API has no endpoint for: quantiles of endpoints cannot be merged here, only the collector's
+ * sketches can. Asked as a time series whose single point spans the window: points start at
+ * floor(from / step) * step, so a step of `to` puts every bucket of [from, to) into point 0. The
+ * step is kept off whole minutes so that per-second buckets (exact edges) answer while they are
+ * kept, rather than per-minute ones.
+ */
+export async function overWindow(service: string, metric: Metric, q: number, w: Window, endpoint?: string): Promise<number | null> {
+  let to = Math.ceil(w.to / 1000) * 1000;
+  if (to % 60_000 === 0) to -= 1000;
+  const series = await timeseries({ service, endpoint, metric, q, step: to, from: w.from, to });
+  return series.points[0]?.[1] ?? null;
+}

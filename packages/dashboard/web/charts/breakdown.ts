@@ -1,0 +1,87 @@
+/**
+ * Where the time went: one stacked bar per row (an endpoint, or one trace) of cpu, external (by
+ * kind when known) and blocking, all rows on one scale. The three are measured separately and need
+ * not add up to the response time (idle time between them, or work after the response, is in
+ * neither), so each row also states its response time.
+ */
+import type { EndpointRow, ExternalKind } from '../api.js';
+import { COLORS } from '../colors.js';
+import { h, type Child } from '../dom.js';
+import * as fmt from '../format.js';
+
+export interface Part {
+  label: string;
+  color: string;
+  ms: number;
+  /** drawn hatched, as the talk draws blocking */
+  hatched?: boolean;
+}
+
+export interface BreakdownRow {
+  label: Child;
+  parts: Part[];
+  response: number;
+}
+
+const KINDS: ExternalKind[] = ['http', 'db', 'cache', 'queue', 'other'];
+
+/** cpu, external (split by kind when the numbers are there) and blocking of one request. */
+export function partsOf(t: { cpu: number; external: number; blocking: number; externalByKind?: Partial<Record<ExternalKind, number>> | undefined }): Part[] {
+  const byKind = t.externalByKind;
+  const external: Part[] =
+    byKind !== undefined
+      ? KINDS.filter((k) => (byKind[k] ?? 0) > 0).map((k) => ({ label: `external: ${k}`, color: COLORS[k], ms: byKind[k]! }))
+      : [{ label: 'external', color: COLORS.external, ms: t.external }];
+  return [{ label: 'cpu', color: COLORS.cpu, ms: t.cpu }, ...external, { label: 'blocking', color: COLORS.blocking, ms: t.blocking, hatched: true }];
+}
+
+/** The mean of each part over an endpoint's requests. */
+export const meanParts = (row: EndpointRow): Part[] =>
+  partsOf({ cpu: row.cpu.mean, external: row.external.mean, blocking: row.blocking.mean, externalByKind: row.externalByKind });
+
+export function breakdown(rows: BreakdownRow[]): HTMLElement {
+  const scale = Math.max(1e-9, ...rows.map((r) => Math.max(r.response, r.parts.reduce((s, p) => s + p.ms, 0))));
+  const legend = new Map<string, Part>();
+  for (const r of rows) for (const p of r.parts) legend.set(p.label, p);
+  return h(
+    'div',
+    { class: 'breakdown' },
+    h('div', { class: 'legend' }, ...[...legend.values()].map((p) => h('span', { class: 'legend-item' }, swatch(p), p.label))),
+    ...rows.map((r) =>
+      h(
+        'div',
+        { class: 'breakdown-row' },
+        h('div', { class: 'breakdown-label' }, r.label),
+        h(
+          'div',
+          { class: 'breakdown-track' },
+          h(
+            'div',
+            { class: 'breakdown-bar' },
+            ...r.parts
+              .filter((p) => p.ms > 0)
+              .map((p) =>
+                h('span', {
+                  class: `part${p.hatched ? ' hatched' : ''}`,
+                  style: `width:${(p.ms / scale) * 100}%;--c:${p.color}`,
+                  title: `${p.label}: ${fmt.ms(p.ms)}`,
+                  'data-part': p.label,
+                  'data-ms': p.ms,
+                }),
+              ),
+          ),
+          h('span', { class: 'response-mark', style: `left:${(r.response / scale) * 100}%`, title: `response ${fmt.ms(r.response)}` }),
+        ),
+        h(
+          'div',
+          { class: 'breakdown-values' },
+          h('strong', {}, `response ${fmt.ms(r.response)}`),
+          h('br'),
+          h('span', { class: 'muted' }, r.parts.map((p) => `${p.label.replace('external: ', '')} ${fmt.ms(p.ms)}`).join(' · ')),
+        ),
+      ),
+    ),
+  );
+}
+
+const swatch = (p: Part): HTMLElement => h('span', { class: `swatch${p.hatched ? ' hatched' : ''}`, style: `--c:${p.color}` });

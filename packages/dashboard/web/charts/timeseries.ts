@@ -1,0 +1,61 @@
+/**
+ * A time-series chart (uPlot): one x axis of time, one or more lines of one unit. Wraps uPlot's
+ * setup so pages only say what to draw; keeps the chart as wide as its card; and writes how many
+ * points carry data to `data-points`, which says "drawn with data" to a reader and to the browser
+ * tests alike.
+ */
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { h } from '../dom.js';
+
+export interface Line {
+  label: string;
+  color: string;
+}
+
+export interface TimeChart {
+  element: HTMLElement;
+  /** `x` in ms since the epoch; one array of values per line, null where there is no data */
+  update(x: number[], lines: Array<Array<number | null>>): void;
+  destroy(): void;
+}
+
+const HEIGHT = 220;
+
+export function timeChart(title: string, unit: string, lines: Line[], format: (v: number) => string): TimeChart {
+  const plotArea = h('div', { class: 'chart-plot' });
+  const element = h('section', { class: 'card chart', 'data-chart': title, 'data-points': 0 }, h('h3', {}, title), plotArea);
+  const opts: uPlot.Options = {
+    width: 600,
+    height: HEIGHT,
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    axes: [
+      { stroke: '#555', grid: { stroke: '#eee' }, space: 70 },
+      { stroke: '#555', grid: { stroke: '#eee' }, label: unit, size: 60 },
+    ],
+    series: [
+      { label: 'time' },
+      ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)) })),
+    ],
+  };
+  const plot = new uPlot(opts, [[], ...lines.map(() => [])], plotArea);
+  const resize = new ResizeObserver(() => {
+    const width = Math.floor(plotArea.clientWidth);
+    if (width > 0 && width !== plot.width) plot.setSize({ width, height: HEIGHT });
+  });
+  resize.observe(plotArea);
+
+  return {
+    element,
+    update(x, values) {
+      plot.setData([x.map((t) => t / 1000), ...values] as uPlot.AlignedData);
+      element.dataset['points'] = String(values.reduce((n, line) => n + line.filter((v) => v !== null).length, 0));
+    },
+    destroy() {
+      resize.disconnect();
+      plot.destroy();
+    },
+  };
+}

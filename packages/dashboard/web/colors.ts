@@ -1,0 +1,15 @@
+/** One colour per quantity, the same in every chart, bar and legend (after the talk's diagrams). */
+export const COLORS = {
+  response: '#b22222',
+  duration: '#1f2f8f',
+  cpu: '#2e8b3a',
+  external: '#7d8590',
+  blocking: '#e0b000',
+  throughput: '#2f6fdf',
+  errors: '#d0312d',
+  http: '#5b8dd6',
+  db: '#8e6cc9',
+  cache: '#2aa198',
+  queue: '#d9822b',
+  other: '#7d8590',
+} as const;

@@ -1,0 +1,48 @@
+/**
+ * The live charts of a service or of one endpoint: the chosen percentile of response, duration,
+ * cpu, external and blocking on one chart (the talk's "95% percentile" chart), throughput, and
+ * error rate (errors ÷ requests, point by point).
+ */
+import * as api from '../api.js';
+import { timeChart } from '../charts/timeseries.js';
+import { COLORS } from '../colors.js';
+import { h } from '../dom.js';
+import * as fmt from '../format.js';
+
+const LATENCY: api.Metric[] = ['response', 'duration', 'cpu', 'external', 'blocking'];
+
+export interface ScopeCharts {
+  element: HTMLElement;
+  refresh(window: api.Window, q: number, label: string): Promise<void>;
+  destroy(): void;
+}
+
+export function scopeCharts(service: string, endpoint?: string): ScopeCharts {
+  const latency = timeChart('Latency', 'ms', LATENCY.map((m) => ({ label: m, color: COLORS[m] })), fmt.ms);
+  const throughput = timeChart('Throughput', 'req/s', [{ label: 'throughput', color: COLORS.throughput }], fmt.rate);
+  const errors = timeChart('Error rate', '%', [{ label: 'error rate', color: COLORS.errors }], (v) => fmt.percent(v / 100));
+  const element = h('div', { class: 'charts' }, latency.element, h('div', { class: 'chart-row' }, throughput.element, errors.element));
+
+  return {
+    element,
+    async refresh(window, q, label) {
+      const ask = (metric: api.SeriesMetric): Promise<api.Series> => api.timeseries({ service, endpoint, metric, q, ...window });
+      const [lat, tp, er] = await Promise.all([Promise.all(LATENCY.map(ask)), ask('throughput'), ask('errors')]);
+      const x = tp.points.map(([t]) => t);
+      const values = (s: api.Series): Array<number | null> => s.points.map(([, v]) => v);
+      latency.element.querySelector('h3')!.textContent = `Latency — ${label}`;
+      latency.update(x, lat.map(values));
+      throughput.update(x, [values(tp)]);
+      const errorRate = tp.points.map(([, requests], i) => {
+        const failed = er.points[i]?.[1] ?? null;
+        return requests === null || requests === 0 ? null : ((failed ?? 0) / requests) * 100;
+      });
+      errors.update(x, [errorRate]);
+    },
+    destroy() {
+      latency.destroy();
+      throughput.destroy();
+      errors.destroy();
+    },
+  };
+}

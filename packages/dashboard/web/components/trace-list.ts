@@ -1,0 +1,30 @@
+/** A list of traces (slowest or most recent), each linking to its waterfall. */
+import type { TraceSummary } from '../api.js';
+import { h } from '../dom.js';
+import * as fmt from '../format.js';
+
+export function traceList(title: string, traces: TraceSummary[], link: (traceId: string) => string, showEndpoint: boolean): HTMLElement {
+  const rows = traces.map((t) =>
+    h(
+      'tr',
+      { 'data-trace': t.traceId },
+      h('td', {}, h('a', { href: link(t.traceId) }, fmt.clock(t.start).slice(11))),
+      showEndpoint ? h('td', { class: 'name' }, t.endpoint) : null,
+      h('td', { class: t.status >= 500 ? 'num bad' : 'num' }, t.status === 0 ? '–' : String(t.status)),
+      h('td', { class: 'num' }, fmt.ms(t.response)),
+      h('td', { class: 'num' }, fmt.ms(t.duration)),
+      h('td', { class: 'num' }, fmt.ms(t.cpu)),
+      h('td', { class: 'num' }, fmt.ms(t.external)),
+      h('td', { class: 'num' }, fmt.ms(t.blocking)),
+    ),
+  );
+  const head = ['Start', ...(showEndpoint ? ['Endpoint'] : []), 'Status', 'Response', 'Duration', 'CPU', 'External', 'Blocking'];
+  return h(
+    'section',
+    { class: 'card', 'data-traces': title },
+    h('h3', {}, title),
+    traces.length === 0
+      ? h('p', { class: 'muted' }, 'No traces in this window. The agent ships the slowest trace per endpoint every second, every error and a random sample.')
+      : h('table', { class: 'table traces' }, h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { class: i === 0 || c === 'Endpoint' ? 'name' : 'num' }, c)))), h('tbody', {}, ...rows)),
+  );
+}

@@ -1,0 +1,148 @@
+/**
+ * A trace's waterfall: the transaction and each of its segments as a bar on one time axis (ms from
+ * the transaction start), children under their parent, coloured by kind. Segments on the critical
+ * path — the chain that decided when the transaction finished — get the talk's red outline. Hover
+ * shows a segment's numbers; a click pins them in the details panel.
+ */
+import type { Segment, Trace } from '../api.js';
+import { COLORS } from '../colors.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+
+/** Beyond this many rows the page would crawl; the rest are counted, not drawn. */
+const MAX_ROWS = 3000;
+
+interface Placed {
+  segment: Segment;
+  depth: number;
+}
+
+/** Segments in tree order (each parent followed by its children, siblings by start), iteratively: a trace can hold 10 000 segments. */
+export function treeOrder(segments: Segment[]): Placed[] {
+  const ids = new Set(segments.map((s) => s.id));
+  const children = new Map<number | null, Segment[]>();
+  for (const s of segments) {
+    const parent = s.parentId !== null && ids.has(s.parentId) ? s.parentId : null;
+    const list = children.get(parent) ?? [];
+    list.push(s);
+    children.set(parent, list);
+  }
+  for (const list of children.values()) list.sort((a, b) => a.start - b.start || a.id - b.id);
+  const out: Placed[] = [];
+  const stack: Placed[] = (children.get(null) ?? []).map((segment) => ({ segment, depth: 0 })).reverse();
+  while (stack.length > 0) {
+    const next = stack.pop()!;
+    out.push(next);
+    const kids = children.get(next.segment.id) ?? [];
+    for (let i = kids.length - 1; i >= 0; i--) stack.push({ segment: kids[i]!, depth: next.depth + 1 });
+  }
+  return out;
+}
+
+/** Round tick spacing (1, 2 or 5 × 10^k ms) for about six ticks over `total`. */
+export function tickStep(total: number): number {
+  const raw = Math.max(total, 1e-3) / 6;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
+}
+
+const kindColor = (kind: string): string => (kind in COLORS ? COLORS[kind as keyof typeof COLORS] : COLORS.other);
+
+function facts(s: Segment, byId: Map<number, Segment>): Array<[string, string]> {
+  const parent = s.parentId === null ? undefined : byId.get(s.parentId);
+  return [
+    ['name', s.name],
+    ['kind', s.kind],
+    ['start', `${fmt.ms(s.start)} after the transaction start`],
+    ['end', fmt.ms(s.end)],
+    ['duration', fmt.ms(s.end - s.start)],
+    ['critical path', s.onCriticalPath ? 'yes: it decided when the transaction finished' : 'no'],
+    ...(parent ? [['parent', parent.name] as [string, string]] : []),
+    ...(s.error !== undefined ? [['error', s.error] as [string, string]] : []),
+    ...(s.unfinished ? [['unfinished', 'still open when the transaction was closed'] as [string, string]] : []),
+  ];
+}
+
+const factList = (rows: Array<[string, string]>): HTMLElement => h('dl', { class: 'facts' }, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+
+export function waterfall(trace: Trace): HTMLElement {
+  const placed = treeOrder(trace.segments);
+  const byId = new Map(trace.segments.map((s) => [s.id, s]));
+  const total = Math.max(trace.duration, trace.response, ...trace.segments.map((s) => s.end), 1e-3);
+  const pct = (ms: number): string => `${(Math.min(Math.max(ms, 0), total) / total) * 100}%`;
+  const step = tickStep(total);
+
+  const ticks: HTMLElement[] = [];
+  for (let t = 0; t <= total + 1e-9; t += step) ticks.push(h('span', { class: 'wf-tick', style: `left:${pct(t)}` }, fmt.ms(t)));
+
+  const bar = (cls: string, start: number, end: number, color: string, text: string): HTMLElement =>
+    h('div', { class: cls, style: `left:${pct(start)};width:max(2px, calc(${pct(end)} - ${pct(start)}));--c:${color}` }, h('span', { class: 'wf-bar-text' }, text));
+
+  const transactionRow = h(
+    'div',
+    { class: 'wf-row wf-transaction' },
+    h('div', { class: 'wf-name', title: trace.endpoint }, trace.endpoint),
+    h(
+      'div',
+      { class: 'wf-track' },
+      bar('wf-bar', 0, trace.duration, COLORS.duration, `duration ${fmt.ms(trace.duration)}`),
+      h('span', { class: 'wf-response', style: `left:${pct(trace.response)}`, title: `response sent at ${fmt.ms(trace.response)}` }),
+    ),
+  );
+  const rows = placed.slice(0, MAX_ROWS).map(({ segment: s, depth }) =>
+    h(
+      'div',
+      { class: `wf-row${s.onCriticalPath ? ' critical' : ''}${s.error !== undefined ? ' failed' : ''}`, 'data-segment': s.id, tabindex: 0 },
+      h('div', { class: 'wf-name', style: `padding-left:${0.5 + Math.min(depth, 12) * 1}rem`, title: s.name }, s.name),
+      h('div', { class: 'wf-track' }, bar('wf-bar', s.start, s.end, kindColor(s.kind), fmt.ms(s.end - s.start))),
+    ),
+  );
+
+  const details = h('div', { class: 'wf-details muted' }, 'Click a segment for its details.');
+  const tooltip = h('div', { class: 'tooltip', hidden: true });
+  const rowsBox = h('div', { class: 'wf-rows' }, transactionRow, ...rows);
+  const segmentOf = (e: Event): Segment | undefined => {
+    const row = (e.target as Element).closest<HTMLElement>('[data-segment]');
+    return row ? byId.get(Number(row.dataset['segment'])) : undefined;
+  };
+  rowsBox.addEventListener('mousemove', (e) => {
+    const s = segmentOf(e);
+    if (!s) return void (tooltip.hidden = true);
+    replace(tooltip, factList(facts(s, byId).slice(0, 6)));
+    tooltip.hidden = false;
+    tooltip.style.left = `${e.clientX + 14}px`;
+    tooltip.style.top = `${e.clientY + 14}px`;
+  });
+  rowsBox.addEventListener('mouseleave', () => (tooltip.hidden = true));
+  const select = (e: Event): void => {
+    const s = segmentOf(e);
+    if (!s) return;
+    for (const r of rowsBox.querySelectorAll('.selected')) r.classList.remove('selected');
+    (e.target as Element).closest('[data-segment]')!.classList.add('selected');
+    details.classList.remove('muted');
+    replace(details, h('h4', {}, 'Segment'), factList(facts(s, byId)));
+  };
+  rowsBox.addEventListener('click', select);
+  rowsBox.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select(e));
+
+  const legend = h(
+    'div',
+    { class: 'legend' },
+    ...[...new Set(trace.segments.map((s) => s.kind))].map((k) => h('span', { class: 'legend-item' }, h('span', { class: 'swatch', style: `--c:${kindColor(k)}` }), k)),
+    h('span', { class: 'legend-item' }, h('span', { class: 'swatch critical' }), 'critical path'),
+    h('span', { class: 'legend-item' }, h('span', { class: 'swatch response' }), 'response sent'),
+  );
+  const hidden = placed.length - rows.length;
+  return h(
+    'section',
+    { class: 'card waterfall' },
+    h('h3', {}, 'Timeline'),
+    legend,
+    h('div', { class: 'wf-axis' }, h('div', { class: 'wf-name' }), h('div', { class: 'wf-track' }, ...ticks)),
+    rowsBox,
+    hidden > 0 ? h('p', { class: 'muted' }, `${fmt.count(hidden)} more segments are not drawn.`) : null,
+    trace.segments.length === 0 ? h('p', { class: 'muted' }, 'This transaction made no external calls: it has no segments.') : null,
+    details,
+    tooltip,
+  );
+}

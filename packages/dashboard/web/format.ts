@@ -1,0 +1,46 @@
+/** Numbers as people read them, always with their unit. */
+
+const trim = (n: number, digits: number): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** Milliseconds: more decimals for small values, seconds from 10 s on. */
+export function ms(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '–';
+  const abs = Math.abs(value);
+  if (abs === 0) return '0 ms';
+  if (abs >= 10_000) return `${trim(value / 1000, 1)} s`;
+  if (abs >= 100) return `${trim(value, 0)} ms`;
+  if (abs >= 10) return `${trim(value, 1)} ms`;
+  return `${trim(value, 2)} ms`;
+}
+
+/** Requests per second. */
+export function rate(perSecond: number): string {
+  if (!Number.isFinite(perSecond)) return '–';
+  return `${trim(perSecond, perSecond >= 100 ? 0 : perSecond >= 10 ? 1 : 2)} req/s`;
+}
+
+/** A ratio in [0, 1] as a percentage. */
+export function percent(ratio: number | null | undefined): string {
+  if (ratio === null || ratio === undefined || !Number.isFinite(ratio)) return '–';
+  const p = ratio * 100;
+  return `${trim(p, p === 0 || p >= 10 ? (p === 0 ? 0 : 1) : 2)} %`;
+}
+
+export const count = (n: number): string => n.toLocaleString('en-US');
+
+/** "12 s ago", "3 min ago"... */
+export function ago(timestamp: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - timestamp) / 1000));
+  if (s < 2) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86_400)} d ago`;
+}
+
+/** A timestamp in the viewer's time zone, to the millisecond. */
+export function clock(timestamp: number): string {
+  const d = new Date(timestamp);
+  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}

@@ -1,0 +1,78 @@
+/**
+ * The app shell: reads the route from the URL, shows its page, refreshes it every second while it
+ * is live, and keeps the page's last content under a banner when a refresh fails (collector down,
+ * an error answer), trying again every second until it recovers.
+ */
+import './styles.css';
+import { problem, loading } from './components/states.js';
+import { h, replace } from './dom.js';
+import { endpointPage } from './pages/endpoint.js';
+import { loopPage } from './pages/loop.js';
+import { overviewPage } from './pages/overview.js';
+import type { PageFactory, View } from './pages/page.js';
+import { servicePage } from './pages/service.js';
+import { tracePage } from './pages/trace.js';
+import { href, parseRoute, type Page, type Route } from './route.js';
+
+const PAGES: Record<Page, PageFactory> = { overview: overviewPage, service: servicePage, endpoint: endpointPage, trace: tracePage, loop: loopPage };
+const REFRESH_MS = 1000;
+
+const banner = h('div', { class: 'banner-slot' });
+const main = h('main', {});
+document.body.append(
+  h('header', { class: 'top' }, h('a', { class: 'brand', href: '/' }, h('span', { class: 'logo' }, '◔'), 'loopscope'), h('nav', {}, h('a', { href: '/' }, 'Services'))),
+  banner,
+  main,
+);
+
+let view: View | undefined;
+let timer: ReturnType<typeof setTimeout> | undefined;
+/** bumped on every navigation, so that a refresh of a page already left draws nothing */
+let generation = 0;
+
+async function tick(current: number): Promise<void> {
+  const started = Date.now();
+  let ok = true;
+  try {
+    await view!.refresh();
+    if (current !== generation) return;
+    replace(banner);
+    document.body.dataset['state'] = 'ready';
+  } catch (error) {
+    if (current !== generation) return;
+    ok = false;
+    replace(banner, problem(error));
+    document.body.dataset['state'] = 'error';
+  }
+  if (view!.live || !ok) timer = setTimeout(() => void tick(current), Math.max(0, REFRESH_MS - (Date.now() - started)));
+}
+
+function show(route: Route): void {
+  generation += 1;
+  clearTimeout(timer);
+  view?.destroy?.();
+  view = PAGES[route.page]({ route, navigate });
+  replace(main, view.element, loading());
+  document.title = `loopscope — ${route.endpoint ?? route.service ?? 'services'}`;
+  document.body.dataset['state'] = 'loading';
+  const current = generation;
+  void tick(current).then(() => main.querySelector(':scope > .loading')?.remove());
+}
+
+function navigate(route: Route): void {
+  history.pushState(null, '', href(route));
+  show(route);
+}
+
+// links inside the app change the page without reloading it
+document.addEventListener('click', (e) => {
+  const a = (e.target as Element).closest('a');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || a.target) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
+  e.preventDefault();
+  history.pushState(null, '', url);
+  show(parseRoute(url));
+});
+window.addEventListener('popstate', () => show(parseRoute(new URL(location.href))));
+show(parseRoute(new URL(location.href)));

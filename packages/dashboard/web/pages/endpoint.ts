@@ -1,0 +1,62 @@
+/** One endpoint: its numbers, the same live charts as its service, and its slowest and latest traces. */
+import * as api from '../api.js';
+import { breakdown, meanParts } from '../charts/breakdown.js';
+import { controls } from '../components/controls.js';
+import { scopeCharts } from '../components/scope-charts.js';
+import { traceList } from '../components/trace-list.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { href, PERCENTILES, routeTo, windowOf } from '../route.js';
+import { card, crumbs, heading, section, type PageFactory } from './page.js';
+
+const TRACES = 10;
+
+export const endpointPage: PageFactory = ({ route, navigate }) => {
+  const service = route.service ?? '';
+  const endpoint = route.endpoint ?? '';
+  const q = PERCENTILES[route.percentile];
+  const charts = scopeCharts(service, endpoint);
+  const stats = h('div', { class: 'stats' });
+  const times = h('div', {});
+  const traces = h('div', { class: 'two-columns' });
+  const element = h(
+    'div',
+    { class: 'page' },
+    crumbs(route, [service, routeTo(route, { page: 'service', service })], [endpoint, undefined]),
+    heading(endpoint, controls(route, navigate, { percentile: true })),
+    stats,
+    charts.element,
+    section('Where the time went — mean per request', times),
+    traces,
+  );
+  const traceLink = (traceId: string): string => href(routeTo(route, { page: 'trace', service, traceId }));
+
+  return {
+    element,
+    live: route.to === undefined,
+    async refresh() {
+      const w = windowOf(route);
+      const seconds = (w.to - w.from) / 1000;
+      const [rows, slowest, recent] = await Promise.all([
+        api.endpoints(service, w),
+        api.traces({ service, endpoint, sort: 'slowest', limit: TRACES, ...w }),
+        api.traces({ service, endpoint, sort: 'recent', limit: TRACES, ...w }),
+        charts.refresh(w, q, route.percentile),
+      ]);
+      const row = rows.find((r) => r.endpoint === endpoint);
+      const count = row?.count ?? 0;
+      replace(
+        stats,
+        card('Requests', fmt.count(count)),
+        card('Throughput', fmt.rate(count / seconds)),
+        card('Error rate', fmt.percent(row && count > 0 ? row.errors / count : null)),
+        card('p50 response', fmt.ms(row?.response.p50)),
+        card('p95 response', fmt.ms(row?.response.p95)),
+        card('p99 response', fmt.ms(row?.response.p99)),
+      );
+      replace(times, row ? breakdown([{ label: endpoint, parts: meanParts(row), response: row.response.mean }]) : h('p', { class: 'muted' }, 'No requests in this window.'));
+      replace(traces, traceList('Slowest traces', slowest, traceLink, false), traceList('Most recent traces', recent, traceLink, false));
+    },
+    destroy: () => charts.destroy(),
+  };
+};

@@ -1,0 +1,71 @@
+/**
+ * A service's event loop: delay percentiles, utilization, GC pauses, and the long tasks that held
+ * the loop, each with the request and function that ran it and a link to its trace.
+ */
+import * as api from '../api.js';
+import { controls } from '../components/controls.js';
+import { empty } from '../components/states.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { href, routeTo, windowOf } from '../route.js';
+import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
+
+/** The collector answers zeros and no long tasks until an agent has reported loop data. */
+const hasData = (l: api.Loop): boolean => l.delay.max > 0 || l.utilization > 0 || l.gcPauseMs > 0 || l.longTasks.length > 0;
+
+export const loopPage: PageFactory = ({ route, navigate }) => {
+  const service = route.service ?? '';
+  const body = h('div', {});
+  const element = h(
+    'div',
+    { class: 'page' },
+    crumbs(route, [service, routeTo(route, { page: 'service', service })], ['event loop', undefined]),
+    heading(`${service} — event loop`, controls(route, navigate, { percentile: false })),
+    serviceTabs(route, service),
+    body,
+  );
+
+  return {
+    element,
+    live: route.to === undefined,
+    async refresh() {
+      const loop = await api.loop(service, windowOf(route));
+      if (!hasData(loop)) {
+        replace(body, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
+        return;
+      }
+      const tasks = loop.longTasks.map((t) =>
+        h(
+          'tr',
+          { 'data-long-task': '' },
+          h('td', {}, fmt.clock(t.at).slice(11)),
+          h('td', { class: 'num' }, fmt.ms(t.ms)),
+          h('td', { class: 'name' }, t.endpoint ? h('a', { href: href(routeTo(route, { page: 'endpoint', service, endpoint: t.endpoint })) }, t.endpoint) : h('span', { class: 'muted' }, 'no transaction')),
+          h('td', { class: 'name code' }, t.function || '(anonymous)'),
+          h('td', { class: 'name code' }, t.location ?? '–'),
+          h('td', {}, t.traceId ? h('a', { href: href(routeTo(route, { page: 'trace', service, traceId: t.traceId })) }, 'trace') : '–'),
+        ),
+      );
+      const head = ['When', 'Held the loop', 'Endpoint', 'Function', 'Location', 'Trace'];
+      replace(
+        body,
+        h(
+          'div',
+          { class: 'stats' },
+          card('Loop delay p50', fmt.ms(loop.delay.p50)),
+          card('Loop delay p95', fmt.ms(loop.delay.p95)),
+          card('Loop delay p99', fmt.ms(loop.delay.p99)),
+          card('Loop delay max', fmt.ms(loop.delay.max)),
+          card('Utilization', fmt.percent(loop.utilization), 'share of time the loop was busy'),
+          card('GC pauses', fmt.ms(loop.gcPauseMs), 'total in the window'),
+        ),
+        section(
+          'Long tasks',
+          tasks.length === 0
+            ? h('p', { class: 'muted' }, 'No synchronous slice held the loop longer than the threshold (LOOPSCOPE_LONG_TASK_MS, default 50 ms).')
+            : h('table', { class: 'table long-tasks' }, h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { class: c === 'Held the loop' ? 'num' : 'name' }, c)))), h('tbody', {}, ...tasks)),
+        ),
+      );
+    },
+  };
+};

@@ -1,0 +1,62 @@
+/** Services: every service that reported in the window, with its load, errors and p95 response. */
+import * as api from '../api.js';
+import { controls } from '../components/controls.js';
+import { empty } from '../components/states.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { href, routeTo, windowOf } from '../route.js';
+import { heading, type PageFactory } from './page.js';
+
+export const overviewPage: PageFactory = ({ route, navigate }) => {
+  const body = h('div', {});
+  const element = h('div', { class: 'page' }, heading('Services', controls(route, navigate, { percentile: false })), body);
+
+  return {
+    element,
+    live: route.to === undefined,
+    async refresh() {
+      const w = windowOf(route);
+      const seconds = (w.to - w.from) / 1000;
+      const services = await api.services(w);
+      if (services.length === 0) {
+        replace(
+          body,
+          empty(
+            'No service has reported in this window yet.',
+            'Start your app under the agent, pointed at this collector: ',
+            h('code', {}, `LOOPSCOPE_COLLECTOR=${location.origin} node --import loopscope/register app.js`),
+          ),
+        );
+        return;
+      }
+      const rows = await Promise.all(
+        services.map(async (s) => {
+          const [endpoints, p95] = await Promise.all([api.endpoints(s.service, w), api.overWindow(s.service, 'response', 0.95, w)]);
+          const requests = endpoints.reduce((n, e) => n + e.count, 0);
+          const errors = endpoints.reduce((n, e) => n + e.errors, 0);
+          const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
+          return h(
+            'tr',
+            { 'data-service': s.service },
+            h('td', { class: 'name' }, h('a', { href: href(routeTo(route, { page: 'service', service: s.service })) }, s.service)),
+            h('td', { class: 'num' }, fmt.count(s.instances)),
+            h('td', { class: 'num', 'data-col': 'throughput' }, fmt.rate(requests / seconds)),
+            h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
+            h('td', { class: 'num', 'data-col': 'p95' }, fmt.ms(p95)),
+            h('td', { class: 'num' }, fmt.ago(s.lastSeen)),
+            h('td', { class: dropped > 0 ? 'num bad' : 'num', title: 'transactions and traces its agents could not ship' }, dropped > 0 ? `${fmt.count(dropped)} dropped` : '–'),
+          );
+        }),
+      );
+      const head = ['Service', 'Instances', 'Throughput', 'Error rate', 'p95 response', 'Last seen', 'Lost data'];
+      replace(
+        body,
+        h(
+          'section',
+          { class: 'card' },
+          h('table', { class: 'table services' }, h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { class: i === 0 ? 'name' : 'num' }, c)))), h('tbody', {}, ...rows)),
+        ),
+      );
+    },
+  };
+};

@@ -1,0 +1,71 @@
+/**
+ * A service: headline numbers, live charts of the chosen percentile, where the time went per
+ * endpoint, and the sortable endpoint table.
+ */
+import * as api from '../api.js';
+import { breakdown, meanParts } from '../charts/breakdown.js';
+import { controls } from '../components/controls.js';
+import { endpointTable, formatSort, parseSort } from '../components/endpoint-table.js';
+import { scopeCharts } from '../components/scope-charts.js';
+import { empty } from '../components/states.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { href, PERCENTILES, routeTo, windowOf } from '../route.js';
+import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
+
+export const servicePage: PageFactory = ({ route, navigate }) => {
+  const service = route.service ?? '';
+  const q = PERCENTILES[route.percentile];
+  const charts = scopeCharts(service);
+  const stats = h('div', { class: 'stats' });
+  const times = h('div', {});
+  const table = h('div', {});
+  const element = h(
+    'div',
+    { class: 'page' },
+    crumbs(route, [service, undefined]),
+    heading(service, controls(route, navigate, { percentile: true })),
+    serviceTabs(route, service),
+    stats,
+    charts.element,
+    section('Where the time went — mean per request', times),
+    section('Endpoints', table),
+  );
+  const endpointLink = (endpoint: string): string => href(routeTo(route, { page: 'endpoint', service, endpoint }));
+
+  return {
+    element,
+    live: route.to === undefined,
+    async refresh() {
+      const w = windowOf(route);
+      const seconds = (w.to - w.from) / 1000;
+      const [rows, response] = await Promise.all([api.endpoints(service, w), api.overWindow(service, 'response', q, w), charts.refresh(w, q, route.percentile)]);
+      const requests = rows.reduce((n, r) => n + r.count, 0);
+      const errors = rows.reduce((n, r) => n + r.errors, 0);
+      replace(
+        stats,
+        card('Requests', fmt.count(requests)),
+        card('Throughput', fmt.rate(requests / seconds)),
+        card('Error rate', fmt.percent(requests === 0 ? null : errors / requests)),
+        card(`${route.percentile} response`, fmt.ms(response)),
+      );
+      if (rows.length === 0) {
+        const none = (): HTMLElement => empty('No requests in this window.', 'Pick a longer range, or send traffic to the service.');
+        replace(times, none());
+        replace(table, none());
+        return;
+      }
+      replace(times, breakdown(rows.map((r) => ({ label: h('a', { href: endpointLink(r.endpoint), title: r.endpoint }, r.endpoint), parts: meanParts(r), response: r.response.mean }))));
+      replace(
+        table,
+        endpointTable(rows, {
+          seconds,
+          sort: parseSort(route.sort),
+          link: endpointLink,
+          onSort: (sort) => navigate({ ...route, sort: formatSort(sort) }),
+        }),
+      );
+    },
+    destroy: () => charts.destroy(),
+  };
+};

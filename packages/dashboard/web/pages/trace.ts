@@ -1,0 +1,59 @@
+/**
+ * One transaction: its numbers and its waterfall with the critical path. cpu and blocking are shown
+ * as the transaction's totals: the trace record carries totals, not the individual slices.
+ */
+import * as api from '../api.js';
+import { breakdown, partsOf } from '../charts/breakdown.js';
+import { empty } from '../components/states.js';
+import { waterfall } from '../components/waterfall.js';
+import { h, replace } from '../dom.js';
+import * as fmt from '../format.js';
+import { routeTo } from '../route.js';
+import { card, crumbs, heading, section, type PageFactory } from './page.js';
+
+export const tracePage: PageFactory = ({ route }) => {
+  const traceId = route.traceId ?? '';
+  const element = h('div', { class: 'page' }, crumbs(route, [`trace ${traceId}`, undefined]));
+
+  return {
+    element,
+    live: false,
+    async refresh() {
+      let trace: api.Trace;
+      try {
+        trace = await api.trace(traceId);
+      } catch (error) {
+        if (!(error instanceof api.ApiError && error.status === 404)) throw error;
+        replace(element, crumbs(route, [`trace ${traceId}`, undefined]), empty('No such trace.', 'It may be older than the collector keeps traces (7 days by default), or the link is wrong.'));
+        return;
+      }
+      const service = trace.service ?? route.service;
+      const trail: Array<[string, ReturnType<typeof routeTo> | undefined]> = service
+        ? [[service, routeTo(route, { page: 'service', service })], [trace.endpoint, routeTo(route, { page: 'endpoint', service, endpoint: trace.endpoint })]]
+        : [[trace.endpoint, undefined]];
+      const warnings = [
+        trace.error ? `Failed${trace.errorMessage ? `: ${trace.errorMessage}` : ''}` : undefined,
+        trace.truncated ? 'Closed by the linger limit with work still pending: the numbers stop there.' : undefined,
+        trace.droppedSegments ? `${fmt.count(trace.droppedSegments)} segments were dropped (per-transaction segment limit).` : undefined,
+      ].filter((w): w is string => w !== undefined);
+      replace(
+        element,
+        crumbs(route, ...trail, [`trace ${traceId}`, undefined]),
+        heading(trace.endpoint, h('span', { class: 'muted' }, `${fmt.clock(trace.start)} · trace ${trace.traceId}`)),
+        ...warnings.map((w) => h('div', { class: 'banner warn' }, w)),
+        h(
+          'div',
+          { class: 'stats' },
+          card('Status', trace.status === 0 ? 'not HTTP' : String(trace.status)),
+          card('Response', fmt.ms(trace.response)),
+          card('Duration', fmt.ms(trace.duration)),
+          card('CPU', fmt.ms(trace.cpu), 'total of its slices'),
+          card('External', fmt.ms(trace.external), 'parallel calls count once'),
+          card('Blocking', fmt.ms(trace.blocking), 'total wait for the loop'),
+        ),
+        section('Where the time went', breakdown([{ label: 'this request', parts: partsOf(trace), response: trace.response }])),
+        waterfall(trace),
+      );
+    },
+  };
+};

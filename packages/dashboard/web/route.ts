@@ -1,0 +1,77 @@
+/**
+ * The URL is the state: the page is the path, everything else (service, endpoint, range,
+ * percentile, paused end, table sort) is in the query, so any view can be shared by its address.
+ * The collector answers every page path with index.html (history routing).
+ */
+
+export type Page = 'overview' | 'service' | 'endpoint' | 'trace' | 'loop';
+
+export const RANGES = { '5m': 5 * 60_000, '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
+export type RangeName = keyof typeof RANGES;
+
+export const PERCENTILES = { p50: 0.5, p95: 0.95, p99: 0.99, max: 1 } as const;
+export type PercentileName = keyof typeof PERCENTILES;
+
+export interface Route {
+  page: Page;
+  service?: string | undefined;
+  endpoint?: string | undefined;
+  traceId?: string | undefined;
+  range: RangeName;
+  percentile: PercentileName;
+  /** the end of a paused view (ms since the epoch); undefined = live */
+  to?: number | undefined;
+  /** endpoint table sort: a column key, `-` in front for ascending */
+  sort?: string | undefined;
+}
+
+const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop' };
+const DEFAULTS = { range: '5m', percentile: 'p95' } as const;
+
+const isKey = <T extends object>(o: T, k: string | null): k is Extract<keyof T, string> => k !== null && Object.hasOwn(o, k);
+
+export function parseRoute(url: URL): Route {
+  const q = url.searchParams;
+  const page = (Object.keys(PATHS) as Page[]).find((p) => PATHS[p] === url.pathname.replace(/\/+$/, '') || (p === 'overview' && url.pathname === '/')) ?? 'overview';
+  const range = q.get('range');
+  const percentile = q.get('p');
+  const to = Number(q.get('to'));
+  return {
+    page,
+    service: q.get('service') ?? undefined,
+    endpoint: q.get('endpoint') ?? undefined,
+    traceId: q.get('id') ?? undefined,
+    range: isKey(RANGES, range) ? range : DEFAULTS.range,
+    percentile: isKey(PERCENTILES, percentile) ? percentile : DEFAULTS.percentile,
+    to: q.has('to') && Number.isFinite(to) && to > 0 ? to : undefined,
+    sort: q.get('sort') ?? undefined,
+  };
+}
+
+/** The address of a route; defaults are left out so URLs stay short. */
+export function href(route: Route): string {
+  const q = new URLSearchParams();
+  if (route.service !== undefined) q.set('service', route.service);
+  if (route.endpoint !== undefined) q.set('endpoint', route.endpoint);
+  if (route.traceId !== undefined) q.set('id', route.traceId);
+  if (route.range !== DEFAULTS.range) q.set('range', route.range);
+  if (route.percentile !== DEFAULTS.percentile) q.set('p', route.percentile);
+  if (route.to !== undefined) q.set('to', String(route.to));
+  if (route.sort !== undefined) q.set('sort', route.sort);
+  const query = q.toString();
+  return `${PATHS[route.page]}${query ? `?${query}` : ''}`;
+}
+
+/** A route to another page that keeps the view settings (range, percentile, paused end). */
+export function routeTo(from: Route, change: Partial<Route> & { page: Page }): Route {
+  return { range: from.range, percentile: from.percentile, to: from.to, ...change };
+}
+
+/**
+ * The window a route looks at now. A live view ends at the last whole second before the current
+ * one: the current second's data is still on its way from the agents (they flush every second).
+ */
+export function windowOf(route: Route, now = Date.now()): { from: number; to: number } {
+  const end = route.to ?? Math.floor(now / 1000) * 1000 - 1000;
+  return { from: end - RANGES[route.range], to: end };
+}
