@@ -1,10 +1,12 @@
 /**
- * The collector's HTTP face (Fastify): `POST /v1/ingest` and the query API of GUIDE 3.3 on one
- * port. Every error is answered as `{ "error": "<message>" }`: 4xx for what the client got wrong,
- * 500 only for a fault of the collector itself (logged).
+ * The collector's HTTP face (Fastify): `POST /v1/ingest`, the query API of GUIDE 3.3 and the
+ * dashboard on one port. Every error of ingest and the API is answered as `{ "error": "<message>" }`:
+ * 4xx for what the client got wrong, 500 only for a fault of the collector itself (logged).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
@@ -35,6 +37,12 @@ function clientMessage(err: FastifyError, limits: IngestLimits): string {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
+/** The dashboard's built files (`npm run build` makes them), wherever npm put the package. */
+const DASHBOARD_DIR = fileURLToPath(new URL('dist/public/', import.meta.resolve('@loopscope/dashboard/package.json')));
+
+/** A page of the dashboard (history routing), as opposed to a file or an API path. */
+const isPagePath = (path: string): boolean => !path.startsWith('/api/') && !path.startsWith('/v1/') && !/\.[a-z0-9]+$/i.test(path);
+
 export function buildServer(options: ServerOptions): FastifyInstance {
   const { storage, limits } = options;
   const app = Fastify({ logger: options.logger, bodyLimit: limits.maxBodyBytes });
@@ -45,14 +53,29 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     request.log.error({ err, url: request.url }, 'internal error');
     return reply.code(500).send({ error: 'internal error of the collector; its log has the details' });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` }));
+  const dashboard = existsSync(`${DASHBOARD_DIR}index.html`);
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    // the dashboard's own routes (/service?..., /trace?...) are pages of its index.html
+    if ((request.method === 'GET' || request.method === 'HEAD') && isPagePath(path)) {
+      if (dashboard) return reply.header('cache-control', 'no-cache').sendFile('index.html');
+      return reply
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send(`loopscope collector ${VERSION}: the dashboard is not built. Run \`npm run build\` in the loopscope repository. The query API is at /api/.\n`);
+    }
+    return reply.code(404).send({ error: `no route ${request.method} ${path}` });
+  });
 
-  app.get('/', async () => ({
-    name: 'loopscope collector',
-    version: VERSION,
-    ingest: 'POST /v1/ingest',
-    api: ['/api/health', '/api/services', '/api/endpoints', '/api/timeseries', '/api/traces', '/api/traces/:traceId', '/api/loop'],
-  }));
+  // The built files are named by their content hash, so they may be cached for good; index.html not.
+  if (dashboard) {
+    app.register(fastifyStatic, {
+      root: DASHBOARD_DIR,
+      index: 'index.html',
+      cacheControl: false,
+      setHeaders: (res, file) => res.setHeader('cache-control', file.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable'),
+    });
+  }
 
   app.register(async (ingest) => {
     // the body is read as bytes: decompression and validation are ingest.ts's job
