@@ -1,0 +1,246 @@
+/**
+ * The dashboard in real Chromium, against a real collector fed by a real app under the agent.
+ * What the pages show is compared with what the query API answers for the same window.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startCollector, type Collector } from '@loopscope/collector';
+import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
+import type { Browser, Page } from 'playwright-core';
+import { api, launchBrowser, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
+
+const SERVICE = 'dash-e2e';
+const EVIL_ENDPOINT = '<img src=x onerror=alert(1)>';
+const EVIL_SEGMENT = '<img src=y onerror=alert(2)>';
+const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+
+interface Q {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+interface EndpointRow {
+  endpoint: string;
+  count: number;
+  errors: number;
+  response: Q;
+  cpu: Q;
+  external: Q;
+  blocking: Q;
+}
+interface TraceRecord {
+  traceId: string;
+  segments: Array<{ id: number; start: number; end: number; onCriticalPath: boolean }>;
+}
+
+let collector: Collector;
+let upstream: Upstream;
+let app: Child;
+let traffic: { stop(): Promise<void> };
+let browser: Browser;
+/** the end of the paused window the number checks look at: data before it is complete */
+let pausedAt: number;
+
+before(async () => {
+  collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
+  upstream = await startUpstream();
+  app = await startApp('app.mjs', { cwd: fixtures, collector: collector.url, service: SERVICE, env: { UPSTREAM: upstream.url }, ready: /listening (http:\S+)/ });
+  traffic = requestLoop(app.url, ['/chores', '/wait?ms=5', '/chores', '/wait?ms=20', '/evil', '/fail', '/chores'], 40);
+  browser = await launchBrowser();
+  // a few seconds of every endpoint, with their traces, before any page is looked at
+  await until('every endpoint and a chores trace at the collector', async () => {
+    const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${SERVICE}`);
+    const traces = await api<unknown[]>(collector.url, `/api/traces?service=${SERVICE}&endpoint=${encodeURIComponent('GET /chores')}`);
+    return rows.length >= 4 && rows.every((r) => r.count >= 5) && traces.length > 0 ? true : undefined;
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  pausedAt = Math.floor(Date.now() / 1000) * 1000 - 1000;
+});
+
+after(async () => {
+  assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
+  await traffic?.stop();
+  await browser?.close();
+  await app?.stop();
+  await upstream?.close();
+  await collector?.close();
+});
+
+/** What ran that should not have: dialogs (an injected alert()) and errors, of every page opened. */
+const incidents: string[] = [];
+
+async function open(path: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on('dialog', (d) => {
+    incidents.push(`dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  page.on('pageerror', (e) => incidents.push(`page error: ${e.message}`));
+  await page.goto(`${collector.url}${path}`);
+  await ready(page);
+  return page;
+}
+
+const ready = (page: Page): Promise<unknown> => page.waitForSelector('body[data-state="ready"]', { timeout: 15_000 });
+
+/** "1,234 ms", "12.3 s", "0.24 ms" → ms */
+function parseMs(text: string): number {
+  const m = /^([\d,.]+) (ms|s)$/.exec(text.trim());
+  assert.ok(m, `not a duration: ${JSON.stringify(text)}`);
+  return Number(m[1]!.replace(/,/g, '')) * (m[2] === 's' ? 1000 : 1);
+}
+
+/** Equal within the rounding of the display (3 significant digits at least). */
+function closeTo(shown: number, actual: number, what: string): void {
+  assert.ok(Math.abs(shown - actual) <= Math.max(0.006, Math.abs(actual) * 0.006), `${what}: shown ${shown}, API ${actual}`);
+}
+
+test('the overview lists the service with its numbers', async () => {
+  const page = await open('/');
+  const row = page.locator(`tr[data-service="${SERVICE}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator('td.name a').textContent(), SERVICE);
+  assert.match((await row.locator('[data-col=throughput]').textContent())!, /^[\d.,]+ req\/s$/);
+  assert.match((await row.locator('[data-col=errors]').textContent())!, /^[\d.]+ %$/);
+  assert.ok(parseMs((await row.locator('[data-col=p95]').textContent())!) > 0);
+  await page.close();
+});
+
+test('the service page shows the endpoint table with the numbers of /api/endpoints, and charts drawn with data', async () => {
+  const from = pausedAt - 5 * 60_000;
+  const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
+  const expected = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${SERVICE}&from=${from}&to=${pausedAt}`);
+  const shown = await page.$$eval('table.endpoints tbody tr', (trs) =>
+    trs.map((tr) => ({
+      endpoint: (tr as HTMLElement).dataset['endpoint']!,
+      cells: Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset['col'], td.textContent ?? ''])),
+    })),
+  );
+  assert.deepEqual(shown.map((r) => r.endpoint).sort(), expected.map((r) => r.endpoint).sort());
+  // the default sort is the busiest first
+  assert.deepEqual(shown.map((r) => Number(r.cells['count']!.replace(/,/g, ''))), [...expected.map((r) => r.count)].sort((a, b) => b - a));
+  for (const row of expected) {
+    const cells = shown.find((r) => r.endpoint === row.endpoint)!.cells;
+    assert.equal(Number(cells['count']!.replace(/,/g, '')), row.count);
+    closeTo(Number(cells['throughput']!.replace(/ req\/s$/, '')), row.count / 300, `${row.endpoint} throughput`);
+    closeTo(Number(cells['errors']!.replace(/ %$/, '')) / 100, row.errors / row.count, `${row.endpoint} error rate`);
+    closeTo(parseMs(cells['p50']!), row.response.p50, `${row.endpoint} p50`);
+    closeTo(parseMs(cells['p95']!), row.response.p95, `${row.endpoint} p95`);
+    closeTo(parseMs(cells['p99']!), row.response.p99, `${row.endpoint} p99`);
+    closeTo(parseMs(cells['cpu']!), row.cpu.p95, `${row.endpoint} cpu p95`);
+    closeTo(parseMs(cells['external']!), row.external.p95, `${row.endpoint} external p95`);
+    closeTo(parseMs(cells['blocking']!), row.blocking.p95, `${row.endpoint} blocking p95`);
+  }
+  assert.equal(shown.find((r) => r.endpoint === 'GET /fail')!.cells['errors'], '100.0 %');
+
+  // sorting by a column is kept in the URL
+  await page.click('th[data-col=p95] button');
+  await page.waitForURL(/sort=p95/);
+  await ready(page);
+  const p95s = await page.$$eval('table.endpoints td[data-col=p95]', (tds) => tds.map((td) => td.textContent ?? ''));
+  assert.deepEqual(p95s.map(parseMs), [...p95s.map(parseMs)].sort((a, b) => b - a));
+
+  // three uPlot charts, each with points that carry data
+  const charts = await page.$$eval('[data-chart]', (els) => els.map((el) => ({ title: el.querySelector('h3')!.textContent, points: Number((el as HTMLElement).dataset['points']), canvases: el.querySelectorAll('canvas').length })));
+  assert.deepEqual(charts.map((c) => c.title), ['Latency — p95', 'Throughput', 'Error rate']);
+  for (const c of charts) {
+    assert.ok(c.points > 0, `${c.title} has no data`);
+    assert.equal(c.canvases, 1);
+  }
+  // the time breakdown has a bar per endpoint
+  assert.equal(await page.locator('.breakdown-row').count(), expected.length);
+  await page.close();
+});
+
+test('clicking an endpoint, then a trace, shows the waterfall with the critical path on the 40 ms call', async () => {
+  const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
+  await page.click('table.endpoints a:text-is("GET /chores")');
+  await page.waitForURL(/\/endpoint\?/);
+  await ready(page);
+  assert.equal(await page.locator('.page-head h2').textContent(), 'GET /chores');
+  const link = page.locator('[data-traces="Slowest traces"] tbody tr a').first();
+  const traceId = await page.locator('[data-traces="Slowest traces"] tbody tr').first().getAttribute('data-trace');
+  await link.click();
+  await page.waitForURL(/\/trace\?/);
+  await ready(page);
+
+  const record = await api<TraceRecord>(collector.url, `/api/traces/${traceId}`);
+  const rows = await page.$$eval('.wf-row[data-segment]', (els) =>
+    els.map((el) => ({ id: Number((el as HTMLElement).dataset['segment']), critical: el.classList.contains('critical'), outline: getComputedStyle(el.querySelector('.wf-bar')!).outlineColor })),
+  );
+  assert.equal(rows.length, 3);
+  const critical = rows.filter((r) => r.critical);
+  assert.equal(critical.length, 1, 'one of the three parallel calls is on the critical path');
+  const segment = record.segments.find((s) => s.id === critical[0]!.id)!;
+  assert.ok(segment.onCriticalPath);
+  assert.ok(segment.end - segment.start >= 40, `the marked call took ${segment.end - segment.start} ms`);
+  assert.equal(segment.end, Math.max(...record.segments.map((s) => s.end)), 'the marked call is the one that finished last');
+  assert.equal(critical[0]!.outline, 'rgb(224, 32, 27)', 'outlined in red');
+  for (const r of rows.filter((x) => !x.critical)) assert.notEqual(r.outline, 'rgb(224, 32, 27)');
+
+  // details on click
+  await page.click(`.wf-row[data-segment="${segment.id}"]`);
+  const details = await page.locator('.wf-details').textContent();
+  assert.match(details!, /critical pathyes/);
+  assert.match(details!, /kindhttp/);
+  await page.close();
+});
+
+test('live mode adds points while traffic flows', async () => {
+  const page = await open(`/endpoint?service=${SERVICE}&endpoint=${encodeURIComponent('GET /chores')}`);
+  const points = (): Promise<number> => page.$eval('[data-chart="Throughput"]', (el) => Number((el as HTMLElement).dataset['points']));
+  const first = await points();
+  assert.ok(first > 0);
+  await until('more points', async () => ((await points()) >= first + 2 ? true : undefined), 10_000);
+  await page.close();
+});
+
+test('names from the app are shown as text and run nothing', async () => {
+  const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
+  const cell = page.locator('table.endpoints td[data-col=endpoint] a', { hasText: 'onerror' });
+  assert.equal(await cell.textContent(), EVIL_ENDPOINT);
+  assert.equal(await page.locator('img').count(), 0);
+  await cell.click();
+  await ready(page);
+  assert.equal(await page.locator('.page-head h2').textContent(), EVIL_ENDPOINT);
+  await page.locator('[data-traces="Most recent traces"] tbody tr a').first().click();
+  await ready(page);
+  await page.waitForSelector('.wf-row[data-segment]');
+  assert.equal(await page.locator('.wf-row[data-segment] .wf-name').first().textContent(), EVIL_SEGMENT);
+  await page.hover('.wf-row[data-segment]');
+  assert.equal(await page.locator('.tooltip dd').first().textContent(), EVIL_SEGMENT);
+  await page.click('.wf-row[data-segment]');
+  assert.equal(await page.locator('.wf-details dd').first().textContent(), EVIL_SEGMENT);
+  assert.equal(await page.locator('img').count(), 0);
+  await page.close();
+  assert.deepEqual(incidents, []);
+});
+
+test('the event-loop page shows the loop data of the service, or says there is none yet', async () => {
+  const loop = await api<{ longTasks: Array<{ traceId?: string | null }>; delay: Q }>(collector.url, `/api/loop?service=${SERVICE}&from=${pausedAt - 300_000}&to=${pausedAt}`);
+  const page = await open(`/loop?service=${SERVICE}&to=${pausedAt}`);
+  if (loop.delay.max === 0 && loop.longTasks.length === 0) {
+    assert.match((await page.locator('.empty').textContent())!, /No event-loop data/);
+  } else {
+    assert.equal(await page.locator('[data-long-task]').count(), loop.longTasks.length);
+    const traced = loop.longTasks.find((t) => t.traceId);
+    if (traced) assert.ok(await page.locator(`a[href*="id=${traced.traceId}"]`).count());
+  }
+  await page.close();
+});
+
+test('an empty collector says how to send data; one that goes away says so and the page keeps its content', async () => {
+  const empty = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
+  const page = await browser.newPage();
+  await page.goto(empty.url);
+  await ready(page);
+  assert.match((await page.locator('.empty').textContent())!, /No service has reported/);
+  await empty.close();
+  await page.waitForSelector('body[data-state="error"]', { timeout: 5000 });
+  assert.match((await page.locator('.banner.error').textContent())!, /Collector unreachable/);
+  assert.equal(await page.locator('.empty').count(), 1);
+  await page.close();
+});
