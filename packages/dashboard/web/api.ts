@@ -79,6 +79,8 @@ export interface LongTask {
   traceId?: string | null;
   function?: string | null;
   location?: string | null;
+  /** the transactions it kept waiting, per endpoint, where the collector reports them */
+  blocked?: Array<{ endpoint: string; count: number; ms: number }>;
 }
 
 export interface Loop {
@@ -138,7 +140,7 @@ export const traces = (p: { service: string; endpoint?: string | undefined; sort
 
 export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${encodeURIComponent(traceId)}`, {});
 
-export const loop = (service: string, w: Window): Promise<Loop> => get('/api/loop', { service, ...w });
+export const loop = (service: string, w: Window, sort: 'recent' | 'worst'): Promise<Loop> => get('/api/loop', { service, sort, ...w });
 
 /**
  * One quantile over a whole window (say, a service's p95 response over the last hour), which the

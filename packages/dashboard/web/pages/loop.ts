@@ -10,11 +10,21 @@ import * as fmt from '../format.js';
 import { href, routeTo, windowOf } from '../route.js';
 import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
 
+/** What the long tasks' "kept waiting" cell says: how many requests of which endpoints, for how long. */
+function keptWaiting(t: api.LongTask): HTMLElement {
+  if (!t.blocked || t.blocked.length === 0) return h('span', { class: 'muted' }, '–');
+  const count = t.blocked.reduce((n, b) => n + b.count, 0);
+  const ms = t.blocked.reduce((n, b) => n + b.ms, 0);
+  const detail = t.blocked.map((b) => `${b.endpoint}: ${fmt.count(b.count)} for ${fmt.ms(b.ms)}`).join('\n');
+  return h('span', { title: detail }, `${fmt.count(count)} requests, ${fmt.ms(ms)} in all`);
+}
+
 /** The collector answers zeros and no long tasks until an agent has reported loop data. */
 const hasData = (l: api.Loop): boolean => l.delay.max > 0 || l.utilization > 0 || l.gcPauseMs > 0 || l.longTasks.length > 0;
 
 export const loopPage: PageFactory = ({ route, navigate }) => {
   const service = route.service ?? '';
+  const sort = route.sort === 'worst' ? 'worst' : 'recent';
   const body = h('div', {});
   const element = h(
     'div',
@@ -29,7 +39,7 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
     element,
     live: route.to === undefined,
     async refresh() {
-      const loop = await api.loop(service, windowOf(route));
+      const loop = await api.loop(service, windowOf(route), sort);
       if (!hasData(loop)) {
         replace(body, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
         return;
@@ -42,11 +52,14 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
           h('td', { class: 'num' }, fmt.ms(t.ms)),
           h('td', { class: 'name' }, t.endpoint ? h('a', { href: href(routeTo(route, { page: 'endpoint', service, endpoint: t.endpoint })) }, t.endpoint) : h('span', { class: 'muted' }, 'no transaction')),
           h('td', { class: 'name code' }, t.function || '(anonymous)'),
-          h('td', { class: 'name code' }, t.location ?? '–'),
+          h('td', { class: 'name code', title: t.location ?? null }, t.location ?? '–'),
+          h('td', { class: 'num' }, keptWaiting(t)),
           h('td', {}, t.traceId ? h('a', { href: href(routeTo(route, { page: 'trace', service, traceId: t.traceId })) }, 'trace') : '–'),
         ),
       );
-      const head = ['When', 'Held the loop', 'Endpoint', 'Function', 'Location', 'Trace'];
+      const head = ['When', 'Held the loop', 'Endpoint', 'Function', 'Location', 'Kept waiting', 'Trace'];
+      const order = (label: string, value: 'recent' | 'worst'): HTMLElement =>
+        h('button', { type: 'button', class: sort === value ? 'on' : null, onclick: () => navigate({ ...route, sort: value === 'recent' ? undefined : value }) }, label);
       replace(
         body,
         h(
@@ -61,9 +74,10 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
         ),
         section(
           'Long tasks',
+          h('div', { class: 'control', role: 'group', 'aria-label': 'order' }, order('Newest first', 'recent'), order('Longest first', 'worst')),
           tasks.length === 0
             ? h('p', { class: 'muted' }, 'No synchronous slice held the loop longer than the threshold (LOOPSCOPE_LONG_TASK_MS, default 50 ms).')
-            : h('table', { class: 'table long-tasks' }, h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { class: c === 'Held the loop' ? 'num' : 'name' }, c)))), h('tbody', {}, ...tasks)),
+            : h('table', { class: 'table long-tasks' }, h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { class: c === 'Held the loop' || c === 'Kept waiting' ? 'num' : 'name' }, c)))), h('tbody', {}, ...tasks)),
         ),
       );
     },

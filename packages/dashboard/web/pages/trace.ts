@@ -8,7 +8,7 @@ import { empty } from '../components/states.js';
 import { waterfall } from '../components/waterfall.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { routeTo } from '../route.js';
+import { routeTo, type Route } from '../route.js';
 import { card, crumbs, heading, section, type PageFactory } from './page.js';
 
 export const tracePage: PageFactory = ({ route }) => {
@@ -28,7 +28,7 @@ export const tracePage: PageFactory = ({ route }) => {
         return;
       }
       const service = trace.service ?? route.service;
-      const trail: Array<[string, ReturnType<typeof routeTo> | undefined]> = service
+      const trail: Array<[string, Route | undefined]> = service
         ? [[service, routeTo(route, { page: 'service', service })], [trace.endpoint, routeTo(route, { page: 'endpoint', service, endpoint: trace.endpoint })]]
         : [[trace.endpoint, undefined]];
       const warnings = [
