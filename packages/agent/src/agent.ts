@@ -9,7 +9,10 @@ import { instrumentFetch } from './instrument/fetch.js';
 import { instrumentHttpClient } from './instrument/http-client.js';
 import { instrumentHttpServer } from './instrument/http-server.js';
 import { instrumentTimers } from './instrument/timers.js';
-import { hookErrors, startTiming, stopTiming } from './timing.js';
+import { LoopHealth } from './loop/health.js';
+import { LongTasks } from './loop/long-tasks.js';
+import { Profiler } from './loop/profiler.js';
+import { hookErrors, startTiming, stopTiming, watchLongTasks } from './timing.js';
 import { Tracker } from './tracker.js';
 
 export interface Agent {
@@ -47,6 +50,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     tracker.exporter = exporter;
     exporter.start();
     undo.push(() => exporter.stop(), exporter.flushOnExit(() => tracker.flush()));
+    if (config.loop) undo.push(watchLoop(config, exporter));
   }
   undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError));
   agent = {
@@ -63,6 +67,22 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     },
   };
   return agent;
+}
+
+/** Event-loop health and long tasks, shipped with the exporter's batches. Returns the uninstaller. */
+function watchLoop(config: AgentConfig, exporter: Exporter): () => void {
+  const health = new LoopHealth();
+  const profiler = config.profiler ? new Profiler() : null;
+  const longTasks = new LongTasks(profiler?.start() === true ? profiler : null);
+  health.start();
+  watchLongTasks(config.longTaskMs, longTasks);
+  exporter.loop = { health, longTasks };
+  return () => {
+    watchLongTasks(Infinity, null);
+    exporter.loop = undefined;
+    health.stop();
+    profiler?.stop();
+  };
 }
 
 export function running(): Agent | undefined {

@@ -17,6 +17,10 @@ export interface AgentConfig {
   /** Batches kept while the collector cannot be reached; the oldest are dropped (and counted) beyond it. */
   maxQueue: number;
   longTaskMs: number;
+  /** Event-loop health and long tasks, shipped with every batch. */
+  loop: boolean;
+  /** Sample stacks (V8's profiler every 10 ms) to name the function behind each long task. */
+  profiler: boolean;
   /** A transaction whose response has finished but whose pending work has not is closed after this long and flagged `truncated`. */
   maxLingerMs: number;
   /** Segments kept per transaction; the rest are counted in `droppedSegments` (their time still counts). */
@@ -56,17 +60,23 @@ function fraction(name: string, raw: string | undefined, fallback: number): numb
   return n;
 }
 
+function isOff(raw: string | undefined): boolean {
+  const v = raw?.trim().toLowerCase();
+  return v === 'false' || v === '0' || v === 'no' || v === 'off';
+}
+
 export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const enabledRaw = env.LOOPSCOPE_ENABLED?.trim().toLowerCase();
   return {
     service: options.service ?? (env.LOOPSCOPE_SERVICE || env.OTEL_SERVICE_NAME || packageName() || 'unknown-service'),
     collector: options.collector ?? (env.LOOPSCOPE_COLLECTOR || 'http://127.0.0.1:4400'),
     token: options.token ?? (env.LOOPSCOPE_TOKEN || undefined),
-    enabled: options.enabled ?? !(enabledRaw === 'false' || enabledRaw === '0' || enabledRaw === 'no' || enabledRaw === 'off'),
+    enabled: options.enabled ?? !isOff(env.LOOPSCOPE_ENABLED),
     flushMs: options.flushMs ?? positive('LOOPSCOPE_FLUSH_MS', env.LOOPSCOPE_FLUSH_MS, 1000),
     sampleRate: options.sampleRate ?? fraction('LOOPSCOPE_SAMPLE_RATE', env.LOOPSCOPE_SAMPLE_RATE, 0.01),
     maxQueue: options.maxQueue ?? Math.round(positive('LOOPSCOPE_MAX_QUEUE', env.LOOPSCOPE_MAX_QUEUE, 120)),
     longTaskMs: options.longTaskMs ?? positive('LOOPSCOPE_LONG_TASK_MS', env.LOOPSCOPE_LONG_TASK_MS, 50),
+    loop: options.loop ?? !isOff(env.LOOPSCOPE_LOOP),
+    profiler: options.profiler ?? !isOff(env.LOOPSCOPE_PROFILER),
     maxLingerMs: options.maxLingerMs ?? positive('LOOPSCOPE_MAX_LINGER_MS', env.LOOPSCOPE_MAX_LINGER_MS, 30_000),
     maxSegments: options.maxSegments ?? 1000,
     maxOpenTransactions: options.maxOpenTransactions ?? 10_000,

@@ -76,7 +76,7 @@ function readySince(resource: unknown, tx: Transaction): number {
 }
 
 /** When the I/O being delivered now became ready, at the earliest (see docs/metrics.md). */
-function ioReadySince(): number {
+export function ioReadySince(): number {
   return pollWaited ? pollEnd : previousPollEnd;
 }
 
@@ -94,6 +94,28 @@ function calibrateTimerClock(): void {
   uvToPerf = best - 0.5;
 }
 
+// ---- long tasks ---------------------------------------------------------------------------------
+
+/** What hears of slices longer than the threshold, and of the waits they may have caused. */
+export interface LongTaskSink {
+  /** A slice of `owner` (null: no transaction) that ran `ms` from `start` (now() clock); `resource` is what the loop called. */
+  slice(start: number, ms: number, owner: Transaction | null, resource: unknown): void;
+  /** `tx` was ready but kept waiting from `from` to `to` (now() clock). */
+  blocked(tx: Transaction, from: number, to: number): void;
+}
+
+let longTaskMs = Infinity;
+let longTasks: LongTaskSink | null = null;
+/** End of the latest long task: a wait that ended before it cannot have been caused by one. */
+let lastLongTaskEnd = -Infinity;
+/** What the loop called to start the running slice (null when it was entered by hand). */
+let sliceResource: unknown = null;
+
+export function watchLongTasks(thresholdMs: number, sink: LongTaskSink | null): void {
+  longTaskMs = sink === null ? Infinity : thresholdMs;
+  longTasks = sink;
+}
+
 /** The owner of the loop changes (or the loop has polled): close the running slice, open the next. */
 function switchTo(tx: Transaction | null, idle: number, resource: unknown): void {
   const t = now();
@@ -105,8 +127,12 @@ function switchTo(tx: Transaction | null, idle: number, resource: unknown): void
     pollIteration = iteration;
   }
   const prev = owner;
+  const busy = t - sliceStart - idled;
+  if (busy >= longTaskMs) {
+    lastLongTaskEnd = sliceStart + busy;
+    longTasks!.slice(sliceStart, busy, prev, sliceResource);
+  }
   if (prev !== null) {
-    const busy = t - sliceStart - idled;
     if (busy > 0) prev.cpu += busy;
     const end = sliceStart + (busy > 0 ? busy : 0);
     prev.lastSliceEnd = end;
@@ -116,12 +142,18 @@ function switchTo(tx: Transaction | null, idle: number, resource: unknown): void
   owner = tx;
   sliceStart = t;
   idleAtSliceStart = idle;
+  sliceResource = resource;
 }
 
 function addBlocking(tx: Transaction, ready: number, t: number): void {
   const from = ready > tx.blockedUntil ? ready : tx.blockedUntil;
-  if (t > from) tx.blocking += t - from;
+  if (t > from) countBlocking(tx, from, t);
   tx.blockedUntil = t;
+}
+
+function countBlocking(tx: Transaction, from: number, to: number): void {
+  tx.blocking += to - from;
+  if (lastLongTaskEnd > from) longTasks?.blocked(tx, from, to);
 }
 
 /** Exceptions inside the hook would kill the process: they are counted instead. */
@@ -166,14 +198,17 @@ export function stopTiming(): void {
 /**
  * `tx` runs from now inside the current callback (a request arriving, `transaction(fn)`, a wrapped
  * callback called from elsewhere); what ran of the callback before belongs to the previous owner,
- * which is returned for `leave`. A request is I/O: the wait before its first slice is blocking.
+ * which is returned for `leave`. A request is I/O: the wait before its first slice is blocking,
+ * from when its bytes were ready — or, for the first request of a connection, from when the
+ * connection was ready to be accepted (`acceptReady`), if that was earlier.
  */
-export function enter(tx: Transaction, startsWithIo = false): Transaction | null {
+export function enter(tx: Transaction, startsWithIo = false, acceptReady?: number): Transaction | null {
   const prev = owner;
   switchTo(tx, nodeTiming.idleTime, null);
   if (startsWithIo) {
-    const ready = ioReadySince();
-    if (ready < tx.start) tx.blocking += tx.start - ready;
+    const io = ioReadySince();
+    const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
+    if (ready < tx.start) countBlocking(tx, ready, tx.start);
   }
   return prev;
 }

@@ -116,7 +116,7 @@ export class Tracker implements TransactionOwner {
     const m = measure(tx, truncated ? now() : undefined);
     let record: TransactionRecord | undefined;
     const build = (): TransactionRecord => (record ??= buildRecord(tx, this.service, m));
-    this.exporter?.observe(tx.endpoint, tx.error, m, build);
+    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build);
     if (this.listeners.length === 0) return;
     build();
     for (const listener of this.listeners) {

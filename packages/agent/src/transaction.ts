@@ -89,6 +89,10 @@ export class Transaction implements Scope {
   lastSliceEnd: number;
   segments: Segment[] = [];
   droppedSegments = 0;
+  /** It ran a long task: its trace is shipped (the long task links to it). */
+  hadLongTask = false;
+  /** The long task its latest wait was counted against (each transaction counts once per task). */
+  blockedBy: object | null = null;
   private nextSegmentId = 1;
   /** In-flight segments, pending wrapped callbacks and awaited timers. */
   pending = 0;

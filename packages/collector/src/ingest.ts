@@ -134,6 +134,18 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
       if (iv[m].n !== iv.count) return `${at}/${m}/n is ${iv[m].n} but count is ${iv.count}; every transaction counted has each of the five values`;
     }
   }
+  if (batch.loop !== undefined) {
+    try {
+      fromWire(batch.loop.delay);
+    } catch (err) {
+      return `/loop/delay: ${(err as Error).message}`;
+    }
+    if (batch.loop.start > latest) return `/loop/start ${batch.loop.start} is more than a day ahead of the collector's clock (${receivedAt})`;
+    for (const [k, t] of batch.loop.longTasks.entries()) {
+      if (t.at > latest) return `/loop/longTasks/${k}/at ${t.at} is more than a day ahead of the collector's clock (${receivedAt})`;
+      if ((t.endpoint === undefined) !== (t.traceId === undefined)) return `/loop/longTasks/${k}: endpoint and traceId come together (both for a task of a transaction, neither for one of none)`;
+    }
+  }
   for (const [j, t] of batch.traces.entries()) {
     const at = `/traces/${j}`;
     if (t.service !== batch.service) return `${at}/service "${t.service}" is not the batch's service "${batch.service}"`;

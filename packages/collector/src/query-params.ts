@@ -3,7 +3,7 @@
  * that says which parameter is wrong and what would be right.
  */
 import { HttpError } from './http-error.js';
-import { SERIES_METRICS, type Range, type SeriesMetric, type TimeseriesQuery, type TracesQuery } from './storage/storage.js';
+import { SERIES_METRICS, type LoopQuery, type Range, type SeriesMetric, type TimeseriesQuery, type TracesQuery } from './storage/storage.js';
 
 export type QueryString = Record<string, string | string[] | undefined>;
 
@@ -85,4 +85,15 @@ export function parseTraces(q: QueryString, now: number): TracesQuery {
   const limit = integer(q, 'limit', `a whole number from 1 to ${MAX_TRACE_LIMIT}`) ?? 20;
   if (limit < 1 || limit > MAX_TRACE_LIMIT) throw new HttpError(400, `limit must be from 1 to ${MAX_TRACE_LIMIT}, got ${limit}`);
   return { service, endpoint, sort, limit, ...parseRange(q, now) };
+}
+
+export const MAX_LONG_TASK_LIMIT = 1000;
+
+export function parseLoop(q: QueryString, now: number): LoopQuery {
+  const service = requireService(q);
+  const sort = single(q, 'sort') ?? 'recent';
+  if (sort !== 'recent' && sort !== 'worst') throw new HttpError(400, `sort must be recent or worst, got "${sort}"`);
+  const limit = integer(q, 'limit', `a whole number from 1 to ${MAX_LONG_TASK_LIMIT}`) ?? 50;
+  if (limit < 1 || limit > MAX_LONG_TASK_LIMIT) throw new HttpError(400, `limit must be from 1 to ${MAX_LONG_TASK_LIMIT}, got ${limit}`);
+  return { service, sort, limit, ...parseRange(q, now) };
 }

@@ -10,7 +10,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
-import { parseRange, parseTimeseries, parseTraces, requireService, type QueryString } from './query-params.js';
+import { parseLoop, parseRange, parseTimeseries, parseTraces, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -121,11 +121,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     return record;
   });
 
-  // Event-loop health arrives with its own issue; until then the shape with nothing measured.
-  app.get('/api/loop', async (request) => {
-    requireService(request.query as QueryString);
-    return { delay: { p50: 0, p95: 0, p99: 0, max: 0, mean: 0 }, utilization: 0, gcPauseMs: 0, longTasks: [] };
-  });
+  app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));
 
   return app;
 }

@@ -34,6 +34,21 @@ before(async () => {
 });
 after(() => collector.close());
 
+/** A well-formed loop sample with nothing in it. */
+function loopSample() {
+  return {
+    start: Date.now() - 1000,
+    ms: 1000,
+    delay: { n: 0, sum: 0, min: 0, max: 0, zero: 0, k0: 0, bins: [] },
+    busyMs: 10,
+    idleMs: 990,
+    gc: {},
+    cpu: { user: 5, system: 1 },
+    memory: { rss: 1, heapUsed: 1, heapTotal: 1 },
+    longTasks: [] as unknown[],
+  };
+}
+
 const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: number; error: RegExp }> = [
   { name: 'malformed JSON', send: () => post(`${collector.url}/v1/ingest`, '{"v": 1, "batchId": ', JSON_TYPE), status: 400, error: /^malformed JSON/ },
   { name: 'not an object', send: () => post(`${collector.url}/v1/ingest`, '[1, 2]', JSON_TYPE), status: 400, error: /must be a JSON object/ },
@@ -68,6 +83,23 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].duration = 1e15)), JSON_TYPE),
     status: 400,
     error: /^\/traces\/0\/duration must be <= 604800000$/,
+  },
+  {
+    name: 'a long task with an endpoint but no traceId',
+    send: () =>
+      post(
+        `${collector.url}/v1/ingest`,
+        broken((b) => (b.loop = { ...loopSample(), longTasks: [{ at: Date.now(), ms: 80, endpoint: 'GET /x', function: 'f', blocked: [] }] })),
+        JSON_TYPE,
+      ),
+    status: 400,
+    error: /^\/loop\/longTasks\/0: endpoint and traceId come together/,
+  },
+  {
+    name: 'negative loop delay',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.loop = { ...loopSample(), busyMs: -1 })), JSON_TYPE),
+    status: 400,
+    error: /^\/loop\/busyMs must be >= 0$/,
   },
   {
     name: 'negative duration',
@@ -227,10 +259,22 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
   assert.equal(series.step, 5000, 'a 15-minute default range gets 5 s steps (≤ 300 points)');
   assert.equal(series.q, 0.95);
   assert.ok(series.points.length >= 180 && series.points.length <= 181);
+  // a service that sent no loop data: the guide's shape, nothing measured
   assert.deepEqual((await get(`${collector.url}/api/loop?service=s`)).body, {
     delay: { p50: 0, p95: 0, p99: 0, max: 0, mean: 0 },
     utilization: 0,
     gcPauseMs: 0,
+    gc: {},
+    cpu: { user: 0, system: 0 },
+    memory: { rss: 0, heapUsed: 0, heapTotal: 0 },
     longTasks: [],
   });
+  for (const [query, error] of [
+    ['service=s&sort=slowest', /^sort must be recent or worst/],
+    ['service=s&limit=0', /^limit must be from 1 to 1000/],
+  ] as const) {
+    const { status, body } = await get(`${collector.url}/api/loop?${query}`);
+    assert.equal(status, 400, query);
+    assert.match(body.error, error, query);
+  }
 });

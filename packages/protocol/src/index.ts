@@ -3,4 +3,4 @@ export { criticalPath, type PathSegment } from './critical-path.js';
 export { normalizePath, endpointName } from './endpoint.js';
 export * from './sketch.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
-export type { WireBatch, WireInterval, WireTrace } from './wire.js';
+export type { WireBatch, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';

@@ -44,8 +44,8 @@ export function newSketch(): Sketch {
   return new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY });
 }
 
-export function addValue(sketch: Sketch, value: number): void {
-  sketch.accept(value >= ZERO_BELOW ? value : 0);
+export function addValue(sketch: Sketch, value: number, count = 1): void {
+  sketch.accept(value >= ZERO_BELOW ? value : 0, count);
 }
 
 export function toWire(sketch: Sketch): WireSketch {

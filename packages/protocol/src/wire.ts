@@ -23,6 +23,8 @@ const Epoch = Type.Integer(EPOCH_LIMITS);
 /** a transaction's start keeps its sub-millisecond part */
 const PreciseEpoch = Type.Number(EPOCH_LIMITS);
 const Count = Type.Integer({ minimum: 0, maximum: 1_000_000_000 });
+/** bytes of memory: up to 1 TB */
+const Bytes = Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 });
 /** a sum of ms over up to a billion transactions */
 const MsSum = Type.Number({ minimum: 0, maximum: MAX_MS * 1_000_000_000 });
 const byKind = <T extends typeof Ms | typeof MsSum>(t: T) =>
@@ -106,6 +108,54 @@ export const TraceSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const MAX_LONG_TASKS = 100;
+
+export const LongTaskSchema = Type.Object(
+  {
+    /** when the slice started, ms since the epoch */
+    at: PreciseEpoch,
+    ms: Ms,
+    /** the transaction it ran for; absent when it ran for none (startup, a timer of no request) */
+    endpoint: Type.Optional(Name(512)),
+    traceId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16,64}$' })),
+    /** the function that ran: the one the sampling profiler saw most, or the callback the loop called */
+    function: Name(512),
+    /** file:line:column, when known */
+    location: Type.Optional(Type.String({ maxLength: 2048 })),
+    /** the stack of that function, innermost first, when the profiler saw it */
+    stack: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 32 })),
+    /** the transactions it kept waiting, per endpoint */
+    blocked: Type.Array(
+      Type.Object({ endpoint: Name(512), count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), ms: MsSum }, { additionalProperties: false }),
+      { maxItems: 100 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Event-loop health of the process over one flush interval. */
+export const LoopSchema = Type.Object(
+  {
+    start: Epoch,
+    ms: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
+    /** event-loop delay samples (ms), from perf_hooks.monitorEventLoopDelay */
+    delay: WireSketchSchema,
+    /** time the loop was busy and its length (ms): utilization is busy / (busy + idle) */
+    busyMs: Ms,
+    idleMs: Ms,
+    /** garbage collection by kind (minor, major, incremental, weakcb) */
+    gc: Type.Record(Type.String({ pattern: '^[a-z]{1,16}$' }), Type.Object({ count: Count, ms: Ms }, { additionalProperties: false })),
+    /** process CPU time in the interval (ms) */
+    cpu: Type.Object({ user: Ms, system: Ms }, { additionalProperties: false }),
+    /** at the end of the interval (bytes) */
+    memory: Type.Object({ rss: Bytes, heapUsed: Bytes, heapTotal: Bytes }, { additionalProperties: false }),
+    longTasks: Type.Array(LongTaskSchema, { maxItems: MAX_LONG_TASKS }),
+    /** long tasks left out over the limit */
+    droppedLongTasks: Type.Optional(Count),
+  },
+  { additionalProperties: false },
+);
+
 export const BatchSchema = Type.Object(
   {
     v: Type.Literal(WIRE_VERSION),
@@ -118,6 +168,8 @@ export const BatchSchema = Type.Object(
     sentAt: Epoch,
     intervals: Type.Array(IntervalSchema, { maxItems: MAX_INTERVALS }),
     traces: Type.Array(TraceSchema, { maxItems: MAX_TRACES }),
+    /** the process's event-loop health over the batch's interval (agents may leave it out) */
+    loop: Type.Optional(LoopSchema),
     /** what the agent could not ship, counted since it started */
     dropped: Type.Object({ batches: Count, transactions: Count, traces: Count }, { additionalProperties: false }),
   },
@@ -127,3 +179,5 @@ export const BatchSchema = Type.Object(
 export type WireInterval = Static<typeof IntervalSchema>;
 export type WireTrace = Static<typeof TraceSchema>;
 export type WireBatch = Static<typeof BatchSchema>;
+export type WireLoop = Static<typeof LoopSchema>;
+export type WireLongTask = Static<typeof LongTaskSchema>;

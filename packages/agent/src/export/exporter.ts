@@ -7,9 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { WIRE_VERSION, type TransactionRecord, type WireBatch } from '@loopscope/protocol';
+import { WIRE_VERSION, type TransactionRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
 import { outside } from '../context.js';
+import type { LoopHealth } from '../loop/health.js';
+import type { LongTasks } from '../loop/long-tasks.js';
 import type { Measures } from '../timing.js';
 import { IntervalAggregate } from './aggregate.js';
 import { TraceSampler } from './sampling.js';
@@ -36,6 +38,8 @@ export class Exporter {
   private interval = new IntervalAggregate(Date.now());
   private timer: NodeJS.Timeout | null = null;
   private lastSent = 0;
+  /** Event-loop health and long tasks, shipped with every batch when set. */
+  loop: { health: LoopHealth; longTasks: LongTasks } | undefined;
 
   constructor(config: AgentConfig) {
     this.config = config;
@@ -56,11 +60,14 @@ export class Exporter {
     this.transport.stop();
   }
 
-  /** A finished transaction: five values into its endpoint's sketches; its record only if sampled. */
-  observe(endpoint: string, error: boolean, m: Measures, build: () => TransactionRecord): void {
+  /**
+   * A finished transaction: five values into its endpoint's sketches; its record only if sampled.
+   * `keep`: a trace something else links to (a long task ran in it).
+   */
+  observe(endpoint: string, error: boolean, keep: boolean, m: Measures, build: () => TransactionRecord): void {
     const entry = this.interval.entry(endpoint);
     entry.add(m, error);
-    this.sampler.offer(entry, m.duration, error, build);
+    this.sampler.offer(entry, m.duration, error || keep, build);
   }
 
   /** Closes the interval into a batch and sends what is queued, within FINAL_FLUSH_MS. */
@@ -109,6 +116,14 @@ export class Exporter {
     this.timer.unref();
   }
 
+  private loopSample(start: number, end: number): WireLoop {
+    const { health, longTasks } = this.loop!;
+    const sample: WireLoop = { start: Math.round(start), ms: Math.max(1, Math.round(end - start)), ...health.collect(), longTasks: longTasks.take() };
+    if (longTasks.dropped > 0) sample.droppedLongTasks = longTasks.dropped;
+    longTasks.dropped = 0;
+    return sample;
+  }
+
   /** The current interval as a batch (skipped when empty, but for a heartbeat now and then). */
   private cut(force: boolean): void {
     const end = Date.now();
@@ -117,7 +132,7 @@ export class Exporter {
     const traces = this.sampler.take(interval.endpoints.values());
     this.transport.dropped.traces += this.sampler.skipped;
     this.sampler.skipped = 0;
-    const empty = interval.endpoints.size === 0 && traces.length === 0;
+    const empty = interval.endpoints.size === 0 && traces.length === 0 && this.loop === undefined;
     if (empty && !force && end - this.lastSent < HEARTBEAT_MS) return;
     this.lastSent = end;
     const batch: WireBatch = {
@@ -129,6 +144,7 @@ export class Exporter {
       sentAt: end,
       intervals: interval.toWire(end),
       traces,
+      ...(this.loop !== undefined ? { loop: this.loopSample(interval.start, end) } : {}),
       dropped: { ...this.transport.dropped },
     };
     this.transport.enqueue(batch, interval.count);

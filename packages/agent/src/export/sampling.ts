@@ -20,13 +20,14 @@ export class TraceSampler {
     this.rate = rate;
   }
 
-  offer(entry: EndpointAggregate, duration: number, error: boolean, build: () => TransactionRecord): void {
+  /** `keep`: an error, or a trace something else links to; kept up to MAX_ERROR_TRACES per interval. */
+  offer(entry: EndpointAggregate, duration: number, keep: boolean, build: () => TransactionRecord): void {
     const slowest = duration > entry.slowestDuration;
     if (slowest) {
       entry.slowestDuration = duration;
       entry.slowest = build();
     }
-    if (error) {
+    if (keep) {
       if (this.errors.length < MAX_ERROR_TRACES) this.errors.push(build());
       else this.skipped++;
     } else if (this.random.length < MAX_RANDOM_TRACES && this.rate > 0 && Math.random() < this.rate) {

@@ -7,11 +7,17 @@ import http from 'node:http';
 import https from 'node:https';
 import { endpointName } from '@loopscope/protocol';
 import { runInScope } from '../context.js';
-import { enter } from '../timing.js';
+import { enter, ioReadySince } from '../timing.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
 
 const TX = Symbol('loopscope.transaction');
+/** On a new connection: since when it was ready to be accepted (its first request waited from then). */
+const ACCEPT_READY = Symbol('loopscope.acceptReady');
+
+interface TracedSocket {
+  [ACCEPT_READY]?: number | undefined;
+}
 
 interface TracedResponse extends http.ServerResponse {
   [TX]?: Transaction;
@@ -28,7 +34,11 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
   for (const proto of [http.Server.prototype, https.Server.prototype] as Array<{ emit: Emit }>) {
     const original = proto.emit;
     proto.emit = function emit(this: unknown, event: string | symbol, req?: unknown, res?: unknown): boolean {
-      if (event !== 'request') return Reflect.apply(original, this, arguments) as boolean;
+      if (event !== 'request') {
+        // a connection accepted late (the loop was busy) made its first request wait too
+        if (event === 'connection' && req !== null && typeof req === 'object') (req as TracedSocket)[ACCEPT_READY] = ioReadySince();
+        return Reflect.apply(original, this, arguments) as boolean;
+      }
       let tx: Transaction | undefined;
       try {
         const request = req as http.IncomingMessage;
@@ -38,7 +48,10 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
           tx.response = res as http.ServerResponse;
           // the transaction owns the loop from here: what the parser does after the handler
           // returns is work for this request too
-          enter(tx, true);
+          const socket = request.socket as unknown as TracedSocket | null;
+          const acceptReady = socket?.[ACCEPT_READY];
+          if (acceptReady !== undefined) socket![ACCEPT_READY] = undefined;
+          enter(tx, true, acceptReady);
         }
       } catch {
         onError();

@@ -23,6 +23,7 @@ import {
   type ExternalByKind,
   type SegmentKind,
   type WireBatch,
+  type WireLoop,
   type WireSketch,
 } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
@@ -30,6 +31,9 @@ import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import {
   DEFAULT_RETENTION,
   type EndpointSummary,
+  type LongTaskRow,
+  type LoopQuery,
+  type LoopSummary,
   type Range,
   type Retention,
   type ServiceSummary,
@@ -47,10 +51,11 @@ export interface SqliteOptions {
 }
 
 export const DB_FILE = 'loopscope.db';
-/** 2: aggregates carry externalByKind (sums of ms per kind, JSON) */
+/** 2: aggregates carry externalByKind (sums of ms per kind, JSON); event-loop rows and long tasks */
 const SCHEMA_VERSION = 2;
 
 const table = (res: Resolution): string => `agg_${res.name}`;
+const loopTable = (res: Resolution): string => `loop_${res.name}`;
 
 function schema(): string {
   const aggregates = RESOLUTIONS.map(
@@ -65,7 +70,24 @@ function schema(): string {
     CREATE INDEX IF NOT EXISTS ${table(res)}_service_bucket ON ${table(res)} (service, bucket);
     CREATE INDEX IF NOT EXISTS ${table(res)}_bucket ON ${table(res)} (bucket);`,
   ).join('\n');
+  const loops = RESOLUTIONS.map(
+    (res) => `
+    CREATE TABLE IF NOT EXISTS ${loopTable(res)} (
+      service TEXT NOT NULL, bucket INTEGER NOT NULL,
+      delay BLOB NOT NULL, busyMs REAL NOT NULL, idleMs REAL NOT NULL, gc TEXT NOT NULL,
+      cpuUser REAL NOT NULL, cpuSystem REAL NOT NULL, rss INTEGER NOT NULL, heapUsed INTEGER NOT NULL, heapTotal INTEGER NOT NULL,
+      UNIQUE (service, bucket)
+    );
+    CREATE INDEX IF NOT EXISTS ${loopTable(res)}_bucket ON ${loopTable(res)} (bucket);`,
+  ).join('\n');
   return `${aggregates}
+    ${loops}
+    CREATE TABLE IF NOT EXISTS long_tasks (
+      id INTEGER PRIMARY KEY, service TEXT NOT NULL, instance TEXT NOT NULL, at REAL NOT NULL, ms REAL NOT NULL,
+      endpoint TEXT, traceId TEXT, function TEXT NOT NULL, location TEXT, stack TEXT NOT NULL, blocked TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS long_tasks_recent ON long_tasks (service, at);
+    CREATE INDEX IF NOT EXISTS long_tasks_worst ON long_tasks (service, ms);
     CREATE TABLE IF NOT EXISTS traces (
       traceId TEXT PRIMARY KEY, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
       status INTEGER NOT NULL, error INTEGER NOT NULL,
@@ -118,6 +140,25 @@ interface StoredRow {
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
 
+/** One row of loop_<resolution>: a service's event-loop health in one bucket, merged over its processes. */
+interface LoopRow {
+  service: string;
+  bucket: number;
+  delay: Buffer;
+  busyMs: number;
+  idleMs: number;
+  gc: string;
+  cpuUser: number;
+  cpuSystem: number;
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+}
+
+function emptyLoopRow(service: string, bucket: number): LoopRow {
+  return { service, bucket, delay: encodeSketch(emptyWire()), busyMs: 0, idleMs: 0, gc: '{}', cpuUser: 0, cpuSystem: 0, rss: 0, heapUsed: 0, heapTotal: 0 };
+}
+
 export function openSqliteStorage(options: SqliteOptions): Storage {
   mkdirSync(options.dataDir, { recursive: true });
   const retention: Retention = { ...DEFAULT_RETENTION, ...options.retention };
@@ -156,7 +197,20 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
        ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}, externalByKind = excluded.externalByKind`,
     ),
     prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
+    selectLoop: db.prepare(`SELECT * FROM ${loopTable(res)} WHERE service = ? AND bucket = ?`),
+    upsertLoop: db.prepare(
+      `INSERT INTO ${loopTable(res)} (service, bucket, delay, busyMs, idleMs, gc, cpuUser, cpuSystem, rss, heapUsed, heapTotal)
+       VALUES (@service, @bucket, @delay, @busyMs, @idleMs, @gc, @cpuUser, @cpuSystem, @rss, @heapUsed, @heapTotal)
+       ON CONFLICT (service, bucket) DO UPDATE SET delay = excluded.delay, busyMs = excluded.busyMs, idleMs = excluded.idleMs, gc = excluded.gc,
+       cpuUser = excluded.cpuUser, cpuSystem = excluded.cpuSystem, rss = excluded.rss, heapUsed = excluded.heapUsed, heapTotal = excluded.heapTotal`,
+    ),
+    pruneLoop: db.prepare(`DELETE FROM ${loopTable(res)} WHERE bucket < ?`),
   }));
+  const insertLongTask = db.prepare(
+    `INSERT INTO long_tasks (service, instance, at, ms, endpoint, traceId, function, location, stack, blocked)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const pruneLongTasks = db.prepare('DELETE FROM long_tasks WHERE at < ?');
   const pruneTraces = db.prepare('DELETE FROM traces WHERE start < ?');
   const pruneBatches = db.prepare('DELETE FROM batches WHERE receivedAt < ?');
   const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
@@ -166,6 +220,42 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
   const selectTrace = db.prepare('SELECT record FROM traces WHERE traceId = ?');
+  const longTaskColumns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
+  const longTasksRecent = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY at DESC LIMIT ?`);
+  const longTasksWorst = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY ms DESC, at DESC LIMIT ?`);
+
+  /** Merges a process's loop sample into the service's rows at every resolution; stores its long tasks. */
+  function ingestLoop(service: string, instance: string, loop: WireLoop, receivedAt: number): void {
+    for (const { res, selectLoop, upsertLoop } of perResolution) {
+      const bucket = bucketOf(loop.start, res);
+      if (bucket < receivedAt - retention[res.retention]) continue;
+      const row = (selectLoop.get(service, bucket) as LoopRow | undefined) ?? emptyLoopRow(service, bucket);
+      const delay = decodeSketch(row.delay);
+      mergeWire(delay, loop.delay);
+      const gc = JSON.parse(row.gc) as Record<string, { count: number; ms: number }>;
+      for (const [kind, g] of Object.entries(loop.gc)) {
+        const into = (gc[kind] ??= { count: 0, ms: 0 });
+        into.count += g.count;
+        into.ms = round(into.ms + g.ms);
+      }
+      upsertLoop.run({
+        service,
+        bucket,
+        delay: encodeSketch(delay),
+        busyMs: row.busyMs + loop.busyMs,
+        idleMs: row.idleMs + loop.idleMs,
+        gc: JSON.stringify(gc),
+        cpuUser: row.cpuUser + loop.cpu.user,
+        cpuSystem: row.cpuSystem + loop.cpu.system,
+        rss: Math.max(row.rss, loop.memory.rss),
+        heapUsed: Math.max(row.heapUsed, loop.memory.heapUsed),
+        heapTotal: Math.max(row.heapTotal, loop.memory.heapTotal),
+      });
+    }
+    for (const t of loop.longTasks) {
+      insertLongTask.run(service, instance, t.at, t.ms, t.endpoint ?? null, t.traceId ?? null, t.function, t.location ?? null, JSON.stringify(t.stack ?? []), JSON.stringify(t.blocked));
+    }
+  }
 
   const ingest = db.transaction((batch: WireBatch, receivedAt: number): boolean => {
     if (insertBatch.run(batch.batchId, receivedAt).changes === 0) return true;
@@ -200,6 +290,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
       }
     }
+    if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
     for (const t of batch.traces) {
       insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t));
     }
@@ -217,8 +308,12 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   });
 
   const prune = db.transaction((now: number) => {
-    for (const { res, prune } of perResolution) prune.run(now - retention[res.retention]);
+    for (const { res, prune, pruneLoop } of perResolution) {
+      prune.run(now - retention[res.retention]);
+      pruneLoop.run(now - retention[res.retention]);
+    }
     pruneTraces.run(now - retention.traces);
+    pruneLongTasks.run(now - retention.traces);
     pruneBatches.run(now - retention.batches);
     pruneInstances.run(now - retention.hours);
   });
@@ -324,6 +419,44 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const stmt = traceStatement(query.endpoint !== undefined, query.sort);
       const args = query.endpoint === undefined ? [query.service, query.from, query.to, query.limit] : [query.service, query.endpoint, query.from, query.to, query.limit];
       return stmt.all(...args) as TraceSummary[];
+    },
+
+    async loop(query: LoopQuery): Promise<LoopSummary> {
+      const res = chooseResolution(retention, query.from, Date.now());
+      const sql = `SELECT * FROM ${loopTable(res)} WHERE service = ? AND bucket >= ? AND bucket < ?`;
+      let stmt = aggregateStatements.get(sql);
+      if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
+      const delay = emptyWire();
+      const total = emptyLoopRow(query.service, 0);
+      const gc: Record<string, { count: number; ms: number }> = {};
+      for (const row of stmt.all(query.service, bucketOf(query.from, res), query.to) as LoopRow[]) {
+        mergeWire(delay, decodeSketch(row.delay));
+        total.busyMs += row.busyMs;
+        total.idleMs += row.idleMs;
+        total.cpuUser += row.cpuUser;
+        total.cpuSystem += row.cpuSystem;
+        total.rss = Math.max(total.rss, row.rss);
+        total.heapUsed = Math.max(total.heapUsed, row.heapUsed);
+        total.heapTotal = Math.max(total.heapTotal, row.heapTotal);
+        for (const [kind, g] of Object.entries(JSON.parse(row.gc) as Record<string, { count: number; ms: number }>)) {
+          const into = (gc[kind] ??= { count: 0, ms: 0 });
+          into.count += g.count;
+          into.ms = round(into.ms + g.ms);
+        }
+      }
+      const tasks = (query.sort === 'worst' ? longTasksWorst : longTasksRecent).all(query.service, query.from, query.to, query.limit) as Array<
+        Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }
+      >;
+      const busy = total.busyMs + total.idleMs;
+      return {
+        delay: summarize(fromWire(delay)),
+        utilization: busy > 0 ? Math.round((total.busyMs / busy) * 10_000) / 10_000 : 0,
+        gcPauseMs: round(Object.values(gc).reduce((sum, g) => sum + g.ms, 0)),
+        gc,
+        cpu: { user: round(total.cpuUser), system: round(total.cpuSystem) },
+        memory: { rss: total.rss, heapUsed: total.heapUsed, heapTotal: total.heapTotal },
+        longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
+      };
     },
 
     async trace(traceId: string) {

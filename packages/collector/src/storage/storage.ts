@@ -95,6 +95,43 @@ export interface TraceSummary {
   blocking: number;
 }
 
+export interface LoopQuery extends Range {
+  service: string;
+  /** long tasks newest first (`recent`) or longest first (`worst`) */
+  sort: 'recent' | 'worst';
+  limit: number;
+}
+
+export interface LongTaskRow {
+  at: number;
+  ms: number;
+  /** null: the task ran for no transaction */
+  endpoint: string | null;
+  traceId: string | null;
+  function: string;
+  location: string | null;
+  /** innermost first, when the agent's profiler saw it */
+  stack: string[];
+  /** the transactions it kept waiting, per endpoint */
+  blocked: Array<{ endpoint: string; count: number; ms: number }>;
+  instance: string;
+}
+
+export interface LoopSummary {
+  /** event-loop delay over the range, merged over the service's processes */
+  delay: Quantiles;
+  /** busy / (busy + idle) over the range, 0..1 */
+  utilization: number;
+  /** total GC pause (ms) over the range, and by kind */
+  gcPauseMs: number;
+  gc: Record<string, { count: number; ms: number }>;
+  /** process CPU time over the range (ms), summed over processes */
+  cpu: { user: number; system: number };
+  /** the largest seen in the range (bytes) */
+  memory: { rss: number; heapUsed: number; heapTotal: number };
+  longTasks: LongTaskRow[];
+}
+
 export interface Storage {
   readonly kind: 'sqlite';
   /**
@@ -106,6 +143,7 @@ export interface Storage {
   endpoints(service: string, range: Range): Promise<EndpointSummary[]>;
   timeseries(query: TimeseriesQuery): Promise<TimeseriesResult>;
   traces(query: TracesQuery): Promise<TraceSummary[]>;
+  loop(query: LoopQuery): Promise<LoopSummary>;
   /** The full transaction record as the agent sent it, or undefined. */
   trace(traceId: string): Promise<object | undefined>;
   /** Deletes what is older than the retention allows at `now`. */
