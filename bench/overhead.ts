@@ -9,6 +9,8 @@
  *   none       node server.js
  *   loopscope  node --import loopscope/register server.js   (LOOPSCOPE_SERVICE=bench), shipping to a
  *              real collector that runs in the driver process (on the driver's CPU)
+ *   loopscope-noloop  the same with LOOPSCOPE_LOOP=false (no event-loop health, long tasks or
+ *              sampling profiler): `--variants loopscope-noloop,loopscope` shows what those cost
  *
  * Scenarios (servers/*.ts, which never import an agent):
  *   hello  a node:http hello world: the fixed cost per request
@@ -19,7 +21,8 @@
  * affects every variant alike; each run is a fresh server process, a 1 s warm-up and a measured
  * window under autocannon (closed loop, 50 connections: the server is saturated, so req/s is its
  * capacity and p99 includes queueing). The table shows the median of each figure over the rounds
- * and the CPU-per-request overhead against "none".
+ * and the CPU-per-request overhead against the first variant given ("none" by default): the median
+ * over the rounds of each round's ratio.
  *
  * Pinning: the server runs on CPU 1 (taskset -c 1); the driver (autocannon, in-process) pins
  * itself to CPU 0 and starts the upstream there too, so load generation does not steal the
@@ -51,13 +54,19 @@ interface Variant {
   env: Record<string, string>;
 }
 
-/** How the server process is started for each variant; overhead is computed against BASELINE. */
+/** How the server process is started for each variant; overhead is computed against the first one run. */
 const VARIANTS: Variant[] = [
   { name: 'none', execArgv: [], env: {} },
   {
     name: 'loopscope',
     execArgv: ['--import', 'loopscope/register'],
     env: { LOOPSCOPE_SERVICE: 'bench' },
+  },
+  // the same without event-loop health, long tasks and the sampling profiler: what they cost
+  {
+    name: 'loopscope-noloop',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_LOOP: 'false' },
   },
 ];
 
@@ -68,7 +77,6 @@ const SERVER_CPU = '1';
 const DRIVER_CPU = '0';
 const WARMUP_S = 1;
 const IPC_TIMEOUT_MS = 10_000;
-const BASELINE = 'none';
 
 interface Run {
   scenario: Scenario;
@@ -90,7 +98,7 @@ function parseOptions() {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
-      variants: { type: 'string', default: VARIANTS.map((v) => v.name).join(',') },
+      variants: { type: 'string', default: 'none,loopscope' },
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
       rounds: { type: 'string' },
       duration: { type: 'string' },
@@ -224,15 +232,22 @@ function summarize(runs: Run[], opts: Options) {
       };
     }),
   );
+  // overhead against the first variant: the median of the rounds' ratios (each round's runs are
+  // neighbours in time, so the machine's drift cancels out of the ratio)
+  const baseline = opts.variants[0]!.name;
   return rows.map((row) => {
-    const base = rows.find((r) => r.scenario === row.scenario && r.variant === BASELINE);
-    const overheadPct = base && base !== row ? (row.cpuUsPerReq / base.cpuUsPerReq - 1) * 100 : undefined;
-    return { ...row, overheadPct };
+    if (row.variant === baseline) return { ...row, overheadPct: undefined };
+    const ratios: number[] = [];
+    for (const run of runs.filter((r) => r.scenario === row.scenario && r.variant === row.variant)) {
+      const base = runs.find((r) => r.scenario === row.scenario && r.variant === baseline && r.round === run.round);
+      if (base !== undefined) ratios.push(run.cpuUsPerReq / base.cpuUsPerReq);
+    }
+    return { ...row, overheadPct: ratios.length > 0 ? (median(ratios) - 1) * 100 : undefined };
   });
 }
 
-function printTable(rows: ReturnType<typeof summarize>): void {
-  const header = ['scenario', 'variant', 'cpu µs/req', 'req/s', 'p99 ms', `overhead vs ${BASELINE}`, 'errors'];
+function printTable(rows: ReturnType<typeof summarize>, baseline: string): void {
+  const header = ['scenario', 'variant', 'cpu µs/req', 'req/s', 'p99 ms', `overhead vs ${baseline}`, 'errors'];
   const lines = rows.map((r) => [
     r.scenario,
     r.variant,
@@ -279,7 +294,7 @@ async function main(): Promise<void> {
 
   const summary = summarize(runs, opts);
   console.log();
-  printTable(summary);
+  printTable(summary, opts.variants[0]!.name);
 
   const resultsDir = new URL('../results/', import.meta.url);
   mkdirSync(resultsDir, { recursive: true });
