@@ -50,11 +50,13 @@ before(async () => {
   app = await startApp('app.mjs', { cwd: fixtures, collector: collector.url, service: SERVICE, env: { UPSTREAM: upstream.url }, ready: /listening (http:\S+)/ });
   traffic = requestLoop(app.url, ['/chores', '/wait?ms=5', '/chores', '/wait?ms=20', '/evil', '/fail', '/chores'], 40);
   browser = await launchBrowser();
+  await fetch(`${app.url}/burn?ms=120`); // one long task, the longest of the run
   // a few seconds of every endpoint, with their traces, before any page is looked at
   await until('every endpoint and a chores trace at the collector', async () => {
     const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${SERVICE}`);
     const traces = await api<unknown[]>(collector.url, `/api/traces?service=${SERVICE}&endpoint=${encodeURIComponent('GET /chores')}`);
-    return rows.length >= 4 && rows.every((r) => r.count >= 5) && traces.length > 0 ? true : undefined;
+    const seen = (endpoint: string, count: number): boolean => (rows.find((r) => r.endpoint === endpoint)?.count ?? 0) >= count;
+    return seen('GET /chores', 10) && seen('GET /wait', 10) && seen('GET /fail', 3) && seen(EVIL_ENDPOINT, 3) && seen('GET /burn', 1) && traces.length > 0 ? true : undefined;
   });
   await new Promise((r) => setTimeout(r, 2000));
   pausedAt = Math.floor(Date.now() / 1000) * 1000 - 1000;
@@ -172,17 +174,16 @@ test('clicking an endpoint, then a trace, shows the waterfall with the critical 
     els.map((el) => ({ id: Number((el as HTMLElement).dataset['segment']), critical: el.classList.contains('critical'), outline: getComputedStyle(el.querySelector('.wf-bar')!).outlineColor })),
   );
   assert.equal(rows.length, 3);
-  const critical = rows.filter((r) => r.critical);
-  assert.equal(critical.length, 1, 'one of the three parallel calls is on the critical path');
-  const segment = record.segments.find((s) => s.id === critical[0]!.id)!;
-  assert.ok(segment.onCriticalPath);
-  assert.ok(segment.end - segment.start >= 40, `the marked call took ${segment.end - segment.start} ms`);
-  assert.equal(segment.end, Math.max(...record.segments.map((s) => s.end)), 'the marked call is the one that finished last');
-  assert.equal(critical[0]!.outline, 'rgb(224, 32, 27)', 'outlined in red');
-  for (const r of rows.filter((x) => !x.critical)) assert.notEqual(r.outline, 'rgb(224, 32, 27)');
+  // the page marks exactly the segments the trace says are on the path...
+  assert.deepEqual(rows.filter((r) => r.critical).map((r) => r.id).sort(), record.segments.filter((s) => s.onCriticalPath).map((s) => s.id).sort());
+  // ...and the call that finished last, the 40 ms one, is among them, outlined in red
+  const last = record.segments.reduce((a, b) => (b.end > a.end ? b : a));
+  assert.ok(last.end - last.start >= 40, `the last call took ${last.end - last.start} ms`);
+  assert.ok(rows.find((r) => r.id === last.id)!.critical, 'the call that finished last is marked');
+  for (const r of rows) assert.equal(r.outline === 'rgb(224, 32, 27)', r.critical, `segment ${r.id}: red outline if and only if on the critical path`);
 
   // details on click
-  await page.click(`.wf-row[data-segment="${segment.id}"]`);
+  await page.click(`.wf-row[data-segment="${last.id}"]`);
   const details = await page.locator('.wf-details').textContent();
   assert.match(details!, /critical pathyes/);
   assert.match(details!, /kindhttp/);
@@ -219,25 +220,33 @@ test('names from the app are shown as text and run nothing', async () => {
   assert.deepEqual(incidents, []);
 });
 
-test('the event-loop page shows the loop data of the service, or says there is none yet', async () => {
-  const loop = await api<{ longTasks: Array<{ traceId?: string | null }>; delay: Q }>(collector.url, `/api/loop?service=${SERVICE}&from=${pausedAt - 300_000}&to=${pausedAt}`);
-  const page = await open(`/loop?service=${SERVICE}&to=${pausedAt}`);
-  if (loop.delay.max === 0 && loop.longTasks.length === 0) {
-    assert.match((await page.locator('.empty').textContent())!, /No event-loop data/);
-  } else {
-    assert.equal(await page.locator('[data-long-task]').count(), loop.longTasks.length);
-    const traced = loop.longTasks.find((t) => t.traceId);
-    if (traced) assert.ok(await page.locator(`a[href*="id=${traced.traceId}"]`).count());
-  }
+test('the event-loop page lists the long tasks, each linking to its trace', async () => {
+  const loop = await api<{ longTasks: Array<{ endpoint: string | null; traceId: string | null; ms: number }> }>(
+    collector.url,
+    `/api/loop?service=${SERVICE}&from=${pausedAt - 300_000}&to=${pausedAt}&sort=worst`,
+  );
+  const burn = loop.longTasks.find((t) => t.endpoint === 'GET /burn');
+  assert.ok(burn?.traceId, 'the 120 ms burn is a long task with its trace');
+  const page = await open(`/loop?service=${SERVICE}&to=${pausedAt}&sort=worst`);
+  assert.equal(await page.locator('[data-long-task]').count(), loop.longTasks.length);
+  const row = page.locator('[data-long-task]', { hasText: 'GET /burn' }).first();
+  assert.ok(parseMs((await row.locator('td.num').first().textContent())!) >= 120);
+  await row.locator('a', { hasText: 'trace' }).click();
+  await page.waitForURL(new RegExp(`/trace\\?.*id=${burn.traceId}`));
+  await ready(page);
+  assert.equal(await page.locator('.page-head h2').textContent(), 'GET /burn');
   await page.close();
 });
 
-test('an empty collector says how to send data; one that goes away says so and the page keeps its content', async () => {
+test('an empty collector says how to send data and that there is no loop data; one that goes away says so and the page keeps its content', async () => {
   const empty = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
   const page = await browser.newPage();
   await page.goto(empty.url);
   await ready(page);
   assert.match((await page.locator('.empty').textContent())!, /No service has reported/);
+  await page.goto(`${empty.url}/loop?service=nobody`);
+  await ready(page);
+  assert.match((await page.locator('.empty').textContent())!, /No event-loop data/);
   await empty.close();
   await page.waitForSelector('body[data-state="error"]', { timeout: 5000 });
   assert.match((await page.locator('.banner.error').textContent())!, /Collector unreachable/);
