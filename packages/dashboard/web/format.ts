@@ -13,10 +13,13 @@ export function ms(value: number | null | undefined): string {
   return `${trim(value, 2)} ms`;
 }
 
-/** Requests per second. */
+/** Requests per second; per minute or per hour when that reads better than 0.00 req/s. */
 export function rate(perSecond: number): string {
   if (!Number.isFinite(perSecond)) return '–';
-  return `${trim(perSecond, perSecond >= 100 ? 0 : perSecond >= 10 ? 1 : 2)} req/s`;
+  if (perSecond === 0 || perSecond >= 0.1) return `${trim(perSecond, perSecond >= 100 ? 0 : perSecond >= 10 ? 1 : 2)} req/s`;
+  const perMinute = perSecond * 60;
+  if (perMinute >= 0.1) return `${trim(perMinute, perMinute >= 1 ? 1 : 2)} req/min`;
+  return `${trim(perMinute * 60, 2)} req/h`;
 }
 
 /** A ratio in [0, 1] as a percentage. */

@@ -21,6 +21,9 @@ export interface TimeChart {
 }
 
 const HEIGHT = 220;
+const SPARSE = 60;
+
+const sparse = (u: uPlot, series: number): boolean => (u.data[series] as Array<number | null>).filter((v) => v !== null).length < SPARSE;
 
 export function timeChart(title: string, unit: string, lines: Line[], format: (v: number) => string): TimeChart {
   const plotArea = h('div', { class: 'chart-plot' });
@@ -37,7 +40,15 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
     ],
     series: [
       { label: 'time' },
-      ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)) })),
+      ...lines.map((l) => ({
+        label: l.label,
+        stroke: l.color,
+        width: 2,
+        spanGaps: false,
+        // a lone point between gaps draws no line: with few points, draw the points themselves
+        points: { show: sparse, size: 6, fill: l.color },
+        value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
+      })),
     ],
   };
   const plot = new uPlot(opts, [[], ...lines.map(() => [])], plotArea);
