@@ -4,19 +4,15 @@
  * measured in process (each transaction written to a file by an onTransactionEnd listener).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startCollector, type Collector } from '@loopscope/collector';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { TransactionRecord } from '@loopscope/protocol';
+import { api, get, startApp, stopApp, tempDir, until, type App } from './helpers.js';
 
-const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 let upstream: Upstream;
@@ -25,67 +21,9 @@ before(async () => {
 });
 after(() => upstream.close());
 
-const tempDir = (): string => mkdtempSync(join(tmpdir(), 'loopscope-e2e-'));
-
-interface App {
-  url: string;
-  child: ChildProcess;
-  records(): TransactionRecord[];
-}
-
-async function startApp(service: string, collector: string, env: Record<string, string> = {}): Promise<App> {
-  const report = join(tempDir(), 'records.jsonl');
-  const child = spawn(process.execPath, ['--import', 'loopscope/register', 'app.mjs'], {
-    cwd: fixtures,
-    env: { ...process.env, LOOPSCOPE_SERVICE: service, LOOPSCOPE_COLLECTOR: collector, REPORT_FILE: report, UPSTREAM: upstream.url, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  return {
-    url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`,
-    child,
-    records: () => (existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord) : []),
-  };
-}
-
-async function stopApp(app: App): Promise<void> {
-  if (app.child.exitCode !== null || app.child.signalCode !== null) return;
-  app.child.kill('SIGTERM');
-  await once(app.child, 'exit');
-}
-
-const client = new http.Agent({ keepAlive: true, maxSockets: 64 });
-
-/** GET from the test process (which runs no agent); resolves with status and body. */
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: client }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
-
-async function api<T>(collector: Collector | string, path: string): Promise<T> {
-  const base = typeof collector === 'string' ? collector : collector.url;
-  const { status, body } = await get(`${base}${path}`);
-  assert.equal(status, 200, `${path}: ${body}`);
-  return JSON.parse(body) as T;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The end-to-end app (fixtures/app.mjs), its upstream set. */
+const startE2eApp = (service: string, collector: string, env: Record<string, string> = {}): Promise<App> =>
+  startApp('app.mjs', collector, { LOOPSCOPE_SERVICE: service, UPSTREAM: upstream.url, ...env });
 
 interface Q {
   p50: number;
@@ -108,7 +46,7 @@ interface EndpointRow {
 
 async function endpointRow(collector: Collector, service: string, endpoint: string, count: number): Promise<EndpointRow> {
   return until(`${count} × ${endpoint} at the collector`, async () => {
-    const rows = await api<EndpointRow[]>(collector, `/api/endpoints?service=${service}`);
+    const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${service}`);
     const row = rows.find((r) => r.endpoint === endpoint);
     return row !== undefined && row.count >= count ? row : undefined;
   });
@@ -134,7 +72,7 @@ async function pool<T>(jobs: Array<() => Promise<T>>, width: number): Promise<T[
 
 test('percentiles from the API are within 2 % of the exact ones, and throughput adds up to the count', async () => {
   const collector = await startCollector({ port: 0, dataDir: tempDir() });
-  const app = await startApp('e2e-latency', collector.url);
+  const app = await startE2eApp('e2e-latency', collector.url);
   try {
     // a known distribution: 300 delays spread over 20..400 ms, 30 at a time
     const delays = Array.from({ length: 300 }, (_, i) => 20 + ((i * 7919) % 381));
@@ -159,7 +97,7 @@ test('percentiles from the API are within 2 % of the exact ones, and throughput 
     assert.ok(Math.abs(row.response.max - measured.at(-1)!) <= measured.at(-1)! * 0.001 + 0.001, 'max is exact');
 
     const series = await api<{ step: number; points: Array<[number, number | null]> }>(
-      collector,
+      collector.url,
       `/api/timeseries?service=e2e-latency&endpoint=${encodeURIComponent('GET /wait')}&metric=throughput&step=1000&from=${from}&to=${Date.now() + 2000}`,
     );
     assert.equal(series.step, 1000);
@@ -174,7 +112,7 @@ test('percentiles from the API are within 2 % of the exact ones, and throughput 
 test('the ground-truth scenarios survive the trip: /api/traces/:id shows what onTransactionEnd did', async () => {
   const collector = await startCollector({ port: 0, dataDir: tempDir() });
   // every trace is sampled at this rate (at most ten at random per interval, besides the slowest)
-  const app = await startApp('e2e-traces', collector.url, { LOOPSCOPE_SAMPLE_RATE: '1' });
+  const app = await startE2eApp('e2e-traces', collector.url, { LOOPSCOPE_SAMPLE_RATE: '1' });
   try {
     await get(`${app.url}/burn?ms=30`);
     await get(`${app.url}/chores`);
@@ -212,7 +150,7 @@ test('collector down for 10 s under load: no app errors, bounded memory, data fl
   const dataDir = tempDir();
   let collector = await startCollector({ port: 0, dataDir });
   const port = Number(new URL(collector.url).port);
-  const app = await startApp('e2e-outage', collector.url, { LOOPSCOPE_MAX_QUEUE: '4' });
+  const app = await startE2eApp('e2e-outage', collector.url, { LOOPSCOPE_MAX_QUEUE: '4' });
   let sent = 0; // every request the app served, /mem included
   const rss = async (): Promise<number> => {
     const { body } = await get(`${app.url}/mem`);
@@ -244,13 +182,13 @@ test('collector down for 10 s under load: no app errors, bounded memory, data fl
     assert.ok(during - before < 30 * 1024 * 1024, `app RSS grew by ${((during - before) / 1048576).toFixed(1)} MB during the outage`);
 
     const services = await until('every transaction stored or reported dropped', async () => {
-      const rows = await api<EndpointRow[]>(collector, `/api/endpoints?service=e2e-outage&from=${restarted - 60_000}`);
+      const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=e2e-outage&from=${restarted - 60_000}`);
       const stored = rows.reduce((n, r) => n + r.count, 0);
-      const svc = (await api<Array<{ service: string; dropped: { transactions: number; batches: number } }>>(collector, '/api/services')).find((s) => s.service === 'e2e-outage');
+      const svc = (await api<Array<{ service: string; dropped: { transactions: number; batches: number } }>>(collector.url, '/api/services')).find((s) => s.service === 'e2e-outage');
       return svc !== undefined && stored + svc.dropped.transactions === sent ? svc : undefined;
     });
     assert.ok(services.dropped.batches > 0, 'a 10 s outage overflows a 4-batch queue: the drops are reported');
-    const series = await api<{ points: Array<[number, number | null]> }>(collector, `/api/timeseries?service=e2e-outage&metric=throughput&step=1000&from=${restarted}&to=${Date.now()}`);
+    const series = await api<{ points: Array<[number, number | null]> }>(collector.url, `/api/timeseries?service=e2e-outage&metric=throughput&step=1000&from=${restarted}&to=${Date.now()}`);
     assert.ok(series.points.some(([, v]) => v !== null && v > 0), 'data flows again after the restart');
   } finally {
     loading = false;
@@ -280,7 +218,7 @@ test('loopscope demo: collector, puppies app and traffic; the API shows the live
   // what the demo stored is still there for the next collector on that directory
   const again = await startCollector({ port: 0, dataDir });
   try {
-    const stored = await api<EndpointRow[]>(again, '/api/endpoints?service=puppies');
+    const stored = await api<EndpointRow[]>(again.url, '/api/endpoints?service=puppies');
     assert.ok(stored.reduce((n, r) => n + r.count, 0) > 50, `stored ${JSON.stringify(stored.map((r) => [r.endpoint, r.count]))}`);
   } finally {
     await again.close();

@@ -4,87 +4,20 @@
  * burning 80 ms outside of any request, and fast requests that arrive during the burn.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { startCollector, type Collector } from '@loopscope/collector';
+import { startCollector, type Collector, type LoopSummary } from '@loopscope/collector';
 import type { TransactionRecord } from '@loopscope/protocol';
+import { api, fixtures, get, startApp, stopApp, tempDir, until } from './helpers.js';
 
-const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const appFile = join(fixtures, 'loop-app.mjs');
-const tempDir = (): string => mkdtempSync(join(tmpdir(), 'loopscope-loop-'));
-
-interface LongTask {
-  at: number;
-  ms: number;
-  endpoint: string | null;
-  traceId: string | null;
-  function: string;
-  location: string | null;
-  stack: string[];
-  blocked: Array<{ endpoint: string; count: number; ms: number }>;
-}
-interface Loop {
-  delay: { p50: number; p95: number; p99: number; max: number; mean: number };
-  utilization: number;
-  gcPauseMs: number;
-  cpu: { user: number; system: number };
-  memory: { rss: number };
-  longTasks: LongTask[];
-}
-
-async function startApp(collector: Collector, env: Record<string, string>): Promise<{ url: string; child: ChildProcess; records(): TransactionRecord[] }> {
-  const report = join(tempDir(), 'records.jsonl');
-  const child = spawn(process.execPath, ['--import', 'loopscope/register', appFile], {
-    cwd: fixtures,
-    env: { ...process.env, LOOPSCOPE_COLLECTOR: collector.url, REPORT_FILE: report, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  return {
-    url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`,
-    child,
-    records: () => (existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord) : []),
-  };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  await once(child, 'exit');
-}
 
 /** Connections kept open, as from a load balancer: requests on them are read as soon as the loop looks. */
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 6 });
 
-function get(url: string, agent: http.Agent = http.globalAgent): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
-
-async function loop(collector: Collector, query: string): Promise<Loop> {
-  return JSON.parse(await get(`${collector.url}/api/loop?${query}`)) as Loop;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const loop = (collector: Collector, query: string): Promise<LoopSummary> => api<LoopSummary>(collector.url, `/api/loop?${query}`);
 
 /** 1-based line and column of `text` in the fixture (V8 places a function at its parameter list). */
 function positionOf(text: string): string {
@@ -95,7 +28,7 @@ function positionOf(text: string): string {
 
 test('a 120 ms handler is a long task with its function, file and line, its trace, and the requests it blocked', async () => {
   const collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-  const app = await startApp(collector, { LOOPSCOPE_SERVICE: 'loop-e2e' });
+  const app = await startApp('loop-app.mjs', collector.url, { LOOPSCOPE_SERVICE: 'loop-e2e' });
   try {
     await new Promise((r) => setTimeout(r, 500)); // past startup
     // six open connections (they are not part of the measurement)
@@ -114,7 +47,7 @@ test('a 120 ms handler is a long task with its function, file and line, its trac
 
     const report1 = app.records().find((r) => r.endpoint === 'GET /report')!;
     assert.equal(task.traceId, report1.traceId);
-    const trace = JSON.parse(await get(`${collector.url}/api/traces/${task.traceId}`)) as TransactionRecord;
+    const trace = await api<TransactionRecord>(collector.url, `/api/traces/${task.traceId}`);
     assert.equal(trace.endpoint, 'GET /report', 'the long task links to its trace');
 
     // the five fast requests were blocked by it, and the task knows
@@ -134,7 +67,11 @@ test('a 120 ms handler is a long task with its function, file and line, its trac
     const burnt = await until('an interval whose loop delay shows the burn', async () => {
       const intervals = await Promise.all([second, second + 1000].map((s) => loop(collector, `service=loop-e2e&from=${s}&to=${s + 1000}`)));
       return intervals.find((i) => i.delay.max >= 100);
-    }, 5000);
+    }, 5000).catch(async (error: unknown) => {
+      const seconds = [-3, -2, -1, 0, 1, 2, 3].map((k) => second + k * 1000);
+      const maxes = await Promise.all(seconds.map(async (s) => (await loop(collector, `service=loop-e2e&from=${s}&to=${s + 1000}`)).delay.max));
+      throw new Error(`${String(error)}; task ${task.at}+${task.ms}; delay max per second from ${seconds[0]}: ${maxes.join(', ')}`);
+    });
     assert.ok(burnt.delay.p99 >= 100, `loop delay p99 ${burnt.delay.p99} ms`);
 
     const all = await loop(collector, 'service=loop-e2e&sort=worst');
@@ -143,14 +80,14 @@ test('a 120 ms handler is a long task with its function, file and line, its trac
     assert.ok(all.cpu.user > 0 && all.memory.rss > 0);
   } finally {
     keepAlive.destroy();
-    await stop(app.child);
+    await stopApp(app);
     await collector.close();
   }
 });
 
 test('an interval burning 80 ms outside of any request is a long task of no transaction, with its function', async () => {
   const collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-  const app = await startApp(collector, { LOOPSCOPE_SERVICE: 'loop-interval', HOUSEKEEPING: '1' });
+  const app = await startApp('loop-app.mjs', collector.url, { LOOPSCOPE_SERVICE: 'loop-interval', HOUSEKEEPING: '1' });
   try {
     const chore = await until('the housekeeping long task', async () => (await loop(collector, 'service=loop-interval')).longTasks.find((t) => t.endpoint === null));
     assert.equal(chore.function, 'housekeeping');
@@ -158,14 +95,14 @@ test('an interval burning 80 ms outside of any request is a long task of no tran
     assert.ok(Math.abs(chore.ms - 80) <= 5, `housekeeping task of ${chore.ms} ms, expected 80 ± 5`);
     assert.ok(chore.location?.endsWith(`/loop-app.mjs:${positionOf('() {')}`), `location ${chore.location}`);
   } finally {
-    await stop(app.child);
+    await stopApp(app);
     await collector.close();
   }
 });
 
 test('under mixed fast load with no slice over the threshold, no long task is reported', async () => {
   const collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-  const app = await startApp(collector, { LOOPSCOPE_SERVICE: 'loop-quiet' });
+  const app = await startApp('loop-app.mjs', collector.url, { LOOPSCOPE_SERVICE: 'loop-quiet' });
   try {
     await new Promise((r) => setTimeout(r, 500));
     const from = Date.now();
@@ -176,7 +113,7 @@ test('under mixed fast load with no slice over the threshold, no long task is re
       sent += 3;
     }
     await until('the load at the collector', async () => {
-      const rows = JSON.parse(await get(`${collector.url}/api/endpoints?service=loop-quiet`)) as Array<{ count: number }>;
+      const rows = await api<Array<{ count: number }>>(collector.url, '/api/endpoints?service=loop-quiet');
       return rows.reduce((n, r) => n + r.count, 0) >= sent ? true : undefined;
     });
     await new Promise((r) => setTimeout(r, 1500)); // long tasks are shipped once settled
@@ -184,7 +121,7 @@ test('under mixed fast load with no slice over the threshold, no long task is re
     assert.deepEqual(quiet.longTasks, []);
     assert.ok(quiet.utilization > 0, 'the loop was busy some of the time');
   } finally {
-    await stop(app.child);
+    await stopApp(app);
     await collector.close();
   }
 });

@@ -109,10 +109,13 @@ export class Exporter {
   }
 
   private tick(): void {
-    this.cut(false);
+    // the timer fires at the boundary give or take a millisecond of libuv's clock: the interval
+    // ends at the boundary itself, so that it is filed under the second it covers
+    const flushMs = this.config.flushMs;
+    const end = Math.round(Date.now() / flushMs) * flushMs;
+    this.cut(false, end);
     if (this.timer === null) return; // stopped
-    const next = this.config.flushMs - (Date.now() % this.config.flushMs);
-    this.timer = outside(() => setTimeout(() => this.tick(), next));
+    this.timer = outside(() => setTimeout(() => this.tick(), Math.max(1, end + flushMs - Date.now())));
     this.timer.unref();
   }
 
@@ -125,8 +128,7 @@ export class Exporter {
   }
 
   /** The current interval as a batch (skipped when empty, but for a heartbeat now and then). */
-  private cut(force: boolean): void {
-    const end = Date.now();
+  private cut(force: boolean, end = Date.now()): void {
     const interval = this.interval;
     this.interval = new IntervalAggregate(end);
     const traces = this.sampler.take(interval.endpoints.values());

@@ -1,0 +1,78 @@
+/** What the end-to-end tests share: an app under the agent in a process of its own, HTTP from the test, waiting. */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TransactionRecord } from '@loopscope/protocol';
+
+export const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+
+export const tempDir = (): string => mkdtempSync(join(tmpdir(), 'loopscope-e2e-'));
+
+export interface App {
+  url: string;
+  child: ChildProcess;
+  /** every transaction the agent finished, as its onTransactionEnd listener wrote them */
+  records(): TransactionRecord[];
+}
+
+/** `node --import loopscope/register fixtures/<file>` shipping to `collector`; env on top. */
+export async function startApp(file: string, collector: string, env: Record<string, string>): Promise<App> {
+  const report = join(tempDir(), 'records.jsonl');
+  const child = spawn(process.execPath, ['--import', 'loopscope/register', join(fixtures, file)], {
+    cwd: fixtures,
+    env: { ...process.env, LOOPSCOPE_COLLECTOR: collector, REPORT_FILE: report, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return {
+    url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`,
+    child,
+    records: () => (existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord) : []),
+  };
+}
+
+/** SIGTERM (the agent ships what is left) and wait for the exit. */
+export async function stopApp(app: App): Promise<void> {
+  if (app.child.exitCode !== null || app.child.signalCode !== null) return;
+  app.child.kill('SIGTERM');
+  await once(app.child, 'exit');
+}
+
+const pool = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** GET from the test process (which runs no agent); resolves with status and body. */
+export function get(url: string, agent: http.Agent = pool): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** A query API answer that must be a 200. */
+export async function api<T>(base: string, path: string): Promise<T> {
+  const { status, body } = await get(`${base}${path}`);
+  assert.equal(status, 200, `${path}: ${body}`);
+  return JSON.parse(body) as T;
+}
+
+/** Polls `probe` until it gives a value. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
