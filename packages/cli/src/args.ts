@@ -1,4 +1,5 @@
 /** What every subcommand needs to read its flags, and the error that means "you typed it wrong". */
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT } from '@loopscope/collector';
 
 /** A mistake in the command line: main prints the message and the command's usage, and exits 2. */
 export class UsageError extends Error {}
@@ -23,3 +24,10 @@ export function parseDuration(raw: string, flag: string): number {
   if (!(ms > 0)) throw new UsageError(`${flag} must be a duration such as 90s, 15m, 2h or 7d, not ${JSON.stringify(raw)}`);
   return ms;
 }
+
+/** The flags of every command that starts a collector. */
+export const COLLECTOR_FLAGS = {
+  port: { type: 'string', default: String(DEFAULT_PORT) },
+  host: { type: 'string', default: DEFAULT_HOST },
+  data: { type: 'string', default: DEFAULT_DATA_DIR },
+} as const;

@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startCollector } from '@loopscope/collector';
+import { DEFAULT_HOST, DEFAULT_PORT, startCollector } from '@loopscope/collector';
 import { driveTraffic, type TrafficStats } from '@loopscope/example-puppies/traffic';
-import { parseDuration, parsePort, UsageError } from './args.js';
+import { COLLECTOR_FLAGS, parseDuration, parsePort, UsageError } from './args.js';
 
 export const DEMO_USAGE = `loopscope demo [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--app-port 4500] [--rps 20] [--duration 30s] [--service puppies]
   Starts the collector, the puppies example app under the agent, and traffic at it, until Ctrl-C
@@ -53,9 +53,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      port: { type: 'string', default: String(DEFAULT_PORT) },
-      host: { type: 'string', default: DEFAULT_HOST },
-      data: { type: 'string', default: DEFAULT_DATA_DIR },
+      ...COLLECTOR_FLAGS,
       'app-port': { type: 'string', default: '4500' },
       rps: { type: 'string', default: '20' },
       duration: { type: 'string' },

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, startCollector, type Retention } from '@loopscope/collector';
-import { parseDuration, parsePort } from './args.js';
+import { COLLECTOR_FLAGS, parseDuration, parsePort } from './args.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
@@ -28,9 +28,7 @@ export async function runUp(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      port: { type: 'string', default: String(DEFAULT_PORT) },
-      host: { type: 'string', default: DEFAULT_HOST },
-      data: { type: 'string', default: DEFAULT_DATA_DIR },
+      ...COLLECTOR_FLAGS,
       token: { type: 'string' },
       'retention-seconds': { type: 'string' },
       'retention-minutes': { type: 'string' },
