@@ -85,7 +85,9 @@ export function waterfall(trace: Trace): HTMLElement {
     h(
       'div',
       { class: 'wf-track' },
-      bar('wf-bar', 0, trace.duration, COLORS.duration, `duration ${fmt.ms(trace.duration)}`),
+      // the whole duration, with the part until the response was sent drawn darker
+      bar('wf-bar wf-duration', 0, trace.duration, COLORS.duration, `response ${fmt.ms(trace.response)} · duration ${fmt.ms(trace.duration)}`),
+      h('div', { class: 'wf-bar wf-until-response', style: `left:0;width:${pct(trace.response)};--c:${COLORS.duration}` }),
       h('span', { class: 'wf-response', style: `left:${pct(trace.response)}`, title: `response sent at ${fmt.ms(trace.response)}` }),
     ),
   );
