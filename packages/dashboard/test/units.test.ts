@@ -1,0 +1,58 @@
+/**
+ * The dashboard's logic that needs no browser: addresses (the state of a view) round-trip, the
+ * live window, and the waterfall's tree order and axis ticks.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { tickStep, treeOrder } from '../web/components/waterfall.js';
+import { href, parseRoute, windowOf, type Route } from '../web/route.js';
+import type { Segment } from '../web/api.js';
+
+const parse = (address: string): Route => parseRoute(new URL(address, 'http://127.0.0.1:4400'));
+
+test('every view survives its address: page, names with any characters, range, percentile, paused end, sort', () => {
+  const routes: Route[] = [
+    { page: 'overview', range: '5m', percentile: 'p95' },
+    { page: 'service', service: 'puppies & co/eu', range: '24h', percentile: 'max', sort: '-p95' },
+    { page: 'endpoint', service: 'a', endpoint: 'GET /users/:id?x=<img src=x onerror=alert(1)>#', range: '1h', percentile: 'p50', to: 1_795_757_046_000 },
+    { page: 'trace', traceId: 'f7c93a8ea2875f6f0000000000000027', range: '7d', percentile: 'p99' },
+    { page: 'loop', service: 'b', range: '5m', percentile: 'p95', sort: 'worst' },
+  ];
+  for (const route of routes) {
+    const parsed = parse(href(route));
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(parsed).filter(([, v]) => v !== undefined)),
+      Object.fromEntries(Object.entries(route).filter(([, v]) => v !== undefined)),
+      href(route),
+    );
+  }
+  assert.equal(href({ page: 'service', service: 's', range: '5m', percentile: 'p95' }), '/service?service=s', 'defaults stay out of the address');
+});
+
+test('unknown or malformed values fall back to the defaults', () => {
+  assert.deepEqual(parse('/nowhere?range=1y&p=p42&to=soon'), { page: 'overview', service: undefined, endpoint: undefined, traceId: undefined, range: '5m', percentile: 'p95', to: undefined, sort: undefined });
+  assert.equal(parse('/service/').page, 'service');
+});
+
+test('a live window ends at the last whole second before the current one; a paused one where it was paused', () => {
+  assert.deepEqual(windowOf({ page: 'service', range: '5m', percentile: 'p95' }, 1_000_000_500), { from: 999_699_000, to: 999_999_000 });
+  assert.deepEqual(windowOf({ page: 'service', range: '1h', percentile: 'p95', to: 7_200_000 }, 9e12), { from: 3_600_000, to: 7_200_000 });
+});
+
+const segment = (id: number, parentId: number | null, start: number): Segment => ({ id, parentId, name: `s${id}`, kind: 'http', start, end: start + 1, onCriticalPath: false });
+
+test('the waterfall puts children under their parent, siblings by start, orphans at the top level', () => {
+  const order = treeOrder([segment(1, null, 5), segment(2, 1, 7), segment(3, null, 1), segment(4, 1, 6), segment(5, 99, 3)]);
+  assert.deepEqual(order.map((p) => [p.segment.id, p.depth]), [[3, 0], [5, 0], [1, 0], [4, 1], [2, 1]]);
+});
+
+test('a 10 000-segment chain is ordered without overflowing the stack', () => {
+  const chain = Array.from({ length: 10_000 }, (_, i) => segment(i + 1, i === 0 ? null : i, i));
+  const order = treeOrder(chain);
+  assert.equal(order.length, 10_000);
+  assert.equal(order[9_999]!.depth, 9_999);
+});
+
+test('axis ticks are round and about six over any duration', () => {
+  for (const [total, step] of [[0.5, 0.1], [40, 10], [447, 100], [1_552, 500], [86_400_000, 20_000_000]] as const) assert.equal(tickStep(total), step, `${total}`);
+});
