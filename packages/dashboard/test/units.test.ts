@@ -29,9 +29,15 @@ test('every view survives its address: page, names with any characters, range, p
   assert.equal(href({ page: 'service', service: 's', range: '5m', percentile: 'p95' }), '/service?service=s', 'defaults stay out of the address');
 });
 
-test('unknown or malformed values fall back to the defaults', () => {
+test('unknown or malformed values fall back to the defaults, missing subjects to the page above', () => {
   assert.deepEqual(parse('/nowhere?range=1y&p=p42&to=soon'), { page: 'overview', service: undefined, endpoint: undefined, traceId: undefined, range: '5m', percentile: 'p95', to: undefined, sort: undefined });
-  assert.equal(parse('/service/').page, 'service');
+  assert.equal(parse('/service/?service=a').page, 'service');
+  // a page without its subject shows the one above it
+  assert.equal(parse('/service').page, 'overview');
+  assert.equal(parse('/loop').page, 'overview');
+  assert.equal(parse('/endpoint?service=a').page, 'service');
+  assert.equal(parse('/endpoint').page, 'overview');
+  assert.equal(parse('/trace').page, 'overview');
 });
 
 test('a live window ends at the last whole second before the current one; a paused one where it was paused', () => {

@@ -1,9 +1,10 @@
 /**
  * The app shell: reads the route from the URL, shows its page, refreshes it every second while it
- * is live, and keeps the page's last content under a banner when a refresh fails (collector down,
- * an error answer), trying again every second until it recovers.
+ * is live (and its tab visible), and keeps the page's last content under a banner when a refresh
+ * fails, trying again every second while that can help (collector down, a 5xx).
  */
 import './styles.css';
+import { ApiError } from './api.js';
 import { problem, loading } from './components/states.js';
 import { h, replace } from './dom.js';
 import { endpointPage } from './pages/endpoint.js';
@@ -30,9 +31,17 @@ let timer: ReturnType<typeof setTimeout> | undefined;
 /** bumped on every navigation, so that a refresh of a page already left draws nothing */
 let generation = 0;
 
+/** Whether trying again can help: not when the collector said the request itself is wrong. */
+const transient = (error: unknown): boolean => !(error instanceof ApiError && error.status < 500);
+
 async function tick(current: number): Promise<void> {
   const started = Date.now();
-  let ok = true;
+  let again = view!.live;
+  // a live page in a hidden tab waits, instead of asking the collector every second for nothing
+  if (again && document.hidden && document.body.dataset['state'] === 'ready') {
+    timer = setTimeout(() => void tick(current), REFRESH_MS);
+    return;
+  }
   try {
     await view!.refresh();
     if (current !== generation) return;
@@ -40,11 +49,11 @@ async function tick(current: number): Promise<void> {
     document.body.dataset['state'] = 'ready';
   } catch (error) {
     if (current !== generation) return;
-    ok = false;
+    again ||= transient(error);
     replace(banner, problem(error));
     document.body.dataset['state'] = 'error';
   }
-  if (view!.live || !ok) timer = setTimeout(() => void tick(current), Math.max(0, REFRESH_MS - (Date.now() - started)));
+  if (again) timer = setTimeout(() => void tick(current), Math.max(0, REFRESH_MS - (Date.now() - started)));
 }
 
 function show(route: Route): void {

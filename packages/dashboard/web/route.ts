@@ -30,6 +30,14 @@ const DEFAULTS = { range: '5m', percentile: 'p95' } as const;
 
 const isKey = <T extends object>(o: T, k: string | null): k is Extract<keyof T, string> => k !== null && Object.hasOwn(o, k);
 
+/** A page whose subject is missing from the address shows the page above it instead. */
+function complete(page: Page, q: URLSearchParams): Page {
+  if (page === 'endpoint' && !q.get('endpoint')) return complete('service', q);
+  if ((page === 'service' || page === 'loop') && !q.get('service')) return 'overview';
+  if (page === 'trace' && !q.get('id')) return 'overview';
+  return page;
+}
+
 export function parseRoute(url: URL): Route {
   const q = url.searchParams;
   const page = (Object.keys(PATHS) as Page[]).find((p) => PATHS[p] === url.pathname.replace(/\/+$/, '') || (p === 'overview' && url.pathname === '/')) ?? 'overview';
@@ -37,7 +45,7 @@ export function parseRoute(url: URL): Route {
   const percentile = q.get('p');
   const to = Number(q.get('to'));
   return {
-    page,
+    page: complete(page, q),
     service: q.get('service') ?? undefined,
     endpoint: q.get('endpoint') ?? undefined,
     traceId: q.get('id') ?? undefined,
