@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { tickStep, treeOrder } from '../web/components/waterfall.js';
 import { href, parseRoute, windowOf, type Route } from '../web/route.js';
 import type { Segment } from '../web/api.js';
+import * as fmt from '../web/format.js';
 
 const parse = (address: string): Route => parseRoute(new URL(address, 'http://127.0.0.1:4400'));
 
@@ -61,4 +62,11 @@ test('a 10 000-segment chain is ordered without overflowing the stack', () => {
 
 test('axis ticks are round and about six over any duration', () => {
   for (const [total, step] of [[0.5, 0.1], [40, 10], [447, 100], [1_552, 500], [86_400_000, 20_000_000]] as const) assert.equal(tickStep(total), step, `${total}`);
+});
+
+test('numbers carry their unit and a precision that suits their size', () => {
+  assert.deepEqual([0, 0.241, 2.5, 40.04, 1234.5, 12_345].map(fmt.ms), ['0 ms', '0.24 ms', '2.50 ms', '40.0 ms', '1,235 ms', '12.3 s']);
+  assert.deepEqual([25, 0.5, 0.0033, 0.0001].map((r) => fmt.rate(r)), ['25.0 req/s', '0.50 req/s', '0.20 req/min', '0.36 req/h']);
+  assert.equal(fmt.rate(0.5, 'min'), '30.0 req/min', 'a column keeps the unit of its largest value');
+  assert.deepEqual([0, 0.0123, 0.5].map(fmt.percent), ['0 %', '1.23 %', '50.0 %']);
 });

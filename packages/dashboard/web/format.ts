@@ -13,13 +13,16 @@ export function ms(value: number | null | undefined): string {
   return `${trim(value, 2)} ms`;
 }
 
-/** Requests per second; per minute or per hour when that reads better than 0.00 req/s. */
-export function rate(perSecond: number): string {
+export type RateUnit = 's' | 'min' | 'h';
+
+/** The unit in which a rate (or the largest of a column of rates) reads better than 0.00. */
+export const rateUnit = (perSecond: number): RateUnit => (perSecond === 0 || perSecond >= 0.1 ? 's' : perSecond * 60 >= 0.1 ? 'min' : 'h');
+
+/** Requests per second, or per minute or hour when that reads better than 0.00 req/s. */
+export function rate(perSecond: number, unit: RateUnit = rateUnit(perSecond)): string {
   if (!Number.isFinite(perSecond)) return '–';
-  if (perSecond === 0 || perSecond >= 0.1) return `${trim(perSecond, perSecond >= 100 ? 0 : perSecond >= 10 ? 1 : 2)} req/s`;
-  const perMinute = perSecond * 60;
-  if (perMinute >= 0.1) return `${trim(perMinute, perMinute >= 1 ? 1 : 2)} req/min`;
-  return `${trim(perMinute * 60, 2)} req/h`;
+  const value = perSecond * { s: 1, min: 60, h: 3600 }[unit];
+  return `${trim(value, value >= 100 || value === 0 ? 0 : value >= 10 ? 1 : 2)} req/${unit}`;
 }
 
 /** A ratio in [0, 1] as a percentage. */

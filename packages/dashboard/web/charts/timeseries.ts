@@ -32,7 +32,8 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
     width: 600,
     height: HEIGHT,
     legend: { live: true },
-    cursor: { drag: { x: false, y: false } },
+    // the cursor moves on every chart of the page at once, so one moment can be read across them
+    cursor: { drag: { x: false, y: false }, sync: { key: 'loopscope' } },
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
       { stroke: '#555', grid: { stroke: '#eee' }, space: 70 },

@@ -47,6 +47,9 @@ export function endpointTable(
   opts: { seconds: number; sort: SortState; link(endpoint: string): string; onSort(sort: SortState): void },
 ): HTMLElement {
   const column = COLUMNS.find((c) => c.key === opts.sort.key)!;
+  // one unit for the whole throughput column, so that its numbers compare at a glance
+  const unit = fmt.rateUnit(Math.max(0, ...rows.map((r) => r.count / opts.seconds)));
+  const format = (c: Column, v: number): string => (c.key === 'throughput' ? fmt.rate(v, unit) : c.format(v));
   const sorted = [...rows].sort((a, b) => {
     const x = column.value(a, opts.seconds);
     const y = column.value(b, opts.seconds);
@@ -70,7 +73,7 @@ export function endpointTable(
       ...COLUMNS.map((c) =>
         c.key === 'endpoint'
           ? h('td', { class: 'name', 'data-col': c.key }, h('a', { href: opts.link(r.endpoint), title: r.endpoint }, r.endpoint))
-          : h('td', { class: 'num', 'data-col': c.key }, c.format(c.value(r, opts.seconds) as number)),
+          : h('td', { class: 'num', 'data-col': c.key }, format(c, c.value(r, opts.seconds) as number)),
       ),
     ),
   );

@@ -29,25 +29,28 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
         );
         return;
       }
-      const rows = await Promise.all(
+      const numbers = await Promise.all(
         services.map(async (s) => {
           const [endpoints, p95] = await Promise.all([api.endpoints(s.service, w), api.overWindow(s.service, 'response', 0.95, w)]);
-          const requests = endpoints.reduce((n, e) => n + e.count, 0);
-          const errors = endpoints.reduce((n, e) => n + e.errors, 0);
-          const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
-          return h(
-            'tr',
-            { 'data-service': s.service },
-            h('td', { class: 'name' }, h('a', { href: href(routeTo(route, { page: 'service', service: s.service })) }, s.service)),
-            h('td', { class: 'num' }, fmt.count(s.instances)),
-            h('td', { class: 'num', 'data-col': 'throughput' }, fmt.rate(requests / seconds)),
-            h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
-            h('td', { class: 'num', 'data-col': 'p95' }, fmt.ms(p95)),
-            h('td', { class: 'num' }, fmt.ago(s.lastSeen)),
-            h('td', { class: dropped > 0 ? 'num bad' : 'num', title: 'transactions and traces its agents could not ship' }, dropped > 0 ? `${fmt.count(dropped)} dropped` : '–'),
-          );
+          return { s, p95, requests: endpoints.reduce((n, e) => n + e.count, 0), errors: endpoints.reduce((n, e) => n + e.errors, 0) };
         }),
       );
+      // one unit for the whole throughput column, so that its numbers compare at a glance
+      const unit = fmt.rateUnit(Math.max(0, ...numbers.map((n) => n.requests / seconds)));
+      const rows = numbers.map(({ s, p95, requests, errors }) => {
+        const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
+        return h(
+          'tr',
+          { 'data-service': s.service },
+          h('td', { class: 'name' }, h('a', { href: href(routeTo(route, { page: 'service', service: s.service })) }, s.service)),
+          h('td', { class: 'num' }, fmt.count(s.instances)),
+          h('td', { class: 'num', 'data-col': 'throughput' }, fmt.rate(requests / seconds, unit)),
+          h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
+          h('td', { class: 'num', 'data-col': 'p95' }, fmt.ms(p95)),
+          h('td', { class: 'num' }, fmt.ago(s.lastSeen)),
+          h('td', { class: dropped > 0 ? 'num bad' : 'num', title: 'transactions and traces its agents could not ship' }, dropped > 0 ? `${fmt.count(dropped)} dropped` : '–'),
+        );
+      });
       const head = ['Service', 'Instances', 'Throughput', 'Error rate', 'p95 response', 'Last seen', 'Lost data'];
       replace(
         body,

@@ -1,17 +1,20 @@
 /**
  * A service: headline numbers, live charts of the chosen percentile, where the time went per
- * endpoint, and the sortable endpoint table.
+ * endpoint, the sortable endpoint table and the service's slowest traces.
  */
 import * as api from '../api.js';
 import { breakdown, meanParts } from '../charts/breakdown.js';
 import { controls } from '../components/controls.js';
 import { endpointTable, formatSort, parseSort } from '../components/endpoint-table.js';
 import { scopeCharts } from '../components/scope-charts.js';
+import { traceList } from '../components/trace-list.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { href, PERCENTILES, routeTo, windowOf } from '../route.js';
 import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
+
+const SLOWEST = 10;
 
 export const servicePage: PageFactory = ({ route, navigate }) => {
   const service = route.service ?? '';
@@ -20,6 +23,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
   const stats = h('div', { class: 'stats' });
   const times = h('div', {});
   const table = h('div', {});
+  const slowest = h('div', {});
   const element = h(
     'div',
     { class: 'page' },
@@ -30,6 +34,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     charts.element,
     section('Where the time went — mean per request', times),
     section('Endpoints', table),
+    slowest,
   );
   const endpointLink = (endpoint: string): string => href(routeTo(route, { page: 'endpoint', service, endpoint }));
 
@@ -39,7 +44,13 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     async refresh() {
       const w = windowOf(route);
       const seconds = (w.to - w.from) / 1000;
-      const [rows, response] = await Promise.all([api.endpoints(service, w), api.overWindow(service, 'response', q, w), charts.refresh(w, q, route.percentile)]);
+      const [rows, response, traces] = await Promise.all([
+        api.endpoints(service, w),
+        api.overWindow(service, 'response', q, w),
+        api.traces({ service, sort: 'slowest', limit: SLOWEST, ...w }),
+        charts.refresh(w, q, route.percentile),
+      ]);
+      replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
       const requests = rows.reduce((n, r) => n + r.count, 0);
       const errors = rows.reduce((n, r) => n + r.errors, 0);
       replace(
