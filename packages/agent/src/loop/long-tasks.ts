@@ -8,7 +8,7 @@
 import { roundMs, type WireLongTask } from '@loopscope/protocol';
 import type { LongTaskSink } from '../timing.js';
 import type { Transaction } from '../transaction.js';
-import type { Profiler } from './profiler.js';
+import type { Culprit, Profiler } from './profiler.js';
 
 export const MAX_LONG_TASKS_PER_BATCH = 100;
 /** Long tasks waits are matched against (the latest ones). */
@@ -24,6 +24,9 @@ interface Task {
   traceId: string | undefined;
   /** what the loop called, when it is known */
   callback: string | undefined;
+  /** named from the profile taken after it ended (undefined: not yet, or no samples) */
+  culprit: Culprit | undefined;
+  explained: boolean;
   blocked: Map<string, { count: number; ms: number }>;
 }
 
@@ -52,6 +55,8 @@ export class LongTasks implements LongTaskSink {
       endpoint: owner?.endpoint,
       traceId: owner?.traceId,
       callback: callbackName(resource),
+      culprit: undefined,
+      explained: false,
       blocked: new Map(),
     };
     if (owner !== null) owner.hadLongTask = true;
@@ -80,16 +85,21 @@ export class LongTasks implements LongTaskSink {
 
   /** The long tasks that have settled, with the functions that ran; the rest wait for the next batch. */
   take(): WireLongTask[] {
+    // every task that has ended is explained now, settled or not: taking the profile uses up its samples
+    const unexplained = this.pending.filter((t) => !t.explained);
+    if (unexplained.length > 0 && this.profiler !== null) {
+      const culprits = this.profiler.explain(unexplained);
+      unexplained.forEach((task, i) => {
+        task.culprit = culprits[i];
+        task.explained = true;
+      });
+    } else this.profiler?.maintain();
     const settledBefore = performance.now() - SETTLE_MS;
     const ready = this.pending.filter((t) => t.start + t.ms < settledBefore);
-    if (ready.length === 0) {
-      this.profiler?.maintain();
-      return [];
-    }
+    if (ready.length === 0) return [];
     this.pending = this.pending.filter((t) => t.start + t.ms >= settledBefore);
-    const culprits = this.profiler?.explain(ready) ?? [];
-    return ready.map((task, i): WireLongTask => {
-      const culprit = culprits[i];
+    return ready.map((task): WireLongTask => {
+      const culprit = task.culprit;
       const blocked = [...task.blocked]
         .map(([endpoint, b]) => ({ endpoint, count: b.count, ms: roundMs(b.ms) }))
         .sort((a, b) => b.ms - a.ms);
