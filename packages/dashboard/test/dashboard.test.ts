@@ -164,6 +164,27 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
   await page.close();
 });
 
+test('a click on a chart lists the traces of that moment', async () => {
+  const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
+  // a point at the end of the window, while the traffic flowed
+  const plot = (await page.locator('[data-chart="Throughput"] .u-over').boundingBox())!;
+  await page.mouse.click(plot.x + plot.width - 3, plot.y + plot.height / 2);
+  await page.waitForURL(/at=\d+-\d+/);
+  await ready(page);
+  const [from, to] = new URL(page.url()).searchParams.get('at')!.split('-').map(Number) as [number, number];
+  assert.equal(to - from, 1000, 'a point of the 5 min range is a second');
+  assert.ok(from >= pausedAt - 5000 && to <= pausedAt, `${from}-${to} is at the end of the window`);
+  const expected = await api<Array<{ traceId: string }>>(collector.url, `/api/traces?service=${SERVICE}&sort=slowest&limit=20&from=${from}&to=${to}`);
+  assert.ok(expected.length > 0);
+  const shown = await page.$$eval('[data-traces^="Traces from"] tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset['trace']));
+  assert.deepEqual(shown, expected.map((t) => t.traceId));
+  await page.click('[data-traces^="Traces from"] button.close');
+  await page.waitForURL((url) => !url.searchParams.has('at'));
+  await ready(page);
+  assert.equal(await page.locator('[data-traces^="Traces from"]').count(), 0);
+  await page.close();
+});
+
 test('clicking an endpoint, then a trace, shows the waterfall with the critical path on the 40 ms call', async () => {
   const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
   await page.click('table.endpoints a:text-is("GET /chores")');

@@ -14,7 +14,7 @@ const parse = (address: string): Route => parseRoute(new URL(address, 'http://12
 test('every view survives its address: page, names with any characters, range, percentile, paused end, sort', () => {
   const routes: Route[] = [
     { page: 'overview', range: '5m', percentile: 'p95' },
-    { page: 'service', service: 'puppies & co/eu', range: '24h', percentile: 'max', sort: '-p95' },
+    { page: 'service', service: 'puppies & co/eu', range: '24h', percentile: 'max', sort: '-p95', moment: { from: 1_795_757_040_000, to: 1_795_757_041_000 } },
     { page: 'endpoint', service: 'a', endpoint: 'GET /users/:id?x=<img src=x onerror=alert(1)>#', range: '1h', percentile: 'p50', to: 1_795_757_046_000 },
     { page: 'trace', traceId: 'f7c93a8ea2875f6f0000000000000027', range: '7d', percentile: 'p99' },
     { page: 'loop', service: 'b', range: '5m', percentile: 'p95', sort: 'worst' },
@@ -31,7 +31,17 @@ test('every view survives its address: page, names with any characters, range, p
 });
 
 test('unknown or malformed values fall back to the defaults, missing subjects to the page above', () => {
-  assert.deepEqual(parse('/nowhere?range=1y&p=p42&to=soon'), { page: 'overview', service: undefined, endpoint: undefined, traceId: undefined, range: '5m', percentile: 'p95', to: undefined, sort: undefined });
+  assert.deepEqual(parse('/nowhere?range=1y&p=p42&to=soon&at=5-3'), {
+    page: 'overview',
+    service: undefined,
+    endpoint: undefined,
+    traceId: undefined,
+    range: '5m',
+    percentile: 'p95',
+    to: undefined,
+    sort: undefined,
+    moment: undefined,
+  });
   assert.equal(parse('/service/?service=a').page, 'service');
   // a page without its subject shows the one above it
   assert.equal(parse('/service').page, 'overview');

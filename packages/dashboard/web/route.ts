@@ -23,6 +23,8 @@ export interface Route {
   to?: number | undefined;
   /** endpoint table sort: a column key, `-` in front for ascending */
   sort?: string | undefined;
+  /** a moment picked on a chart, [from, to) in ms since the epoch: its traces are listed */
+  moment?: { from: number; to: number } | undefined;
 }
 
 const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop' };
@@ -44,6 +46,7 @@ export function parseRoute(url: URL): Route {
   const range = q.get('range');
   const percentile = q.get('p');
   const to = Number(q.get('to'));
+  const moment = /^(\d+)-(\d+)$/.exec(q.get('at') ?? '');
   return {
     page: complete(page, q),
     service: q.get('service') ?? undefined,
@@ -53,6 +56,7 @@ export function parseRoute(url: URL): Route {
     percentile: isKey(PERCENTILES, percentile) ? percentile : DEFAULTS.percentile,
     to: q.has('to') && Number.isFinite(to) && to > 0 ? to : undefined,
     sort: q.get('sort') ?? undefined,
+    moment: moment && Number(moment[2]) > Number(moment[1]) ? { from: Number(moment[1]), to: Number(moment[2]) } : undefined,
   };
 }
 
@@ -66,6 +70,7 @@ export function href(route: Route): string {
   if (route.percentile !== DEFAULTS.percentile) q.set('p', route.percentile);
   if (route.to !== undefined) q.set('to', String(route.to));
   if (route.sort !== undefined) q.set('sort', route.sort);
+  if (route.moment !== undefined) q.set('at', `${route.moment.from}-${route.moment.to}`);
   const query = q.toString();
   return `${PATHS[route.page]}${query ? `?${query}` : ''}`;
 }

@@ -25,7 +25,11 @@ const SPARSE = 60;
 
 const sparse = (u: uPlot, series: number): boolean => (u.data[series] as Array<number | null>).filter((v) => v !== null).length < SPARSE;
 
-export function timeChart(title: string, unit: string, lines: Line[], format: (v: number) => string): TimeChart {
+/**
+ * `onPick` gets the start (ms since the epoch) of the point under the cursor when the plot is
+ * clicked: the pages show the traces of that moment.
+ */
+export function timeChart(title: string, unit: string, lines: Line[], format: (v: number) => string, onPick?: (t: number) => void): TimeChart {
   const plotArea = h('div', { class: 'chart-plot' });
   const element = h('section', { class: 'card chart', 'data-chart': title, 'data-points': 0 }, h('h3', {}, title), plotArea);
   const opts: uPlot.Options = {
@@ -53,6 +57,14 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
     ],
   };
   const plot = new uPlot(opts, [[], ...lines.map(() => [])], plotArea);
+  if (onPick) {
+    plot.over.style.cursor = 'pointer';
+    plot.over.title = 'click for the traces of this moment';
+    plot.over.addEventListener('click', () => {
+      const t = plot.cursor.idx === null || plot.cursor.idx === undefined ? undefined : plot.data[0][plot.cursor.idx];
+      if (t !== undefined) onPick(t * 1000);
+    });
+  }
   const resize = new ResizeObserver(() => {
     const width = Math.floor(plotArea.clientWidth);
     if (width > 0 && width !== plot.width) plot.setSize({ width, height: HEIGHT });

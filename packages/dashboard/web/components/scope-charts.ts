@@ -1,7 +1,7 @@
 /**
  * The live charts of a service or of one endpoint: the chosen percentile of response, duration,
  * cpu, external and blocking on one chart (the talk's "95% percentile" chart), throughput, and
- * error rate (errors ÷ requests, point by point).
+ * error rate (errors ÷ requests, point by point). A click on a point picks its moment.
  */
 import * as api from '../api.js';
 import { timeChart } from '../charts/timeseries.js';
@@ -17,10 +17,13 @@ export interface ScopeCharts {
   destroy(): void;
 }
 
-export function scopeCharts(service: string, endpoint?: string): ScopeCharts {
-  const latency = timeChart('Latency', 'ms', LATENCY.map((m) => ({ label: m, color: COLORS[m] })), fmt.ms);
-  const throughput = timeChart('Throughput', 'req/s', [{ label: 'throughput', color: COLORS.throughput }], fmt.rate);
-  const errors = timeChart('Error rate', '%', [{ label: 'error rate', color: COLORS.errors }], (v) => fmt.percent(v / 100));
+/** `onPick(from, to)`: a point of a chart was clicked; [from, to) is the time it covers. */
+export function scopeCharts(service: string, endpoint: string | undefined, onPick: (from: number, to: number) => void): ScopeCharts {
+  let step = 1000;
+  const pick = (t: number): void => onPick(t, t + step);
+  const latency = timeChart('Latency', 'ms', LATENCY.map((m) => ({ label: m, color: COLORS[m] })), fmt.ms, pick);
+  const throughput = timeChart('Throughput', 'req/s', [{ label: 'throughput', color: COLORS.throughput }], (v) => fmt.rate(v), pick);
+  const errors = timeChart('Error rate', '%', [{ label: 'error rate', color: COLORS.errors }], (v) => fmt.percent(v / 100), pick);
   const element = h('div', { class: 'charts' }, latency.element, h('div', { class: 'chart-row' }, throughput.element, errors.element));
 
   return {
@@ -28,6 +31,7 @@ export function scopeCharts(service: string, endpoint?: string): ScopeCharts {
     async refresh(window, q, label) {
       const ask = (metric: api.SeriesMetric): Promise<api.Series> => api.timeseries({ service, endpoint, metric, q, ...window });
       const [lat, tp, er] = await Promise.all([Promise.all(LATENCY.map(ask)), ask('throughput'), ask('errors')]);
+      step = tp.step;
       const x = tp.points.map(([t]) => t);
       const values = (s: api.Series): Array<number | null> => s.points.map(([, v]) => v);
       latency.element.querySelector('h3')!.textContent = `Latency — ${label}`;

@@ -3,7 +3,7 @@ import type { TraceSummary } from '../api.js';
 import { h } from '../dom.js';
 import * as fmt from '../format.js';
 
-export function traceList(title: string, traces: TraceSummary[], link: (traceId: string) => string, showEndpoint: boolean): HTMLElement {
+export function traceList(title: string, traces: TraceSummary[], link: (traceId: string) => string, showEndpoint: boolean, action?: HTMLElement): HTMLElement {
   const rows = traces.map((t) =>
     h(
       'tr',
@@ -22,7 +22,7 @@ export function traceList(title: string, traces: TraceSummary[], link: (traceId:
   return h(
     'section',
     { class: 'card', 'data-traces': title },
-    h('h3', {}, title),
+    h('h3', {}, title, action ?? null),
     traces.length === 0
       ? h('p', { class: 'muted' }, 'No traces in this window. The agent ships the slowest trace per endpoint every second, every error and a random sample.')
       : h('table', { class: 'table traces' }, h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { class: i === 0 || c === 'Endpoint' ? 'name' : 'num' }, c)))), h('tbody', {}, ...rows)),

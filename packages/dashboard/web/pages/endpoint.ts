@@ -2,6 +2,7 @@
 import * as api from '../api.js';
 import { breakdown, meanParts } from '../charts/breakdown.js';
 import { controls } from '../components/controls.js';
+import { momentTraces } from '../components/moment.js';
 import { scopeCharts } from '../components/scope-charts.js';
 import { traceList } from '../components/trace-list.js';
 import { h, replace } from '../dom.js';
@@ -15,7 +16,8 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
   const service = route.service ?? '';
   const endpoint = route.endpoint ?? '';
   const q = PERCENTILES[route.percentile];
-  const charts = scopeCharts(service, endpoint);
+  const charts = scopeCharts(service, endpoint, (from, to) => navigate({ ...route, moment: { from, to } }));
+  const picked = h('div', {});
   const stats = h('div', { class: 'stats' });
   const times = h('div', {});
   const traces = h('div', { class: 'two-columns' });
@@ -26,6 +28,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     heading(endpoint, controls(route, navigate, { percentile: true })),
     stats,
     charts.element,
+    picked,
     section('Where the time went — mean per request', times),
     traces,
   );
@@ -42,6 +45,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
         api.traces({ service, endpoint, sort: 'slowest', limit: TRACES, ...w }),
         api.traces({ service, endpoint, sort: 'recent', limit: TRACES, ...w }),
         charts.refresh(w, q, route.percentile),
+        momentTraces(route, navigate, service, endpoint).then((list) => replace(picked, list)),
       ]);
       const row = rows.find((r) => r.endpoint === endpoint);
       const count = row?.count ?? 0;

@@ -6,6 +6,7 @@ import * as api from '../api.js';
 import { breakdown, meanParts } from '../charts/breakdown.js';
 import { controls } from '../components/controls.js';
 import { endpointTable, formatSort, parseSort } from '../components/endpoint-table.js';
+import { momentTraces } from '../components/moment.js';
 import { scopeCharts } from '../components/scope-charts.js';
 import { traceList } from '../components/trace-list.js';
 import { empty } from '../components/states.js';
@@ -19,7 +20,8 @@ const SLOWEST = 10;
 export const servicePage: PageFactory = ({ route, navigate }) => {
   const service = route.service ?? '';
   const q = PERCENTILES[route.percentile];
-  const charts = scopeCharts(service);
+  const charts = scopeCharts(service, undefined, (from, to) => navigate({ ...route, moment: { from, to } }));
+  const picked = h('div', {});
   const stats = h('div', { class: 'stats' });
   const times = h('div', {});
   const table = h('div', {});
@@ -32,6 +34,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     serviceTabs(route, service),
     stats,
     charts.element,
+    picked,
     section('Where the time went — mean per request', times),
     section('Endpoints', table),
     slowest,
@@ -49,6 +52,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
         api.overWindow(service, 'response', q, w),
         api.traces({ service, sort: 'slowest', limit: SLOWEST, ...w }),
         charts.refresh(w, q, route.percentile),
+        momentTraces(route, navigate, service).then((list) => replace(picked, list)),
       ]);
       replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
       const requests = rows.reduce((n, r) => n + r.count, 0);
