@@ -109,11 +109,10 @@ export class ApiError extends Error {
 /** The collector could not be reached at all. */
 export class Unreachable extends Error {}
 
-type Params = Record<string, string | number | undefined>;
-
+/** GET `path` with `params` (undefined ones left out) as the query; the answer's JSON, or a typed error. */
 async function get<T>(path: string, params: object): Promise<T> {
   const query = new URLSearchParams();
-  for (const [k, v] of Object.entries(params as Params)) if (v !== undefined) query.set(k, String(v));
+  for (const [k, v] of Object.entries(params) as Array<[string, unknown]>) if (v !== undefined) query.set(k, String(v));
   let res: Response;
   try {
     res = await fetch(`${path}?${query}`, { headers: { accept: 'application/json' } });

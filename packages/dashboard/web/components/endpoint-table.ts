@@ -15,7 +15,7 @@ interface Column {
 
 const latency = (key: string, title: string, pick: (r: EndpointRow) => number): Column => ({ key, title, value: pick, format: fmt.ms });
 
-export const COLUMNS: Column[] = [
+const COLUMNS: Column[] = [
   { key: 'endpoint', title: 'Endpoint', value: (r) => r.endpoint, format: String },
   { key: 'count', title: 'Requests', value: (r) => r.count, format: fmt.count },
   { key: 'throughput', title: 'Throughput', value: (r, s) => r.count / s, format: fmt.rate },
@@ -73,7 +73,7 @@ export function endpointTable(
       ...COLUMNS.map((c) =>
         c.key === 'endpoint'
           ? h('td', { class: 'name', 'data-col': c.key }, h('a', { href: opts.link(r.endpoint), title: r.endpoint }, r.endpoint))
-          : h('td', { class: 'num', 'data-col': c.key }, format(c, c.value(r, opts.seconds) as number)),
+          : h('td', { class: c.key === 'errors' && r.errors > 0 ? 'num bad' : 'num', 'data-col': c.key }, format(c, c.value(r, opts.seconds) as number)),
       ),
     ),
   );
