@@ -210,6 +210,9 @@ test('clicking an endpoint, then a trace, shows the waterfall with the critical 
   assert.ok(rows.find((r) => r.id === last.id)!.critical, 'the call that finished last is marked');
   for (const r of rows) assert.equal(r.outline === 'rgb(224, 32, 27)', r.critical, `segment ${r.id}: red outline if and only if on the critical path`);
 
+  const onPath = record.segments.filter((s) => s.onCriticalPath).length;
+  assert.match((await page.locator('.critical-summary').textContent())!, new RegExp(`^${onPath} of 3 segments on the critical path: `));
+
   // details on click
   await page.click(`.wf-row[data-segment="${last.id}"]`);
   const details = await page.locator('.wf-details').textContent();

@@ -135,10 +135,15 @@ export function waterfall(trace: Trace): HTMLElement {
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch response' }), 'response sent'),
   );
   const hidden = placed.length - rows.length;
+  const critical = trace.segments.filter((s) => s.onCriticalPath);
+  const criticalMs = critical.reduce((sum, s) => sum + (s.end - s.start), 0);
   return h(
     'section',
     { class: 'card waterfall' },
     h('h3', {}, 'Timeline'),
+    trace.segments.length > 0
+      ? h('p', { class: 'muted critical-summary' }, `${fmt.count(critical.length)} of ${fmt.count(trace.segments.length)} segments on the critical path: ${fmt.ms(criticalMs)} of the ${fmt.ms(trace.duration)} duration.`)
+      : null,
     legend,
     h('div', { class: 'wf-axis' }, h('div', { class: 'wf-name' }), h('div', { class: 'wf-track' }, ...ticks)),
     rowsBox,
