@@ -115,6 +115,9 @@ test('the overview lists the service with its numbers', async () => {
   assert.ok(parseRate((await row.locator('[data-col=throughput]').textContent())!) > 0);
   assert.match((await row.locator('[data-col=errors]').textContent())!, /^[\d.]+ %$/);
   assert.ok(parseMs((await row.locator('[data-col=p95]').textContent())!) > 0);
+  // the throughput and p95 trends are drawn with data
+  assert.equal(await row.locator('svg.spark').count(), 2);
+  for (const spark of await row.locator('svg.spark').all()) assert.ok((await spark.locator('polyline').count()) > 0);
   await page.close();
 });
 

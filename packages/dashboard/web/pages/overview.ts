@@ -1,5 +1,7 @@
-/** Services: every service that reported in the window, with its load, errors and p95 response. */
+/** Services: every service that reported in the window, with its load, errors and p95 response, and their trends. */
 import * as api from '../api.js';
+import { sparkline } from '../charts/sparkline.js';
+import { COLORS } from '../colors.js';
 import { controls } from '../components/controls.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
@@ -31,22 +33,31 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
       }
       const numbers = await Promise.all(
         services.map(async (s) => {
-          const [endpoints, p95] = await Promise.all([api.endpoints(s.service, w), api.overWindow(s.service, 'response', 0.95, w)]);
-          return { s, p95, requests: endpoints.reduce((n, e) => n + e.count, 0), errors: endpoints.reduce((n, e) => n + e.errors, 0) };
+          const [endpoints, p95, throughput, response] = await Promise.all([
+            api.endpoints(s.service, w),
+            api.overWindow(s.service, 'response', 0.95, w),
+            api.timeseries({ service: s.service, metric: 'throughput', ...w }),
+            api.timeseries({ service: s.service, metric: 'response', q: 0.95, ...w }),
+          ]);
+          return { s, p95, throughput, response, requests: endpoints.reduce((n, e) => n + e.count, 0), errors: endpoints.reduce((n, e) => n + e.errors, 0) };
         }),
       );
       // one unit for the whole throughput column, so that its numbers compare at a glance
       const unit = fmt.rateUnit(Math.max(0, ...numbers.map((n) => n.requests / seconds)));
-      const rows = numbers.map(({ s, p95, requests, errors }) => {
+      const trend = (series: api.Series, color: string, what: string, format: (v: number) => string): SVGSVGElement => {
+        const values = series.points.map(([, v]) => v);
+        return sparkline(values, color, `${what} over the window, up to ${format(Math.max(0, ...values.map((v) => v ?? 0)))}`);
+      };
+      const rows = numbers.map(({ s, p95, throughput, response, requests, errors }) => {
         const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
         return h(
           'tr',
           { 'data-service': s.service },
           h('td', { class: 'name' }, h('a', { href: href(routeTo(route, { page: 'service', service: s.service })) }, s.service)),
           h('td', { class: 'num' }, fmt.count(s.instances)),
-          h('td', { class: 'num', 'data-col': 'throughput' }, fmt.rate(requests / seconds, unit)),
+          h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(throughput, COLORS.throughput, 'throughput', (v) => fmt.rate(v)), h('span', { 'data-col': 'throughput' }, fmt.rate(requests / seconds, unit)))),
           h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
-          h('td', { class: 'num', 'data-col': 'p95' }, fmt.ms(p95)),
+          h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(response, COLORS.response, 'p95 response', fmt.ms), h('span', { 'data-col': 'p95' }, fmt.ms(p95)))),
           h('td', { class: 'num' }, fmt.ago(s.lastSeen)),
           h('td', { class: dropped > 0 ? 'num bad' : 'num', title: 'transactions and traces its agents could not ship' }, dropped > 0 ? `${fmt.count(dropped)} dropped` : '–'),
         );
