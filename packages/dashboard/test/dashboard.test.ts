@@ -62,17 +62,17 @@ before(async () => {
   pausedAt = Math.floor(Date.now() / 1000) * 1000 - 1000;
 });
 
+/** What ran that should not have: dialogs (an injected alert()) and errors, of every page opened. */
+const incidents: string[] = [];
+
 after(async () => {
-  assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
   await traffic?.stop();
   await browser?.close();
   await app?.stop();
   await upstream?.close();
   await collector?.close();
+  assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
 });
-
-/** What ran that should not have: dialogs (an injected alert()) and errors, of every page opened. */
-const incidents: string[] = [];
 
 async function open(path: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
