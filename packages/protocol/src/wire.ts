@@ -138,7 +138,7 @@ export const LoopSchema = Type.Object(
   {
     start: Epoch,
     ms: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
-    /** event-loop delay samples (ms), from perf_hooks.monitorEventLoopDelay */
+    /** event-loop delay samples (ms): how late a 10 ms timer ran, corrected for coordinated omission */
     delay: WireSketchSchema,
     /** time the loop was busy and its length (ms): utilization is busy / (busy + idle) */
     busyMs: Ms,

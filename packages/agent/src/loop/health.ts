@@ -1,14 +1,20 @@
 /**
- * Event-loop health of the process, per flush interval: loop delay (perf_hooks'
- * monitorEventLoopDelay, turned into a mergeable sketch), utilization (busy and idle time from
- * performance.eventLoopUtilization), GC pauses by kind, process CPU time and memory. All of it is
- * read from Node's own counters once per interval; nothing runs per request.
+ * Event-loop health of the process, per flush interval: loop delay (how late a 10 ms timer of the
+ * agent's runs, into a mergeable sketch), utilization (busy and idle time from
+ * performance.eventLoopUtilization), GC pauses by kind, process CPU time and memory. Nothing runs
+ * per request: one timer tick every 10 ms, and Node's own counters read once per interval.
+ *
+ * Not perf_hooks.monitorEventLoopDelay: resetting its histogram (once per interval) forgets when
+ * it last ticked, so a stall that spans the reset — the flush timer runs right after a long task —
+ * is not recorded at all.
  */
-import { constants, monitorEventLoopDelay, PerformanceObserver, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { constants, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
 import { addValue, newSketch, roundMs, toWire, type Sketch, type WireLoop } from '@loopscope/protocol';
+import { outside } from '../context.js';
 
-/** The histogram's sampling period (ms): its timer is unref'd and cheap. */
+/** The probe's period (ms): its timer is unref'd. */
 const DELAY_RESOLUTION_MS = 10;
+const realSetInterval = globalThis.setInterval;
 
 const GC_KINDS: Record<number, string> = {
   [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
@@ -17,26 +23,38 @@ const GC_KINDS: Record<number, string> = {
   [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
 };
 
-const delayMs = (ns: number): number => Math.max(ns / 1e6 - DELAY_RESOLUTION_MS, 0);
-
-/** One late tick of `delay` ms, and the ticks it swallowed. */
-function addDelay(sketch: Sketch, delay: number, count: number): void {
-  addValue(sketch, delay, count);
-  for (let d = delay - DELAY_RESOLUTION_MS; d > 0; d -= DELAY_RESOLUTION_MS) addValue(sketch, d, count);
+/**
+ * One late tick of `delay` ms, and the ticks it swallowed: a stall of 120 ms is one late tick, but
+ * the ticks it kept from running would have seen 110, 100, ... 10 ms; those are added too
+ * (HdrHistogram's correction for coordinated omission), so the percentiles are those of the delay
+ * an event arriving at any moment would have met.
+ */
+function addDelay(sketch: Sketch, delay: number): void {
+  addValue(sketch, delay);
+  for (let d = delay - DELAY_RESOLUTION_MS; d > 0; d -= DELAY_RESOLUTION_MS) addValue(sketch, d);
 }
 
 export type LoopSample = Omit<WireLoop, 'start' | 'ms' | 'longTasks' | 'droppedLongTasks'>;
 
 export class LoopHealth {
-  private delay: IntervalHistogram | null = null;
+  private delay = newSketch();
+  private probe: NodeJS.Timeout | null = null;
   private elu: EventLoopUtilization = performance.eventLoopUtilization();
   private cpu = process.cpuUsage();
   private gc: Record<string, { count: number; ms: number }> = {};
   private observer: PerformanceObserver | null = null;
 
   start(): void {
-    this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
-    this.delay.enable();
+    let last = performance.now();
+    this.probe = outside(() =>
+      realSetInterval(() => {
+        const t = performance.now();
+        // the next tick is due DELAY_RESOLUTION_MS after this one ran: what is beyond is delay
+        addDelay(this.delay, Math.max(t - last - DELAY_RESOLUTION_MS, 0));
+        last = t;
+      }, DELAY_RESOLUTION_MS),
+    );
+    this.probe.unref();
     this.elu = performance.eventLoopUtilization();
     this.cpu = process.cpuUsage();
     this.observer = new PerformanceObserver((list) => {
@@ -51,9 +69,9 @@ export class LoopHealth {
   }
 
   stop(): void {
-    this.delay?.disable();
+    if (this.probe !== null) clearInterval(this.probe);
     this.observer?.disconnect();
-    this.delay = this.observer = null;
+    this.probe = this.observer = null;
   }
 
   /** What happened since the last call. */
@@ -66,37 +84,15 @@ export class LoopHealth {
     this.gc = {};
     for (const g of Object.values(gc)) g.ms = roundMs(g.ms);
     const mem = process.memoryUsage();
+    const delay = toWire(this.delay);
+    this.delay = newSketch();
     return {
-      delay: this.delaySketch(),
+      delay,
       busyMs: roundMs(elu.active),
       idleMs: roundMs(elu.idle),
       gc,
       cpu: { user: roundMs(cpu.user / 1000), system: roundMs(cpu.system / 1000) },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal },
     };
-  }
-
-  /**
-   * The histogram's samples as a sketch: its percentile table gives, for each recorded value, the
-   * share of samples up to it; the differences are the counts of each value. A sample is the time
-   * between two ticks of a timer of DELAY_RESOLUTION_MS: the delay is what exceeds the resolution.
-   * A stall of 120 ms is one late tick, but the ticks it swallowed would have seen 110, 100, ...
-   * 10 ms: those are added too (HdrHistogram's correction for coordinated omission), so the
-   * percentiles are those of the delay an event arriving at any moment would have met.
-   */
-  private delaySketch(): WireLoop['delay'] {
-    const sketch = newSketch();
-    const h = this.delay;
-    if (h !== null && h.count > 0) {
-      let seen = 0;
-      for (const [percentile, ns] of h.percentiles) {
-        const upTo = Math.round((percentile / 100) * h.count);
-        if (upTo > seen) addDelay(sketch, delayMs(ns), upTo - seen);
-        seen = Math.max(seen, upTo);
-      }
-      if (seen < h.count) addDelay(sketch, delayMs(h.max), h.count - seen);
-      h.reset();
-    }
-    return toWire(sketch);
   }
 }
