@@ -116,13 +116,14 @@ test('batches carry every transaction once, valid sketches, the slowest and the 
   for (const b of sink.batches) for (const i of b.intervals) if (i.endpoint === 'GET /slow') mergeWire(merged, i.response);
   const slow = fromWire(merged);
   assert.equal(slow.count, 5);
-  assert.ok(quantile(slow, 1) >= 90 && quantile(slow, 1) < 100, `max response ${quantile(slow, 1)}`);
+  // (a timer can fire up to a millisecond early: libuv schedules it on its cached, truncated clock)
+  assert.ok(quantile(slow, 1) >= 89 && quantile(slow, 1) < 100, `max response ${quantile(slow, 1)}`);
   assert.ok(Math.abs(quantile(slow, 0.5) - 30) < 30 * 0.01 + 3, `median response ${quantile(slow, 0.5)}`);
 
   // traces: the slowest /slow, every error; the sample rate is 0, so no random ones
   const traces = sink.batches.flatMap((b) => b.traces);
   const slowest = traces.filter((t) => t.endpoint === 'GET /slow').sort((a, b) => b.duration - a.duration)[0];
-  assert.ok(slowest !== undefined && slowest.duration >= 90, `slowest /slow trace ${slowest?.duration}`);
+  assert.ok(slowest !== undefined && slowest.duration >= 89, `slowest /slow trace ${slowest?.duration}`);
   assert.equal(traces.filter((t) => t.endpoint === 'GET /error' && t.error && t.status === 500).length, 4);
   const perInterval = sink.batches.map((b) => b.traces.filter((t) => t.endpoint === 'GET /fast').length);
   assert.ok(perInterval.every((n) => n <= 1), `at most the slowest /fast per interval: ${perInterval}`);

@@ -115,10 +115,12 @@ test('the ground-truth scenarios survive the trip: /api/traces/:id shows what on
   const app = await startE2eApp('e2e-traces', collector.url, { LOOPSCOPE_SAMPLE_RATE: '1' });
   try {
     await get(`${app.url}/burn?ms=30`);
+    // twice: the process's first fetch loads undici (tens of ms) before the next call can start
+    await get(`${app.url}/chores`);
     await get(`${app.url}/chores`);
     // contention: /wait's 10 ms timer is due while /burn holds the loop for 60 ms
     await Promise.all([get(`${app.url}/wait?ms=10`), new Promise((r) => setTimeout(r, 2)).then(() => get(`${app.url}/burn?ms=60`))]);
-    await until('4 records', async () => (app.records().length >= 4 ? true : undefined));
+    await until('5 records', async () => (app.records().length >= 5 ? true : undefined));
     const records = app.records();
     for (const record of records) {
       const trace = await until(`trace ${record.traceId}`, async () => {
@@ -129,17 +131,18 @@ test('the ground-truth scenarios survive the trip: /api/traces/:id shows what on
         assert.deepEqual(trace[key], record[key], `${record.endpoint} ${key}`);
       }
     }
-    const chores = records.find((r) => r.endpoint === 'GET /chores')!;
-    assert.equal(chores.criticalPath.length, 1);
+    const chores = records.filter((r) => r.endpoint === 'GET /chores')[1]!;
+    assert.equal(chores.criticalPath.length, 1, JSON.stringify(chores.segments));
     const longest = [...chores.segments].sort((a, b) => b.end - b.start - (a.end - a.start))[0]!;
-    assert.equal(chores.criticalPath[0], longest.id, 'the 40 ms call is the critical path');
+    assert.equal(chores.criticalPath[0], longest.id, `the 40 ms call is the critical path: ${JSON.stringify(chores.segments)}`);
     assert.ok(longest.end - longest.start >= 39, `the critical call took ${longest.end - longest.start} ms`);
     const waited = records.find((r) => r.endpoint === 'GET /wait')!;
     assert.ok(waited.blocking > 40, `the timer waited behind the burn: blocking ${waited.blocking} ms`);
     // the aggregates know where the external time went, by kind of call
-    const row = await endpointRow(collector, 'e2e-traces', 'GET /chores', 1);
+    const row = await endpointRow(collector, 'e2e-traces', 'GET /chores', 2);
+    const meanExternal = records.filter((r) => r.endpoint === 'GET /chores').reduce((sum, r) => sum + r.external, 0) / 2;
     assert.deepEqual(Object.keys(row.externalByKind), ['http']);
-    assert.ok(Math.abs(row.externalByKind.http! - chores.external) < 0.01, `mean http time ${row.externalByKind.http} vs ${chores.external}`);
+    assert.ok(Math.abs(row.externalByKind.http! - meanExternal) < 0.01, `mean http time ${row.externalByKind.http} vs ${meanExternal}`);
   } finally {
     await stopApp(app);
     await collector.close();
