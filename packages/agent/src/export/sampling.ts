@@ -1,17 +1,19 @@
 /**
- * Which full traces are shipped: the slowest transaction per endpoint per interval, every error up
- * to a limit per interval, and a small random sample, also limited. The record of a transaction is
+ * Which full traces are shipped: the slowest transaction per endpoint per interval, every error and
+ * every transaction that ran a long task (its long task links to it) up to a limit per interval,
+ * and a small random sample, also limited. The record of a transaction is
  * built only when one of these wants it.
  */
 import type { TransactionRecord } from '@loopscope/protocol';
 import type { EndpointAggregate } from './aggregate.js';
 
-export const MAX_ERROR_TRACES = 20;
+export const MAX_KEPT_TRACES = 20;
 export const MAX_RANDOM_TRACES = 10;
 
 export class TraceSampler {
   private readonly rate: number;
-  private errors: TransactionRecord[] = [];
+  /** errors and traces something links to */
+  private kept: TransactionRecord[] = [];
   private random: TransactionRecord[] = [];
   /** Error traces not kept because of the limit (reported as dropped traces). */
   skipped = 0;
@@ -20,7 +22,7 @@ export class TraceSampler {
     this.rate = rate;
   }
 
-  /** `keep`: an error, or a trace something else links to; kept up to MAX_ERROR_TRACES per interval. */
+  /** `keep`: an error, or a trace something else links to; kept up to MAX_KEPT_TRACES per interval. */
   offer(entry: EndpointAggregate, duration: number, keep: boolean, build: () => TransactionRecord): void {
     const slowest = duration > entry.slowestDuration;
     if (slowest) {
@@ -28,7 +30,7 @@ export class TraceSampler {
       entry.slowest = build();
     }
     if (keep) {
-      if (this.errors.length < MAX_ERROR_TRACES) this.errors.push(build());
+      if (this.kept.length < MAX_KEPT_TRACES) this.kept.push(build());
       else this.skipped++;
     } else if (this.random.length < MAX_RANDOM_TRACES && this.rate > 0 && Math.random() < this.rate) {
       // drawn whether or not it is the slowest so far: a slower one may displace it
@@ -38,10 +40,10 @@ export class TraceSampler {
 
   /** The traces of the interval (each once) and a fresh start for the next. */
   take(endpoints: Iterable<EndpointAggregate>): TransactionRecord[] {
-    const out = new Set<TransactionRecord>(this.errors);
+    const out = new Set<TransactionRecord>(this.kept);
     for (const e of endpoints) if (e.slowest !== undefined) out.add(e.slowest);
     for (const r of this.random) out.add(r);
-    this.errors = [];
+    this.kept = [];
     this.random = [];
     return [...out];
   }
