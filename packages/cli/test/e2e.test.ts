@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startCollector, type Collector } from '@loopscope/collector';
+import { startCollector, type Collector, type EndpointSummary } from '@loopscope/collector';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { TransactionRecord } from '@loopscope/protocol';
 import { api, get, startApp, stopApp, tempDir, until, type App } from './helpers.js';
@@ -25,28 +25,10 @@ after(() => upstream.close());
 const startE2eApp = (service: string, collector: string, env: Record<string, string> = {}): Promise<App> =>
   startApp('app.mjs', collector, { LOOPSCOPE_SERVICE: service, UPSTREAM: upstream.url, ...env });
 
-interface Q {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-interface EndpointRow {
-  endpoint: string;
-  count: number;
-  errors: number;
-  response: Q;
-  duration: Q;
-  cpu: Q;
-  external: Q;
-  blocking: Q;
-  externalByKind: Partial<Record<'http' | 'db' | 'cache' | 'queue' | 'other', number>>;
-}
 
-async function endpointRow(collector: Collector, service: string, endpoint: string, count: number): Promise<EndpointRow> {
+async function endpointRow(collector: Collector, service: string, endpoint: string, count: number): Promise<EndpointSummary> {
   return until(`${count} × ${endpoint} at the collector`, async () => {
-    const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${service}`);
+    const rows = await api<EndpointSummary[]>(collector.url, `/api/endpoints?service=${service}`);
     const row = rows.find((r) => r.endpoint === endpoint);
     return row !== undefined && row.count >= count ? row : undefined;
   });
@@ -185,7 +167,7 @@ test('collector down for 10 s under load: no app errors, bounded memory, data fl
     assert.ok(during - before < 30 * 1024 * 1024, `app RSS grew by ${((during - before) / 1048576).toFixed(1)} MB during the outage`);
 
     const services = await until('every transaction stored or reported dropped', async () => {
-      const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=e2e-outage&from=${restarted - 60_000}`);
+      const rows = await api<EndpointSummary[]>(collector.url, `/api/endpoints?service=e2e-outage&from=${restarted - 60_000}`);
       const stored = rows.reduce((n, r) => n + r.count, 0);
       const svc = (await api<Array<{ service: string; dropped: { transactions: number; batches: number } }>>(collector.url, '/api/services')).find((s) => s.service === 'e2e-outage');
       return svc !== undefined && stored + svc.dropped.transactions === sent ? svc : undefined;
@@ -212,7 +194,7 @@ test('loopscope demo: collector, puppies app and traffic; the API shows the live
   demo.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const live = await until('the live API URL', async () => /live API\s+(http:\S+)/.exec(out)?.[1]);
   const rows = await until('puppies endpoints in the live API', async () => {
-    const r = await api<EndpointRow[]>(live.replace(/\/api.*/, ''), live.replace(/^http:\/\/[^/]+/, ''));
+    const r = await api<EndpointSummary[]>(live.replace(/\/api.*/, ''), live.replace(/^http:\/\/[^/]+/, ''));
     return r.length >= 3 ? r : undefined;
   });
   assert.ok(rows.some((r) => r.endpoint === 'GET /async' && r.count > 0 && r.external.p95 > 100), JSON.stringify(rows.map((r) => r.endpoint)));
@@ -221,7 +203,7 @@ test('loopscope demo: collector, puppies app and traffic; the API shows the live
   // what the demo stored is still there for the next collector on that directory
   const again = await startCollector({ port: 0, dataDir });
   try {
-    const stored = await api<EndpointRow[]>(again.url, '/api/endpoints?service=puppies');
+    const stored = await api<EndpointSummary[]>(again.url, '/api/endpoints?service=puppies');
     assert.ok(stored.reduce((n, r) => n + r.count, 0) > 50, `stored ${JSON.stringify(stored.map((r) => [r.endpoint, r.count]))}`);
   } finally {
     await again.close();

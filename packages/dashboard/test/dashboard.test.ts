@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startCollector, type Collector } from '@loopscope/collector';
+import { startCollector, type Collector, type EndpointSummary } from '@loopscope/collector';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { Browser, Page } from 'playwright-core';
 import { api, launchBrowser, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
@@ -15,22 +15,6 @@ const EVIL_ENDPOINT = '<img src=x onerror=alert(1)>';
 const EVIL_SEGMENT = '<img src=y onerror=alert(2)>';
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 
-interface Q {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-interface EndpointRow {
-  endpoint: string;
-  count: number;
-  errors: number;
-  response: Q;
-  cpu: Q;
-  external: Q;
-  blocking: Q;
-}
 interface TraceRecord {
   traceId: string;
   segments: Array<{ id: number; start: number; end: number; onCriticalPath: boolean }>;
@@ -53,7 +37,7 @@ before(async () => {
   await fetch(`${app.url}/burn?ms=120`); // one long task, the longest of the run
   // a few seconds of every endpoint, with their traces, before any page is looked at
   await until('every endpoint and a chores trace at the collector', async () => {
-    const rows = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${SERVICE}`);
+    const rows = await api<EndpointSummary[]>(collector.url, `/api/endpoints?service=${SERVICE}`);
     const traces = await api<unknown[]>(collector.url, `/api/traces?service=${SERVICE}&endpoint=${encodeURIComponent('GET /chores')}`);
     const seen = (endpoint: string, count: number): boolean => (rows.find((r) => r.endpoint === endpoint)?.count ?? 0) >= count;
     return seen('GET /chores', 10) && seen('GET /wait', 10) && seen('GET /fail', 3) && seen(EVIL_ENDPOINT, 3) && seen('GET /burn', 1) && traces.length > 0 ? true : undefined;
@@ -124,7 +108,7 @@ test('the overview lists the service with its numbers', async () => {
 test('the service page shows the endpoint table with the numbers of /api/endpoints, and charts drawn with data', async () => {
   const from = pausedAt - 5 * 60_000;
   const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
-  const expected = await api<EndpointRow[]>(collector.url, `/api/endpoints?service=${SERVICE}&from=${from}&to=${pausedAt}`);
+  const expected = await api<EndpointSummary[]>(collector.url, `/api/endpoints?service=${SERVICE}&from=${from}&to=${pausedAt}`);
   const shown = await page.$$eval('table.endpoints tbody tr', (trs) =>
     trs.map((tr) => ({
       endpoint: (tr as HTMLElement).dataset['endpoint']!,
