@@ -11,6 +11,7 @@
  *              real collector that runs in the driver process (on the driver's CPU)
  *   loopscope-noloop  the same with LOOPSCOPE_LOOP=false (no event-loop health, long tasks or
  *              sampling profiler): `--variants loopscope-noloop,loopscope` shows what those cost
+ *   loopscope-noprofiler  the same with LOOPSCOPE_PROFILER=false: what naming long tasks costs
  *
  * Scenarios (servers/*.ts, which never import an agent):
  *   hello  a node:http hello world: the fixed cost per request
@@ -67,6 +68,12 @@ const VARIANTS: Variant[] = [
     name: 'loopscope-noloop',
     execArgv: ['--import', 'loopscope/register'],
     env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_LOOP: 'false' },
+  },
+  // loop health and long tasks, but no sampling profiler to name their functions
+  {
+    name: 'loopscope-noprofiler',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_PROFILER: 'false' },
   },
 ];
 
