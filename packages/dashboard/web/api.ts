@@ -3,15 +3,10 @@
  * it shows, a user's script can compute from the same answers.
  */
 
-export interface Quantiles {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
+import type { MetricName, Quantiles } from '@loopscope/protocol';
 
-export type Metric = 'response' | 'duration' | 'cpu' | 'external' | 'blocking';
+export type { Quantiles };
+export type Metric = MetricName;
 export type SeriesMetric = Metric | 'throughput' | 'errors';
 export type ExternalKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
 
