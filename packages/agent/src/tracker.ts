@@ -118,10 +118,10 @@ export class Tracker implements TransactionOwner {
     const build = (): TransactionRecord => (record ??= buildRecord(tx, this.service, m));
     this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build);
     if (this.listeners.length === 0) return;
-    build();
+    const built = build();
     for (const listener of this.listeners) {
       try {
-        listener(record!);
+        listener(built);
       } catch {
         this.listenerErrors++;
       }

@@ -31,7 +31,7 @@ const agentVersion = ((): string => {
 })();
 
 export class Exporter {
-  readonly transport: Transport;
+  private readonly transport: Transport;
   private readonly config: AgentConfig;
   private readonly instance = `${hostname()}:${process.pid}`;
   private readonly sampler: TraceSampler;

@@ -29,8 +29,6 @@ const MAX_BACKOFF_MS = 30_000;
 
 export class Transport {
   readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0 };
-  /** Batches the collector acknowledged. */
-  sent = 0;
   /** What went wrong last (for diagnostics), undefined after a success. */
   lastError: string | undefined;
   private readonly url: URL;
@@ -52,10 +50,6 @@ export class Transport {
     this.maxQueue = opts.maxQueue;
     this.headers = { 'content-type': 'application/json', 'content-encoding': 'gzip' };
     if (opts.token !== undefined) this.headers.authorization = `Bearer ${opts.token}`;
-  }
-
-  get queued(): number {
-    return this.queue.length;
   }
 
   /** Queues a batch and sends it as soon as the collector can take it. */
@@ -136,8 +130,7 @@ export class Transport {
       if (outcome !== 'retry') {
         const i = this.queue.indexOf(q);
         if (i !== -1) this.queue.splice(i, 1);
-        if (outcome === 'sent') this.sent++;
-        else this.drop(q);
+        if (outcome === 'refused') this.drop(q);
       }
       return outcome;
     });
