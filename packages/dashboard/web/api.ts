@@ -3,87 +3,32 @@
  * it shows, a user's script can compute from the same answers.
  */
 
-import type { MetricName, Quantiles } from '@loopscope/protocol';
+import type {
+  EndpointSummary,
+  LongTaskRow,
+  LoopSummary,
+  MetricName,
+  Quantiles,
+  SegmentKind,
+  SegmentRecord,
+  SeriesMetric,
+  ServiceSummary,
+  TimeseriesResult,
+  TraceSummary,
+  TransactionRecord,
+} from '@loopscope/protocol';
 
-export type { Quantiles };
+// the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
+export type { Quantiles, SeriesMetric, TraceSummary };
 export type Metric = MetricName;
-export type SeriesMetric = Metric | 'throughput' | 'errors';
-export type ExternalKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
-
-export interface Service {
-  service: string;
-  lastSeen: number;
-  instances: number;
-  dropped?: { batches: number; transactions: number; traces: number };
-}
-
-export interface EndpointRow extends Record<Metric, Quantiles> {
-  endpoint: string;
-  count: number;
-  errors: number;
-  /** mean ms per request by kind, where the collector provides it */
-  externalByKind?: Partial<Record<ExternalKind, number>>;
-}
-
-export interface Series {
-  metric: SeriesMetric;
-  q: number;
-  step: number;
-  points: Array<[number, number | null]>;
-}
-
-export interface TraceSummary {
-  traceId: string;
-  endpoint: string;
-  start: number;
-  status: number;
-  response: number;
-  duration: number;
-  cpu: number;
-  external: number;
-  blocking: number;
-}
-
-export interface Segment {
-  id: number;
-  parentId: number | null;
-  name: string;
-  kind: string;
-  start: number;
-  end: number;
-  onCriticalPath: boolean;
-  error?: string;
-  unfinished?: boolean;
-}
-
-export interface Trace extends TraceSummary {
-  service?: string;
-  error?: boolean;
-  errorMessage?: string;
-  externalByKind?: Partial<Record<ExternalKind, number>>;
-  segments: Segment[];
-  criticalPath: number[];
-  truncated?: boolean;
-  droppedSegments?: number;
-}
-
-export interface LongTask {
-  at: number;
-  ms: number;
-  endpoint?: string | null;
-  traceId?: string | null;
-  function?: string | null;
-  location?: string | null;
-  /** the transactions it kept waiting, per endpoint, where the collector reports them */
-  blocked?: Array<{ endpoint: string; count: number; ms: number }>;
-}
-
-export interface Loop {
-  delay: Quantiles;
-  utilization: number;
-  gcPauseMs: number;
-  longTasks: LongTask[];
-}
+export type ExternalKind = SegmentKind;
+export type Service = ServiceSummary;
+export type EndpointRow = EndpointSummary;
+export type Series = TimeseriesResult;
+export type Segment = SegmentRecord;
+export type Trace = TransactionRecord;
+export type LongTask = LongTaskRow;
+export type Loop = LoopSummary;
 
 /** The time window of a query, ms since the epoch, `to` exclusive. */
 export interface Window {

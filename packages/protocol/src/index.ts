@@ -4,3 +4,4 @@ export { normalizePath, endpointName } from './endpoint.js';
 export * from './sketch.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
 export type { WireBatch, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
+export * from './api.js';

@@ -1,0 +1,86 @@
+/**
+ * The answers of the query API (GUIDE 3.3, docs/collector.md): what the collector serves and what
+ * the dashboard and users' scripts read. All times in ms; timestamps in ms since the epoch.
+ */
+import type { ExternalByKind, MetricName } from './types.js';
+import type { Quantiles } from './sketch.js';
+
+export interface ServiceSummary {
+  service: string;
+  /** the latest time (ms since the epoch) any instance of the service reported */
+  lastSeen: number;
+  /** the number of instances (processes) that reported during the range */
+  instances: number;
+  /**
+   * What those instances' agents could not ship (queue full while the collector was unreachable),
+   * counted since each started: an addition to GUIDE 3.3, so that lost data is visible.
+   */
+  dropped: { batches: number; transactions: number; traces: number };
+}
+
+export interface EndpointSummary {
+  endpoint: string;
+  count: number;
+  errors: number;
+  response: Quantiles;
+  duration: Quantiles;
+  cpu: Quantiles;
+  external: Quantiles;
+  blocking: Quantiles;
+  /** beyond GUIDE 3.3: mean external time per request by kind of call (ms); kinds never seen are absent */
+  externalByKind: ExternalByKind;
+}
+
+export type SeriesMetric = MetricName | 'throughput' | 'errors';
+
+export const SERIES_METRICS: readonly SeriesMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'throughput', 'errors'];
+
+export interface TimeseriesResult {
+  metric: SeriesMetric;
+  q: number;
+  step: number;
+  /** [point start, value]; null where no data was received */
+  points: Array<[number, number | null]>;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  endpoint: string;
+  start: number;
+  status: number;
+  response: number;
+  duration: number;
+  cpu: number;
+  external: number;
+  blocking: number;
+}
+
+export interface LongTaskRow {
+  at: number;
+  ms: number;
+  /** null: the task ran for no transaction */
+  endpoint: string | null;
+  traceId: string | null;
+  function: string;
+  location: string | null;
+  /** innermost first, when the agent's profiler saw it */
+  stack: string[];
+  /** the transactions it kept waiting, per endpoint */
+  blocked: Array<{ endpoint: string; count: number; ms: number }>;
+  instance: string;
+}
+
+export interface LoopSummary {
+  /** event-loop delay over the range, merged over the service's processes */
+  delay: Quantiles;
+  /** busy / (busy + idle) over the range, 0..1 */
+  utilization: number;
+  /** total GC pause (ms) over the range, and by kind */
+  gcPauseMs: number;
+  gc: Record<string, { count: number; ms: number }>;
+  /** process CPU time over the range (ms), summed over processes */
+  cpu: { user: number; system: number };
+  /** the largest seen in the range (bytes) */
+  memory: { rss: number; heapUsed: number; heapTotal: number };
+  longTasks: LongTaskRow[];
+}
