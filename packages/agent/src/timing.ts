@@ -43,17 +43,39 @@ let pollWaited = true;
 /**
  * Loop iterations, counted by an unref'd immediate that re-arms itself in every check phase (right
  * after the poll). A poll that returns at once leaves no trace in the idle counter; the count shows
- * it anyway, so the I/O bound below never reaches back further than one iteration.
+ * it anyway, so the I/O bound below never reaches back further than one iteration. The same
+ * immediate runs the agent's once-per-iteration work (`everyIteration`), outside any transaction.
  */
 let iteration = 0;
 /** The iteration in which the latest poll was seen. */
 let pollIteration = 0;
 let marker: NodeJS.Immediate | null = null;
 const realSetImmediate = globalThis.setImmediate;
+let iterationWork: (() => void) | null = null;
 function markIteration(): void {
   iteration++;
   marker = realSetImmediate(markIteration);
   marker.unref();
+  if (iterationWork !== null) {
+    try {
+      iterationWork();
+    } catch {
+      hookErrors++;
+    }
+  }
+}
+
+/** `work` runs once per loop iteration, after the poll, outside any transaction (null: nothing). */
+export function everyIteration(work: (() => void) | null): void {
+  iterationWork = work;
+}
+
+/**
+ * The iteration work must run soon: the marker keeps the loop alive and the poll from sleeping
+ * until it has run once (a script's last transaction, or one finished after the check phase).
+ */
+export function wakeNextIteration(): void {
+  if (marker !== null && !marker.hasRef()) marker.ref();
 }
 
 /** The earliest time the work about to run could have run, for a callback of `tx`. */

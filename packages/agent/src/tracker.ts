@@ -5,12 +5,11 @@
 import type { TransactionRecord } from '@loopscope/protocol';
 import { outside } from './context.js';
 import type { Exporter } from './export/exporter.js';
-import { buildRecord, measure, now, settleRunningSlice } from './timing.js';
+import { buildRecord, everyIteration, measure, now, settleRunningSlice, wakeNextIteration } from './timing.js';
 import { Transaction, type TransactionOwner } from './transaction.js';
 
 export type TransactionListener = (record: TransactionRecord) => void;
 
-const realSetTimeout = globalThis.setTimeout;
 const realSetInterval = globalThis.setInterval;
 
 export class Tracker implements TransactionOwner {
@@ -22,9 +21,6 @@ export class Tracker implements TransactionOwner {
   private readonly service: string;
   private readonly maxLingerMs: number;
   private readonly maxOpen: number;
-  /** One timer, re-armed: delivers finished transactions once their last slice is over. */
-  private kick: NodeJS.Timeout | null = null;
-  private kickArmed = false;
   private sweeper: NodeJS.Timeout | null = null;
   /** Where finished transactions are aggregated and shipped (none when the collector is `off`). */
   exporter: Exporter | undefined;
@@ -40,20 +36,22 @@ export class Tracker implements TransactionOwner {
     this.maxOpen = opts.maxOpenTransactions;
   }
 
+  /**
+   * Finished transactions are delivered by the agent's once-per-iteration work, after the poll: by
+   * then the slice that finished them is over, and listeners never run inside the app's callbacks
+   * or the async hook. While some wait, that work keeps the loop awake (a script's last transaction
+   * is delivered before the process exits).
+   */
   start(): void {
     this.sweeper = outside(() => realSetInterval(() => this.sweep(), 1000));
     this.sweeper.unref();
-    // armed only while finished transactions wait for delivery, and ref'd then: a script's last
-    // transaction is delivered before the process exits
-    this.kick = outside(() => realSetTimeout(() => this.onKick(), 0));
-    this.kickArmed = true;
+    everyIteration(this.deliverFinishing);
   }
 
   stop(): void {
     if (this.sweeper !== null) clearInterval(this.sweeper);
-    if (this.kick !== null) clearTimeout(this.kick);
-    this.sweeper = this.kick = null;
-    this.kickArmed = false;
+    this.sweeper = null;
+    everyIteration(null);
   }
 
   /** A new transaction, or undefined when too many are open (the request runs untraced). */
@@ -73,30 +71,19 @@ export class Tracker implements TransactionOwner {
 
   maybeDone(tx: Transaction): void {
     if (!tx.open || tx.responseEnd < 0) return;
-    // delivered from a timer of the agent's own: by then the slice that finished it is over, and
-    // listeners never run inside the app's callbacks or the async hook
     this.finishing.add(tx);
-    if (!this.kickArmed && this.kick !== null) {
-      this.kickArmed = true;
-      // re-arming a timer that has fired gives it the async context of the caller: re-arm it
-      // outside of the transaction, or the delivery would run (and count) as part of it
-      outside(this.rearm);
-    }
+    wakeNextIteration();
   }
 
   /** Delivers every transaction that is done now. */
   flush(): void {
-    this.onKick();
+    this.deliverFinishing();
   }
 
-  private readonly rearm = (): void => {
-    this.kick?.refresh();
-  };
-
-  private onKick(): void {
-    this.kickArmed = false;
+  private readonly deliverFinishing = (): void => {
+    if (this.finishing.size === 0) return;
     for (const tx of this.finishing) this.deliver(tx);
-  }
+  };
 
   /** Closes the transaction and hands the record to the listeners. */
   private deliver(tx: Transaction, truncated = false): void {
