@@ -76,14 +76,14 @@ function patchRouter(router: object, route: object): void {
   );
 
   wrapMethod(router as { handle: unknown }, 'handle', (original) =>
-    function handle(this: unknown, ...args: unknown[]) {
+    function handle(this: unknown, req: unknown, res: unknown, out: unknown) {
       try {
         const tx = currentTransaction();
         if (tx !== undefined) routeSeen(tx);
       } catch {
         agentFault();
       }
-      return original.apply(this, args);
+      return original.call(this, req, res, out);
     },
   );
 

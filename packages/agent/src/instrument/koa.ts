@@ -49,10 +49,10 @@ function patchRouter(Router: { prototype: object }): void {
     },
   );
   wrapMethod(proto, '_setMatchedRouteInfo', (original) =>
-    function setMatchedRouteInfo(this: unknown, ...args: unknown[]) {
-      const result = original.apply(this, args);
+    function setMatchedRouteInfo(this: unknown, context: unknown, layers: unknown) {
+      const result = original.call(this, context, layers);
       try {
-        const ctx = args[0] as KoaContext;
+        const ctx = context as KoaContext;
         const tx = currentTransaction();
         if (tx !== undefined && typeof ctx._matchedRoute === 'string') routeMatched(tx, ctx.method, ctx._matchedRoute);
       } catch {

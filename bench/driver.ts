@@ -1,0 +1,81 @@
+/**
+ * What the benchmarks' drivers share: starting and stopping a benchmarked process pinned to a CPU,
+ * talking to it over IPC, and the median.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { ServerMessage } from './servers/harness.js';
+
+export interface Variant {
+  name: string;
+  execArgv: string[];
+  env: Record<string, string>;
+}
+
+export const IPC_TIMEOUT_MS = 10_000;
+
+export const benchDir = fileURLToPath(new URL('..', import.meta.url));
+export const serverFile = (name: string): string => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
+
+export interface ProcessOptions {
+  /** the CPU it is pinned to */
+  cpu: string;
+  execArgv?: string[];
+  env?: Record<string, string>;
+  /** how long it may take to listen */
+  timeoutMs?: number;
+}
+
+/** Starts `node [execArgv] file` pinned to a CPU, and waits for it to report its port. */
+export async function startProcess(file: string, opts: ProcessOptions): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn('taskset', ['-c', opts.cpu, process.execPath, ...(opts.execArgv ?? []), file], {
+    cwd: benchDir,
+    env: { ...process.env, ...opts.env },
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+  });
+  const message = await nextMessage(child, 'listening', opts.timeoutMs ?? IPC_TIMEOUT_MS);
+  return { child, port: message.port };
+}
+
+export function nextMessage<T extends ServerMessage['type']>(
+  child: ChildProcess,
+  type: T,
+  timeoutMs: number,
+): Promise<Extract<ServerMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: ServerMessage) => {
+      if (message.type !== type) return;
+      cleanup();
+      resolve(message as Extract<ServerMessage, { type: T }>);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`server exited (code ${code}) while waiting for '${type}'`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no '${type}' from server within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage).off('exit', onExit);
+    };
+    child.on('message', onMessage).on('exit', onExit);
+  });
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
