@@ -1,7 +1,8 @@
 /**
  * What the benchmarks' drivers share: starting and stopping a benchmarked process pinned to a CPU,
- * talking to it over IPC, and the median.
+ * talking to it over IPC, one measured run under autocannon, and the median.
  */
+import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,11 @@ export interface Variant {
 }
 
 export const IPC_TIMEOUT_MS = 10_000;
+/** The benchmarked server runs on this CPU; the driver (autocannon) and its helpers on the other. */
+export const SERVER_CPU = '1';
+export const DRIVER_CPU = '0';
+/** Seconds of load before each measured window. */
+export const WARMUP_S = 1;
 
 export const benchDir = fileURLToPath(new URL('..', import.meta.url));
 export const serverFile = (name: string): string => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
@@ -78,4 +84,50 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface Load {
+  /** the path requested */
+  path: string;
+  connections: number;
+  warmupS: number;
+  durationS: number;
+}
+
+export interface Measurement {
+  /** the server's CPU time per request it served in the measured window (its own count) */
+  cpuUsPerReq: number;
+  reqPerSec: number;
+  p99Ms: number;
+  requests: number;
+  /** errors, timeouts and non-2xx answers seen by the client */
+  errors: number;
+}
+
+/** One measured run of a variant in a round of interleaved runs. */
+export interface Run extends Measurement {
+  variant: string;
+  round: number;
+}
+
+/** Starts the server, warms it up, measures one window of closed-loop load, and stops it. */
+export async function measureServer(file: string, proc: ProcessOptions, load: Load): Promise<Measurement> {
+  const { child, port } = await startProcess(file, proc);
+  try {
+    const run = (duration: number) => autocannon({ url: `http://127.0.0.1:${port}${load.path}`, connections: load.connections, duration });
+    await run(load.warmupS);
+    child.send('start');
+    const result = await run(load.durationS);
+    child.send('stop');
+    const usage = await nextMessage(child, 'usage', IPC_TIMEOUT_MS);
+    return {
+      cpuUsPerReq: usage.cpuUs / usage.requests,
+      reqPerSec: result.requests.total / result.duration,
+      p99Ms: result.latency.p99,
+      requests: usage.requests,
+      errors: result.errors + result.non2xx,
+    };
+  } finally {
+    await stopProcess(child);
+  }
 }

@@ -21,7 +21,6 @@
  * Run (from the repository root): npm run bench:frameworks [-- --quick | --rounds N --duration S
  * --frameworks express4,fastify5 --connections N]. Results also go to bench/results/frameworks-*.json.
  */
-import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { IPC_TIMEOUT_MS, median, nextMessage, serverFile, startProcess, stopProcess, type Variant } from './driver.js';
+import { measureServer, median, serverFile, DRIVER_CPU, SERVER_CPU, WARMUP_S, type Run, type Variant } from './driver.js';
 
 const FRAMEWORKS = ['express4', 'express5', 'fastify4', 'fastify5', 'koa2', 'koa3'];
 const FRAMEWORK_PACKAGES = 'express,router,fastify,koa,@koa/router';
@@ -40,17 +39,9 @@ const VARIANTS: Variant[] = [
   { name: 'loopscope', execArgv: agent, env: { LOOPSCOPE_SERVICE: 'bench' } },
 ];
 const PATH = '/api/users/42';
-const SERVER_CPU = '1';
-const DRIVER_CPU = '0';
-const WARMUP_S = 1;
 
-interface Run {
+interface FrameworkRun extends Run {
   framework: string;
-  variant: string;
-  round: number;
-  cpuUsPerReq: number;
-  reqPerSec: number;
-  errors: number;
 }
 
 function options() {
@@ -79,31 +70,14 @@ function options() {
 }
 type Options = ReturnType<typeof options>;
 
-async function measure(framework: string, variant: Variant, round: number, opts: Options, collector: string): Promise<Run> {
-  const env = { ...variant.env, FRAMEWORK: framework, LOOPSCOPE_COLLECTOR: collector };
-  const { child, port } = await startProcess(serverFile('framework'), { cpu: SERVER_CPU, execArgv: variant.execArgv, env });
-  try {
-    const load = (duration: number) => autocannon({ url: `http://127.0.0.1:${port}${PATH}`, connections: opts.connections, duration });
-    await load(WARMUP_S);
-    child.send('start');
-    const result = await load(opts.durationS);
-    child.send('stop');
-    const usage = await nextMessage(child, 'usage', IPC_TIMEOUT_MS);
-    return {
-      framework,
-      variant: variant.name,
-      round,
-      cpuUsPerReq: usage.cpuUs / usage.requests,
-      reqPerSec: result.requests.total / result.duration,
-      errors: result.errors + result.non2xx,
-    };
-  } finally {
-    await stopProcess(child);
-  }
+async function measure(framework: string, variant: Variant, round: number, opts: Options, collector: string): Promise<FrameworkRun> {
+  const proc = { cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, FRAMEWORK: framework, LOOPSCOPE_COLLECTOR: collector } };
+  const m = await measureServer(serverFile('framework'), proc, { path: PATH, connections: opts.connections, warmupS: WARMUP_S, durationS: opts.durationS });
+  return { framework, variant: variant.name, round, ...m };
 }
 
 /** Median over the rounds of `variant`'s CPU per request divided by `base`'s in the same round, as a percentage above 1. */
-function overhead(runs: Run[], framework: string, variant: string, base: string): number {
+function overhead(runs: FrameworkRun[], framework: string, variant: string, base: string): number {
   const ratios: number[] = [];
   for (const run of runs.filter((r) => r.framework === framework && r.variant === variant)) {
     const b = runs.find((r) => r.framework === framework && r.variant === base && r.round === run.round);
@@ -112,7 +86,7 @@ function overhead(runs: Run[], framework: string, variant: string, base: string)
   return (median(ratios) - 1) * 100;
 }
 
-function summarize(runs: Run[], opts: Options) {
+function summarize(runs: FrameworkRun[], opts: Options) {
   return opts.frameworks.map((framework) => {
     const of = (variant: string) => runs.filter((r) => r.framework === framework && r.variant === variant);
     const cpu = (variant: string) => median(of(variant).map((r) => r.cpuUsPerReq));
@@ -160,7 +134,7 @@ async function main(): Promise<void> {
   if (os.availableParallelism() < 2) throw new Error('needs at least 2 CPUs (server on CPU 1, load on CPU 0)');
   execFileSync('taskset', ['-a', '-p', '-c', DRIVER_CPU, String(process.pid)], { stdio: 'ignore' });
   const collector = await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false });
-  const runs: Run[] = [];
+  const runs: FrameworkRun[] = [];
   try {
     for (const framework of opts.frameworks) {
       for (let round = 1; round <= opts.rounds; round++) {

@@ -38,7 +38,6 @@
  *
  * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
  */
-import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -46,7 +45,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { IPC_TIMEOUT_MS, median, nextMessage, serverFile, startProcess, stopProcess, type Variant } from './driver.js';
+import { measureServer, median, serverFile, startProcess, stopProcess, DRIVER_CPU, SERVER_CPU, WARMUP_S, type Run, type Variant } from './driver.js';
 
 /** How the server process is started for each variant; overhead is computed against the first one run. */
 const VARIANTS: Variant[] = [
@@ -73,19 +72,9 @@ const VARIANTS: Variant[] = [
 const SCENARIOS = ['hello', 'async'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const SERVER_CPU = '1';
-const DRIVER_CPU = '0';
-const WARMUP_S = 1;
 
-interface Run {
+interface ScenarioRun extends Run {
   scenario: Scenario;
-  variant: string;
-  round: number;
-  cpuUsPerReq: number;
-  reqPerSec: number;
-  p99Ms: number;
-  requests: number;
-  errors: number;
 }
 
 type Options = ReturnType<typeof parseOptions>;
@@ -132,32 +121,13 @@ async function measure(
   round: number,
   opts: Options,
   env: Record<string, string>,
-): Promise<Run> {
-  const { child, port } = await startProcess(serverFile(scenario), { cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } });
-  try {
-    const load = (duration: number) =>
-      autocannon({ url: `http://127.0.0.1:${port}/`, connections: opts.connections, duration });
-    await load(WARMUP_S);
-    child.send('start');
-    const result = await load(opts.durationS);
-    child.send('stop');
-    const usage = await nextMessage(child, 'usage', IPC_TIMEOUT_MS);
-    return {
-      scenario,
-      variant: variant.name,
-      round,
-      cpuUsPerReq: usage.cpuUs / usage.requests,
-      reqPerSec: result.requests.total / result.duration,
-      p99Ms: result.latency.p99,
-      requests: usage.requests,
-      errors: result.errors + result.non2xx, // errors include timeouts
-    };
-  } finally {
-    await stopProcess(child);
-  }
+): Promise<ScenarioRun> {
+  const proc = { cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } };
+  const m = await measureServer(serverFile(scenario), proc, { path: '/', connections: opts.connections, warmupS: WARMUP_S, durationS: opts.durationS });
+  return { scenario, variant: variant.name, round, ...m };
 }
 
-function summarize(runs: Run[], opts: Options) {
+function summarize(runs: ScenarioRun[], opts: Options) {
   const rows = opts.scenarios.flatMap((scenario) =>
     opts.variants.map((variant) => {
       const mine = runs.filter((r) => r.scenario === scenario && r.variant === variant.name);
@@ -212,7 +182,7 @@ async function main(): Promise<void> {
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   // the agent ships to a real collector, as in production (here, on the driver's CPU)
   const collector = await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false });
-  const runs: Run[] = [];
+  const runs: ScenarioRun[] = [];
   try {
     for (const scenario of opts.scenarios) {
       for (let round = 1; round <= opts.rounds; round++) {
