@@ -1,4 +1,4 @@
-// The Express app of the framework examples (Express 4 and 5): mounted routers, nested params,
+// The Express app of the framework examples (Express 4 and 5): mounted routers and a sub-app, nested params,
 // errors thrown, rejected and passed to next(err), one recovered by a custom error handler, a 404.
 'use strict';
 
@@ -24,8 +24,12 @@ module.exports = function build(express, major) {
     throw Object.assign(new Error('recovered boom'), { recover: true });
   });
 
+  const admin = express(); // a sub-app
+  admin.get('/stats/:id', (req, res) => res.json({ stats: req.params.id }));
+
   app.get('/health', (req, res) => res.send('ok'));
   app.use('/api', api);
+  app.use('/admin', admin);
   app.get('/fail/sync', () => {
     throw new Error('sync boom');
   });

@@ -41,6 +41,10 @@ const CASES: Case[] = [
   { path: '/health', status: 200, endpoint: 'GET /health' },
   { path: '/api/users/42', status: 200, endpoint: 'GET /api/users/:id' },
   { path: '/api/users/42/posts/7', status: 200, endpoint: 'GET /api/users/:id/posts/:postId' },
+  { path: '/admin/stats/9', status: 200, endpoint: 'GET /admin/stats/:id', only: /express/ },
+  { method: 'HEAD', path: '/api/users/42', status: 200, endpoint: 'HEAD /api/users/:id', only: /express|koa/ },
+  { method: 'POST', path: '/api/users/42', status: 404, endpoint: 'POST (unmatched)', only: /express|fastify/ },
+  { method: 'POST', path: '/api/users/42', status: 405, endpoint: 'POST (unmatched)', only: /koa/ },
   // an error with a 4xx status is the app's answer to the client, not a failure
   { path: '/api/users/missing/3', status: 404, endpoint: 'GET /api/users/missing/:id' },
   // a custom error handler answers 200: the error still counts
