@@ -139,3 +139,22 @@ for (const fw of FRAMEWORKS) {
     }
   });
 }
+
+test('LOOPSCOPE_DISABLED_INSTRUMENTATIONS leaves a framework alone: the normalized path names the request', async () => {
+  const disabled = [
+    { dir: 'express5', packages: 'express,router' },
+    { dir: 'fastify5', packages: 'fastify' },
+    { dir: 'koa3', packages: 'koa,@koa/router' },
+  ];
+  for (const { dir, packages } of disabled) {
+    const app = await spawnApp(['--import', 'loopscope/register'], 'app.mjs', join(examples, dir), { LOOPSCOPE_DISABLED_INSTRUMENTATIONS: packages });
+    try {
+      assert.equal(await request(`${app.url}/api/users/42/posts/7`), 200);
+      assert.equal(await request(`${app.url}/no/such/page`), 404);
+      const records = await app.records(2);
+      assert.deepEqual(records.map((r) => r.endpoint).sort(), ['GET /api/users/:id/posts/:id', 'GET /no/such/page'], dir);
+    } finally {
+      app.stop();
+    }
+  }
+});
