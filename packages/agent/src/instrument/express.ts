@@ -46,7 +46,9 @@ function mount(template: string, fn: Handler): Handler {
       return next(err);
     });
   };
-  // what Express reads from a mounted router (router 2's listRoutes walks `stack`)
+  // what Express and tools that list routes read from a mounted router: its name (`router`, the
+  // layer's name) and its `stack`
+  Object.defineProperty(mounted, 'name', { value: fn.name });
   Object.defineProperty(mounted, 'stack', { get: () => (fn as { stack?: unknown }).stack });
   return mounted;
 }
