@@ -112,22 +112,36 @@ export interface Run extends Measurement {
 
 /** Starts the server, warms it up, measures one window of closed-loop load, and stops it. */
 export async function measureServer(file: string, proc: ProcessOptions, load: Load): Promise<Measurement> {
-  const { child, port } = await startProcess(file, proc);
+  return (await measureServers(file, [proc], load))[0]!;
+}
+
+/**
+ * The same for several servers at once, each under its own load in the same window: on a machine
+ * shared with other work, whatever disturbs one disturbs all of them alike, so their ratios hold.
+ */
+export async function measureServers(file: string, procs: ProcessOptions[], load: Load): Promise<Measurement[]> {
+  const servers: ChildProcess[] = [];
   try {
-    const run = (duration: number) => autocannon({ url: `http://127.0.0.1:${port}${load.path}`, connections: load.connections, duration });
-    await run(load.warmupS);
-    child.send('start');
-    const result = await run(load.durationS);
-    child.send('stop');
-    const usage = await nextMessage(child, 'usage', IPC_TIMEOUT_MS);
-    return {
-      cpuUsPerReq: usage.cpuUs / usage.requests,
+    const ports: number[] = [];
+    for (const proc of procs) {
+      const { child, port } = await startProcess(file, proc);
+      servers.push(child);
+      ports.push(port);
+    }
+    const run = (port: number, duration: number) => autocannon({ url: `http://127.0.0.1:${port}${load.path}`, connections: load.connections, duration });
+    await Promise.all(ports.map((port) => run(port, load.warmupS)));
+    for (const child of servers) child.send('start');
+    const results = await Promise.all(ports.map((port) => run(port, load.durationS)));
+    for (const child of servers) child.send('stop');
+    const usages = await Promise.all(servers.map((child) => nextMessage(child, 'usage', IPC_TIMEOUT_MS)));
+    return results.map((result, i) => ({
+      cpuUsPerReq: usages[i]!.cpuUs / usages[i]!.requests,
       reqPerSec: result.requests.total / result.duration,
       p99Ms: result.latency.p99,
-      requests: usage.requests,
+      requests: usages[i]!.requests,
       errors: result.errors + result.non2xx,
-    };
+    }));
   } finally {
-    await stopProcess(child);
+    await Promise.all(servers.map(stopProcess));
   }
 }
