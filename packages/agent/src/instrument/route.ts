@@ -3,6 +3,7 @@
  * route template matched it, and which error a handler raised. The rules (what a 404 is called,
  * which errors count) live here once; the framework files only find the moments.
  */
+import { memoizeNames } from '@loopscope/protocol';
 import { storage } from '../context.js';
 import { Routing, type Transaction } from '../transaction.js';
 
@@ -28,27 +29,8 @@ export function routeSeen(tx: Transaction): void {
   if (tx.routing === Routing.NotRouted) tx.routing = Routing.Unmatched;
 }
 
-const names = new Map<string, Map<string, string>>();
-let namesCached = 0;
-/** Route templates are few; this only guards against an app that makes routes per request. */
-const NAMES_LIMIT = 5000;
-
 /** `GET` + `/users/:id` → `GET /users/:id`, the same string object every time (no allocation per request). */
-export function routeName(method: string, template: string): string {
-  let byTemplate = names.get(method);
-  if (byTemplate === undefined) names.set(method, (byTemplate = new Map()));
-  let name = byTemplate.get(template);
-  if (name === undefined) {
-    if (namesCached >= NAMES_LIMIT) {
-      for (const m of names.values()) m.clear();
-      namesCached = 0;
-    }
-    name = `${method} ${template === '' ? '/' : template}`.slice(0, 512);
-    byTemplate.set(template, name);
-    namesCached++;
-  }
-  return name;
-}
+export const routeName = memoizeNames(5000, (method, template) => `${method} ${template === '' ? '/' : template}`.slice(0, 512));
 
 /** A route matched: the transaction is named after its template (the last match wins). */
 export function routeMatched(tx: Transaction, method: string, template: string): void {
