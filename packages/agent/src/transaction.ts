@@ -58,6 +58,8 @@ export const enum Routing {
   Unmatched,
   /** a route matched: the endpoint is its template */
   Matched,
+  /** the app named it (`current().setName()`): no router renames it */
+  Named,
 }
 
 /** `GET /no/such/page` → `GET (unmatched)`: what a 4xx on a URL no route matched is called. */

@@ -32,8 +32,9 @@ export function routeSeen(tx: Transaction): void {
 /** `GET` + `/users/:id` → `GET /users/:id`, the same string object every time (no allocation per request). */
 export const routeName = memoizeNames(5000, (method, template) => `${method} ${template === '' ? '/' : template}`.slice(0, 512));
 
-/** A route matched: the transaction is named after its template (the last match wins). */
+/** A route matched: the transaction is named after its template (the last match wins; a name the app set stays). */
 export function routeMatched(tx: Transaction, method: string, template: string): void {
+  if (tx.routing === Routing.Named) return;
   tx.routing = Routing.Matched;
   tx.endpoint = routeName(method, template);
 }
