@@ -38,22 +38,14 @@
  *
  * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
  */
-import autocannon from 'autocannon';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import type { ServerMessage } from './servers/harness.js';
-
-interface Variant {
-  name: string;
-  execArgv: string[];
-  env: Record<string, string>;
-}
+import { measureServer, median, serverFile, startProcess, stopProcess, DRIVER_CPU, SERVER_CPU, WARMUP_S, type Run, type Variant } from './driver.js';
 
 /** How the server process is started for each variant; overhead is computed against the first one run. */
 const VARIANTS: Variant[] = [
@@ -80,26 +72,13 @@ const VARIANTS: Variant[] = [
 const SCENARIOS = ['hello', 'async'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const SERVER_CPU = '1';
-const DRIVER_CPU = '0';
-const WARMUP_S = 1;
-const IPC_TIMEOUT_MS = 10_000;
 
-interface Run {
+interface ScenarioRun extends Run {
   scenario: Scenario;
-  variant: string;
-  round: number;
-  cpuUsPerReq: number;
-  reqPerSec: number;
-  p99Ms: number;
-  requests: number;
-  errors: number;
 }
 
 type Options = ReturnType<typeof parseOptions>;
 
-const benchDir = fileURLToPath(new URL('..', import.meta.url));
-const serverFile = (name: string) => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -136,96 +115,19 @@ function parseOptions() {
   };
 }
 
-/** Starts `node [execArgv] file` pinned to `cpu`, and waits for it to report its port. */
-async function startProcess(
-  file: string,
-  cpu: string,
-  execArgv: string[] = [],
-  env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', cpu, process.execPath, ...execArgv, file], {
-    cwd: benchDir,
-    env: { ...process.env, ...env },
-    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-  });
-  const message = await nextMessage(child, 'listening', IPC_TIMEOUT_MS);
-  return { child, port: message.port };
-}
-
-function nextMessage<T extends ServerMessage['type']>(
-  child: ChildProcess,
-  type: T,
-  timeoutMs: number,
-): Promise<Extract<ServerMessage, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: ServerMessage) => {
-      if (message.type !== type) return;
-      cleanup();
-      resolve(message as Extract<ServerMessage, { type: T }>);
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`server exited (code ${code}) while waiting for '${type}'`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`no '${type}' from server within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage).off('exit', onExit);
-    };
-    child.on('message', onMessage).on('exit', onExit);
-  });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function measure(
   scenario: Scenario,
   variant: Variant,
   round: number,
   opts: Options,
   env: Record<string, string>,
-): Promise<Run> {
-  const { child, port } = await startProcess(serverFile(scenario), SERVER_CPU, variant.execArgv, { ...variant.env, ...env });
-  try {
-    const load = (duration: number) =>
-      autocannon({ url: `http://127.0.0.1:${port}/`, connections: opts.connections, duration });
-    await load(WARMUP_S);
-    child.send('start');
-    const result = await load(opts.durationS);
-    child.send('stop');
-    const usage = await nextMessage(child, 'usage', IPC_TIMEOUT_MS);
-    return {
-      scenario,
-      variant: variant.name,
-      round,
-      cpuUsPerReq: usage.cpuUs / usage.requests,
-      reqPerSec: result.requests.total / result.duration,
-      p99Ms: result.latency.p99,
-      requests: usage.requests,
-      errors: result.errors + result.non2xx, // errors include timeouts
-    };
-  } finally {
-    await stopProcess(child);
-  }
+): Promise<ScenarioRun> {
+  const proc = { cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } };
+  const m = await measureServer(serverFile(scenario), proc, { path: '/', connections: opts.connections, warmupS: WARMUP_S, durationS: opts.durationS });
+  return { scenario, variant: variant.name, round, ...m };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function summarize(runs: Run[], opts: Options) {
+function summarize(runs: ScenarioRun[], opts: Options) {
   const rows = opts.scenarios.flatMap((scenario) =>
     opts.variants.map((variant) => {
       const mine = runs.filter((r) => r.scenario === scenario && r.variant === variant.name);
@@ -276,11 +178,11 @@ async function main(): Promise<void> {
   // Pin every thread of this driver (autocannon runs here) to the load generator's CPU.
   execFileSync('taskset', ['-a', '-p', '-c', DRIVER_CPU, String(process.pid)], { stdio: 'ignore' });
 
-  const upstream = await startProcess(serverFile('upstream'), DRIVER_CPU);
+  const upstream = await startProcess(serverFile('upstream'), { cpu: DRIVER_CPU });
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   // the agent ships to a real collector, as in production (here, on the driver's CPU)
   const collector = await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false });
-  const runs: Run[] = [];
+  const runs: ScenarioRun[] = [];
   try {
     for (const scenario of opts.scenarios) {
       for (let round = 1; round <= opts.rounds; round++) {

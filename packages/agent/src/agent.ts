@@ -5,11 +5,13 @@
  */
 import { Exporter } from './export/exporter.js';
 import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
+import { instrumentFastify } from './instrument/fastify.js';
 import { instrumentFetch } from './instrument/fetch.js';
 import { instrumentHttpClient } from './instrument/http-client.js';
 import { instrumentHttpServer } from './instrument/http-server.js';
 import { libraries } from './instrument/libraries.js';
 import { instrumentModules } from './instrument/modules.js';
+import { frameworkFaults } from './instrument/route.js';
 import { instrumentTimers } from './instrument/timers.js';
 import { LoopHealth } from './loop/health.js';
 import { LongTasks } from './loop/long-tasks.js';
@@ -54,12 +56,23 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     undo.push(() => exporter.stop(), exporter.flushOnExit(() => tracker.flush()));
     if (config.loop) undo.push(watchLoop(config, exporter));
   }
-  undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError), instrumentModules(libraries, onError));
+  const enabled = (name: string): boolean => !config.disabledInstrumentations.includes(name);
+  undo.push(
+    instrumentHttpServer(tracker, onError),
+    instrumentHttpClient(onError),
+    instrumentFetch(onError),
+    instrumentTimers(onError),
+    instrumentModules(
+      libraries.filter((lib) => enabled(lib.module)),
+      onError,
+    ),
+  );
+  if (enabled('fastify')) undo.push(instrumentFastify(onError));
   agent = {
     config,
     tracker,
     exporter,
-    errors: () => caught + hookErrors,
+    errors: () => caught + hookErrors + frameworkFaults(),
     stop() {
       tracker.closeAll();
       tracker.stop();

@@ -27,6 +27,8 @@ export interface AgentConfig {
   maxSegments: number;
   /** Open transactions kept; beyond it new requests are not traced (counted, never failed). */
   maxOpenTransactions: number;
+  /** Libraries left uninstrumented, by package name (`express`, `router`, `fastify`, `koa`, `@koa/router`). */
+  disabledInstrumentations: readonly string[];
 }
 
 export type AgentOptions = Partial<AgentConfig>;
@@ -60,6 +62,10 @@ function fraction(name: string, raw: string | undefined, fallback: number): numb
   return n;
 }
 
+function list(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+}
+
 function isOff(raw: string | undefined): boolean {
   const v = raw?.trim().toLowerCase();
   return v === 'false' || v === '0' || v === 'no' || v === 'off';
@@ -80,5 +86,6 @@ export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = 
     maxLingerMs: options.maxLingerMs ?? positive('LOOPSCOPE_MAX_LINGER_MS', env.LOOPSCOPE_MAX_LINGER_MS, 30_000),
     maxSegments: options.maxSegments ?? 1000,
     maxOpenTransactions: options.maxOpenTransactions ?? 10_000,
+    disabledInstrumentations: options.disabledInstrumentations ?? list(env.LOOPSCOPE_DISABLED_INSTRUMENTATIONS),
   };
 }

@@ -7,6 +7,7 @@ import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
 import { running, start, type Agent } from './agent.js';
 import { storage } from './context.js';
 import { enter, leave } from './timing.js';
+import { Routing } from './transaction.js';
 import type { TransactionListener } from './tracker.js';
 
 export type { SegmentKind, SegmentRecord, TransactionRecord, ExternalByKind } from '@loopscope/protocol';
@@ -116,7 +117,10 @@ export function current(): CurrentTransaction | undefined {
       return tx.endpoint;
     },
     setName(name: string) {
-      if (typeof name === 'string' && name.length > 0) tx.endpoint = name.slice(0, 512);
+      if (typeof name !== 'string' || name.length === 0) return;
+      tx.endpoint = name.slice(0, 512);
+      // the app's own name stands, whatever a framework's router makes of the request
+      tx.routing = Routing.Named;
     },
     noticeError(error: unknown) {
       tx.setError(error);

@@ -50,6 +50,24 @@ export class Segment implements Scope {
   }
 }
 
+/** How far a framework's router got with an HTTP request. */
+export const enum Routing {
+  /** no framework router has seen it: the endpoint is the normalized path */
+  NotRouted,
+  /** a router saw it and no route matched (yet) */
+  Unmatched,
+  /** a route matched: the endpoint is its template */
+  Matched,
+  /** the app named it (`current().setName()`): no router renames it */
+  Named,
+}
+
+/** `GET /no/such/page` → `GET (unmatched)`: what a 4xx on a URL no route matched is called. */
+export function unmatchedName(endpoint: string): string {
+  const space = endpoint.indexOf(' ');
+  return (space < 0 ? endpoint : endpoint.slice(0, space)) + ' (unmatched)';
+}
+
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message ? `${error.name}: ${error.message}` : error.name;
   return String(error);
@@ -72,6 +90,8 @@ export class Transaction implements Scope {
   readonly owner: TransactionOwner;
   readonly isHttp: boolean;
   endpoint: string;
+  /** What a framework's router made of the request (instrument/route.ts); NOT_ROUTED without one. */
+  routing: Routing = Routing.NotRouted;
   status = 0;
   error = false;
   errorMessage: string | undefined;
@@ -154,6 +174,8 @@ export class Transaction implements Scope {
     if (status !== undefined) {
       this.status = status;
       if (status >= 500) this.error = true;
+      // a client error on a URL no route matched: one name per method, whatever the URL
+      else if (status >= 400 && this.routing === Routing.Unmatched) this.endpoint = unmatchedName(this.endpoint);
     }
     if (this.pending === 0) this.owner.maybeDone(this);
   }

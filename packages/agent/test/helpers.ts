@@ -1,8 +1,11 @@
 /** Real parts for the agent's tests: an upstream and a client in processes of their own. */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TransactionRecord } from '@loopscope/protocol';
 import { onTransactionEnd } from '../src/index.js';
@@ -105,4 +108,47 @@ export function get(url: string, agent?: http.Agent): Promise<string> {
       })
       .on('error', reject);
   });
+}
+
+/** Not compiled: the source's fixtures/report.mjs. */
+const reportModule = fileURLToPath(new URL('../../test/fixtures/report.mjs', import.meta.url));
+
+export interface SpawnedApp {
+  url: string;
+  /** The records written so far, once there are `count` of them (or the time is up). */
+  records(count: number, timeoutMs?: number): Promise<TransactionRecord[]>;
+  stderr(): string;
+  stop(): void;
+}
+
+/**
+ * Starts `node [preload] app` in `cwd`, with every finished transaction written to a file
+ * (fixtures/report.mjs is imported after `preload`); the app prints `listening <port>`.
+ */
+export async function spawnApp(preload: string[], app: string, cwd: string, env: Record<string, string> = {}): Promise<SpawnedApp> {
+  const report = join(mkdtempSync(join(tmpdir(), 'loopscope-')), 'records.jsonl');
+  const child = spawn(process.execPath, [...preload, '--import', reportModule, app], {
+    cwd,
+    env: { ...process.env, REPORT_FILE: report, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const [chunk] = (await Promise.race([once(child.stdout!, 'data'), once(child, 'exit')])) as [Buffer | number | null];
+  const stdout = chunk instanceof Buffer ? chunk.toString() : '';
+  const port = /listening (\d+)/.exec(stdout)?.[1];
+  if (port === undefined) throw new Error(`${app} did not start: ${stdout}${stderr}`);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async records(count: number, timeoutMs = 5000): Promise<TransactionRecord[]> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const lines = existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean) : [];
+        if (lines.length >= count || Date.now() > deadline) return lines.map((l) => JSON.parse(l) as TransactionRecord);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    stderr: () => stderr,
+    stop: () => child.kill(),
+  };
 }

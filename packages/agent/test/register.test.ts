@@ -3,15 +3,9 @@
  * app.cjs` instrument apps that know nothing of loopscope; LOOPSCOPE_ENABLED=false turns it all off.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { TransactionRecord } from '@loopscope/protocol';
-import { get, startUpstream } from './helpers.js';
+import { get, spawnApp, startUpstream, type SpawnedApp } from './helpers.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -21,34 +15,12 @@ before(async () => {
 });
 after(() => upstream.close());
 
-async function runApp(preload: string[], app: string, env: Record<string, string> = {}) {
-  const report = join(mkdtempSync(join(tmpdir(), 'loopscope-')), 'records.jsonl');
-  const child = spawn(process.execPath, [...preload, join(fixtures, app)], {
-    cwd: fixtures,
-    env: { ...process.env, UPSTREAM: upstream.url, REPORT_FILE: report, LOOPSCOPE_SERVICE: 'zero-code', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  const port = /listening (\d+)/.exec(line.toString())![1];
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async records(count: number): Promise<TransactionRecord[]> {
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        const lines = existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean) : [];
-        if (lines.length >= count || Date.now() > deadline) return lines.map((l) => JSON.parse(l) as TransactionRecord);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    stderr: () => stderr,
-    stop: () => child.kill(),
-  };
+function runApp(preload: string[], app: string, env: Record<string, string> = {}): Promise<SpawnedApp> {
+  return spawnApp(preload, app, fixtures, { UPSTREAM: upstream.url, LOOPSCOPE_SERVICE: 'zero-code', ...env });
 }
 
 test('node --import loopscope/register app.mjs: an ESM app is traced without a code change', async () => {
-  const app = await runApp(['--import', 'loopscope/register', '--import', './report.mjs'], 'app.mjs');
+  const app = await runApp(['--import', 'loopscope/register'], 'app.mjs');
   try {
     assert.equal(await get(`${app.url}/users/7`), '{"delay":20}');
     const [record] = await app.records(1);
@@ -65,7 +37,7 @@ test('node --import loopscope/register app.mjs: an ESM app is traced without a c
 });
 
 test('node --require loopscope/register app.cjs: a CommonJS app is traced without a code change', async () => {
-  const app = await runApp(['--require', 'loopscope/register', '--import', './report.mjs'], 'app.cjs');
+  const app = await runApp(['--require', 'loopscope/register'], 'app.cjs');
   try {
     assert.equal(await get(`${app.url}/puppies/3`), '{"delay":20}');
     const [record] = await app.records(1);
@@ -78,7 +50,7 @@ test('node --require loopscope/register app.cjs: a CommonJS app is traced withou
 });
 
 test('a handler that throws: the error is recorded on the transaction and still reaches the app', async () => {
-  const app = await runApp(['--import', 'loopscope/register', '--import', './report.mjs'], 'app.mjs');
+  const app = await runApp(['--import', 'loopscope/register'], 'app.mjs');
   try {
     // the app swallows the error and never answers: the client gives up
     await assert.rejects(fetch(`${app.url}/fail`, { signal: AbortSignal.timeout(300) }));
@@ -93,7 +65,7 @@ test('a handler that throws: the error is recorded on the transaction and still 
 });
 
 test('LOOPSCOPE_ENABLED=false: nothing is traced and the app works as before', async () => {
-  const app = await runApp(['--import', 'loopscope/register', '--import', './report.mjs'], 'app.mjs', { LOOPSCOPE_ENABLED: 'false' });
+  const app = await runApp(['--import', 'loopscope/register'], 'app.mjs', { LOOPSCOPE_ENABLED: 'false' });
   try {
     assert.equal(await get(`${app.url}/users/7`), '{"delay":20}');
     await new Promise((r) => setTimeout(r, 300));

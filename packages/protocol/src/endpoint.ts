@@ -62,25 +62,29 @@ export function normalizePath(rawUrl: string): string {
   return '/' + out.join('/');
 }
 
-const cache = new Map<string, Map<string, string>>();
-let cached = 0;
-const CACHE_LIMIT = 2000;
-
-/** `GET /users/:id`. Memoized per method and raw URL: the same request costs two map lookups. */
-export function endpointName(method: string, rawUrl: string): string {
-  let byUrl = cache.get(method);
-  if (byUrl === undefined) cache.set(method, (byUrl = new Map()));
-  let name = byUrl.get(rawUrl);
-  if (name === undefined) {
-    name = method + ' ' + normalizePath(rawUrl);
-    if (cached >= CACHE_LIMIT) {
-      cache.clear();
-      cached = 0;
-      cache.set(method, byUrl);
-      byUrl.clear();
+/**
+ * `make(method, key)` memoized per method and key: a name seen before costs two map lookups and
+ * allocates nothing. At most `limit` names are kept; past it all are forgotten at once.
+ */
+export function memoizeNames(limit: number, make: (method: string, key: string) => string): (method: string, key: string) => string {
+  const cache = new Map<string, Map<string, string>>();
+  let cached = 0;
+  return (method, key) => {
+    let byKey = cache.get(method);
+    if (byKey === undefined) cache.set(method, (byKey = new Map()));
+    let name = byKey.get(key);
+    if (name === undefined) {
+      name = make(method, key);
+      if (cached >= limit) {
+        for (const names of cache.values()) names.clear();
+        cached = 0;
+      }
+      byKey.set(key, name);
+      cached++;
     }
-    byUrl.set(rawUrl, name);
-    cached++;
-  }
-  return name;
+    return name;
+  };
 }
+
+/** `GET /users/:id`, from the method and the raw URL. */
+export const endpointName = memoizeNames(2000, (method, rawUrl) => method + ' ' + normalizePath(rawUrl));

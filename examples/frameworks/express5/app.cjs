@@ -1,0 +1,2 @@
+'use strict';
+require('../apps/listen.cjs')(require('./handler.cjs'));

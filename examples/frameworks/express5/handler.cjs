@@ -1,0 +1,3 @@
+// Express 5: the example app's request listener, required (CommonJS).
+'use strict';
+module.exports = require('../apps/express.cjs')(require('express'), 5);

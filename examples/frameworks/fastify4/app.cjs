@@ -1,0 +1,2 @@
+'use strict';
+require('./handler.cjs').then(require('../apps/listen.cjs'));
