@@ -1,7 +1,8 @@
 /**
  * The libraries the agent patches through module hooks (./modules.ts), one file each. Libraries that
- * publish diagnostics channels (node:http, undici's fetch) subscribe instead and are not listed here.
+ * publish diagnostics channels (node:http, undici's fetch, node-redis) subscribe instead and are not listed here.
  */
 import type { ModuleInstrumentation } from './modules.js';
+import { pg, pgPool } from './pg.js';
 
-export const libraries: readonly ModuleInstrumentation[] = [];
+export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool];
