@@ -10,6 +10,7 @@ import { instrumentHttpClient } from './instrument/http-client.js';
 import { instrumentHttpServer } from './instrument/http-server.js';
 import { libraries } from './instrument/libraries.js';
 import { instrumentModules } from './instrument/modules.js';
+import { instrumentRedis } from './instrument/redis.js';
 import { instrumentTimers } from './instrument/timers.js';
 import { LoopHealth } from './loop/health.js';
 import { LongTasks } from './loop/long-tasks.js';
@@ -54,7 +55,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     undo.push(() => exporter.stop(), exporter.flushOnExit(() => tracker.flush()));
     if (config.loop) undo.push(watchLoop(config, exporter));
   }
-  undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError), instrumentModules(libraries, onError));
+  undo.push(instrumentHttpServer(tracker, onError), instrumentHttpClient(onError), instrumentFetch(onError), instrumentTimers(onError), instrumentRedis(onError), instrumentModules(libraries, onError));
   agent = {
     config,
     tracker,

@@ -39,7 +39,7 @@ test('a query is a db segment with operation, target and the statement without i
   const { record, t0, t1 } = await measured(rec, 'pg one', () => client.query("SELECT $1::text AS a, 'secret' AS b, 42 AS c, pg_sleep(0.01)", ['x']));
   const seg = only(record, () => true);
   assert.equal(seg.kind, 'db');
-  assert.equal(seg.name, 'pg SELECT');
+  assert.equal(seg.name, 'postgres SELECT');
   assert.equal(seg.operation, 'SELECT');
   assert.equal(seg.target, '127.0.0.1:5432/test');
   assert.equal(seg.statement, 'SELECT $1::text AS a, ? AS b, ? AS c, pg_sleep(?)');

@@ -3,6 +3,7 @@
  * publish diagnostics channels (node:http, undici's fetch, node-redis) subscribe instead and are not listed here.
  */
 import type { ModuleInstrumentation } from './modules.js';
+import { ioredis } from './ioredis.js';
 import { pg, pgPool } from './pg.js';
 
-export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool];
+export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, ioredis];

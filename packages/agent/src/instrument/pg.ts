@@ -52,7 +52,7 @@ function wrapQuery(original: Callback): Callback {
     if (scope === undefined || typeof text !== 'string') return original.call(this, config, values, callback);
     const statement = statements.get(text);
     const operation = sqlOperation(statement);
-    const seg = startCall(scope, `pg ${operation}`, 'db', operation, targetOf(this, this.host, this.port, this.database), statement);
+    const seg = startCall(scope, `postgres ${operation}`, 'db', operation, targetOf(this, this.host, this.port, this.database), statement);
     try {
       if (typeof values === 'function') return original.call(this, config, finishThenCall(seg, scope, values as Callback));
       if (typeof callback === 'function') return original.call(this, config, values, finishThenCall(seg, scope, callback as Callback));
@@ -75,7 +75,7 @@ function wrapConnect(original: Callback): Callback {
     const scope: Scope | undefined = activeScope();
     if (scope === undefined) return original.call(this, callback);
     const o = this.options ?? {};
-    const seg = startCall(scope, 'pg pool checkout', 'db', 'checkout', targetOf(this, o.host, o.port, o.database), undefined);
+    const seg = startCall(scope, 'postgres pool checkout', 'db', 'checkout', targetOf(this, o.host, o.port, o.database), undefined);
     // the client comes from whoever released it: the callback goes back to the caller's context
     if (typeof callback === 'function') return original.call(this, finishThenCall(seg, scope, callback as Callback));
     return finishOnSettle(original.call(this), seg);
