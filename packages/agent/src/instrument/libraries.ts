@@ -4,6 +4,7 @@
  */
 import type { ModuleInstrumentation } from './modules.js';
 import { ioredis } from './ioredis.js';
+import { mysql2 } from './mysql2.js';
 import { pg, pgPool } from './pg.js';
 
-export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, ioredis];
+export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis];
