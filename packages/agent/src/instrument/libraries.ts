@@ -3,8 +3,9 @@
  * publish diagnostics channels (node:http, undici's fetch, node-redis) subscribe instead and are not listed here.
  */
 import type { ModuleInstrumentation } from './modules.js';
+import { amqplib } from './amqplib.js';
 import { ioredis } from './ioredis.js';
 import { mysql2 } from './mysql2.js';
 import { pg, pgPool } from './pg.js';
 
-export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis];
+export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis, amqplib];
