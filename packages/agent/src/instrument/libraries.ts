@@ -6,6 +6,7 @@ import type { ModuleInstrumentation } from './modules.js';
 import { amqplib } from './amqplib.js';
 import { ioredis } from './ioredis.js';
 import { mysql2 } from './mysql2.js';
+import { nats } from './nats.js';
 import { pg, pgPool } from './pg.js';
 
-export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis, amqplib];
+export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis, amqplib, nats];
