@@ -29,14 +29,26 @@ interface Submittable {
 
 interface PgPool {
   [TARGET]?: string;
-  options?: { host?: string; port?: number; database?: string };
+  options?: { host?: string; port?: number; database?: string; connectionString?: string };
 }
 
 const TARGET = Symbol('loopscope.target');
 const statements = new StatementCache('postgres');
 
-function targetOf(self: { [TARGET]?: string }, host: string | undefined, port: number | undefined, database: string | undefined): string {
-  return (self[TARGET] ??= `${host ?? 'localhost'}:${port ?? 5432}/${database ?? ''}`);
+const target = (host: string | undefined, port: number | string | undefined, database: string | undefined): string => `${host || 'localhost'}:${port || 5432}/${database ?? ''}`;
+
+/** A pool knows its options only: host, port and database, or a connection string. */
+function poolTarget(pool: PgPool): string {
+  const o = pool.options ?? {};
+  if (typeof o.connectionString === 'string') {
+    try {
+      const url = new URL(o.connectionString);
+      return target(url.hostname, url.port, decodeURIComponent(url.pathname.slice(1)));
+    } catch {
+      // not a URL (a libpq keyword string): the options' own fields below
+    }
+  }
+  return target(o.host, o.port, o.database);
 }
 
 /** A submittable (pg-cursor, pg-query-stream, a Query) without a callback reports through events. */
@@ -52,7 +64,7 @@ function wrapQuery(original: Callback): Callback {
     if (scope === undefined || typeof text !== 'string') return original.call(this, config, values, callback);
     const statement = statements.get(text);
     const operation = sqlOperation(statement);
-    const seg = startCall(scope, `postgres ${operation}`, 'db', operation, targetOf(this, this.host, this.port, this.database), statement);
+    const seg = startCall(scope, `postgres ${operation}`, 'db', operation, (this[TARGET] ??= target(this.host, this.port, this.database)), statement);
     try {
       if (typeof values === 'function') return original.call(this, config, finishThenCall(seg, scope, values as Callback));
       if (typeof callback === 'function') return original.call(this, config, values, finishThenCall(seg, scope, callback as Callback));
@@ -74,8 +86,7 @@ function wrapConnect(original: Callback): Callback {
   return function connect(this: PgPool, callback?: unknown): unknown {
     const scope: Scope | undefined = activeScope();
     if (scope === undefined) return original.call(this, callback);
-    const o = this.options ?? {};
-    const seg = startCall(scope, 'postgres pool checkout', 'db', 'checkout', targetOf(this, o.host, o.port, o.database), undefined);
+    const seg = startCall(scope, 'postgres pool checkout', 'db', 'checkout', (this[TARGET] ??= poolTarget(this)), undefined);
     // the client comes from whoever released it: the callback goes back to the caller's context
     if (typeof callback === 'function') return original.call(this, finishThenCall(seg, scope, callback as Callback));
     return finishOnSettle(original.call(this), seg);
