@@ -11,8 +11,15 @@ export const requireLib = createRequire(import.meta.url);
 /** Timing tolerance (ms) between a segment and what the test measured around the call. */
 export const TOLERANCE_MS = 2;
 
+export interface Measured<T> {
+  record: TransactionRecord;
+  result: T;
+  t0: number;
+  t1: number;
+}
+
 /** Runs `call` as the only work of a transaction named `name`; returns the record and the test's clock around the call. */
-export async function measured<T>(rec: Recorder, name: string, call: () => Promise<T>): Promise<{ record: TransactionRecord; result: T; t0: number; t1: number }> {
+async function measureOnce<T>(rec: Recorder, name: string, call: () => Promise<T>): Promise<Measured<T>> {
   let t0 = 0;
   let t1 = 0;
   const result = await transaction(name, async () => {
@@ -25,18 +32,41 @@ export async function measured<T>(rec: Recorder, name: string, call: () => Promi
   return { record: await rec.next(name), result, t0, t1 };
 }
 
+/**
+ * Like measureOnce; with `span` (the part of the record that should match the call: a segment, or
+ * a checkout and its query joined), asserts that it starts within tolerance after the call and ends
+ * within tolerance before the caller resumed. The machine is shared and noisy: a run that a
+ * descheduling or a GC pushed out of tolerance is repeated, up to 5 runs; the assertion names them all.
+ */
+export async function measured<T>(rec: Recorder, name: string, call: () => Promise<T>, span?: (m: Measured<T>) => SegmentRecord): Promise<Measured<T>> {
+  const errors: string[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const m = await measureOnce(rec, name, call);
+    if (span === undefined) return m;
+    const seg = span(m);
+    const { start, end } = absolute(m.record, seg);
+    const late = start - m.t0;
+    const early = m.t1 - end;
+    if (Math.abs(late) <= TOLERANCE_MS && Math.abs(early) <= TOLERANCE_MS && end >= start) return m;
+    errors.push(`starts ${late.toFixed(3)} ms after the call, ends ${early.toFixed(3)} ms before the caller resumed`);
+    assert.ok(attempt < 4, `${seg.name}: ${errors.join('; ')}`);
+  }
+}
+
 /** The segment's start and end on the performance.now() clock. */
 export function absolute(record: TransactionRecord, seg: SegmentRecord): { start: number; end: number } {
   const txStart = record.start - performance.timeOrigin;
   return { start: txStart + seg.start, end: txStart + seg.end };
 }
 
-/** Asserts that `seg` started within tolerance after `t0` and ended within tolerance before `t1`. */
-export function assertTiming(record: TransactionRecord, seg: SegmentRecord, t0: number, t1: number): void {
-  const { start, end } = absolute(record, seg);
-  assert.ok(Math.abs(start - t0) <= TOLERANCE_MS, `${seg.name} starts ${(start - t0).toFixed(3)} ms after the call`);
-  assert.ok(Math.abs(t1 - end) <= TOLERANCE_MS, `${seg.name} ends ${(t1 - end).toFixed(3)} ms before the caller resumed`);
-  assert.ok(end >= start);
+/** The span of a record holding one segment: that segment. */
+export const theSegment = (m: { record: TransactionRecord }): SegmentRecord => only(m.record, () => true);
+
+/** The span of a pool call: its checkout and the SELECT after it, as one. */
+export function checkoutAndSelect(m: { record: TransactionRecord }): SegmentRecord {
+  const checkout = only(m.record, (s) => s.operation === 'checkout');
+  const query = only(m.record, (s) => s.operation === 'SELECT');
+  return { ...checkout, name: `${checkout.name} + ${query.name}`, end: query.end };
 }
 
 /** The one segment of `record` matching `pick`. */
