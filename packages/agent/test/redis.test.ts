@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import type { TransactionRecord } from '@loopscope/protocol';
 import { start, transaction } from '../src/index.js';
 import { concurrently, here, measured, only, requireLib, theSegment } from './datastore-helpers.js';
 import { recorder } from './helpers.js';
@@ -32,6 +33,14 @@ after(async () => {
   await node.quit();
 });
 
+/** `GET loopscope:test` as both clients record it: the key, never the value it returned. */
+function assertGet({ record, result }: { record: TransactionRecord; result: unknown }): void {
+  assert.equal(result, 'secret-value');
+  const seg = only(record, () => true);
+  assert.deepEqual([seg.kind, seg.name, seg.operation, seg.target, seg.statement], ['cache', 'redis GET', 'GET', '127.0.0.1:6379/0', 'GET loopscope:test']);
+  assert.ok(!JSON.stringify(record).includes('secret'));
+}
+
 test('ioredis: commands queued before the connection was ready belong to the requests that issued them', async () => {
   // lazyConnect: the first commands wait in ioredis's offline queue, flushed from the connection's context
   const records = await concurrently(rec, 'ioredis early', 20, (i) => io.echo(String(i)).then((echoed) => ({ echoed, ranIn: here() })));
@@ -43,14 +52,7 @@ test('ioredis: commands queued before the connection was ready belong to the req
 
 test('ioredis: a command is a cache segment with command and key, never the value', async () => {
   await io.set('loopscope:test', 'secret-value');
-  const { record, result } = await measured(rec, 'ioredis get', () => io.get('loopscope:test'), theSegment);
-  assert.equal(result, 'secret-value');
-  const seg = only(record, () => true);
-  assert.equal(seg.kind, 'cache');
-  assert.equal(seg.name, 'redis GET');
-  assert.equal(seg.operation, 'GET');
-  assert.equal(seg.target, '127.0.0.1:6379/0');
-  assert.equal(seg.statement, 'GET loopscope:test');
+  assertGet(await measured(rec, 'ioredis get', () => io.get('loopscope:test'), theSegment));
   const set = await measured(rec, 'ioredis set', () => io.set('loopscope:test', 'another-secret'));
   assert.equal(only(set.record, () => true).statement, 'SET loopscope:test');
   assert.ok(!JSON.stringify(set.record).includes('secret'));
@@ -68,13 +70,7 @@ test('ioredis: 200 concurrent requests on one connection, promise and callback s
 test('node-redis: a command is a cache segment from the client\'s own tracing channel', async () => {
   await transaction('node-redis connect', () => node.connect());
   await node.set('loopscope:test', 'secret-value');
-  const { record, result } = await measured(rec, 'node-redis get', () => node.get('loopscope:test'), theSegment);
-  assert.equal(result, 'secret-value');
-  const seg = only(record, () => true);
-  assert.equal(seg.kind, 'cache');
-  assert.equal(seg.name, 'redis GET');
-  assert.equal(seg.target, '127.0.0.1:6379/0');
-  assert.equal(seg.statement, 'GET loopscope:test');
+  assertGet(await measured(rec, 'node-redis get', () => node.get('loopscope:test'), theSegment));
 });
 
 test('node-redis: 200 concurrent requests on one connection', async () => {

@@ -6,7 +6,7 @@
  * `AMQP consume <queue>`.
  */
 import { transaction } from '../index.js';
-import { activeScope, finishThenCall, startCall } from './calls.js';
+import { activeScope, finishThenCall, finishWhenReturned, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 
 type Fn = (...args: any[]) => unknown;
@@ -29,19 +29,12 @@ function targetOf(channel: AmqpChannel, exchange: unknown, routingKey: unknown):
 /** Plain channel: the message is written to the socket buffer, nothing is awaited. */
 function wrapPublish(confirmClass: unknown): (original: Fn) => Fn {
   return (original) =>
-    function publish(this: AmqpChannel, exchange: unknown, routingKey: unknown, ...rest: unknown[]): unknown {
+    function publish(this: AmqpChannel, ...args: unknown[]): unknown {
       const scope = activeScope();
       // a confirm channel's publish comes through here too: it has its own segment
-      if (scope === undefined || this instanceof (confirmClass as new () => object)) return original.call(this, exchange, routingKey, ...rest);
-      const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, exchange, routingKey), undefined);
-      try {
-        return original.call(this, exchange, routingKey, ...rest);
-      } catch (error) {
-        seg.finish(error);
-        throw error;
-      } finally {
-        seg.finish();
-      }
+      if (scope === undefined || this instanceof (confirmClass as new () => object)) return Reflect.apply(original, this, args);
+      const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, args[0], args[1]), undefined);
+      return finishWhenReturned(seg, original, this, args);
     };
 }
 

@@ -52,6 +52,18 @@ export function finishThenCall(seg: Segment, scope: Scope, callback: (...args: a
   };
 }
 
+/** Runs a call that is over when it returns (a publish that only buffers): `seg` ends with it, failed if it throws. */
+export function finishWhenReturned(seg: Segment, fn: (...args: any[]) => unknown, self: unknown, args: unknown[]): unknown {
+  try {
+    const result = Reflect.apply(fn, self, args);
+    seg.finish();
+    return result;
+  } catch (error) {
+    seg.finish(error);
+    throw error;
+  }
+}
+
 /** Finishes `seg` when `promise` settles; returns `promise` itself (the caller's, untouched). */
 export function finishOnSettle<P>(promise: P, seg: Segment): P {
   if (promise !== null && typeof (promise as { then?: unknown }).then === 'function') {

@@ -6,7 +6,7 @@
  * (iterator subscriptions run in the subscriber's own loop and are not transactions).
  */
 import { transaction } from '../index.js';
-import { activeScope, finishOnSettle, startCall } from './calls.js';
+import { activeScope, finishOnSettle, finishWhenReturned, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 
 type Fn = (...args: any[]) => unknown;
@@ -21,18 +21,11 @@ let inRequest = false;
 const target = (nc: Connection, subject: unknown): string => `${nc.getServer() || 'localhost:4222'}/${String(subject)}`;
 
 function wrapPublish(original: Fn): Fn {
-  return function publish(this: Connection, subject: unknown, ...rest: unknown[]): unknown {
+  return function publish(this: Connection, ...args: unknown[]): unknown {
     const scope = inRequest ? undefined : activeScope();
-    if (scope === undefined) return original.call(this, subject, ...rest);
-    const seg = startCall(scope, 'nats publish', 'queue', 'publish', target(this, subject), undefined);
-    try {
-      return original.call(this, subject, ...rest);
-    } catch (error) {
-      seg.finish(error);
-      throw error;
-    } finally {
-      seg.finish();
-    }
+    if (scope === undefined) return Reflect.apply(original, this, args);
+    const seg = startCall(scope, 'nats publish', 'queue', 'publish', target(this, args[0]), undefined);
+    return finishWhenReturned(seg, original, this, args);
   };
 }
 
