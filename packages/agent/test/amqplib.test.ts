@@ -18,6 +18,15 @@ interface Channel {
   consume(q: string, cb: (msg: { content: Buffer } | null) => void, o?: object): Promise<{ consumerTag: string }>;
   ack(msg: object): void;
 }
+interface CallbackChannel {
+  assertQueue(q: string, o: object, cb: (err: unknown) => void): void;
+  sendToQueue(q: string, content: Buffer): boolean;
+  consume(q: string, cb: (msg: { content: Buffer } | null) => void, o: object, done: (err: unknown) => void): void;
+  ack(msg: object): void;
+}
+const amqpCallbacks = requireLib('amqplib/callback_api') as {
+  connect(url: string, cb: (err: unknown, conn: { createChannel(cb: (err: unknown, ch: CallbackChannel) => void): void; close(cb?: () => void): void }) => void): void;
+};
 const amqp = requireLib('amqplib') as { connect(url: string): Promise<{ createChannel(): Promise<Channel>; createConfirmChannel(): Promise<Channel>; close(): Promise<void> }> };
 const queue = `loopscope-test-${process.pid}`;
 let conn: Awaited<ReturnType<typeof amqp.connect>>;
@@ -65,4 +74,26 @@ test('each consumed message is a transaction of its own; 200 publishers each get
   assert.ok(seen.every((name) => name === `AMQP consume ${queue}`));
   const consumed = await rec.next(`AMQP consume ${queue}`);
   assert.equal(consumed.status, 0);
+});
+
+test('the callback API: publish is a segment, a consumed message a transaction', async () => {
+  const q = `${queue}-cb`;
+  const conn = await new Promise<Parameters<Parameters<typeof amqpCallbacks.connect>[1]>[1]>((resolve, reject) => amqpCallbacks.connect('amqp://guest:guest@127.0.0.1:5672', (err, c) => (err ? reject(err) : resolve(c))));
+  try {
+    const ch = await new Promise<CallbackChannel>((resolve, reject) => conn.createChannel((err, c) => (err ? reject(err) : resolve(c))));
+    await new Promise<void>((resolve, reject) => ch.assertQueue(q, { autoDelete: true }, (err) => (err ? reject(err) : resolve())));
+    const consumedIn = new Promise<string | undefined>((resolve, reject) =>
+      ch.consume(q, (msg) => {
+        if (msg === null) return;
+        ch.ack(msg);
+        resolve(current()?.endpoint);
+      }, {}, (err) => err && reject(err)),
+    );
+    await transaction('amqp callback publish', async () => ch.sendToQueue(q, Buffer.from('x')));
+    assert.equal(await consumedIn, `AMQP consume ${q}`);
+    await flush();
+    assert.deepEqual((await rec.next('amqp callback publish')).segments.map((s) => `${s.kind} ${s.operation} ${s.target}`), [`queue publish 127.0.0.1:5672/${q}`]);
+  } finally {
+    await new Promise<void>((resolve) => conn.close(() => resolve()));
+  }
 });
