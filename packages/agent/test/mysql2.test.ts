@@ -19,6 +19,7 @@ interface PromisePool {
 }
 interface CallbackPool {
   query(sql: string, values: unknown[], cb: (err: Error | null, rows: Rows) => void): void;
+  query(sql: string): { on(event: 'end', listener: () => void): unknown };
   end(cb?: () => void): void;
 }
 const mysql = requireLib('mysql2') as { createPool(o: object): CallbackPool };
@@ -52,6 +53,11 @@ test('prepared statements (execute) and errors', async () => {
   assert.equal(query.statement, 'SELECT ? AS a');
   const failed = await measured(rec, 'mysql error', () => pool.query('SELECT * FROM no_such_table').catch((e: Error) => e.message));
   assert.match(only(failed.record, (s) => s.operation === 'SELECT').error ?? '', /no_such_table/);
+});
+
+test('the event-emitter style (no callback, no promise) is timed to its end event', async () => {
+  const { record } = await measured(rec, 'mysql emitter', () => new Promise<void>((resolve) => cbPool.query('SELECT SLEEP(0.005)').on('end', () => resolve())), checkoutAndSelect);
+  assert.equal(only(record, (s) => s.operation === 'SELECT').statement, 'SELECT SLEEP(?)');
 });
 
 test('200 concurrent requests on a pool of 4, promise and callback pools', async () => {

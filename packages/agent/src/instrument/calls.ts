@@ -64,6 +64,12 @@ export function finishWhenReturned(seg: Segment, fn: (...args: any[]) => unknown
   }
 }
 
+/** Finishes `seg` at the `end` or `error` event of a library's query object (the style without callback or promise). */
+export function finishOnEnd(emitter: { once(event: string, listener: (...args: any[]) => unknown): unknown }, seg: Segment): void {
+  emitter.once('end', () => seg.finish());
+  emitter.once('error', (error: unknown) => seg.finish(error));
+}
+
 /** Finishes `seg` when `promise` settles; returns `promise` itself (the caller's, untouched). */
 export function finishOnSettle<P>(promise: P, seg: Segment): P {
   if (promise !== null && typeof (promise as { then?: unknown }).then === 'function') {

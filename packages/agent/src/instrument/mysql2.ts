@@ -7,8 +7,7 @@
  * (docs/instrumentation.md). The internal files are patched, so `require` and `import` are alike.
  */
 import type { Scope } from '../context.js';
-import type { Segment } from '../transaction.js';
-import { activeScope, finishThenCall, startCall } from './calls.js';
+import { activeScope, finishOnEnd, finishThenCall, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { sqlOperation, StatementCache } from './statement.js';
 
@@ -24,7 +23,7 @@ interface Config {
 interface Command {
   sql?: unknown;
   onResult?: Callback;
-  once?(event: string, listener: Callback): unknown;
+  once(event: string, listener: Callback): unknown;
 }
 
 const TARGET = Symbol('loopscope.target');
@@ -34,11 +33,6 @@ const statements = new StatementCache('mysql');
 
 function targetOf(self: { [TARGET]?: string }, c: Config | undefined): string {
   return (self[TARGET] ??= c === undefined ? '' : c.socketPath ?? `${c.host ?? 'localhost'}:${c.port ?? 3306}/${c.database ?? ''}`);
-}
-
-function finishOnEvents(command: Command, seg: Segment): void {
-  command.once?.('end', () => seg.finish());
-  command.once?.('error', (error: unknown) => seg.finish(error));
 }
 
 /** `query(sql | options | Query, values?, cb?)` and `execute(...)` alike. */
@@ -59,8 +53,9 @@ function wrapCall(original: Callback): Callback {
         command.onResult = finishThenCall(seg, scope, command.onResult);
         return original.call(this, sql, values, cb);
       }
+      // no callback: the query is an event emitter
       const result = original.call(this, sql, values, cb) as Command;
-      finishOnEvents(result, seg);
+      finishOnEnd(result, seg);
       return result;
     } catch (error) {
       seg.finish(error);

@@ -6,8 +6,7 @@
  * loads the same CommonJS file) and `require('pg')` are both seen.
  */
 import type { Scope } from '../context.js';
-import type { Segment } from '../transaction.js';
-import { activeScope, callOutside, finishOnSettle, finishThenCall, startCall } from './calls.js';
+import { activeScope, callOutside, finishOnEnd, finishOnSettle, finishThenCall, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { sqlOperation, StatementCache } from './statement.js';
 
@@ -51,12 +50,6 @@ function poolTarget(pool: PgPool): string {
   return target(o.host, o.port, o.database);
 }
 
-/** A submittable (pg-cursor, pg-query-stream, a Query) without a callback reports through events. */
-function finishOnEvents(query: Submittable, seg: Segment): void {
-  query.once('end', () => seg.finish());
-  query.once('error', (error: unknown) => seg.finish(error));
-}
-
 function wrapQuery(original: Callback): Callback {
   return function query(this: PgClient, config: unknown, values?: unknown, callback?: unknown): unknown {
     const scope = activeScope();
@@ -71,7 +64,7 @@ function wrapQuery(original: Callback): Callback {
       const submittable = config !== null && typeof config === 'object' && typeof (config as Submittable).submit === 'function' ? (config as Submittable) : undefined;
       if (submittable !== undefined) {
         if (typeof submittable.callback === 'function') submittable.callback = finishThenCall(seg, scope, submittable.callback);
-        else finishOnEvents(submittable, seg);
+        else finishOnEnd(submittable, seg); // pg-cursor, pg-query-stream, a Query without callback
         return original.call(this, config, values, callback);
       }
       return finishOnSettle(original.call(this, config, values, callback), seg);
