@@ -22,15 +22,24 @@ interface IORedis {
   quit(): Promise<unknown>;
 }
 const IORedis = requireLib('ioredis') as new (o: object) => IORedis;
-const { createClient } = requireLib('redis') as {
-  createClient(o: object): { connect(): Promise<unknown>; get(k: string): Promise<string | null>; set(k: string, v: string): Promise<unknown>; echo(v: string): Promise<string>; quit(): Promise<unknown> };
-};
+interface NodeRedis {
+  connect(): Promise<unknown>;
+  get(k: string): Promise<string | null>;
+  set(k: string, v: string): Promise<unknown>;
+  echo(v: string): Promise<string>;
+  quit(): Promise<unknown>;
+}
+type CreateClient = (o: object) => NodeRedis;
 const io = new IORedis({ host: '127.0.0.1', port: 6379, db: 0, lazyConnect: true });
-const node = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
+// node-redis 6 (current) and 5 (installed as `redis5`: the channel is the same whatever the package is called)
+const nodeClients = (['redis', 'redis5'] as const).map((pkg) => ({
+  pkg,
+  client: (requireLib(pkg) as { createClient: CreateClient }).createClient({ socket: { host: '127.0.0.1', port: 6379 } }),
+}));
 after(async () => {
   rec.stop();
   await io.quit();
-  await node.quit();
+  for (const { client } of nodeClients) await client.quit();
 });
 
 /** `GET loopscope:test` as both clients record it: the key, never the value it returned. */
@@ -67,13 +76,17 @@ test('ioredis: 200 concurrent requests on one connection, promise and callback s
   for (const r of records) assert.deepEqual(r.segments.map((s) => s.operation), ['ECHO'], r.endpoint);
 });
 
-test('node-redis: a command is a cache segment from the client\'s own tracing channel', async () => {
-  await transaction('node-redis connect', () => node.connect());
-  await node.set('loopscope:test', 'secret-value');
-  assertGet(await measured(rec, 'node-redis get', () => node.get('loopscope:test'), theSegment));
-});
+for (const { pkg, client } of nodeClients) {
+  const version = (requireLib(`${pkg}/package.json`) as { version: string }).version;
 
-test('node-redis: 200 concurrent requests on one connection', async () => {
-  const records = await concurrently(rec, 'node-redis req', 200, (i) => node.echo(String(i)).then((echoed) => ({ echoed, ranIn: here() })));
-  for (const r of records) assert.deepEqual(r.segments.map((s) => s.operation), ['ECHO'], r.endpoint);
-});
+  test(`node-redis ${version}: a command is a cache segment from the client's own tracing channel`, async () => {
+    await transaction('node-redis connect', () => client.connect());
+    await client.set('loopscope:test', 'secret-value');
+    assertGet(await measured(rec, `${pkg} get`, () => client.get('loopscope:test'), theSegment));
+  });
+
+  test(`node-redis ${version}: 200 concurrent requests on one connection`, async () => {
+    const records = await concurrently(rec, `${pkg} req`, 200, (i) => client.echo(String(i)).then((echoed) => ({ echoed, ranIn: here() })));
+    for (const r of records) assert.deepEqual(r.segments.map((s) => s.operation), ['ECHO'], r.endpoint);
+  });
+}
