@@ -30,6 +30,7 @@ interface NodeRedis {
   quit(): Promise<unknown>;
 }
 type CreateClient = (o: object) => NodeRedis;
+type CreateClientPool = (o: object, pool: object) => NodeRedis & { close(): Promise<unknown> };
 const io = new IORedis({ host: '127.0.0.1', port: 6379, db: 0, lazyConnect: true });
 // node-redis 6 (current) and 5 (installed as `redis5`: the channel is the same whatever the package is called)
 const nodeClients = (['redis', 'redis5'] as const).map((pkg) => ({
@@ -88,5 +89,17 @@ for (const { pkg, client } of nodeClients) {
   test(`node-redis ${version}: 200 concurrent requests on one connection`, async () => {
     const records = await concurrently(rec, `${pkg} req`, 200, (i) => client.echo(String(i)).then((echoed) => ({ echoed, ranIn: here() })));
     for (const r of records) assert.deepEqual(r.segments.map((s) => s.operation), ['ECHO'], r.endpoint);
+  });
+
+  test(`node-redis ${version}: 200 concurrent requests on a client pool of 2, tasks queued behind busy clients`, async () => {
+    const { createClientPool } = requireLib(pkg) as { createClientPool: CreateClientPool };
+    const pool = createClientPool({ socket: { host: '127.0.0.1', port: 6379 } }, { minimum: 1, maximum: 2 });
+    await pool.connect();
+    try {
+      const records = await concurrently(rec, `${pkg} pool`, 200, (i) => pool.echo(String(i)).then((echoed) => ({ echoed, ranIn: here() })));
+      for (const r of records) assert.deepEqual(r.segments.map((s) => s.operation), ['ECHO'], r.endpoint);
+    } finally {
+      await pool.close();
+    }
   });
 }

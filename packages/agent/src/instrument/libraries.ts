@@ -1,6 +1,7 @@
 /**
  * The libraries the agent patches through module hooks (./modules.ts), one file each. Libraries that
- * publish diagnostics channels (node:http, undici's fetch, node-redis) subscribe instead and are not listed here.
+ * publish diagnostics channels (node:http, undici's fetch, node-redis's commands) subscribe instead and are not
+ * listed here.
  */
 import type { ModuleInstrumentation } from './modules.js';
 import { amqplib } from './amqplib.js';
@@ -8,5 +9,6 @@ import { ioredis } from './ioredis.js';
 import { mysql2 } from './mysql2.js';
 import { nats } from './nats.js';
 import { pg, pgPool } from './pg.js';
+import { redisPool } from './redis.js';
 
-export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis, amqplib, nats];
+export const libraries: readonly ModuleInstrumentation[] = [pg, pgPool, mysql2, ioredis, redisPool, amqplib, nats];

@@ -3,12 +3,14 @@
  * `cache`, from the `node-redis:command` tracing channel the client publishes. Its `start` event
  * fires synchronously in the caller's context when the command is issued (queued or written); the
  * segment rides on the event's context object and ends at `asyncStart` (the reply is in) or `error`.
- * Nothing is patched, so `require` and `import` are alike.
+ * Only the client pool (`createClientPool`) is patched: a task queued for a busy pool runs from the
+ * context of the request that returned a client, so each task is bound to the context that queued it.
  */
 import { tracingChannel } from 'node:diagnostics_channel';
 import type { Segment } from '../transaction.js';
-import { activeScope, startCall } from './calls.js';
+import { activeScope, callInScope, startCall } from './calls.js';
 import { redisTarget } from './ioredis.js';
+import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { redisStatement } from './statement.js';
 
 interface CommandEvent {
@@ -49,3 +51,26 @@ export function instrumentRedis(onError: () => void): () => void {
   channel.subscribe(handlers);
   return () => channel.unsubscribe(handlers);
 }
+
+type Fn = (...args: any[]) => unknown;
+
+function wrapExecute(original: Fn): Fn {
+  return function execute(this: unknown, fn: unknown): unknown {
+    const scope = activeScope();
+    if (scope === undefined || typeof fn !== 'function') return original.call(this, fn);
+    return original.call(this, function (this: unknown, client: unknown): unknown {
+      return callInScope(scope, fn as Fn, this, [client]);
+    });
+  };
+}
+
+/** node-redis's client pool, in `@redis/client` (which `redis` re-exports). */
+export const redisPool: ModuleInstrumentation = {
+  module: '@redis/client',
+  majors: [5, 6],
+  files: {
+    'dist/lib/client/pool.js'(exports: Exports) {
+      wrapMethod((exports.RedisClientPool as { prototype: { execute: Fn } }).prototype, 'execute', wrapExecute);
+    },
+  },
+};
