@@ -43,15 +43,13 @@ test('no value survives: none of the literals appear in the output', () => {
   }
 });
 
-test('the length is bounded, and a huge statement is not scanned to its end', () => {
+test('the length is bounded, and a huge statement is cut, its literal still hidden', () => {
   const long = `SELECT ${Array.from({ length: 5000 }, (_, i) => `col_${i}`).join(', ')} FROM t`;
   const out = sanitizeSql(long, 'postgres');
   assert.equal(out.length, SEGMENT_TEXT_LIMITS.statement);
   assert.ok(out.endsWith('…'));
-  const huge = `SELECT '${'x'.repeat(10_000_000)}`;
-  const t0 = performance.now();
-  assert.equal(sanitizeSql(huge, 'postgres'), 'SELECT ?…');
-  assert.ok(performance.now() - t0 < 200);
+  // a literal longer than the scan limit: its end (and what follows) is never reached, nothing leaks
+  assert.equal(sanitizeSql(`SELECT '${'x'.repeat(100_000)}', 'secret'`, 'postgres'), 'SELECT ?…');
 });
 
 test('the operation is the first keyword', () => {
