@@ -44,10 +44,7 @@ function wrapConfirmPublish(original: Fn): Fn {
     const scope = activeScope();
     if (scope === undefined) return original.call(this, exchange, routingKey, content, options, cb);
     const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, exchange, routingKey), undefined);
-    if (typeof cb !== 'function') {
-      seg.finish();
-      return original.call(this, exchange, routingKey, content, options, cb);
-    }
+    if (typeof cb !== 'function') return finishWhenReturned(seg, original, this, [exchange, routingKey, content, options]);
     return original.call(this, exchange, routingKey, content, options, finishThenCall(seg, scope, cb as Fn));
   };
 }

@@ -17,7 +17,7 @@ export function activeScope(): Scope | undefined {
 
 const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
-/** A segment for a call made now in `scope`: `name` is what the waterfall shows (`pg SELECT`). */
+/** A segment for a call made now in `scope`: `name` is what the waterfall shows (`postgres SELECT`). */
 export function startCall(scope: Scope, name: string, kind: SegmentKind, operation: string, target: string, statement: string | undefined): Segment {
   const seg = scope.tx.startSegment(name, kind, scope.segment);
   seg.operation = cut(operation, SEGMENT_TEXT_LIMITS.operation);
