@@ -2,6 +2,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { wrap } from 'loopscope';
+import type { Kennel } from './kennel.js';
 
 type Handler = (res: http.ServerResponse) => void | Promise<void>;
 type Callback = (err?: Error) => void;
@@ -12,8 +13,8 @@ export function burn(ms: number): void {
   while (performance.now() < end);
 }
 
-export function createApp(opts: { upstream: string }): http.Server {
-  const { upstream } = opts;
+export function createApp(opts: { upstream: string; kennel?: Kennel }): http.Server {
+  const { upstream, kennel } = opts;
 
   async function fetchText(path: string): Promise<string> {
     const res = await fetch(new URL(path, upstream));
@@ -68,6 +69,16 @@ export function createApp(opts: { upstream: string }): http.Server {
       feedPuppy(wrap(thingDone));
       doDishes(wrap(thingDone));
       roombaRoom(wrap(thingDone));
+    },
+
+    // Feeding with a memory: the favourite food from the cache (Redis), the bowl filled (I/O), and
+    // the feeding written down (PostgreSQL or SQLite): http, cache and db time side by side.
+    '/feed': async (res) => {
+      const puppy = 1 + Math.floor(Math.random() * 10);
+      const food = (await kennel?.favouriteFood()) ?? 'kibble';
+      await fetchText('/delay/30');
+      await kennel?.recordFeeding(puppy, 100);
+      res.end(`Fed puppy ${puppy} some ${food}\n`);
     },
 
     '/health': (res) => {

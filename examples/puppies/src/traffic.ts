@@ -31,6 +31,7 @@ const MIX: ReadonlyArray<readonly [string, number]> = [
   ['/async', 40],
   ['/concurrent', 20],
   ['/chores', 20],
+  ['/feed', 20],
   ['/sequential', 10],
   ['/sync', 5],
   ['/health', 5],

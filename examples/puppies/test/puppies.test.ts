@@ -9,18 +9,23 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { onTransactionEnd, start, type TransactionRecord } from 'loopscope';
 import { createApp } from '../src/app.js';
+import type { Kennel } from '../src/kennel.js';
 import { startUpstream } from '../src/upstream.js';
 
 start({ service: 'puppies-test' });
+// after the agent: pg and ioredis are patched when they load, as under --import loopscope/register
+const { openKennel } = await import('../src/kennel.js');
 const records: TransactionRecord[] = [];
 onTransactionEnd((r) => records.push(r));
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
 let server: http.Server;
 let base: string;
+let kennel: Kennel;
 
 before(async () => {
   upstream = await startUpstream();
-  server = createApp({ upstream: upstream.url });
+  kennel = await openKennel();
+  server = createApp({ upstream: upstream.url, kennel });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -28,6 +33,7 @@ before(async () => {
 after(async () => {
   server.close();
   await upstream.close();
+  await kennel.close();
 });
 
 async function visit(path: string): Promise<TransactionRecord> {
@@ -79,4 +85,36 @@ test('sync: the feed blocks the loop; it is cpu, not external', async () => {
   const record = await visit('/sync');
   assert.ok(record.cpu >= 200, `cpu ${record.cpu}`);
   assert.equal(record.external, 0);
+});
+
+test('feed: the cache, the upstream and the database are three segments of three kinds', async () => {
+  assert.equal(kennel.database, 'postgres', 'PostgreSQL on 127.0.0.1:5432 (started by .ci/run)');
+  assert.equal(kennel.cached, true, 'Redis on 127.0.0.1:6379');
+  await visit('/feed');
+  const record = await visit('/feed');
+  assert.deepEqual(record.segments.map((s) => s.kind), ['cache', 'http', 'db', 'db']);
+  assert.deepEqual(record.segments.map((s) => s.operation ?? null), ['GET', null, 'checkout', 'INSERT']);
+  assert.equal(record.segments[3]!.statement, 'INSERT INTO puppy_feedings (puppy, grams) VALUES ($1, $2)');
+  assert.deepEqual(record.segments.slice(2).map((s) => s.target), ['127.0.0.1:5432/test', '127.0.0.1:5432/test']);
+  assert.deepEqual(Object.keys(record.externalByKind).sort(), ['cache', 'db', 'http']);
+  assert.ok(record.externalByKind.http! >= 30);
+});
+
+test('feed without PostgreSQL and Redis: SQLite takes the feedings (a db segment by hand), the cache is skipped', async () => {
+  const fallback = await openKennel({ postgres: 'postgres://postgres@127.0.0.1:1/none', redis: 'redis://127.0.0.1:1' });
+  const app = createApp({ upstream: upstream.url, kennel: fallback });
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+  try {
+    assert.equal(fallback.database, 'sqlite');
+    assert.equal(fallback.cached, false);
+    const seen = records.length;
+    const res = await fetch(`http://127.0.0.1:${(app.address() as AddressInfo).port}/feed`);
+    assert.match(await res.text(), /^Fed puppy \d+ some kibble/);
+    let record: TransactionRecord | undefined;
+    while (!(record = records.slice(seen).find((r) => r.endpoint === 'GET /feed'))) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(record.segments.map((s) => `${s.kind} ${s.name}`), [`http ${record.segments[0]!.name}`, 'db sqlite INSERT']);
+  } finally {
+    app.close();
+    await fallback.close();
+  }
 });

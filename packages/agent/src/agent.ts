@@ -12,6 +12,7 @@ import { instrumentHttpServer } from './instrument/http-server.js';
 import { libraries } from './instrument/libraries.js';
 import { instrumentModules } from './instrument/modules.js';
 import { frameworkFaults } from './instrument/route.js';
+import { instrumentRedis } from './instrument/redis.js';
 import { instrumentTimers } from './instrument/timers.js';
 import { LoopHealth } from './loop/health.js';
 import { LongTasks } from './loop/long-tasks.js';
@@ -68,6 +69,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     ),
   );
   if (enabled('fastify')) undo.push(instrumentFastify(onError));
+  if (enabled('redis')) undo.push(instrumentRedis(onError));
   agent = {
     config,
     tracker,

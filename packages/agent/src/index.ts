@@ -6,6 +6,7 @@
 import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
 import { running, start, type Agent } from './agent.js';
 import { storage } from './context.js';
+import { callInScope } from './instrument/calls.js';
 import { enter, leave } from './timing.js';
 import { Routing } from './transaction.js';
 import type { TransactionListener } from './tracker.js';
@@ -83,11 +84,9 @@ export function wrap<F extends (...args: any[]) => any>(fn: F): F {
   tx.hold();
   let pending = true;
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    const prev = enter(tx);
     try {
-      return storage.run(scope, Reflect.apply, fn, this, args);
+      return callInScope(scope, fn, this, args);
     } finally {
-      leave(prev);
       if (pending) {
         pending = false;
         tx.release();

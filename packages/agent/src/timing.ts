@@ -373,5 +373,8 @@ function segmentRecord(seg: Segment, txStart: number, end: number): SegmentRecor
   };
   if (seg.error !== undefined) rec.error = seg.error;
   if (seg.end < 0) rec.unfinished = true;
+  if (seg.operation !== undefined) rec.operation = seg.operation;
+  if (seg.target !== undefined) rec.target = seg.target;
+  if (seg.statement !== undefined) rec.statement = seg.statement;
   return rec;
 }

@@ -28,6 +28,10 @@ export class Segment implements Scope {
   error: string | undefined;
   /** false for fire-and-forget work the transaction never waited for */
   awaited = true;
+  /** database, cache and queue calls (instrument/calls.ts): what, where, and the sanitized statement */
+  operation: string | undefined;
+  target: string | undefined;
+  statement: string | undefined;
 
   constructor(tx: Transaction, id: number, parent: Segment | null, name: string, kind: SegmentKind) {
     this.tx = tx;

@@ -193,11 +193,15 @@ test('loopscope demo: collector, puppies app and traffic; the API shows the live
   demo.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   demo.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const live = await until('the live API URL', async () => /live API\s+(http:\S+)/.exec(out)?.[1]);
+  // /async (200 ms upstream) and /feed are among the endpoints once they have finished a few times
   const rows = await until('puppies endpoints in the live API', async () => {
     const r = await api<EndpointSummary[]>(live.replace(/\/api.*/, ''), live.replace(/^http:\/\/[^/]+/, ''));
-    return r.length >= 3 ? r : undefined;
+    return r.length >= 3 && r.some((x) => x.endpoint === 'GET /async') && r.some((x) => x.endpoint === 'GET /feed') ? r : undefined;
   });
   assert.ok(rows.some((r) => r.endpoint === 'GET /async' && r.count > 0 && r.external.p95 > 100), JSON.stringify(rows.map((r) => r.endpoint)));
+  // the feeding's time splits by kind: the upstream (http) and the database (db: PostgreSQL, or SQLite by hand)
+  const feed = rows.find((r) => r.endpoint === 'GET /feed')!;
+  assert.ok(feed.externalByKind.http! > 0 && feed.externalByKind.db! > 0, JSON.stringify(feed.externalByKind));
   const [code] = (await once(demo, 'exit')) as [number];
   assert.equal(code, 0, err);
   // what the demo stored is still there for the next collector on that directory

@@ -126,6 +126,12 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     error: /^\/traces\/0\/segments\/1\/kind must be one of "http", "db", "cache", "queue", "other"$/,
   },
   {
+    name: 'segment statement over its limit',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].segments[0].statement = 'x'.repeat(2049))), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/segments\/0\/statement must not have more than 2048 characters$/,
+  },
+  {
     name: 'bad batchId',
     send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.batchId = 'x y')), JSON_TYPE),
     status: 400,

@@ -57,7 +57,19 @@ export function trace(service: string, endpoint: string, start: number, tx: Tx):
     externalByKind: tx.external > 0 ? { db: tx.external } : {},
     blocking: tx.blocking,
     segments: [
-      { id: 0, parentId: null, name: 'SELECT puppies', kind: 'db', start: 0.1, end: 0.1 + tx.external, onCriticalPath: true },
+      // a data-store call carries operation, target and sanitized statement (returned as sent by /api/traces/:id)
+      {
+        id: 0,
+        parentId: null,
+        name: 'postgres SELECT',
+        kind: 'db',
+        start: 0.1,
+        end: 0.1 + tx.external,
+        onCriticalPath: true,
+        operation: 'SELECT',
+        target: '127.0.0.1:5432/puppies',
+        statement: 'SELECT * FROM puppies WHERE id = $1 AND name <> ?',
+      },
       { id: 1, parentId: null, name: 'GET cache', kind: 'cache', start: 0.1, end: 0.2, onCriticalPath: false },
     ],
     criticalPath: [0],

@@ -233,6 +233,12 @@ test('names from the app are shown as text and run nothing', async () => {
   assert.equal(await page.locator('.tooltip dd').first().textContent(), EVIL_SEGMENT);
   await page.click('.wf-row[data-segment]');
   assert.equal(await page.locator('.wf-details dd').first().textContent(), EVIL_SEGMENT);
+  // a query's operation, target and statement are facts of its segment, as text
+  await page.locator('.wf-row[data-segment]', { hasText: 'postgres SELECT' }).click();
+  const facts = await page.$$eval('.wf-details dt', (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
+  assert.equal(facts['operation'], 'SELECT');
+  assert.equal(facts['target'], '127.0.0.1:5432/test');
+  assert.equal(facts['statement'], 'SELECT ? AS "<img src=z onerror=alert(3)>"');
   assert.equal(await page.locator('img').count(), 0);
   await page.close();
   assert.deepEqual(incidents, []);

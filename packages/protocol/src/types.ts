@@ -31,7 +31,16 @@ export interface SegmentRecord {
   error?: string;
   /** true when the transaction was closed before this segment finished */
   unfinished?: boolean;
+  /** database, cache and queue calls: what was done (`SELECT`, `GET`, `publish`, `checkout`) */
+  operation?: string;
+  /** database, cache and queue calls: where (`127.0.0.1:5432/shop`, `127.0.0.1:5672/orders`) */
+  target?: string;
+  /** database and cache calls: the statement with every literal value replaced by `?` (docs/instrumentation.md) */
+  statement?: string;
 }
+
+/** The longest operation, target and statement a segment carries (the agent cuts, the collector refuses longer). */
+export const SEGMENT_TEXT_LIMITS = { operation: 64, target: 256, statement: 2048 } as const;
 
 export type ExternalByKind = Partial<Record<SegmentKind, number>>;
 

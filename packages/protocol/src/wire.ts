@@ -7,7 +7,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
-import { WIRE_VERSION } from './types.js';
+import { SEGMENT_TEXT_LIMITS, WIRE_VERSION } from './types.js';
 
 /** The longest time a wire value may hold: 7 days in ms. */
 export const MAX_MS = 7 * 24 * 3600 * 1000;
@@ -81,6 +81,9 @@ export const SegmentSchema = Type.Object(
     onCriticalPath: Type.Boolean(),
     error: Type.Optional(Type.String({ maxLength: 1024 })),
     unfinished: Type.Optional(Type.Boolean()),
+    operation: Type.Optional(Name(SEGMENT_TEXT_LIMITS.operation)),
+    target: Type.Optional(Name(SEGMENT_TEXT_LIMITS.target)),
+    statement: Type.Optional(Name(SEGMENT_TEXT_LIMITS.statement)),
   },
   { additionalProperties: false },
 );

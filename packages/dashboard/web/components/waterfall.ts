@@ -48,11 +48,21 @@ export function tickStep(total: number): number {
 
 const kindColor = (kind: string): string => (kind in COLORS ? COLORS[kind as keyof typeof COLORS] : COLORS.other);
 
+/** A database, cache or queue call: what, where, and the statement (values already replaced by `?` in the agent). */
+function callFacts(s: Segment): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  if (s.operation !== undefined) rows.push(['operation', s.operation]);
+  if (s.target !== undefined) rows.push(['target', s.target]);
+  if (s.statement !== undefined) rows.push(['statement', s.statement]);
+  return rows;
+}
+
 function facts(s: Segment, byId: Map<number, Segment>): Array<[string, string]> {
   const parent = s.parentId === null ? undefined : byId.get(s.parentId);
   return [
     ['name', s.name],
     ['kind', s.kind],
+    ...callFacts(s),
     ['start', `${fmt.ms(s.start)} after the transaction start`],
     ['end', fmt.ms(s.end)],
     ['duration', fmt.ms(s.end - s.start)],
@@ -110,7 +120,7 @@ export function waterfall(trace: Trace): HTMLElement {
   rowsBox.addEventListener('mousemove', (e) => {
     const s = segmentOf(e);
     if (!s) return void (tooltip.hidden = true);
-    replace(tooltip, factList(facts(s, byId).slice(0, 6)));
+    replace(tooltip, factList(facts(s, byId).slice(0, 6 + callFacts(s).length)));
     tooltip.hidden = false;
     tooltip.style.left = `${e.clientX + 14}px`;
     tooltip.style.top = `${e.clientY + 14}px`;

@@ -1,0 +1,81 @@
+/**
+ * RabbitMQ (AMQP 0-9-1) through `amqplib`, promise and callback APIs alike: `publish` and
+ * `sendToQueue` are segments of kind `queue` (on a plain channel the call only hands the message to
+ * the socket, so the segment is as short as that; on a confirm channel with a callback it lasts until
+ * the broker confirms); each message a consumer receives runs as a transaction of its own, named
+ * `AMQP consume <queue>`.
+ */
+import { transaction } from '../index.js';
+import { activeScope, finishThenCall, finishWhenReturned, startCall } from './calls.js';
+import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
+
+type Fn = (...args: any[]) => unknown;
+
+interface AmqpChannel {
+  connection?: { stream?: { remoteAddress?: string; remotePort?: number } };
+}
+
+interface ChannelClass {
+  prototype: { publish: Fn; consume: Fn };
+}
+
+function targetOf(channel: AmqpChannel, exchange: unknown, routingKey: unknown): string {
+  const s = channel.connection?.stream;
+  const address = s?.remoteAddress === undefined ? 'localhost:5672' : `${s.remoteAddress}:${s.remotePort ?? 5672}`;
+  // the default exchange routes by queue name
+  return `${address}/${exchange === '' || exchange === undefined ? String(routingKey) : String(exchange)}`;
+}
+
+/** Plain channel: the message is written to the socket buffer, nothing is awaited. */
+function wrapPublish(confirmClass: unknown): (original: Fn) => Fn {
+  return (original) =>
+    function publish(this: AmqpChannel, ...args: unknown[]): unknown {
+      const scope = activeScope();
+      // a confirm channel's publish comes through here too: it has its own segment
+      if (scope === undefined || this instanceof (confirmClass as new () => object)) return Reflect.apply(original, this, args);
+      const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, args[0], args[1]), undefined);
+      return finishWhenReturned(seg, original, this, args);
+    };
+}
+
+/** Confirm channel: with a callback, the segment lasts until the broker confirms (or rejects). */
+function wrapConfirmPublish(original: Fn): Fn {
+  return function publish(this: AmqpChannel, exchange: unknown, routingKey: unknown, content: unknown, options: unknown, cb?: unknown): unknown {
+    const scope = activeScope();
+    if (scope === undefined) return original.call(this, exchange, routingKey, content, options, cb);
+    const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, exchange, routingKey), undefined);
+    if (typeof cb !== 'function') return finishWhenReturned(seg, original, this, [exchange, routingKey, content, options]);
+    return original.call(this, exchange, routingKey, content, options, finishThenCall(seg, scope, cb as Fn));
+  };
+}
+
+/** Each delivered message runs `callback` as a transaction of its own (one wrapper per consumer). */
+function wrapConsume(original: Fn): Fn {
+  return function consume(this: unknown, queue: unknown, callback: unknown, ...rest: unknown[]): unknown {
+    if (typeof callback !== 'function') return original.call(this, queue, callback, ...rest);
+    const name = `AMQP consume ${String(queue)}`;
+    const onMessage = function (this: unknown, message: unknown): unknown {
+      // null: the broker cancelled the consumer; no message, no transaction
+      if (message === null) return (callback as Fn).call(this, message);
+      return transaction(name, () => (callback as Fn).call(this, message));
+    };
+    return original.call(this, queue, onMessage, ...rest);
+  };
+}
+
+function patchModel(exports: Exports): void {
+  const channel = exports.Channel as ChannelClass;
+  const confirm = exports.ConfirmChannel as ChannelClass;
+  wrapMethod(channel.prototype, 'publish', wrapPublish(confirm));
+  wrapMethod(channel.prototype, 'consume', wrapConsume);
+  wrapMethod(confirm.prototype, 'publish', wrapConfirmPublish);
+}
+
+export const amqplib: ModuleInstrumentation = {
+  module: 'amqplib',
+  majors: [2],
+  files: {
+    'lib/channel_model.js': patchModel,
+    'lib/callback_model.js': patchModel,
+  },
+};
