@@ -126,9 +126,9 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
     closeTo(parseMs(cells['p50']!), row.response.p50, `${row.endpoint} p50`);
     closeTo(parseMs(cells['p95']!), row.response.p95, `${row.endpoint} p95`);
     closeTo(parseMs(cells['p99']!), row.response.p99, `${row.endpoint} p99`);
-    closeTo(parseMs(cells['cpu']!), row.cpu.p95, `${row.endpoint} cpu p95`);
-    closeTo(parseMs(cells['external']!), row.external.p95, `${row.endpoint} external p95`);
-    closeTo(parseMs(cells['blocking']!), row.blocking.p95, `${row.endpoint} blocking p95`);
+    closeTo(parseMs(cells['cpu']!), row.cpu!.p95, `${row.endpoint} cpu p95`);
+    closeTo(parseMs(cells['external']!), row.external!.p95, `${row.endpoint} external p95`);
+    closeTo(parseMs(cells['blocking']!), row.blocking!.p95, `${row.endpoint} blocking p95`);
   }
   assert.equal(shown.find((r) => r.endpoint === 'GET /fail')!.cells['errors'], '100.0 %');
 
