@@ -11,6 +11,8 @@ import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import type { EndpointSummary, TraceSummary } from '@loopscope/collector';
 import type { TraceRecord } from '@loopscope/protocol';
+import { isUsageError } from '../src/args.js';
+import { runProbe } from '../src/probe.js';
 import { api, runCommand, startCommand, tempDir, until, type Command } from './helpers.js';
 
 const HEADERS_MS = 20;
@@ -126,11 +128,11 @@ test('bad flags are usage errors that name the flag', async () => {
     [['probe', 'http://127.0.0.1:1/', '--timeout', '5'], /--timeout must be a duration/],
     [['probe', 'http://127.0.0.1:1/', '--expect-status', 'ok'], /--expect-status must be an HTTP status/],
   ];
-  const results = await Promise.all(cases.map(([args]) => runCommand(args)));
-  for (const [i, [args, message]] of cases.entries()) {
-    const { code, stderr } = results[i]!;
-    assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
-    assert.match(stderr, message);
-    assert.match(stderr, /loopscope probe URL/, 'the usage follows');
-  }
+  // each is a usage error, which the command turns into its exit code 2 and the usage (one shown)
+  for (const [[, ...args], message] of cases) await assert.rejects(runProbe(args), (err: Error) => isUsageError(err) && message.test(err.message));
+  const [args] = cases[0]!;
+  const { code, stderr } = await runCommand(args);
+  assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+  assert.match(stderr, cases[0]![1]);
+  assert.match(stderr, /loopscope probe URL/, 'the usage follows');
 });

@@ -18,6 +18,8 @@ import type { EndpointSummary, TraceSummary } from '@loopscope/collector';
 import type { TraceRecord } from '@loopscope/protocol';
 import { startProxy } from '../src/blackbox/proxy-server.js';
 import { Recorder } from '../src/blackbox/recorder.js';
+import { isUsageError } from '../src/args.js';
+import { runProxy } from '../src/proxy.js';
 import { api, runCommand, startCommand, tempDir, until, type Command } from './helpers.js';
 
 /** The issue's tolerance: the proxy's recorded times match the client's within 2 ms. */
@@ -326,11 +328,11 @@ test('bad flags are usage errors that name the flag', async () => {
     [['proxy', '--listen', '0', '--target', 'http://127.0.0.1:1', '--collector', 'nowhere'], /--collector must be the collector's http:\/\/ URL/],
     [['proxy', '--listen', '0', '--target', 'http://127.0.0.1:1', '--port', '1'], /Unknown option '--port'/],
   ];
-  const results = await Promise.all(cases.map(([args]) => runCommand(args)));
-  for (const [i, [args, message]] of cases.entries()) {
-    const { code, stderr } = results[i]!;
-    assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
-    assert.match(stderr, message);
-    assert.match(stderr, /loopscope proxy --listen/, 'the usage follows');
-  }
+  // each is a usage error, which the command turns into its exit code 2 and the usage (one shown)
+  for (const [[, ...args], message] of cases) await assert.rejects(runProxy(args), (err: Error) => isUsageError(err) && message.test(err.message));
+  const [args] = cases[0]!;
+  const { code, stderr } = await runCommand(args);
+  assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+  assert.match(stderr, cases[0]![1]);
+  assert.match(stderr, /loopscope proxy --listen/, 'the usage follows');
 });
