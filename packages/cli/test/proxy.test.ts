@@ -72,6 +72,11 @@ before(async () => {
         res.write('first part, ');
         setTimeout(() => res.end('last part'), BODY_MS);
       }, HEADERS_MS);
+    } else if (req.url === '/cut') {
+      // promises 1000 bytes, sends 7, and hangs up
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('partial');
+      setTimeout(() => res.socket!.destroy(), 10);
     } else if (req.url === '/echo') {
       // streams the body back as it arrives, hashing what it got
       const hash = createHash('sha256');
@@ -300,6 +305,17 @@ test('a target that is down gets a 502 that says why, recorded as an error', asy
   assert.equal(trace.status, 502);
   assert.equal(trace.error, true);
   assert.match(trace.errorMessage!, /did not answer: connection refused/);
+});
+
+test('a target that hangs up in the middle of a response: the client sees it cut, the proxy records why', async () => {
+  await assert.rejects(fetch(`${proxyUrl}/cut`).then((r) => r.text()));
+  const trace = await until('the cut response at the collector', async () => {
+    const [t] = await api<TraceSummary[]>(collector.url, `/api/traces?service=proxied&endpoint=${encodeURIComponent('GET /cut')}`);
+    return t === undefined ? undefined : api<TraceRecord>(collector.url, `/api/traces/${t.traceId}`);
+  });
+  assert.equal(trace.error, true);
+  assert.match(trace.errorMessage!, new RegExp(`^target ${upstreamUrl} closed the connection in the middle of the response`));
+  assert.equal(trace.responseBytes, 'partial'.length);
 });
 
 test('a collector that does not answer does not hold the proxied requests', async () => {

@@ -41,8 +41,9 @@ interface Pending {
 const PENDING = Symbol('loopscope.proxy');
 type Tracked = http.IncomingMessage & { [PENDING]?: Pending };
 
-/** Why the target did not answer, in words (the 502 body and the trace's error). */
-export function targetFailure(target: URL, error: NodeJS.ErrnoException): string {
+/** Why the target did not answer, or stopped answering, in words (the 502 body and the trace's error). */
+export function targetFailure(target: URL, error: NodeJS.ErrnoException, midResponse: boolean): string {
+  if (midResponse) return `target ${target.origin} closed the connection in the middle of the response (${error.code ?? error.message})`;
   const why =
     error.code === 'ECONNREFUSED'
       ? 'connection refused (nothing listens there)'
@@ -69,7 +70,6 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const p = req[PENDING];
     if (p === undefined) return;
     proxyRes.on('data', (chunk: Buffer) => (p.responseBytes += chunk.length));
-    proxyRes.on('aborted', () => (p.failure ??= `target ${target.origin} closed the connection in the middle of the response`));
     // httpxy copies the status and headers right after this event; Node would hold them until the
     // first body byte: send them now, so that the client sees the first byte when the target sent it
     queueMicrotask(() => {
@@ -80,7 +80,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   });
 
   proxy.on('error', (error: NodeJS.ErrnoException, req, res) => {
-    const failure = targetFailure(target, error);
+    const failure = targetFailure(target, error, res instanceof http.ServerResponse && res.headersSent);
     const p = (req as Tracked | undefined)?.[PENDING];
     if (p !== undefined) p.failure ??= failure;
     if (res instanceof http.ServerResponse) {
