@@ -47,7 +47,7 @@ export const tracePage: PageFactory = ({ route }) => {
           card('Status', trace.status === 0 ? 'not HTTP' : String(trace.status)),
           card('Response', fmt.ms(trace.response)),
           card('Duration', fmt.ms(trace.duration)),
-          trace.firstByte === undefined ? null : card('First byte', fmt.ms(trace.firstByte), 'status line sent or received'),
+          trace.firstByte === undefined ? null : card('First byte', fmt.ms(trace.firstByte), 'until the status line'),
           card('CPU', fmt.insideMs(trace.cpu), trace.cpu === null ? 'seen from outside the process' : 'total of its slices'),
           card('External', fmt.insideMs(trace.external), trace.external === null ? 'seen from outside the process' : 'parallel calls count once'),
           card('Blocking', fmt.insideMs(trace.blocking), trace.blocking === null ? 'seen from outside the process' : 'total wait for the loop'),
