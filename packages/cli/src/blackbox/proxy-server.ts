@@ -99,7 +99,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const done = (): void => {
       const response = performance.now() - t0;
       const status = res.headersSent ? res.statusCode : 0;
-      if (!res.writableFinished) p.failure ??= 'the client closed the connection before the response was complete';
+      // a client that leaves early is not the server's error (the agent does not count it either):
+      // the request is recorded with the time until it left
       const firstByte = p.firstByte ?? (res.headersSent ? response : undefined);
       const exchange: Exchange = {
         endpoint: endpointName(req.method ?? 'GET', req.url ?? '/'),
