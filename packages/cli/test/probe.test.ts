@@ -54,9 +54,9 @@ after(async () => {
 
 /** Runs a probe until it has printed `checks` check lines, then stops it (it ships on SIGTERM). */
 async function probe(url: string, args: string[], checks = 1): Promise<string[]> {
-  const cmd = await startCommand(['probe', url, '--every', '1s', '--collector', collector, ...args]);
+  const cmd = await startCommand(['probe', url, '--every', '500ms', '--collector', collector, ...args]);
   children.push(cmd);
-  assert.match(cmd.line, /^loopscope probe checking http:\/\/127\.0\.0\.1:\d+\/\w* every 1s, service "probe"\n$/);
+  assert.match(cmd.line, /^loopscope probe checking http:\/\/127\.0\.0\.1:\d+\/\w* every 500ms, service "probe"\n$/);
   const lines = await until(`${checks} checks of ${url}`, async () => {
     const out = cmd.stdout().split('\n').slice(1).filter(Boolean);
     return out.length >= checks ? out : undefined;
