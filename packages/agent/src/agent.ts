@@ -3,6 +3,7 @@
  * public API talks to. With LOOPSCOPE_ENABLED=false nothing is installed and every API call is a
  * pass-through.
  */
+import { outside } from './context.js';
 import { Exporter } from './export/exporter.js';
 import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
 import { instrumentFastify } from './instrument/fastify.js';
@@ -50,7 +51,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   const undo: Array<() => void> = [];
   startTiming();
   tracker.start();
-  const exporter = config.collector === 'off' ? undefined : new Exporter(config);
+  const exporter = config.collector === 'off' ? undefined : new Exporter({ ...config, schedule: outside });
   if (exporter !== undefined) {
     tracker.exporter = exporter;
     exporter.start();

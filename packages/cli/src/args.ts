@@ -31,3 +31,54 @@ export const COLLECTOR_FLAGS = {
   host: { type: 'string', default: DEFAULT_HOST },
   data: { type: 'string', default: DEFAULT_DATA_DIR },
 } as const;
+
+/** `--listen PORT` or `--listen HOST:PORT` (IPv6 in brackets); the host defaults to 127.0.0.1. */
+export function parseListen(raw: string | undefined): { host: string; port: number } {
+  if (raw === undefined) throw new UsageError('--listen is required: the port the proxy listens on, e.g. --listen 8080');
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(.+)$/.exec(raw);
+  if (m === null) return { host: DEFAULT_HOST, port: parsePort(raw, '--listen') };
+  return { host: m[1] ?? m[2]!, port: parsePort(m[3]!, '--listen') };
+}
+
+/** An http(s) URL given as `name` (a flag, or "the URL"): the proxy's target, the probe's URL. */
+export function parseHttpUrl(raw: string | undefined, name: string, example: string): URL {
+  if (raw === undefined) throw new UsageError(`${name} is required, e.g. ${example}`);
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    // said below
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new UsageError(`${name} must be an http:// or https:// URL such as ${example.split(' ').pop()}, not ${JSON.stringify(raw)}`);
+  }
+  return url;
+}
+
+/** `--collector`: a collector's base URL or `off`; by default LOOPSCOPE_COLLECTOR, then the local one. */
+export function parseCollector(raw: string | undefined): string {
+  const value = raw ?? (process.env.LOOPSCOPE_COLLECTOR || `http://${DEFAULT_HOST}:${DEFAULT_PORT}`);
+  if (value === 'off') return value;
+  const flag = raw === undefined ? 'LOOPSCOPE_COLLECTOR' : '--collector';
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return value;
+  } catch {
+    // said below
+  }
+  throw new UsageError(`${flag} must be the collector's http:// URL (e.g. http://127.0.0.1:4400) or off, not ${JSON.stringify(value)}`);
+}
+
+/** `--service`: 1 to 256 characters, as the wire format wants. */
+export function parseService(raw: string): string {
+  if (raw.length === 0 || raw.length > 256) throw new UsageError(`--service must be a name of 1 to 256 characters, not ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}

@@ -5,6 +5,8 @@
  */
 import { isUsageError } from './args.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
+import { PROBE_USAGE, runProbe } from './probe.js';
+import { PROXY_USAGE, runProxy } from './proxy.js';
 import { UP_USAGE, runUp } from './up.js';
 
 interface Command {
@@ -15,6 +17,8 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   up: { run: runUp, usage: UP_USAGE },
   demo: { run: runDemo, usage: DEMO_USAGE },
+  proxy: { run: runProxy, usage: PROXY_USAGE },
+  probe: { run: runProbe, usage: PROBE_USAGE },
 };
 
 const USAGE = `usage: loopscope <command> [options]

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, startCollector, type Retention } from '@loopscope/collector';
-import { COLLECTOR_FLAGS, parseDuration, parsePort } from './args.js';
+import { COLLECTOR_FLAGS, parseDuration, parsePort, untilSignal } from './args.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
@@ -58,9 +58,6 @@ export async function runUp(argv: string[]): Promise<void> {
     throw err;
   }
   console.log(`loopscope collector listening on ${collector.url}`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilSignal();
   await collector.close();
 }

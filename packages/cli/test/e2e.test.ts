@@ -198,7 +198,7 @@ test('loopscope demo: collector, puppies app and traffic; the API shows the live
     const r = await api<EndpointSummary[]>(live.replace(/\/api.*/, ''), live.replace(/^http:\/\/[^/]+/, ''));
     return r.length >= 3 && r.some((x) => x.endpoint === 'GET /async') && r.some((x) => x.endpoint === 'GET /feed') ? r : undefined;
   });
-  assert.ok(rows.some((r) => r.endpoint === 'GET /async' && r.count > 0 && r.external.p95 > 100), JSON.stringify(rows.map((r) => r.endpoint)));
+  assert.ok(rows.some((r) => r.endpoint === 'GET /async' && r.count > 0 && (r.external?.p95 ?? 0) > 100), JSON.stringify(rows.map((r) => r.endpoint)));
   // the feeding's time splits by kind: the upstream (http) and the database (db: PostgreSQL, or SQLite by hand)
   const feed = rows.find((r) => r.endpoint === 'GET /feed')!;
   assert.ok(feed.externalByKind.http! > 0 && feed.externalByKind.db! > 0, JSON.stringify(feed.externalByKind));

@@ -10,6 +10,56 @@ import { fileURLToPath } from 'node:url';
 import type { TransactionRecord } from '@loopscope/protocol';
 
 export const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+/** the compiled `loopscope` command */
+export const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
+
+export interface Command {
+  child: ChildProcess;
+  /** its first line on stdout (the ready line) */
+  line: string;
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM and wait for the exit */
+  stop(): Promise<void>;
+}
+
+/** Starts `loopscope ...args` and waits for its first line on stdout. */
+export async function startCommand(args: string[], env: Record<string, string> = {}): Promise<Command> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  let stdout = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      stdout += c;
+      if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n') + 1));
+    });
+    child.once('exit', (code) => reject(new Error(`loopscope ${args.join(' ')} exited with ${code}: ${stderr}`)));
+  });
+  child.removeAllListeners('exit');
+  return {
+    child,
+    line,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** Runs `loopscope ...args` to its end. */
+export async function runCommand(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
 
 export const tempDir = (): string => mkdtempSync(join(tmpdir(), 'loopscope-e2e-'));
 

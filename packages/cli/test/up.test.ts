@@ -3,17 +3,16 @@
  * file in a temp directory, batches over HTTP on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { METRICS, addValue, newSketch, toWire, type WireBatch } from '@loopscope/protocol';
+import { runCommand, startCommand } from './helpers.js';
 
-const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
@@ -31,32 +30,14 @@ interface Up {
 
 /** Starts `loopscope up` and waits for its one line on stdout. */
 async function up(args: string[]): Promise<Up> {
-  const child = spawn(process.execPath, [MAIN, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c));
-  let stdout = '';
-  const line = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
-      stdout += c;
-      if (stdout.includes('\n')) resolve(stdout);
-    });
-    child.once('exit', (code) => reject(new Error(`loopscope up exited with ${code}: ${stderr}`)));
-  });
+  const { child, line, stderr } = await startCommand(['up', ...args]);
   const m = /^loopscope collector listening on (http:\/\/127\.0\.0\.1:(\d+))\n$/.exec(line);
   assert.ok(m, `the ready line: ${JSON.stringify(line)}`);
   assert.notEqual(m[2], '0', 'the real port, not 0');
-  return { child, url: m[1]!, stderr: () => stderr };
+  return { child, url: m[1]!, stderr };
 }
 
-async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
+const run = runCommand;
 
 let batchNo = 0;
 /** A batch of `count` transactions of one endpoint, one second, one interval. */

@@ -126,12 +126,14 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
     if (iv.start > latest) return `${at}/start ${iv.start} is more than a day ahead of the collector's clock (${receivedAt})`;
     if (iv.errors > iv.count) return `${at}/errors ${iv.errors} is more than count ${iv.count}`;
     for (const m of METRICS) {
+      const sketch = iv[m];
+      if (sketch === null) continue; // unknown: a sender outside the process (the schema allows it for cpu, external, blocking only)
       try {
-        fromWire(iv[m]);
+        fromWire(sketch);
       } catch (err) {
         return `${at}/${m}: ${(err as Error).message}`;
       }
-      if (iv[m].n !== iv.count) return `${at}/${m}/n is ${iv[m].n} but count is ${iv.count}; every transaction counted has each of the five values`;
+      if (sketch.n !== iv.count) return `${at}/${m}/n is ${sketch.n} but count is ${iv.count}; every transaction counted has each of the five values (or the sketch is null: unknown)`;
     }
   }
   if (batch.loop !== undefined) {

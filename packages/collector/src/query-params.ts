@@ -37,6 +37,12 @@ export function requireService(q: QueryString): string {
   return service;
 }
 
+export function requireEndpoint(q: QueryString): string {
+  const endpoint = single(q, 'endpoint');
+  if (!endpoint) throw new HttpError(400, 'endpoint is required, e.g. ?endpoint=GET%20/users/:id (GET /api/endpoints?service=S lists them)');
+  return endpoint;
+}
+
 export function endpointParam(q: QueryString): string | undefined {
   const endpoint = single(q, 'endpoint');
   if (endpoint === '') throw new HttpError(400, 'endpoint is empty; leave it out for the whole service');

@@ -10,7 +10,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
-import { parseLoop, parseRange, parseTimeseries, parseTraces, requireService, type QueryString } from './query-params.js';
+import { parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -109,6 +109,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get('/api/endpoints', async (request) => {
     const q = request.query as QueryString;
     return storage.endpoints(requireService(q), parseRange(q, Date.now()));
+  });
+
+  app.get('/api/views', async (request) => {
+    const q = request.query as QueryString;
+    return storage.views(requireEndpoint(q), parseRange(q, Date.now()));
   });
 
   app.get('/api/timeseries', async (request) => storage.timeseries(parseTimeseries(request.query as QueryString, Date.now())));

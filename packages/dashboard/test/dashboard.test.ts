@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startCollector, type Collector, type EndpointSummary } from '@loopscope/collector';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { Browser, Page } from 'playwright-core';
-import { api, launchBrowser, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
+import { api, closeTo, launchBrowser, openPage, parseMs, parseRate, ready, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
 
 const SERVICE = 'dash-e2e';
 const EVIL_ENDPOINT = '<img src=x onerror=alert(1)>';
@@ -58,38 +58,7 @@ after(async () => {
   assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
 });
 
-async function open(path: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.on('dialog', (d) => {
-    incidents.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  page.on('pageerror', (e) => incidents.push(`page error: ${e.message}`));
-  await page.goto(`${collector.url}${path}`);
-  await ready(page);
-  return page;
-}
-
-const ready = (page: Page): Promise<unknown> => page.waitForSelector('body[data-state="ready"]', { timeout: 15_000 });
-
-/** "1,234 ms", "12.3 s", "0.24 ms" → ms */
-function parseMs(text: string): number {
-  const m = /^([\d,.]+) (ms|s)$/.exec(text.trim());
-  assert.ok(m, `not a duration: ${JSON.stringify(text)}`);
-  return Number(m[1]!.replace(/,/g, '')) * (m[2] === 's' ? 1000 : 1);
-}
-
-/** "12.5 req/s", "3.0 req/min", "0.35 req/h" → requests per second */
-function parseRate(text: string): number {
-  const m = /^([\d,.]+) req\/(s|min|h)$/.exec(text.trim());
-  assert.ok(m, `not a rate: ${JSON.stringify(text)}`);
-  return Number(m[1]!.replace(/,/g, '')) / { s: 1, min: 60, h: 3600 }[m[2] as 's' | 'min' | 'h'];
-}
-
-/** Equal within the rounding of the display (3 significant digits at least). */
-function closeTo(shown: number, actual: number, what: string): void {
-  assert.ok(Math.abs(shown - actual) <= Math.max(0.006, Math.abs(actual) * 0.006), `${what}: shown ${shown}, API ${actual}`);
-}
+const open = (path: string): Promise<Page> => openPage(browser, `${collector.url}${path}`, incidents);
 
 test('the overview lists the service with its numbers', async () => {
   const page = await open('/');
@@ -126,9 +95,9 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
     closeTo(parseMs(cells['p50']!), row.response.p50, `${row.endpoint} p50`);
     closeTo(parseMs(cells['p95']!), row.response.p95, `${row.endpoint} p95`);
     closeTo(parseMs(cells['p99']!), row.response.p99, `${row.endpoint} p99`);
-    closeTo(parseMs(cells['cpu']!), row.cpu.p95, `${row.endpoint} cpu p95`);
-    closeTo(parseMs(cells['external']!), row.external.p95, `${row.endpoint} external p95`);
-    closeTo(parseMs(cells['blocking']!), row.blocking.p95, `${row.endpoint} blocking p95`);
+    closeTo(parseMs(cells['cpu']!), row.cpu!.p95, `${row.endpoint} cpu p95`);
+    closeTo(parseMs(cells['external']!), row.external!.p95, `${row.endpoint} external p95`);
+    closeTo(parseMs(cells['blocking']!), row.blocking!.p95, `${row.endpoint} blocking p95`);
   }
   assert.equal(shown.find((r) => r.endpoint === 'GET /fail')!.cells['errors'], '100.0 %');
 

@@ -2,12 +2,13 @@
  * Real parts for the dashboard's browser tests: a collector on 127.0.0.1, an app under the agent
  * that ships to it, a request loop, and Debian's Chromium driven by playwright-core.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -96,4 +97,38 @@ export async function api<T>(base: string, path: string): Promise<T> {
   const res = await fetch(`${base}${path}`);
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
+}
+
+/** Opens `url` in a new page and waits until it has drawn; dialogs and page errors go to `incidents`. */
+export async function openPage(browser: Browser, url: string, incidents: string[]): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.on('dialog', (d) => {
+    incidents.push(`dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  page.on('pageerror', (e) => incidents.push(`page error: ${e.message}`));
+  await page.goto(url);
+  await ready(page);
+  return page;
+}
+
+export const ready = (page: Page): Promise<unknown> => page.waitForSelector('body[data-state="ready"]', { timeout: 15_000 });
+
+/** "1,234 ms", "12.3 s", "0.24 ms" → ms */
+export function parseMs(text: string): number {
+  const m = /^([\d,.]+) (ms|s)$/.exec(text.trim());
+  assert.ok(m, `not a duration: ${JSON.stringify(text)}`);
+  return Number(m[1]!.replace(/,/g, '')) * (m[2] === 's' ? 1000 : 1);
+}
+
+/** "12.5 req/s", "3.0 req/min", "0.35 req/h" → requests per second */
+export function parseRate(text: string): number {
+  const m = /^([\d,.]+) req\/(s|min|h)$/.exec(text.trim());
+  assert.ok(m, `not a rate: ${JSON.stringify(text)}`);
+  return Number(m[1]!.replace(/,/g, '')) / { s: 1, min: 60, h: 3600 }[m[2] as 's' | 'min' | 'h'];
+}
+
+/** Equal within the rounding of the display (3 significant digits at least). */
+export function closeTo(shown: number, actual: number, what: string): void {
+  assert.ok(Math.abs(shown - actual) <= Math.max(0.006, Math.abs(actual) * 0.006), `${what}: shown ${shown}, API ${actual}`);
 }

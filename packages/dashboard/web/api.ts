@@ -5,6 +5,7 @@
 
 import type {
   EndpointSummary,
+  EndpointView,
   LongTaskRow,
   LoopSummary,
   MetricName,
@@ -14,8 +15,8 @@ import type {
   SeriesMetric,
   ServiceSummary,
   TimeseriesResult,
+  TraceRecord,
   TraceSummary,
-  TransactionRecord,
 } from '@loopscope/protocol';
 
 // the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
@@ -25,8 +26,9 @@ export type ExternalKind = SegmentKind;
 export type Service = ServiceSummary;
 export type EndpointRow = EndpointSummary;
 export type Series = TimeseriesResult;
+export type View = EndpointView;
 export type Segment = SegmentRecord;
-export type Trace = TransactionRecord;
+export type Trace = TraceRecord;
 export type LongTask = LongTaskRow;
 export type Loop = LoopSummary;
 
@@ -70,6 +72,9 @@ async function get<T>(path: string, params: object): Promise<T> {
 export const services = (w: Window): Promise<Service[]> => get('/api/services', { ...w });
 
 export const endpoints = (service: string, w: Window): Promise<EndpointRow[]> => get('/api/endpoints', { service, ...w });
+
+/** The endpoint in every service that reported it: its agent's view, a proxy's, a probe's. */
+export const views = (endpoint: string, w: Window): Promise<View[]> => get('/api/views', { endpoint, ...w });
 
 export const timeseries = (p: { service: string; endpoint?: string | undefined; metric: SeriesMetric; q?: number; step?: number } & Window): Promise<Series> =>
   get('/api/timeseries', p);

@@ -13,6 +13,22 @@ export function ms(value: number | null | undefined): string {
   return `${trim(value, 2)} ms`;
 }
 
+/**
+ * cpu, external and blocking of a service seen from outside its process (`loopscope proxy`,
+ * `loopscope probe`) are unknown: the API says null, the page says so — never 0.
+ */
+export const UNKNOWN = 'unknown';
+export const UNKNOWN_WHY = 'unknown: seen from outside the process (a proxy or a probe), where cpu, external and blocking cannot be measured';
+
+/** A number that may be unknown (null): "unknown", else as `ms`. */
+export const insideMs = (value: number | null | undefined): string => (value === null ? UNKNOWN : ms(value));
+
+/** Who reported a service, as people say it. */
+export function sender(agents: readonly string[]): string {
+  const names: Record<string, string> = { loopscope: 'agent', 'loopscope-proxy': 'proxy', 'loopscope-probe': 'probe' };
+  return agents.map((a) => names[a] ?? a).join(' + ') || '–';
+}
+
 export type RateUnit = 's' | 'min' | 'h';
 
 /** The unit in which a rate (or the largest of a column of rates) reads better than 0.00. */

@@ -16,6 +16,11 @@ export interface ServiceSummary {
    * counted since each started: an addition to GUIDE 3.3, so that lost data is visible.
    */
   dropped: { batches: number; transactions: number; traces: number };
+  /**
+   * Who reported it (`agent.name` of its batches): `loopscope` (the agent, inside the process),
+   * `loopscope-proxy` (a measuring proxy in front of it) or `loopscope-probe` (synthetic checks).
+   */
+  agents: string[];
 }
 
 export interface EndpointSummary {
@@ -24,11 +29,22 @@ export interface EndpointSummary {
   errors: number;
   response: Quantiles;
   duration: Quantiles;
-  cpu: Quantiles;
-  external: Quantiles;
-  blocking: Quantiles;
+  /** null: unknown, the service is seen from outside the process (proxy, probe) */
+  cpu: Quantiles | null;
+  external: Quantiles | null;
+  blocking: Quantiles | null;
   /** beyond GUIDE 3.3: mean external time per request by kind of call (ms); kinds never seen are absent */
   externalByKind: ExternalByKind;
+}
+
+/**
+ * One endpoint as one service saw it (`GET /api/views?endpoint=E`): the same endpoint name in every
+ * service that reported it — the app's own agent, a proxy in front of it, a probe — side by side.
+ */
+export interface EndpointView extends EndpointSummary {
+  service: string;
+  /** as in ServiceSummary: who reported the service */
+  agents: string[];
 }
 
 export type SeriesMetric = MetricName | 'throughput' | 'errors';
@@ -50,9 +66,10 @@ export interface TraceSummary {
   status: number;
   response: number;
   duration: number;
-  cpu: number;
-  external: number;
-  blocking: number;
+  /** null: unknown (seen from outside the process) */
+  cpu: number | null;
+  external: number | null;
+  blocking: number | null;
 }
 
 export interface LongTaskRow {

@@ -11,6 +11,14 @@ export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
 export const METRICS = ['response', 'duration', 'cpu', 'external', 'blocking'] as const;
 export type MetricName = (typeof METRICS)[number];
 
+/**
+ * The metrics only an agent inside the process can measure. A sender that watches from outside
+ * (`loopscope proxy`, `loopscope probe`) cannot know them: they travel as `null` (unknown) on the
+ * wire, in storage and in the query API — never as 0.
+ */
+export const INSIDE_METRICS = ['cpu', 'external', 'blocking'] as const satisfies readonly MetricName[];
+export type InsideMetric = (typeof INSIDE_METRICS)[number];
+
 /** Times travel in ms rounded to the microsecond. */
 export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
@@ -44,7 +52,11 @@ export const SEGMENT_TEXT_LIMITS = { operation: 64, target: 256, statement: 2048
 
 export type ExternalByKind = Partial<Record<SegmentKind, number>>;
 
-export interface TransactionRecord {
+/**
+ * `Inside` is the type of cpu, external and blocking: numbers from the agent (the default), `null`
+ * from a sender outside the process (TraceRecord covers both).
+ */
+export interface TransactionRecord<Inside extends number | null = number> {
   traceId: string;
   service: string;
   endpoint: string;
@@ -57,10 +69,10 @@ export interface TransactionRecord {
   errorMessage?: string;
   response: number;
   duration: number;
-  cpu: number;
-  external: number;
+  cpu: Inside;
+  external: Inside;
   externalByKind: ExternalByKind;
-  blocking: number;
+  blocking: Inside;
   segments: SegmentRecord[];
   /** segment ids in the order they happened */
   criticalPath: number[];
@@ -68,7 +80,15 @@ export interface TransactionRecord {
   truncated: boolean;
   /** segments dropped because the transaction exceeded the per-transaction segment limit */
   droppedSegments: number;
+  /** ms from the start until the first byte of the response (its status line) was sent or received; senders outside the process */
+  firstByte?: number;
+  /** bytes of the request body and of the response body, as they went through; senders outside the process */
+  requestBytes?: number;
+  responseBytes?: number;
 }
+
+/** A transaction as the collector keeps and returns it: from an agent, or from outside the process (inside metrics null). */
+export type TraceRecord = TransactionRecord<number | null>;
 
 /** The version of the ingest wire format (docs/protocol.md) this code speaks. */
 export const WIRE_VERSION = 1;

@@ -5,7 +5,7 @@
  *
  * Limits are part of the contract: a value outside them is refused with a message naming it.
  */
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
 import { SEGMENT_TEXT_LIMITS, WIRE_VERSION } from './types.js';
 
@@ -33,6 +33,8 @@ const byKind = <T extends typeof Ms | typeof MsSum>(t: T) =>
     { additionalProperties: false },
   );
 const Name = (max: number) => Type.String({ minLength: 1, maxLength: max });
+/** cpu, external and blocking: null when the sender cannot know them (it watches from outside the process) */
+const Unknowable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const WireSketchSchema = Type.Object(
   {
@@ -58,9 +60,9 @@ export const IntervalSchema = Type.Object(
     errors: Count,
     response: WireSketchSchema,
     duration: WireSketchSchema,
-    cpu: WireSketchSchema,
-    external: WireSketchSchema,
-    blocking: WireSketchSchema,
+    cpu: Unknowable(WireSketchSchema),
+    external: Unknowable(WireSketchSchema),
+    blocking: Unknowable(WireSketchSchema),
     /** the sum over the interval's transactions of their external time per kind (ms) */
     externalByKind: Type.Optional(byKind(MsSum)),
   },
@@ -99,14 +101,18 @@ export const TraceSchema = Type.Object(
     errorMessage: Type.Optional(Type.String({ maxLength: 2048 })),
     response: Ms,
     duration: Ms,
-    cpu: Ms,
-    external: Ms,
+    cpu: Unknowable(Ms),
+    external: Unknowable(Ms),
     externalByKind: byKind(Ms),
-    blocking: Ms,
+    blocking: Unknowable(Ms),
     segments: Type.Array(SegmentSchema, { maxItems: MAX_SEGMENTS }),
     criticalPath: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: MAX_SEGMENTS }),
     truncated: Type.Boolean(),
     droppedSegments: Count,
+    /** ms from the start to the first byte of the response (senders outside the process) */
+    firstByte: Type.Optional(Ms),
+    requestBytes: Type.Optional(Bytes),
+    responseBytes: Type.Optional(Bytes),
   },
   { additionalProperties: false },
 );

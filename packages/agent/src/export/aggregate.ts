@@ -11,16 +11,30 @@ import {
   type ExternalByKind,
   type MetricName,
   type SegmentKind,
+  type InsideMetric,
   type Sketch,
-  type TransactionRecord,
+  type TraceRecord,
   type WireInterval,
+  type WireSketch,
 } from '@loopscope/protocol';
+
+/**
+ * What one finished transaction adds to its endpoint's aggregate. cpu, external and blocking are
+ * null when the sender cannot know them (it watches from outside the process: proxy, probe).
+ */
+export type Observation = Record<Exclude<MetricName, InsideMetric>, number> & Record<InsideMetric, number | null> & { externalByKind: ExternalByKind };
 
 function roundedSums(sums: ExternalByKind): ExternalByKind {
   const out: ExternalByKind = {};
   for (const kind in sums) out[kind as SegmentKind] = roundMs(sums[kind as SegmentKind]!);
   return out;
 }
+
+/**
+ * An inside metric's sketch on the wire: null (unknown) when no transaction of the interval knew it.
+ * A sender knows it for all of its transactions (the agent) or for none (proxy, probe).
+ */
+const insideWire = (sketch: Sketch): WireSketch | null => (sketch.count === 0 ? null : toWire(sketch));
 
 /** Endpoints kept per interval; the rest are counted under OVERFLOW_ENDPOINT. */
 export const MAX_ENDPOINTS = 1000;
@@ -37,16 +51,19 @@ export class EndpointAggregate {
     blocking: newSketch(),
   };
   /** The slowest transaction of the interval (by duration), kept as a sampled trace. */
-  slowest: TransactionRecord | undefined;
+  slowest: TraceRecord | undefined;
   slowestDuration = -1;
 
   /** Sums over the interval of external time per kind. */
   externalByKind: ExternalByKind = {};
 
-  add(m: Record<MetricName, number> & { externalByKind: ExternalByKind }, error: boolean): void {
+  add(m: Observation, error: boolean): void {
     this.count++;
     if (error) this.errors++;
-    for (const metric of METRICS) addValue(this.sketches[metric], m[metric]);
+    for (const metric of METRICS) {
+      const value = m[metric];
+      if (value !== null) addValue(this.sketches[metric], value);
+    }
     for (const kind in m.externalByKind) {
       const k = kind as SegmentKind;
       this.externalByKind[k] = (this.externalByKind[k] ?? 0) + m.externalByKind[k]!;
@@ -92,9 +109,9 @@ export class IntervalAggregate {
         errors: e.errors,
         response: toWire(e.sketches.response),
         duration: toWire(e.sketches.duration),
-        cpu: toWire(e.sketches.cpu),
-        external: toWire(e.sketches.external),
-        blocking: toWire(e.sketches.blocking),
+        cpu: insideWire(e.sketches.cpu),
+        external: insideWire(e.sketches.external),
+        blocking: insideWire(e.sketches.blocking),
         ...(Object.keys(e.externalByKind).length > 0 ? { externalByKind: roundedSums(e.externalByKind) } : {}),
       });
     }

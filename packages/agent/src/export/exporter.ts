@@ -3,17 +3,19 @@
  * interval (and maybe into the sampled traces); every `flushMs` (aligned on the wall clock) the
  * interval becomes a batch for the transport. Nothing here runs on the request path but `observe`,
  * which adds five values to five sketches.
+ *
+ * Senders that watch from outside the process (`loopscope proxy`, `loopscope probe`) ship through
+ * the same Exporter (`loopscope/export`), under their own sender name, with cpu, external and
+ * blocking null.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { WIRE_VERSION, type TransactionRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
+import { WIRE_VERSION, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
-import { outside } from '../context.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
-import type { Measures } from '../timing.js';
-import { IntervalAggregate } from './aggregate.js';
+import { IntervalAggregate, type Observation } from './aggregate.js';
 import { TraceSampler } from './sampling.js';
 import { Transport } from './transport.js';
 
@@ -22,7 +24,7 @@ const HEARTBEAT_MS = 10_000;
 /** How long shutdown and exit signals wait for the last batches. */
 export const FINAL_FLUSH_MS = 2000;
 
-const agentVersion = ((): string => {
+export const agentVersion = ((): string => {
   try {
     return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   } catch {
@@ -30,9 +32,18 @@ const agentVersion = ((): string => {
   }
 })();
 
+export interface ExporterOptions extends Pick<AgentConfig, 'service' | 'collector' | 'token' | 'flushMs' | 'sampleRate' | 'maxQueue'> {
+  /** the sender's name in every batch (`agent.name`); default `loopscope`, the agent */
+  sender?: string;
+  /** runs the exporter's timers; the agent keeps them out of every transaction's context */
+  schedule?: <T>(fn: () => T) => T;
+}
+
 export class Exporter {
   private readonly transport: Transport;
-  private readonly config: AgentConfig;
+  private readonly config: ExporterOptions;
+  private readonly sender: string;
+  private readonly schedule: <T>(fn: () => T) => T;
   private readonly instance = `${hostname()}:${process.pid}`;
   private readonly sampler: TraceSampler;
   private interval = new IntervalAggregate(Date.now());
@@ -41,8 +52,10 @@ export class Exporter {
   /** Event-loop health and long tasks, shipped with every batch when set. */
   loop: { health: LoopHealth; longTasks: LongTasks } | undefined;
 
-  constructor(config: AgentConfig) {
+  constructor(config: ExporterOptions) {
     this.config = config;
+    this.sender = config.sender ?? 'loopscope';
+    this.schedule = config.schedule ?? ((fn) => fn());
     this.sampler = new TraceSampler(config.sampleRate);
     this.transport = new Transport({ collector: config.collector, token: config.token, maxQueue: config.maxQueue });
   }
@@ -50,7 +63,7 @@ export class Exporter {
   start(): void {
     // intervals end on multiples of flushMs of the wall clock, so every process's seconds line up
     const first = this.config.flushMs - (Date.now() % this.config.flushMs);
-    this.timer = outside(() => setTimeout(() => this.tick(), first));
+    this.timer = this.schedule(() => setTimeout(() => this.tick(), first));
     this.timer.unref();
   }
 
@@ -64,7 +77,7 @@ export class Exporter {
    * A finished transaction: five values into its endpoint's sketches; its record only if sampled.
    * `keep`: a trace something else links to (a long task ran in it).
    */
-  observe(endpoint: string, error: boolean, keep: boolean, m: Measures, build: () => TransactionRecord): void {
+  observe(endpoint: string, error: boolean, keep: boolean, m: Observation, build: () => TraceRecord): void {
     const entry = this.interval.entry(endpoint);
     entry.add(m, error);
     this.sampler.offer(entry, m.duration, error || keep, build);
@@ -115,7 +128,7 @@ export class Exporter {
     const end = Math.round(Date.now() / flushMs) * flushMs;
     this.cut(false, end);
     if (this.timer === null) return; // stopped
-    this.timer = outside(() => setTimeout(() => this.tick(), Math.max(1, end + flushMs - Date.now())));
+    this.timer = this.schedule(() => setTimeout(() => this.tick(), Math.max(1, end + flushMs - Date.now())));
     this.timer.unref();
   }
 
@@ -142,7 +155,7 @@ export class Exporter {
       batchId: randomUUID(),
       service: this.config.service,
       instance: this.instance,
-      agent: { name: 'loopscope', version: agentVersion },
+      agent: { name: this.sender, version: agentVersion },
       sentAt: end,
       intervals: interval.toWire(end),
       traces,

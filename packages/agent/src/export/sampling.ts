@@ -4,7 +4,7 @@
  * and a small random sample, also limited. The record of a transaction is
  * built only when one of these wants it.
  */
-import type { TransactionRecord } from '@loopscope/protocol';
+import type { TraceRecord } from '@loopscope/protocol';
 import type { EndpointAggregate } from './aggregate.js';
 
 export const MAX_KEPT_TRACES = 20;
@@ -13,8 +13,8 @@ export const MAX_RANDOM_TRACES = 10;
 export class TraceSampler {
   private readonly rate: number;
   /** errors and traces something links to */
-  private kept: TransactionRecord[] = [];
-  private random: TransactionRecord[] = [];
+  private kept: TraceRecord[] = [];
+  private random: TraceRecord[] = [];
   /** Error traces not kept because of the limit (reported as dropped traces). */
   skipped = 0;
 
@@ -23,7 +23,7 @@ export class TraceSampler {
   }
 
   /** `keep`: an error, or a trace something else links to; kept up to MAX_KEPT_TRACES per interval. */
-  offer(entry: EndpointAggregate, duration: number, keep: boolean, build: () => TransactionRecord): void {
+  offer(entry: EndpointAggregate, duration: number, keep: boolean, build: () => TraceRecord): void {
     const slowest = duration > entry.slowestDuration;
     if (slowest) {
       entry.slowestDuration = duration;
@@ -39,8 +39,8 @@ export class TraceSampler {
   }
 
   /** The traces of the interval (each once) and a fresh start for the next. */
-  take(endpoints: Iterable<EndpointAggregate>): TransactionRecord[] {
-    const out = new Set<TransactionRecord>(this.kept);
+  take(endpoints: Iterable<EndpointAggregate>): TraceRecord[] {
+    const out = new Set<TraceRecord>(this.kept);
     for (const e of endpoints) if (e.slowest !== undefined) out.add(e.slowest);
     for (const r of this.random) out.add(r);
     this.kept = [];

@@ -21,6 +21,7 @@ import {
   quantile,
   summarize,
   type ExternalByKind,
+  type Quantiles,
   type SegmentKind,
   type WireBatch,
   type WireLoop,
@@ -31,6 +32,7 @@ import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import {
   DEFAULT_RETENTION,
   type EndpointSummary,
+  type EndpointView,
   type LongTaskRow,
   type LoopQuery,
   type LoopSummary,
@@ -51,8 +53,21 @@ export interface SqliteOptions {
 }
 
 export const DB_FILE = 'loopscope.db';
-/** 2: aggregates carry externalByKind (sums of ms per kind, JSON); event-loop rows and long tasks */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: aggregates carry externalByKind (sums of ms per kind, JSON); event-loop rows and long tasks.
+ * 3: a trace's cpu, external and blocking may be NULL (unknown: seen from outside the process);
+ *    instances remember their sender (`agent`: loopscope, loopscope-proxy, loopscope-probe).
+ */
+const SCHEMA_VERSION = 3;
+
+/** The traces table; its cpu, external and blocking are NULL for senders outside the process. */
+const TRACES_TABLE = (name: string): string => `
+    CREATE TABLE IF NOT EXISTS ${name} (
+      traceId TEXT PRIMARY KEY, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
+      status INTEGER NOT NULL, error INTEGER NOT NULL,
+      response REAL NOT NULL, duration REAL NOT NULL, cpu REAL, external REAL, blocking REAL,
+      record TEXT NOT NULL
+    );`;
 
 const table = (res: Resolution): string => `agg_${res.name}`;
 const loopTable = (res: Resolution): string => `loop_${res.name}`;
@@ -88,12 +103,7 @@ function schema(): string {
     );
     CREATE INDEX IF NOT EXISTS long_tasks_recent ON long_tasks (service, at);
     CREATE INDEX IF NOT EXISTS long_tasks_worst ON long_tasks (service, ms);
-    CREATE TABLE IF NOT EXISTS traces (
-      traceId TEXT PRIMARY KEY, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
-      status INTEGER NOT NULL, error INTEGER NOT NULL,
-      response REAL NOT NULL, duration REAL NOT NULL, cpu REAL NOT NULL, external REAL NOT NULL, blocking REAL NOT NULL,
-      record TEXT NOT NULL
-    );
+    ${TRACES_TABLE('traces')}
     CREATE INDEX IF NOT EXISTS traces_slowest ON traces (service, duration);
     CREATE INDEX IF NOT EXISTS traces_endpoint_slowest ON traces (service, endpoint, duration);
     CREATE INDEX IF NOT EXISTS traces_recent ON traces (service, start);
@@ -102,6 +112,7 @@ function schema(): string {
     CREATE TABLE IF NOT EXISTS instances (
       service TEXT NOT NULL, instance TEXT NOT NULL, firstSeen INTEGER NOT NULL, lastSeen INTEGER NOT NULL,
       droppedBatches INTEGER NOT NULL, droppedTransactions INTEGER NOT NULL, droppedTraces INTEGER NOT NULL,
+      agent TEXT NOT NULL DEFAULT 'loopscope',
       PRIMARY KEY (service, instance)
     );
     CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
@@ -140,6 +151,43 @@ interface StoredRow {
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
 
+const SUMMARY_COLUMNS = `count, errors, ${METRICS.join(', ')}, externalByKind`;
+
+/**
+ * Aggregate rows merged per key (an endpoint, or a service) into the query API's summaries. A
+ * metric nobody could measure (cpu, external and blocking seen from outside the process: their
+ * sketches stay empty) is null, never 0; where some senders knew it, it covers their requests.
+ */
+function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): Map<string, Omit<EndpointSummary, 'endpoint'>> {
+  const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[]; externalByKind: ExternalByKind }>();
+  for (const r of rows) {
+    const key = keyOf(r);
+    let e = merged.get(key);
+    if (!e) merged.set(key, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} }));
+    e.count += r.count;
+    e.errors += r.errors;
+    METRICS.forEach((m, i) => mergeWire(e.sketches[i]!, decodeSketch(r[m])));
+    addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
+  }
+  const known = (sketch: WireSketch): Quantiles | null => (sketch.n === 0 ? null : summarize(fromWire(sketch)));
+  const out = new Map<string, Omit<EndpointSummary, 'endpoint'>>();
+  for (const [key, { count, errors, sketches, externalByKind }] of merged) {
+    const [response, duration, cpu, external, blocking] = sketches as [WireSketch, WireSketch, WireSketch, WireSketch, WireSketch];
+    out.set(key, {
+      count,
+      errors,
+      response: summarize(fromWire(response)),
+      duration: summarize(fromWire(duration)),
+      cpu: known(cpu),
+      external: known(external),
+      blocking: known(blocking),
+      // the mean over the requests whose external time is known
+      externalByKind: Object.fromEntries(Object.entries(externalByKind).map(([kind, sum]) => [kind, round(sum / Math.max(1, external.n))])),
+    });
+  }
+  return out;
+}
+
 /** One row of loop_<resolution>: a service's event-loop health in one bucket, merged over its processes. */
 interface LoopRow {
   service: string;
@@ -174,13 +222,20 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   if (version === 1) {
     for (const res of RESOLUTIONS) db.exec(`ALTER TABLE ${table(res)} ADD COLUMN externalByKind TEXT NOT NULL DEFAULT '{}'`);
   }
+  if (version >= 1 && version < 3) {
+    // SQLite cannot drop a NOT NULL: the traces table is copied into its new form
+    db.transaction(() => {
+      db.exec(`${TRACES_TABLE('traces_v3')} INSERT INTO traces_v3 SELECT * FROM traces; DROP TABLE traces; ALTER TABLE traces_v3 RENAME TO traces;`);
+      db.exec(`ALTER TABLE instances ADD COLUMN agent TEXT NOT NULL DEFAULT 'loopscope'`);
+    })();
+  }
   db.exec(schema());
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
   const upsertInstance = db.prepare(
-    `INSERT INTO instances (service, instance, firstSeen, lastSeen, droppedBatches, droppedTransactions, droppedTraces) VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (service, instance) DO UPDATE SET firstSeen = MIN(firstSeen, excluded.firstSeen), lastSeen = MAX(lastSeen, excluded.lastSeen),
+    `INSERT INTO instances (service, instance, firstSeen, lastSeen, droppedBatches, droppedTransactions, droppedTraces, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (service, instance) DO UPDATE SET firstSeen = MIN(firstSeen, excluded.firstSeen), lastSeen = MAX(lastSeen, excluded.lastSeen), agent = excluded.agent,
        droppedBatches = MAX(droppedBatches, excluded.droppedBatches), droppedTransactions = MAX(droppedTransactions, excluded.droppedTransactions),
        droppedTraces = MAX(droppedTraces, excluded.droppedTraces)`,
   );
@@ -216,7 +271,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
   const selectServices = db.prepare(
     `SELECT service, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances,
-       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces
+       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, GROUP_CONCAT(DISTINCT agent) AS agents
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
   const selectTrace = db.prepare('SELECT record FROM traces WHERE traceId = ?');
@@ -283,7 +338,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         }
         row.count += iv.count;
         row.errors += iv.errors;
-        METRICS.forEach((m, i) => mergeWire(row.sketches[i]!, iv[m]));
+        METRICS.forEach((m, i) => {
+          const sketch = iv[m];
+          if (sketch !== null) mergeWire(row.sketches[i]!, sketch); // null, unknown: its sketch stays short of count
+        });
         addByKind(row.externalByKind, iv.externalByKind);
       }
       for (const row of rows.values()) {
@@ -303,7 +361,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     for (const iv of batch.intervals) last = Math.max(last, iv.start + iv.ms);
     // the agent's drop counters only grow (per process): the largest one seen is the latest
     const { dropped } = batch;
-    upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces);
+    upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces, batch.agent.name);
     return false;
   });
 
@@ -344,6 +402,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     return stmt.all(...args);
   }
 
+  const viewStatements = new Map<Resolution, Database.Statement>();
+  /** Rows of one resolution for an endpoint in every service, whose buckets overlap [from, to). */
+  function viewRows(res: Resolution): Database.Statement {
+    let stmt = viewStatements.get(res);
+    if (!stmt) viewStatements.set(res, (stmt = db.prepare(`SELECT service, ${SUMMARY_COLUMNS} FROM ${table(res)} WHERE endpoint = ? AND bucket >= ? AND bucket < ?`)));
+    return stmt;
+  }
+
   let closed = false;
   return {
     kind: 'sqlite',
@@ -353,40 +419,29 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async services({ from, to }) {
-      type Row = Omit<ServiceSummary, 'dropped'> & ServiceSummary['dropped'];
-      return (selectServices.all(to, from) as Row[]).map(({ service, lastSeen, instances, batches, transactions, traces }) => ({
+      type Row = Omit<ServiceSummary, 'dropped' | 'agents'> & ServiceSummary['dropped'] & { agents: string };
+      return (selectServices.all(to, from) as Row[]).map(({ service, lastSeen, instances, batches, transactions, traces, agents }) => ({
         service,
         lastSeen,
         instances,
         dropped: { batches, transactions, traces },
+        agents: agents.split(',').sort(),
       }));
     },
 
     async endpoints(service: string, { from, to }: Range) {
       const res = chooseResolution(retention, from, Date.now());
-      const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[]; externalByKind: ExternalByKind }>();
-      for (const r of aggregateRows(res, `endpoint, count, errors, ${METRICS.join(', ')}, externalByKind`, service, undefined, from, to) as Array<
-        StoredRow & { endpoint: string }
-      >) {
-        let e = merged.get(r.endpoint);
-        if (!e) merged.set(r.endpoint, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} }));
-        e.count += r.count;
-        e.errors += r.errors;
-        METRICS.forEach((m, i) => mergeWire(e.sketches[i]!, decodeSketch(r[m])));
-        addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
-      }
-      const list: EndpointSummary[] = [...merged].map(([endpoint, e]) => ({
-        endpoint,
-        count: e.count,
-        errors: e.errors,
-        response: summarize(fromWire(e.sketches[0]!)),
-        duration: summarize(fromWire(e.sketches[1]!)),
-        cpu: summarize(fromWire(e.sketches[2]!)),
-        external: summarize(fromWire(e.sketches[3]!)),
-        blocking: summarize(fromWire(e.sketches[4]!)),
-        externalByKind: Object.fromEntries(Object.entries(e.externalByKind).map(([kind, sum]) => [kind, round(sum / e.count)])),
-      }));
+      const rows = aggregateRows(res, `endpoint, ${SUMMARY_COLUMNS}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
+      const list: EndpointSummary[] = [...summaries(rows, (r) => r.endpoint)].map(([endpoint, e]) => ({ endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
+    },
+
+    async views(endpoint: string, { from, to }: Range) {
+      const res = chooseResolution(retention, from, Date.now());
+      const rows = viewRows(res).all(endpoint, bucketOf(from, res), to) as Array<StoredRow & { service: string }>;
+      const agents = new Map((selectServices.all(to, from) as Array<{ service: string; agents: string }>).map((r) => [r.service, r.agents.split(',').sort()]));
+      const list: EndpointView[] = [...summaries(rows, (r) => r.service)].map(([service, e]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...e }));
+      return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
     },
 
     async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
@@ -410,7 +465,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const value = (i: number): number | null => {
         if (counted) return sums[i] === null ? null : sums[i]! / (step / 1000);
         const s = sketches[i];
-        return s ? round(quantile(fromWire(s), query.q)) : null;
+        return s && s.n > 0 ? round(quantile(fromWire(s), query.q)) : null; // n 0: unknown (seen from outside)
       };
       return { metric: query.metric, q: query.q, step, points: Array.from({ length: points }, (_, i) => [t0 + i * step, value(i)]) };
     },

@@ -5,6 +5,7 @@
  */
 import type {
   EndpointSummary,
+  EndpointView,
   LoopSummary,
   SeriesMetric,
   ServiceSummary,
@@ -15,7 +16,7 @@ import type {
 
 // the answers of the query API are the protocol's; the collector's callers find them here too
 export { SERIES_METRICS } from '@loopscope/protocol';
-export type { EndpointSummary, LongTaskRow, LoopSummary, SeriesMetric, ServiceSummary, TimeseriesResult, TraceSummary } from '@loopscope/protocol';
+export type { EndpointSummary, EndpointView, LongTaskRow, LoopSummary, SeriesMetric, ServiceSummary, TimeseriesResult, TraceSummary } from '@loopscope/protocol';
 
 /** A time range in ms since the epoch: `from` inclusive, `to` exclusive. */
 export interface Range {
@@ -81,6 +82,8 @@ export interface Storage {
   ingest(batch: WireBatch, receivedAt: number): Promise<{ duplicate: boolean }>;
   services(range: Range): Promise<ServiceSummary[]>;
   endpoints(service: string, range: Range): Promise<EndpointSummary[]>;
+  /** One endpoint in every service that reported it (its agent's view, a proxy's, a probe's), busiest first. */
+  views(endpoint: string, range: Range): Promise<EndpointView[]>;
   timeseries(query: TimeseriesQuery): Promise<TimeseriesResult>;
   traces(query: TracesQuery): Promise<TraceSummary[]>;
   loop(query: LoopQuery): Promise<LoopSummary>;

@@ -25,21 +25,34 @@ export interface BreakdownRow {
 
 const KINDS: ExternalKind[] = ['http', 'db', 'cache', 'queue', 'other'];
 
-/** cpu, external (split by kind when the numbers are there) and blocking of one request. */
-export function partsOf(t: { cpu: number; external: number; blocking: number; externalByKind?: Partial<Record<ExternalKind, number>> | undefined }): Part[] {
+/**
+ * cpu, external (split by kind when the numbers are there) and blocking of one request; the ones
+ * that are unknown (null: seen from outside the process) are left out — none of them, for a proxy.
+ */
+export function partsOf(t: { cpu: number | null; external: number | null; blocking: number | null; externalByKind?: Partial<Record<ExternalKind, number>> | undefined }): Part[] {
   const byKind = t.externalByKind;
   const external: Part[] =
-    byKind !== undefined
-      ? KINDS.filter((k) => (byKind[k] ?? 0) > 0).map((k) => ({ label: `external: ${k}`, color: COLORS[k], ms: byKind[k]! }))
-      : [{ label: 'external', color: COLORS.external, ms: t.external }];
-  return [{ label: 'cpu', color: COLORS.cpu, ms: t.cpu }, ...external, { label: 'blocking', color: COLORS.blocking, ms: t.blocking, hatched: true }];
+    t.external === null
+      ? []
+      : byKind !== undefined
+        ? KINDS.filter((k) => (byKind[k] ?? 0) > 0).map((k) => ({ label: `external: ${k}`, color: COLORS[k], ms: byKind[k]! }))
+        : [{ label: 'external', color: COLORS.external, ms: t.external }];
+  return [
+    ...(t.cpu === null ? [] : [{ label: 'cpu', color: COLORS.cpu, ms: t.cpu }]),
+    ...external,
+    ...(t.blocking === null ? [] : [{ label: 'blocking', color: COLORS.blocking, ms: t.blocking, hatched: true }]),
+  ];
 }
 
 /** The mean of each part over an endpoint's requests. */
 export const meanParts = (row: EndpointRow): Part[] =>
-  partsOf({ cpu: row.cpu.mean, external: row.external.mean, blocking: row.blocking.mean, externalByKind: row.externalByKind });
+  partsOf({ cpu: row.cpu?.mean ?? null, external: row.external?.mean ?? null, blocking: row.blocking?.mean ?? null, externalByKind: row.externalByKind });
 
+/** The bars; when cpu, external and blocking are all unknown (a service seen from outside), a note that says so. */
 export function breakdown(rows: BreakdownRow[]): HTMLElement {
+  if (rows.length > 0 && rows.every((r) => r.parts.length === 0)) {
+    return h('p', { class: 'muted', 'data-unknown': 'breakdown' }, `cpu, external and blocking are ${fmt.UNKNOWN_WHY.replace(/^unknown: /, 'unknown here: ')}. Run the app under the agent to see where its time goes.`);
+  }
   const scale = Math.max(1e-9, ...rows.map((r) => Math.max(r.response, r.parts.reduce((s, p) => s + p.ms, 0))));
   const legend = new Map<string, Part>();
   for (const r of rows) for (const p of r.parts) legend.set(p.label, p);

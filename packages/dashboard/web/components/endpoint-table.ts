@@ -9,11 +9,12 @@ import * as fmt from '../format.js';
 interface Column {
   key: string;
   title: string;
-  value(row: EndpointRow, seconds: number): number | string;
+  /** null: unknown (cpu, external, blocking of a service seen from outside) */
+  value(row: EndpointRow, seconds: number): number | string | null;
   format(v: number): string;
 }
 
-const latency = (key: string, title: string, pick: (r: EndpointRow) => number): Column => ({ key, title, value: pick, format: fmt.ms });
+const latency = (key: string, title: string, pick: (r: EndpointRow) => number | null): Column => ({ key, title, value: pick, format: fmt.ms });
 
 const COLUMNS: Column[] = [
   { key: 'endpoint', title: 'Endpoint', value: (r) => r.endpoint, format: String },
@@ -23,9 +24,9 @@ const COLUMNS: Column[] = [
   latency('p50', 'p50 response', (r) => r.response.p50),
   latency('p95', 'p95 response', (r) => r.response.p95),
   latency('p99', 'p99 response', (r) => r.response.p99),
-  latency('cpu', 'p95 cpu', (r) => r.cpu.p95),
-  latency('external', 'p95 external', (r) => r.external.p95),
-  latency('blocking', 'p95 blocking', (r) => r.blocking.p95),
+  latency('cpu', 'p95 cpu', (r) => r.cpu?.p95 ?? null),
+  latency('external', 'p95 external', (r) => r.external?.p95 ?? null),
+  latency('blocking', 'p95 blocking', (r) => r.blocking?.p95 ?? null),
 ];
 
 export interface SortState {
@@ -50,10 +51,15 @@ export function endpointTable(
   // one unit for the whole throughput column, so that its numbers compare at a glance
   const unit = fmt.rateUnit(Math.max(0, ...rows.map((r) => r.count / opts.seconds)));
   const format = (c: Column, v: number): string => (c.key === 'throughput' ? fmt.rate(v, unit) : c.format(v));
+  const cell = (c: Column, r: EndpointRow): HTMLElement => {
+    const v = c.value(r, opts.seconds);
+    if (v === null) return h('td', { class: 'num muted', 'data-col': c.key, title: fmt.UNKNOWN_WHY }, '—');
+    return h('td', { class: c.key === 'errors' && r.errors > 0 ? 'num bad' : 'num', 'data-col': c.key }, format(c, v as number));
+  };
   const sorted = [...rows].sort((a, b) => {
     const x = column.value(a, opts.seconds);
     const y = column.value(b, opts.seconds);
-    const order = typeof x === 'string' || typeof y === 'string' ? String(x).localeCompare(String(y)) : x - y;
+    const order = typeof x === 'string' || typeof y === 'string' ? String(x).localeCompare(String(y)) : (x ?? -Infinity) - (y ?? -Infinity) || 0;
     return opts.sort.ascending ? order : -order;
   });
   const header = COLUMNS.map((c) => {
@@ -73,7 +79,7 @@ export function endpointTable(
       ...COLUMNS.map((c) =>
         c.key === 'endpoint'
           ? h('td', { class: 'name', 'data-col': c.key }, h('a', { href: opts.link(r.endpoint), title: r.endpoint }, r.endpoint))
-          : h('td', { class: c.key === 'errors' && r.errors > 0 ? 'num bad' : 'num', 'data-col': c.key }, format(c, c.value(r, opts.seconds) as number)),
+          : cell(c, r),
       ),
     ),
   );

@@ -13,9 +13,7 @@ export function traceList(title: string, traces: TraceSummary[], link: (traceId:
       h('td', { class: t.status >= 500 ? 'num bad' : 'num' }, t.status === 0 ? '–' : String(t.status)),
       h('td', { class: 'num' }, fmt.ms(t.response)),
       h('td', { class: 'num' }, fmt.ms(t.duration)),
-      h('td', { class: 'num' }, fmt.ms(t.cpu)),
-      h('td', { class: 'num' }, fmt.ms(t.external)),
-      h('td', { class: 'num' }, fmt.ms(t.blocking)),
+      ...[t.cpu, t.external, t.blocking].map((v) => (v === null ? h('td', { class: 'num muted', title: fmt.UNKNOWN_WHY }, '—') : h('td', { class: 'num' }, fmt.ms(v)))),
     ),
   );
   const head = ['Start', ...(showEndpoint ? ['Endpoint'] : []), 'Status', 'Response', 'Duration', 'CPU', 'External', 'Blocking'];

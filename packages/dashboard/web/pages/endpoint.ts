@@ -5,6 +5,7 @@ import { controls } from '../components/controls.js';
 import { momentTraces } from '../components/moment.js';
 import { scopeCharts } from '../components/scope-charts.js';
 import { traceList } from '../components/trace-list.js';
+import { viewsTable } from '../components/views-table.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { href, PERCENTILES, routeTo, windowOf } from '../route.js';
@@ -20,6 +21,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
   const picked = h('div', {});
   const stats = h('div', { class: 'stats' });
   const times = h('div', {});
+  const views = h('div', {});
   const traces = h('div', { class: 'two-columns' });
   const element = h(
     'div',
@@ -30,6 +32,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     charts.element,
     picked,
     section('Where the time went — mean per request', times),
+    section('Side by side — this endpoint in every service that reports it', views),
     traces,
   );
   const traceLink = (traceId: string): string => href(routeTo(route, { page: 'trace', service, traceId }));
@@ -40,8 +43,9 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     async refresh() {
       const w = windowOf(route);
       const seconds = (w.to - w.from) / 1000;
-      const [rows, slowest, recent] = await Promise.all([
+      const [rows, seen, slowest, recent] = await Promise.all([
         api.endpoints(service, w),
+        api.views(endpoint, w),
         api.traces({ service, endpoint, sort: 'slowest', limit: TRACES, ...w }),
         api.traces({ service, endpoint, sort: 'recent', limit: TRACES, ...w }),
         charts.refresh(w, q, route.percentile),
@@ -59,6 +63,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
         card('p99 response', fmt.ms(row?.response.p99)),
       );
       replace(times, row ? breakdown([{ label: endpoint, parts: meanParts(row), response: row.response.mean }]) : h('p', { class: 'muted' }, 'No requests in this window.'));
+      replace(views, viewsTable(seen, service, (other) => href(routeTo(route, { page: 'endpoint', service: other, endpoint }))));
       replace(traces, traceList('Slowest traces', slowest, traceLink, false), traceList('Most recent traces', recent, traceLink, false));
     },
     destroy: () => charts.destroy(),

@@ -54,6 +54,7 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
           'tr',
           { 'data-service': s.service },
           h('td', { class: 'name' }, h('a', { href: href(routeTo(route, { page: 'service', service: s.service })) }, s.service)),
+          h('td', { 'data-col': 'agents' }, fmt.sender(s.agents)),
           h('td', { class: 'num' }, fmt.count(s.instances)),
           h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(throughput, COLORS.throughput, 'throughput', (v) => fmt.rate(v)), h('span', { 'data-col': 'throughput' }, fmt.rate(requests / seconds, unit)))),
           h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
@@ -62,13 +63,13 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
           h('td', { class: dropped > 0 ? 'num bad' : 'num', title: 'transactions and traces its agents could not ship' }, dropped > 0 ? `${fmt.count(dropped)} dropped` : '–'),
         );
       });
-      const head = ['Service', 'Instances', 'Throughput', 'Error rate', 'p95 response', 'Last seen', 'Lost data'];
+      const head = ['Service', 'Seen by', 'Instances', 'Throughput', 'Error rate', 'p95 response', 'Last seen', 'Lost data'];
       replace(
         body,
         h(
           'section',
           { class: 'card' },
-          h('table', { class: 'table services' }, h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { class: i === 0 ? 'name' : 'num' }, c)))), h('tbody', {}, ...rows)),
+          h('table', { class: 'table services' }, h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { class: i < 2 ? 'name' : 'num' }, c)))), h('tbody', {}, ...rows)),
         ),
       );
     },

@@ -1,0 +1,138 @@
+/**
+ * `loopscope probe` as a user runs it: the compiled command against a real server on 127.0.0.1
+ * whose answers are known, shipping to a real collector (`loopscope up`). Failures — a wrong
+ * status, a refused connection, a timeout — must be errors whose reason the trace tells.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { after, before, test } from 'node:test';
+import type { EndpointSummary, TraceSummary } from '@loopscope/collector';
+import type { TraceRecord } from '@loopscope/protocol';
+import { isUsageError } from '../src/args.js';
+import { runProbe } from '../src/probe.js';
+import { api, runCommand, startCommand, tempDir, until, type Command } from './helpers.js';
+
+const HEADERS_MS = 20;
+const BODY_MS = 10;
+
+let collector: string;
+let server: http.Server;
+let base: string;
+const children: Command[] = [];
+/** how long the server took for each /ok, by its own clock: a check sees at least that */
+const served: number[] = [];
+
+before(async () => {
+  const up = await startCommand(['up', '--port', '0', '--data', tempDir()]);
+  children.push(up);
+  collector = /listening on (\S+)/.exec(up.line)![1]!;
+  server = http.createServer((req, res) => {
+    const t0 = performance.now();
+    if (req.url === '/ok') {
+      res.on('finish', () => served.push(performance.now() - t0));
+      setTimeout(() => {
+        res.writeHead(200).flushHeaders();
+        setTimeout(() => res.end('fine'), BODY_MS);
+      }, HEADERS_MS);
+    } else if (req.url === '/fail') {
+      res.writeHead(503).end('down for maintenance');
+    } // /slow never answers
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  for (const c of children) await c.stop();
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+/** Runs a probe until it has printed `checks` check lines, then stops it (it ships on SIGTERM). */
+async function probe(url: string, args: string[], checks = 1): Promise<string[]> {
+  const cmd = await startCommand(['probe', url, '--every', '500ms', '--collector', collector, ...args]);
+  children.push(cmd);
+  assert.match(cmd.line, /^loopscope probe checking http:\/\/127\.0\.0\.1:\d+\/\w* every 500ms, service "probe"\n$/);
+  const lines = await until(`${checks} checks of ${url}`, async () => {
+    const out = cmd.stdout().split('\n').slice(1).filter(Boolean);
+    return out.length >= checks ? out : undefined;
+  });
+  await cmd.stop();
+  return lines;
+}
+
+test('checks succeed and fail with their reason, as the service "probe"', async () => {
+  const refused = http.createServer().listen(0, '127.0.0.1');
+  await once(refused, 'listening');
+  const closed = `http://127.0.0.1:${(refused.address() as AddressInfo).port}/health`;
+  await new Promise((r) => refused.close(r));
+
+  const [ok, fail, down, slow] = await Promise.all([
+    probe(`${base}/ok`, [], 2),
+    probe(`${base}/fail`, ['--expect-status', '200']),
+    probe(closed, []),
+    probe(`${base}/slow`, ['--timeout', '300ms']),
+  ]);
+  assert.match(ok[0]!, / GET \/ok 200 [\d.]+ ms ok$/);
+  assert.match(fail[0]!, / GET \/fail 503 [\d.]+ ms error: wrong status 503, expected 200$/);
+  assert.match(down[0]!, / GET \/health - [\d.]+ ms error: connection refused: nothing listens on 127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/);
+  assert.match(slow[0]!, / GET \/slow - [\d.]+ ms error: timeout: no status line within 300 ms$/);
+
+  const rows = await until('the four endpoints at the collector', async () => {
+    const list = await api<EndpointSummary[]>(collector, '/api/endpoints?service=probe');
+    return list.length === 4 ? list : undefined;
+  });
+  const row = (endpoint: string): EndpointSummary => rows.find((r) => r.endpoint === endpoint)!;
+  assert.equal(row('GET /ok').errors, 0);
+  assert.ok(row('GET /ok').count >= 2);
+  for (const failing of ['GET /fail', 'GET /health', 'GET /slow']) assert.equal(row(failing).errors, row(failing).count, failing);
+  assert.deepEqual([row('GET /ok').cpu, row('GET /ok').external, row('GET /ok').blocking], [null, null, null], 'unknown from outside');
+
+  const traceOf = async (endpoint: string): Promise<TraceRecord> => {
+    const [summary] = await api<TraceSummary[]>(collector, `/api/traces?service=probe&endpoint=${encodeURIComponent(endpoint)}&sort=recent`);
+    return api<TraceRecord>(collector, `/api/traces/${summary!.traceId}`);
+  };
+  const good = await traceOf('GET /ok');
+  assert.equal(good.status, 200);
+  assert.equal(good.error, false);
+  assert.equal(good.responseBytes, 'fine'.length);
+  // a check sees at least what the server took, and the first byte at least its known wait
+  assert.ok(good.firstByte! >= HEADERS_MS && good.response >= Math.min(...served) - 0.01, JSON.stringify({ good, served }));
+  assert.deepEqual(good.segments.map((s) => s.name), [`connect to ${new URL(base).host}`, 'until the status line', 'the body']);
+  assert.equal(good.cpu, null);
+
+  const wrong = await traceOf('GET /fail');
+  assert.equal(wrong.status, 503);
+  assert.equal(wrong.error, true);
+  assert.equal(wrong.errorMessage, 'wrong status 503, expected 200');
+  const refusedTrace = await traceOf('GET /health');
+  assert.equal(refusedTrace.status, 0);
+  assert.match(refusedTrace.errorMessage!, /^connection refused/);
+  const timedOut = await traceOf('GET /slow');
+  assert.equal(timedOut.status, 0);
+  assert.equal(timedOut.errorMessage, 'timeout: no status line within 300 ms');
+  assert.ok(timedOut.response >= 300, 'a timed-out check lasted its timeout');
+  const services = await api<Array<{ service: string; agents: string[] }>>(collector, '/api/services');
+  assert.deepEqual(services.find((s) => s.service === 'probe')?.agents, ['loopscope-probe']);
+});
+
+test('bad flags are usage errors that name the flag', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['probe'], /the URL to check is required/],
+    [['probe', 'localhost:3000'], /the URL to check must be an http:\/\/ or https:\/\/ URL/],
+    [['probe', 'http://127.0.0.1:1/', '--every', 'often'], /--every must be a duration/],
+    [['probe', 'http://127.0.0.1:1/', '--timeout', '5'], /--timeout must be a duration/],
+    [['probe', 'http://127.0.0.1:1/', '--expect-status', 'ok'], /--expect-status must be an HTTP status/],
+  ];
+  // each is a usage error, which the command turns into its exit code 2 and the usage (one shown)
+  for (const [[, ...args], message] of cases) await assert.rejects(runProbe(args), (err: Error) => isUsageError(err) && message.test(err.message));
+  const [args] = cases[0]!;
+  const { code, stderr } = await runCommand(args);
+  assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+  assert.match(stderr, cases[0]![1]);
+  assert.match(stderr, /loopscope probe URL/, 'the usage follows');
+});
