@@ -1,5 +1,5 @@
 /**
- * What the benchmarks' drivers share: starting and stopping a benchmarked process pinned to a CPU,
+ * What the benchmarks' drivers share: the agent variants and server scenarios, starting and stopping a benchmarked process pinned to a CPU,
  * talking to it over IPC, one measured run under autocannon, and the median.
  */
 import autocannon from 'autocannon';
@@ -12,6 +12,40 @@ export interface Variant {
   name: string;
   execArgv: string[];
   env: Record<string, string>;
+}
+
+/** How the server process is started for each variant; overhead is computed against the first one run. */
+export const VARIANTS: Variant[] = [
+  { name: 'none', execArgv: [], env: {} },
+  {
+    name: 'loopscope',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench' },
+  },
+  // the same without event-loop health, long tasks and the sampling profiler: what they cost
+  {
+    name: 'loopscope-noloop',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_LOOP: 'false' },
+  },
+  // loop health and long tasks, but no sampling profiler to name their functions
+  {
+    name: 'loopscope-noprofiler',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_PROFILER: 'false' },
+  },
+];
+
+export const SCENARIOS = ['hello', 'async'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+/** Parses `a,b` against the names of a list. */
+export function pick<T>(list: readonly T[], names: string, nameOf: (item: T) => string, what: string): T[] {
+  return names.split(',').map((name) => {
+    const item = list.find((i) => nameOf(i) === name);
+    if (item === undefined) throw new Error(`unknown ${what} ${name}; known: ${list.map(nameOf).join(', ')}`);
+    return item;
+  });
 }
 
 export const IPC_TIMEOUT_MS = 10_000;
@@ -29,13 +63,15 @@ export interface ProcessOptions {
   cpu: string;
   execArgv?: string[];
   env?: Record<string, string>;
+  /** a command that runs node, e.g. valgrind with its flags */
+  wrapper?: string[];
   /** how long it may take to listen */
   timeoutMs?: number;
 }
 
-/** Starts `node [execArgv] file` pinned to a CPU, and waits for it to report its port. */
+/** Starts `[wrapper] node [execArgv] file` pinned to a CPU, and waits for it to report its port. */
 export async function startProcess(file: string, opts: ProcessOptions): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', opts.cpu, process.execPath, ...(opts.execArgv ?? []), file], {
+  const child = spawn('taskset', ['-c', opts.cpu, ...(opts.wrapper ?? []), process.execPath, ...(opts.execArgv ?? []), file], {
     cwd: benchDir,
     env: { ...process.env, ...opts.env },
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],

@@ -45,40 +45,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { measureServer, median, serverFile, startProcess, stopProcess, DRIVER_CPU, SERVER_CPU, WARMUP_S, type Run, type Variant } from './driver.js';
-
-/** How the server process is started for each variant; overhead is computed against the first one run. */
-const VARIANTS: Variant[] = [
-  { name: 'none', execArgv: [], env: {} },
-  {
-    name: 'loopscope',
-    execArgv: ['--import', 'loopscope/register'],
-    env: { LOOPSCOPE_SERVICE: 'bench' },
-  },
-  // the same without event-loop health, long tasks and the sampling profiler: what they cost
-  {
-    name: 'loopscope-noloop',
-    execArgv: ['--import', 'loopscope/register'],
-    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_LOOP: 'false' },
-  },
-  // loop health and long tasks, but no sampling profiler to name their functions
-  {
-    name: 'loopscope-noprofiler',
-    execArgv: ['--import', 'loopscope/register'],
-    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_PROFILER: 'false' },
-  },
-];
-
-const SCENARIOS = ['hello', 'async'] as const;
-type Scenario = (typeof SCENARIOS)[number];
-
+import { measureServer, median, pick, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
 }
 
 type Options = ReturnType<typeof parseOptions>;
-
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -91,16 +64,8 @@ function parseOptions() {
       connections: { type: 'string', default: '50' },
     },
   });
-  const variants = values.variants.split(',').map((name) => {
-    const variant = VARIANTS.find((v) => v.name === name);
-    if (!variant) throw new Error(`unknown variant ${name}; known: ${VARIANTS.map((v) => v.name)}`);
-    return variant;
-  });
-  const scenarios = values.scenarios.split(',').map((name) => {
-    const scenario = SCENARIOS.find((s) => s === name);
-    if (!scenario) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS}`);
-    return scenario;
-  });
+  const variants = pick(VARIANTS, values.variants, (v) => v.name, 'variant');
+  const scenarios = pick(SCENARIOS, values.scenarios, (s) => s, 'scenario');
   const positive = (name: string, value: string | number) => {
     const n = Number(value);
     if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${value}`);

@@ -35,8 +35,23 @@ export function serve(handler: http.RequestListener): void {
   });
 }
 
-/** Keeps the CPU busy for `ms` milliseconds. */
+/** A fixed amount of work: `iterations` rounds of arithmetic the JIT cannot remove. */
+export function spin(iterations: number): number {
+  let x = 0;
+  for (let i = 0; i < iterations; i++) x = (x * 31 + i) % 1_000_003;
+  return x;
+}
+
+/**
+ * Keeps the CPU busy for `ms` milliseconds. With BENCH_SPIN_PER_MS set (by a driver that counts
+ * instructions, where the clock runs slow), it does the same amount of work by count instead.
+ */
+const spinPerMs = Number(process.env.BENCH_SPIN_PER_MS ?? 0);
 export function burn(ms: number): void {
+  if (spinPerMs > 0) {
+    spin(Math.round(ms * spinPerMs));
+    return;
+  }
   const end = performance.now() + ms;
   while (performance.now() < end);
 }
