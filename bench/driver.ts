@@ -5,6 +5,8 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ServerMessage } from './servers/harness.js';
 
@@ -180,4 +182,17 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
   } finally {
     await Promise.all(servers.map(stopProcess));
   }
+}
+
+/**
+ * Writes a benchmark's options, summary and runs, with the machine they ran on, to
+ * bench/results/<name>-<timestamp>.json, and says where.
+ */
+export function saveResults(name: string, results: Record<string, unknown>): void {
+  const dir = new URL('../results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const file = new URL(`${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, dir);
+  const environment = { node: process.version, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, platform: `${os.platform()} ${os.release()}`, loadavg: os.loadavg() };
+  writeFileSync(file, JSON.stringify({ environment, ...results }, null, 2) + '\n');
+  console.log(`\nresults: ${fileURLToPath(file)}`);
 }

@@ -27,13 +27,12 @@
  * --frameworks express4,fastify5 --connections N]. Results also go to bench/results/frameworks-*.json.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { measureServers, median, serverFile, DRIVER_CPU, SERVER_CPU, WARMUP_S, type Run, type Variant } from './driver.js';
+import { measureServers, median, serverFile, DRIVER_CPU, SERVER_CPU, WARMUP_S, saveResults, type Run, type Variant } from './driver.js';
 
 const FRAMEWORKS = ['express4', 'express5', 'fastify4', 'fastify5', 'koa2', 'koa3'];
 const FRAMEWORK_PACKAGES = 'express,router,fastify,koa,@koa/router';
@@ -159,12 +158,7 @@ async function main(): Promise<void> {
   const summary = summarize(runs, opts);
   console.log();
   printTable(summary);
-  const resultsDir = new URL('../results/', import.meta.url);
-  mkdirSync(resultsDir, { recursive: true });
-  const file = new URL(`frameworks-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, resultsDir);
-  const environment = { node: process.version, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, loadavg: os.loadavg() };
-  writeFileSync(file, JSON.stringify({ options: opts, environment, summary, runs }, null, 2) + '\n');
-  console.log(`\nresults: ${fileURLToPath(file)}`);
+  saveResults('frameworks', { options: opts, summary, runs });
 }
 
 await main();

@@ -36,14 +36,13 @@
  */
 import autocannon from 'autocannon';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { DRIVER_CPU, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, VARIANTS, type Scenario, type Variant } from './driver.js';
+import { DRIVER_CPU, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, VARIANTS, type Scenario, type Variant } from './driver.js';
 import { spin } from './servers/harness.js';
 
 /** How much slower the clock runs for the app under callgrind (roughly): long tasks scale with it. */
@@ -265,11 +264,7 @@ async function main(): Promise<void> {
   const summary = summarize(runs, opts);
   console.log();
   printTable(summary, opts.variants[0]!.name);
-  const resultsDir = new URL('../results/', import.meta.url);
-  mkdirSync(resultsDir, { recursive: true });
-  const file = new URL(`instructions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, resultsDir);
-  writeFileSync(file, JSON.stringify({ options: { ...opts, variants: opts.variants.map((v) => v.name) }, spinPerMs, node: process.version, summary, runs }, null, 2) + '\n');
-  console.log(`\nresults: ${fileURLToPath(file)}`);
+  saveResults('instructions', { options: { ...opts, variants: opts.variants.map((v) => v.name) }, spinPerMs, summary, runs });
 }
 
 await main();

@@ -39,13 +39,12 @@
  * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { measureServer, median, pick, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, type Run, type Scenario, type Variant } from './driver.js';
+import { measureServer, median, pick, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
@@ -170,17 +169,7 @@ async function main(): Promise<void> {
   console.log();
   printTable(summary, opts.variants[0]!.name);
 
-  const resultsDir = new URL('../results/', import.meta.url);
-  mkdirSync(resultsDir, { recursive: true });
-  const file = new URL(`overhead-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, resultsDir);
-  const environment = {
-    node: process.version,
-    cpu: os.cpus()[0]?.model,
-    cpus: os.cpus().length,
-    platform: `${os.platform()} ${os.release()}`,
-  };
-  writeFileSync(file, JSON.stringify({ options: opts, environment, summary, runs }, null, 2) + '\n');
-  console.log(`\nresults: ${fileURLToPath(file)}`);
+  saveResults('overhead', { options: opts, summary, runs });
 }
 
 await main();
