@@ -33,7 +33,7 @@
  *
  * Run (after `npm run build`; needs valgrind, Linux, 2 CPUs):
  *   npm run bench:instructions
- *   npm run bench:instructions -- --variants none,loopscope-noloop,loopscope --scenarios hello --rounds 1
+ *   npm run bench:instructions -- --variants none,loopscope-noloop --scenarios hello --rounds 1
  * Options: --variants a,b  --scenarios hello,async  --rounds N  --requests N  --idle SECONDS.
  * Results also go to bench/results/instructions-<timestamp>.json.
  */
