@@ -94,7 +94,7 @@ export class Transaction implements Scope {
   readonly owner: TransactionOwner;
   readonly isHttp: boolean;
   endpoint: string;
-  /** What a framework's router made of the request (instrument/route.ts); NOT_ROUTED without one. */
+  /** What a framework's router made of the request (instrument/route.ts); NotRouted without one. */
   routing: Routing = Routing.NotRouted;
   status = 0;
   error = false;
