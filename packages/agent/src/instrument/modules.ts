@@ -48,13 +48,20 @@ export function wrapMethod<T extends object>(target: T, name: keyof T & (string 
   return true;
 }
 
+/** Package versions by directory: a package whose files are hooked one by one is read once. */
+const versions = new Map<string, string | undefined>();
+
 function versionOf(baseDir: string | undefined): string | undefined {
   if (baseDir === undefined) return undefined;
+  if (versions.has(baseDir)) return versions.get(baseDir);
+  let version: string | undefined;
   try {
-    return (JSON.parse(readFileSync(join(baseDir, 'package.json'), 'utf8')) as { version?: string }).version;
+    version = (JSON.parse(readFileSync(join(baseDir, 'package.json'), 'utf8')) as { version?: string }).version;
   } catch {
-    return undefined;
+    version = undefined;
   }
+  versions.set(baseDir, version);
+  return version;
 }
 
 function supported(inst: ModuleInstrumentation, version: string | undefined): version is string {
