@@ -196,3 +196,25 @@ export function saveResults(name: string, results: Record<string, unknown>): voi
   writeFileSync(file, JSON.stringify({ environment, ...results }, null, 2) + '\n');
   console.log(`\nresults: ${fileURLToPath(file)}`);
 }
+
+/**
+ * Runs every scenario in rounds of every variant (none, loopscope, none, loopscope, ...), so that
+ * the machine's drift affects every variant alike; prints each run with `describe`.
+ */
+export async function interleave<S extends string, R>(
+  scenarios: readonly S[],
+  rounds: number,
+  variants: readonly Variant[],
+  measure: (scenario: S, variant: Variant, round: number) => Promise<R>,
+  describe: (run: R) => string,
+): Promise<R[]> {
+  const runs: R[] = [];
+  for (const scenario of scenarios)
+    for (let round = 1; round <= rounds; round++)
+      for (const variant of variants) {
+        const run = await measure(scenario, variant, round);
+        console.log(`${scenario} ${variant.name} round ${round}/${rounds}: ${describe(run)}`);
+        runs.push(run);
+      }
+  return runs;
+}

@@ -45,7 +45,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { DRIVER_CPU, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, VARIANTS, type Scenario, type Variant } from './driver.js';
+import { DRIVER_CPU, interleave, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, VARIANTS, type Scenario, type Variant } from './driver.js';
 import { spin } from './servers/harness.js';
 
 /** How much slower the clock runs for the app under callgrind (roughly): long tasks scale with it. */
@@ -248,18 +248,15 @@ async function main(): Promise<void> {
     LOOPSCOPE_FLUSH_MS: String(1000 * SLOWDOWN),
     BENCH_SPIN_PER_MS: String(spinPerMs),
   };
-  const runs: Run[] = [];
+  let runs: Run[] = [];
   try {
-    for (const scenario of opts.scenarios)
-      for (let round = 1; round <= opts.rounds; round++)
-        for (const variant of opts.variants) {
-          const r = await measure(scenario, variant, round, opts, env);
-          console.log(
-            `${scenario} ${variant.name} round ${round}/${opts.rounds}: ${Math.round(r.instrPerReq).toLocaleString('en-US')} instr/req, ` +
-              `periodic ${Math.round(r.periodicPerS).toLocaleString('en-US')} instr/s`,
-          );
-          runs.push(r);
-        }
+    runs = await interleave(
+      opts.scenarios,
+      opts.rounds,
+      opts.variants,
+      (scenario, variant, round) => measure(scenario, variant, round, opts, env),
+      (r) => `${Math.round(r.instrPerReq).toLocaleString('en-US')} instr/req, periodic ${Math.round(r.periodicPerS).toLocaleString('en-US')} instr/s`,
+    );
   } finally {
     await stopProcess(upstream.child);
     await collector.close();

@@ -44,7 +44,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { measureServer, median, pick, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
+import { interleave, measureServer, median, pick, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
@@ -146,20 +146,16 @@ async function main(): Promise<void> {
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   // the agent ships to a real collector, as in production (here, on the driver's CPU)
   const collector = await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false });
-  const runs: ScenarioRun[] = [];
+  let runs: ScenarioRun[] = [];
   try {
-    for (const scenario of opts.scenarios) {
-      for (let round = 1; round <= opts.rounds; round++) {
-        for (const variant of opts.variants) {
-          const run = await measure(scenario, variant, round, opts, { UPSTREAM_URL: upstreamUrl, LOOPSCOPE_COLLECTOR: collector.url });
-          console.log(
-            `${scenario} ${variant.name} round ${round}/${opts.rounds}: ` +
-              `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms`,
-          );
-          runs.push(run);
-        }
-      }
-    }
+    const env = { UPSTREAM_URL: upstreamUrl, LOOPSCOPE_COLLECTOR: collector.url };
+    runs = await interleave(
+      opts.scenarios,
+      opts.rounds,
+      opts.variants,
+      (scenario, variant, round) => measure(scenario, variant, round, opts, env),
+      (run) => `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms`,
+    );
   } finally {
     await stopProcess(upstream.child);
     await collector.close();
