@@ -90,7 +90,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
 /** Event-loop health and long tasks, shipped with the exporter's batches. Returns the uninstaller. */
 function watchLoop(config: AgentConfig, exporter: Exporter): () => void {
   const health = new LoopHealth();
-  const profiler = config.profiler ? new Profiler() : null;
+  const profiler = config.profiler ? new Profiler(config.longTaskMs) : null;
   const longTasks = new LongTasks(profiler?.start() === true ? profiler : null);
   health.start();
   watchLongTasks(config.longTaskMs, longTasks);

@@ -19,7 +19,7 @@ export interface AgentConfig {
   longTaskMs: number;
   /** Event-loop health and long tasks, shipped with every batch. */
   loop: boolean;
-  /** Sample stacks (V8's profiler every 10 ms) to name the function behind each long task. */
+  /** Sample stacks (V8's profiler, every longTaskMs, 10 ms at the finest) to name the function behind each long task. */
   profiler: boolean;
   /** A transaction whose response has finished but whose pending work has not is closed after this long and flagged `truncated`. */
   maxLingerMs: number;

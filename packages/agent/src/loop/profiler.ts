@@ -1,7 +1,10 @@
 /**
- * Which function made a long task long: V8's sampling CPU profiler runs at a coarse interval
- * (10 ms: a sample costs a few microseconds, so about 0.05 % of one core), and when long tasks
- * happened, the samples inside each task's window name the function that ran most and its stack.
+ * Which function made a long task long: V8's sampling CPU profiler runs at a coarse interval, the
+ * long-task threshold (50 ms by default: every long task holds a sample, one twice as long two),
+ * and when long tasks happened, the samples inside each task's window name the function that ran
+ * most and its stack. What sampling costs grows with its rate: on the puppies benchmark (`npm run
+ * bench:loop`, two servers sharing a core) a sample every 10 ms cost about 1 % of the server's CPU
+ * per request, every 25 ms about 0.8 %.
  *
  * Starting V8's profiler from nothing logs every compiled function (30-40 ms of a busy loop in an
  * app of some size): that happens once, when the agent starts. After that the profile is rotated,
@@ -40,7 +43,8 @@ interface Profile {
   timeDeltas?: number[];
 }
 
-const SAMPLING_INTERVAL_US = 10_000;
+/** The finest sampling interval (ms), whatever the long-task threshold. */
+const MIN_INTERVAL_MS = 10;
 const RESTART_EVERY_MS = 60_000;
 const MAX_STACK = 32;
 
@@ -72,7 +76,12 @@ export class Profiler {
   /** hrtime (µs, the profile's clock) minus performance.now() (ms) × 1000 */
   private readonly clockOffsetUs: number;
 
-  constructor() {
+  /** µs between two stack samples */
+  private readonly intervalUs: number;
+
+  /** `longTaskMs`: the long-task threshold, which is the sampling interval too (10 ms at the finest). */
+  constructor(longTaskMs: number) {
+    this.intervalUs = Math.round(Math.max(MIN_INTERVAL_MS, longTaskMs) * 1000);
     this.clockOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
   }
 
@@ -82,7 +91,7 @@ export class Profiler {
       const session = new Session();
       session.connect();
       session.post('Profiler.enable');
-      session.post('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US });
+      session.post('Profiler.setSamplingInterval', { interval: this.intervalUs });
       session.on('Profiler.consoleProfileFinished', (message: { params: { title?: string; profile: Profile } }) => {
         if (message.params.title?.startsWith('loopscope:') === true) this.finished = message.params.profile;
       });
