@@ -5,10 +5,11 @@
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { ServerMessage } from './servers/harness.js';
+import { spin, type ServerMessage } from './servers/harness.js';
 
 export interface Variant {
   name: string;
@@ -38,8 +39,11 @@ export const VARIANTS: Variant[] = [
   },
 ];
 
-export const SCENARIOS = ['hello', 'async'] as const;
+/** The servers in servers/*.ts: `hello` and `async` for the agent's cost per request (issue 2), `puppies` for what event-loop health costs on the talk's endpoint. */
+export const SCENARIOS = ['hello', 'async', 'puppies'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** What runs when no --scenarios is given. */
+export const DEFAULT_SCENARIOS = 'hello,async';
 
 /** Parses `a,b` against the names of a list. */
 export function pick<T>(list: readonly T[], names: string, nameOf: (item: T) => string, what: string): T[] {
@@ -56,6 +60,8 @@ export const SERVER_CPU = '1';
 export const DRIVER_CPU = '0';
 /** Seconds of load before each measured window. */
 export const WARMUP_S = 1;
+/** With a count of requests measured: how long the warm-up's last requests are given to finish. */
+const SETTLE_MS = 1000;
 
 export const benchDir = fileURLToPath(new URL('..', import.meta.url));
 export const serverFile = (name: string): string => fileURLToPath(new URL(`./servers/${name}.js`, import.meta.url));
@@ -67,13 +73,15 @@ export interface ProcessOptions {
   env?: Record<string, string>;
   /** a command that runs node, e.g. valgrind with its flags */
   wrapper?: string[];
+  /** the script's own arguments */
+  args?: string[];
   /** how long it may take to listen */
   timeoutMs?: number;
 }
 
 /** Starts `[wrapper] node [execArgv] file` pinned to a CPU, and waits for it to report its port. */
 export async function startProcess(file: string, opts: ProcessOptions): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', opts.cpu, ...(opts.wrapper ?? []), process.execPath, ...(opts.execArgv ?? []), file], {
+  const child = spawn('taskset', ['-c', opts.cpu, ...(opts.wrapper ?? []), process.execPath, ...(opts.execArgv ?? []), file, ...(opts.args ?? [])], {
     cwd: benchDir,
     env: { ...process.env, ...opts.env },
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
@@ -118,10 +126,32 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export function median(values: number[]): number {
+/** The q-quantile (0..1) of `values`, interpolated between the two nearest ranks. */
+export function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  return sorted[lo]! + (sorted[Math.ceil(at)]! - sorted[lo]!) * (at - lo);
+}
+
+export function median(values: number[]): number {
+  return quantile(values, 0.5);
+}
+
+/**
+ * Iterations of servers/harness.ts's `spin` per millisecond on this machine (the best of a few
+ * tries): the drivers pass it as BENCH_SPIN_PER_MS, so that a scenario's CPU is a fixed amount of
+ * work, not a busy-wait by the clock that would absorb whatever else takes the CPU meanwhile.
+ */
+export function calibrateSpin(): number {
+  let best = 0;
+  for (let i = 0; i < 5; i++) {
+    const n = 200_000;
+    const t = performance.now();
+    spin(n);
+    best = Math.max(best, n / (performance.now() - t));
+  }
+  return Math.round(best);
 }
 
 export interface Load {
@@ -130,6 +160,14 @@ export interface Load {
   connections: number;
   warmupS: number;
   durationS: number;
+  /**
+   * Measure this many requests instead of a window of durationS: the server's CPU time is then
+   * that of exactly these requests, start to finish, with nothing of requests before or after the
+   * window in it (what matters when requests are long and many are in flight).
+   */
+  amount?: number;
+  /** Open loop: this many requests per second in all (autocannon's overallRate) instead of as fast as the server answers. */
+  rate?: number;
 }
 
 export interface Measurement {
@@ -166,15 +204,28 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
       servers.push(child);
       ports.push(port);
     }
-    const run = (port: number, duration: number) => autocannon({ url: `http://127.0.0.1:${port}${load.path}`, connections: load.connections, duration });
-    await Promise.all(ports.map((port) => run(port, load.warmupS)));
+    const url = (port: number) => `http://127.0.0.1:${port}${load.path}`;
+    const rate = load.rate !== undefined ? { overallRate: load.rate } : {};
+    await Promise.all(ports.map((port) => autocannon({ url: url(port), connections: load.connections, duration: load.warmupS, ...rate })));
+    // the warm-up's last requests are still being served: with a count of requests measured,
+    // they must not fall into it
+    if (load.amount !== undefined) await sleep(SETTLE_MS);
     for (const child of servers) child.send('start');
-    const results = await Promise.all(ports.map((port) => run(port, load.durationS)));
+    // autocannon notices that the last request is answered at its next sample: every 10 ms, not every second
+    const window = load.amount !== undefined ? { amount: load.amount, sampleInt: 10 } : { duration: load.durationS };
+    const started = performance.now();
+    const results = await Promise.all(
+      ports.map(async (port) => {
+        const result = await autocannon({ url: url(port), connections: load.connections, ...window, ...rate });
+        // autocannon's own duration is in whole seconds
+        return { result, seconds: (performance.now() - started) / 1000 };
+      }),
+    );
     for (const child of servers) child.send('stop');
     const usages = await Promise.all(servers.map((child) => nextMessage(child, 'usage', IPC_TIMEOUT_MS)));
-    return results.map((result, i) => ({
+    return results.map(({ result, seconds }, i) => ({
       cpuUsPerReq: usages[i]!.cpuUs / usages[i]!.requests,
-      reqPerSec: result.requests.total / result.duration,
+      reqPerSec: result.requests.total / seconds,
       p99Ms: result.latency.p99,
       requests: usages[i]!.requests,
       errors: result.errors + result.non2xx,

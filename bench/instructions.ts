@@ -45,8 +45,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { DRIVER_CPU, interleave, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, VARIANTS, type Scenario, type Variant } from './driver.js';
-import { spin } from './servers/harness.js';
+import { calibrateSpin, DEFAULT_SCENARIOS, DRIVER_CPU, interleave, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, VARIANTS, type Scenario, type Variant } from './driver.js';
 
 /** How much slower the clock runs for the app under callgrind (roughly): long tasks scale with it. */
 const SLOWDOWN = 50;
@@ -79,7 +78,7 @@ function parseOptions() {
   const { values } = parseArgs({
     options: {
       variants: { type: 'string', default: 'none,loopscope-noloop' },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      scenarios: { type: 'string', default: DEFAULT_SCENARIOS },
       rounds: { type: 'string', default: '2' },
       requests: { type: 'string', default: '1500' },
       idle: { type: 'string', default: '5' },
@@ -99,18 +98,6 @@ function parseOptions() {
   };
 }
 type Options = ReturnType<typeof parseOptions>;
-
-/** Iterations of `spin` per millisecond on this machine, natively (the best of a few tries). */
-function calibrateSpin(): number {
-  let best = 0;
-  for (let i = 0; i < 5; i++) {
-    const n = 200_000;
-    const t = performance.now();
-    spin(n);
-    best = Math.max(best, n / (performance.now() - t));
-  }
-  return Math.round(best);
-}
 
 const run = promisify(execFile);
 

@@ -17,13 +17,26 @@
  *   hello  a node:http hello world: the fixed cost per request
  *   async  three parallel node:http calls to a local upstream answering after 5 ms, then
  *          ~0.2 ms of handler CPU: the cost of following async work
+ *   puppies  the puppy service's /async endpoint: a fetch to an upstream answering after 200 ms,
+ *          the response, then 10 ms of CPU (not run by default; `npm run bench:loop` runs it to
+ *          show what event-loop health and long tasks cost: loopscope-noloop against loopscope)
+ * The handlers' CPU is a fixed amount of work, calibrated here (BENCH_SPIN_PER_MS), so that CPU
+ * the agent takes meanwhile lengthens the request rather than being absorbed by a busy-wait.
  *
  * Runs are interleaved (none, loopscope, none, loopscope, ...) so that drift of the machine
- * affects every variant alike; each run is a fresh server process, a 1 s warm-up and a measured
- * window under autocannon (closed loop, 50 connections: the server is saturated, so req/s is its
- * capacity and p99 includes queueing). The table shows the median of each figure over the rounds
- * and the CPU-per-request overhead against the first variant given ("none" by default): the median
- * over the rounds of each round's ratio.
+ * affects every variant alike. With --together, each round runs all the variants' servers at once
+ * instead, on the same CPU (they share it), each under its own load in the same window, started in
+ * the opposite order every other round: whatever disturbs one disturbs all, which resolves
+ * differences of a percent that sequential rounds on a shared machine cannot (their rounds
+ * disagree by ±3 %; two identical servers together agree within 0.3 %). Sharing the core, each
+ * server serves fewer requests per second, so work an agent does per second (timers, samples)
+ * weighs more per request than on a server of its own: the figure is an upper bound; and req/s
+ * then depends on how the scheduler splits the core. Each run is a fresh server process, a 1 s
+ * warm-up and a measured window under autocannon (closed loop, 50 connections: the server is saturated, so req/s is its
+ * capacity and p99 includes queueing). The table shows the median of each figure over the rounds,
+ * and each variant's change in CPU per request and in throughput against the first variant given
+ * ("none" by default): the median over the rounds of each round's ratio, with the interquartile
+ * range of those ratios (how much the rounds disagree).
  *
  * Pinning: the server runs on CPU 1 (taskset -c 1); the driver (autocannon, in-process) pins
  * itself to CPU 0 and starts the upstream there too, so load generation does not steal the
@@ -33,7 +46,12 @@
  *   node bench/dist/overhead.js                 5 rounds, 5 s windows (about 2.5 minutes)
  *   node bench/dist/overhead.js --quick         2 rounds, 2 s windows
  *   node bench/dist/overhead.js --variants none,loopscope --scenarios async --rounds 9
- * Options: --variants a,b  --scenarios hello,async  --rounds N  --duration SECONDS  --connections N.
+ *   node bench/dist/overhead.js --scenarios puppies --variants loopscope-noloop,loopscope --together --requests 400
+ * Options: --variants a,b  --scenarios hello,async,puppies  --together  --rounds N  --duration SECONDS
+ *          --requests N (each window is N requests instead of --duration seconds)  --connections N
+ *          --ingest collector|discard (what the agent ships to: a real collector, the default, or a
+ *          server that throws the batches away, when what the collector does on the driver's CPU
+ *          should not slow the load generator and the upstream that share it).
  * Results also go to bench/results/overhead-<timestamp>.json.
  *
  * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
@@ -44,7 +62,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { interleave, measureServer, median, pick, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
+import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
@@ -56,10 +74,13 @@ function parseOptions() {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
+      together: { type: 'boolean', default: false },
+      ingest: { type: 'string', default: 'collector' },
       variants: { type: 'string', default: 'none,loopscope' },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      scenarios: { type: 'string', default: DEFAULT_SCENARIOS },
       rounds: { type: 'string' },
       duration: { type: 'string' },
+      requests: { type: 'string' },
       connections: { type: 'string', default: '50' },
     },
   });
@@ -76,58 +97,93 @@ function parseOptions() {
     rounds: positive('rounds', values.rounds ?? (values.quick ? 2 : 5)),
     durationS: positive('duration', values.duration ?? (values.quick ? 2 : 5)),
     connections: positive('connections', values.connections),
+    together: values.together,
+    ingest: pick(['collector', 'discard'], values.ingest, (i) => i, 'ingest')[0]!,
+    requests: values.requests === undefined ? undefined : positive('requests', values.requests),
   };
 }
 
-async function measure(
-  scenario: Scenario,
-  variant: Variant,
-  round: number,
-  opts: Options,
-  env: Record<string, string>,
-): Promise<ScenarioRun> {
-  const proc = { cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } };
-  const m = await measureServer(serverFile(scenario), proc, { path: '/', connections: opts.connections, warmupS: WARMUP_S, durationS: opts.durationS });
+function load(opts: Options) {
+  return { path: '/', connections: opts.connections, warmupS: WARMUP_S, durationS: opts.durationS, amount: opts.requests };
+}
+
+const serverOf = (variant: Variant, env: Record<string, string>) => ({ cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } });
+
+async function measure(scenario: Scenario, variant: Variant, round: number, opts: Options, env: Record<string, string>): Promise<ScenarioRun> {
+  const m = await measureServer(serverFile(scenario), serverOf(variant, env), load(opts));
   return { scenario, variant: variant.name, round, ...m };
 }
 
+/** --together: each round runs every variant's server at once, on the same CPU, each under its own load. */
+async function measureTogether(opts: Options, env: Record<string, string>): Promise<ScenarioRun[]> {
+  const runs: ScenarioRun[] = [];
+  for (const scenario of opts.scenarios)
+    for (let round = 1; round <= opts.rounds; round++) {
+      // the server started second costs ~0.6 % more than the first in A/A runs: every other round
+      // starts them in the opposite order
+      const order = round % 2 === 1 ? opts.variants : [...opts.variants].reverse();
+      const measured = await measureServers(serverFile(scenario), order.map((v) => serverOf(v, env)), load(opts));
+      measured.forEach((m, i) => {
+        const run = { scenario, variant: order[i]!.name, round, ...m };
+        console.log(`${scenario} ${run.variant} round ${round}/${opts.rounds}: ${describe(run)}`);
+        runs.push(run);
+      });
+    }
+  return runs;
+}
+
+const describe = (run: ScenarioRun): string => `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms`;
+
+/** A variant's change against the baseline run of the same round: median and interquartile range, in %. */
+interface Change {
+  median: number;
+  q1: number;
+  q3: number;
+}
+
+function change(runs: ScenarioRun[], row: { scenario: Scenario; variant: string }, baseline: string, of: (run: ScenarioRun) => number): Change | undefined {
+  // each round's runs are neighbours in time, so the machine's drift cancels out of their ratio
+  const pct: number[] = [];
+  for (const run of runs.filter((r) => r.scenario === row.scenario && r.variant === row.variant)) {
+    const base = runs.find((r) => r.scenario === row.scenario && r.variant === baseline && r.round === run.round);
+    if (base !== undefined) pct.push((of(run) / of(base) - 1) * 100);
+  }
+  return pct.length === 0 ? undefined : { median: median(pct), q1: quantile(pct, 0.25), q3: quantile(pct, 0.75) };
+}
+
 function summarize(runs: ScenarioRun[], opts: Options) {
-  const rows = opts.scenarios.flatMap((scenario) =>
+  const baseline = opts.variants[0]!.name;
+  return opts.scenarios.flatMap((scenario) =>
     opts.variants.map((variant) => {
       const mine = runs.filter((r) => r.scenario === scenario && r.variant === variant.name);
+      const row = { scenario, variant: variant.name };
+      const vsBaseline = variant.name !== baseline;
       return {
-        scenario,
-        variant: variant.name,
+        ...row,
         cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)),
         reqPerSec: median(mine.map((r) => r.reqPerSec)),
         p99Ms: median(mine.map((r) => r.p99Ms)),
         errors: mine.reduce((sum, r) => sum + r.errors, 0),
+        cpuChange: vsBaseline ? change(runs, row, baseline, (r) => r.cpuUsPerReq) : undefined,
+        throughputChange: vsBaseline ? change(runs, row, baseline, (r) => r.reqPerSec) : undefined,
       };
     }),
   );
-  // overhead against the first variant: the median of the rounds' ratios (each round's runs are
-  // neighbours in time, so the machine's drift cancels out of the ratio)
-  const baseline = opts.variants[0]!.name;
-  return rows.map((row) => {
-    if (row.variant === baseline) return { ...row, overheadPct: undefined };
-    const ratios: number[] = [];
-    for (const run of runs.filter((r) => r.scenario === row.scenario && r.variant === row.variant)) {
-      const base = runs.find((r) => r.scenario === row.scenario && r.variant === baseline && r.round === run.round);
-      if (base !== undefined) ratios.push(run.cpuUsPerReq / base.cpuUsPerReq);
-    }
-    return { ...row, overheadPct: ratios.length > 0 ? (median(ratios) - 1) * 100 : undefined };
-  });
 }
 
+const percent = (n: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(1)} %`;
+const showChange = (c: Change | undefined): string => (c === undefined ? '-' : `${percent(c.median)} [${percent(c.q1)}, ${percent(c.q3)}]`);
+
 function printTable(rows: ReturnType<typeof summarize>, baseline: string): void {
-  const header = ['scenario', 'variant', 'cpu µs/req', 'req/s', 'p99 ms', `overhead vs ${baseline}`, 'errors'];
+  const header = ['scenario', 'variant', 'cpu µs/req', 'req/s', 'p99 ms', `cpu/req vs ${baseline} [IQR]`, `req/s vs ${baseline} [IQR]`, 'errors'];
   const lines = rows.map((r) => [
     r.scenario,
     r.variant,
     r.cpuUsPerReq.toFixed(1),
     r.reqPerSec.toFixed(0),
     r.p99Ms.toFixed(1),
-    r.overheadPct === undefined ? '-' : `${r.overheadPct >= 0 ? '+' : ''}${r.overheadPct.toFixed(1)} %`,
+    showChange(r.cpuChange),
+    showChange(r.throughputChange),
     String(r.errors),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
@@ -136,26 +192,33 @@ function printTable(rows: ReturnType<typeof summarize>, baseline: string): void 
   }
 }
 
+/** servers/ingest-target.ts in its discarding mode, on the driver's CPU. */
+async function startDiscard(): Promise<{ url: string; close: () => Promise<void> }> {
+  const { child, port } = await startProcess(serverFile('ingest-target'), { cpu: DRIVER_CPU, args: ['discard'] });
+  return { url: `http://127.0.0.1:${port}`, close: () => stopProcess(child) };
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions();
   if (os.availableParallelism() < 2) throw new Error('needs at least 2 CPUs (server on CPU 1, load on CPU 0)');
   // Pin every thread of this driver (autocannon runs here) to the load generator's CPU.
   execFileSync('taskset', ['-a', '-p', '-c', DRIVER_CPU, String(process.pid)], { stdio: 'ignore' });
 
+  const spinPerMs = calibrateSpin();
   const upstream = await startProcess(serverFile('upstream'), { cpu: DRIVER_CPU });
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  // the agent ships to a real collector, as in production (here, on the driver's CPU)
-  const collector = await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false });
+  // the agent ships to a real collector, as in production (here, on the driver's CPU), or with
+  // --ingest discard to a server that reads each batch and throws it away
+  const collector =
+    opts.ingest === 'collector'
+      ? await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false })
+      : await startDiscard();
   let runs: ScenarioRun[] = [];
   try {
-    const env = { UPSTREAM_URL: upstreamUrl, LOOPSCOPE_COLLECTOR: collector.url };
-    runs = await interleave(
-      opts.scenarios,
-      opts.rounds,
-      opts.variants,
-      (scenario, variant, round) => measure(scenario, variant, round, opts, env),
-      (run) => `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms`,
-    );
+    const env = { UPSTREAM_URL: upstreamUrl, LOOPSCOPE_COLLECTOR: collector.url, BENCH_SPIN_PER_MS: String(spinPerMs) };
+    runs = opts.together
+      ? await measureTogether(opts, env)
+      : await interleave(opts.scenarios, opts.rounds, opts.variants, (scenario, variant, round) => measure(scenario, variant, round, opts, env), describe);
   } finally {
     await stopProcess(upstream.child);
     await collector.close();
@@ -165,7 +228,7 @@ async function main(): Promise<void> {
   console.log();
   printTable(summary, opts.variants[0]!.name);
 
-  saveResults('overhead', { options: opts, summary, runs });
+  saveResults('overhead', { options: { ...opts, variants: opts.variants.map((v) => v.name) }, spinPerMs, summary, runs });
 }
 
 await main();
