@@ -166,8 +166,6 @@ export interface Load {
    * window in it (what matters when requests are long and many are in flight).
    */
   amount?: number;
-  /** Open loop: this many requests per second in all (autocannon's overallRate) instead of as fast as the server answers. */
-  rate?: number;
 }
 
 export interface Measurement {
@@ -205,8 +203,7 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
       ports.push(port);
     }
     const url = (port: number) => `http://127.0.0.1:${port}${load.path}`;
-    const rate = load.rate !== undefined ? { overallRate: load.rate } : {};
-    await Promise.all(ports.map((port) => autocannon({ url: url(port), connections: load.connections, duration: load.warmupS, ...rate })));
+    await Promise.all(ports.map((port) => autocannon({ url: url(port), connections: load.connections, duration: load.warmupS })));
     // the warm-up's last requests are still being served: with a count of requests measured,
     // they must not fall into it
     if (load.amount !== undefined) await sleep(SETTLE_MS);
@@ -216,7 +213,7 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
     const started = performance.now();
     const results = await Promise.all(
       ports.map(async (port) => {
-        const result = await autocannon({ url: url(port), connections: load.connections, ...window, ...rate });
+        const result = await autocannon({ url: url(port), connections: load.connections, ...window });
         // autocannon's own duration is in whole seconds
         return { result, seconds: (performance.now() - started) / 1000 };
       }),

@@ -32,8 +32,8 @@
  * server serves fewer requests per second, so work an agent does per second (timers, samples)
  * weighs more per request than on a server of its own: the figure is an upper bound; and req/s
  * then depends on how the scheduler splits the core. Each run is a fresh server process, a 1 s
- * warm-up and a measured window under autocannon (closed loop, 50 connections: the server is saturated, so req/s is its
- * capacity and p99 includes queueing). The table shows the median of each figure over the rounds,
+ * warm-up and a measured window under autocannon (closed loop, 50 connections: the server is
+ * saturated, so req/s is its capacity and p99 includes queueing). The table shows the median of each figure over the rounds,
  * and each variant's change in CPU per request and in throughput against the first variant given
  * ("none" by default): the median over the rounds of each round's ratio, with the interquartile
  * range of those ratios (how much the rounds disagree).
