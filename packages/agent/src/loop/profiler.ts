@@ -4,7 +4,7 @@
  * and when long tasks happened, the samples inside each task's window name the function that ran
  * most and its stack. What sampling costs grows with its rate: on the puppies benchmark (`npm run
  * bench:loop`, two servers sharing a core) loop health cost +1.2 to +1.8 % CPU per request with a
- * sample every 10 ms, +1.3 % every 25 ms, +0.6 % every 50 ms, and +0.4 % without the profiler.
+ * sample every 10 ms, +1.2 % every 25 ms, +0.6 % every 50 ms, and +0.4 % without the profiler.
  *
  * Starting V8's profiler from nothing logs every compiled function (30-40 ms of a busy loop in an
  * app of some size): that happens once, when the agent starts. After that the profile is rotated,
