@@ -163,11 +163,10 @@ test('collector down for 10 s under load: no app errors, bounded memory, data fl
     // after a 10 s outage the agent's next attempt comes up to 8 s later (its backoff), and its
     // queue of 4 then holds only the latest batches: the load goes on until some of its own
     // intervals since the restart are stored
-    const flowing = (): Promise<boolean> =>
-      api<{ points: Array<[number, number | null]> }>(collector.url, `/api/timeseries?service=e2e-outage&metric=throughput&step=1000&from=${restarted}&to=${Date.now() + 1}`).then((series) =>
-        series.points.some(([, v]) => v !== null && v > 0),
-      );
-    await until('data flowing again after the restart', async () => ((await flowing()) ? true : undefined));
+    await until('data flowing again after the restart', async () => {
+      const series = await api<{ points: Array<[number, number | null]> }>(collector.url, `/api/timeseries?service=e2e-outage&metric=throughput&step=1000&from=${restarted}&to=${Date.now() + 1}`);
+      return series.points.some(([, v]) => v !== null && v > 0) ? true : undefined;
+    });
     loading = false;
     await load;
     assert.equal(failed, 0, 'no request failed while the collector was down');
