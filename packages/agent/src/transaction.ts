@@ -101,6 +101,10 @@ export class Transaction implements Scope {
   errorMessage: string | undefined;
   open = true;
   truncated = false;
+  /** Its index in the tracker's list of open transactions (-1 once closed). */
+  openSlot = -1;
+  /** Waiting in the tracker's list of transactions to deliver. */
+  finishing = false;
 
   /** The server response of an HTTP transaction (to notice a client that went away). */
   response: { destroyed: boolean; writableFinished: boolean; statusCode: number } | undefined;
