@@ -41,19 +41,28 @@ let previousPollEnd = sliceStart;
 let pollWaited = true;
 
 /**
- * Loop iterations, counted by an unref'd immediate that re-arms itself in every check phase (right
- * after the poll). A poll that returns at once leaves no trace in the idle counter; the count shows
- * it anyway, so the I/O bound below never reaches back further than one iteration. The same
- * immediate runs the agent's once-per-iteration work (`everyIteration`), outside any transaction.
+ * What kind of macrotask ran last. The loop's phases come in a fixed order, timers → poll (I/O) →
+ * check (immediates) → close, so a poll has happened between two macrotasks when I/O follows a
+ * timer or an immediate, or an immediate follows a timer. Two polls with nothing but I/O between
+ * them would look like one; an unref'd immediate (the marker) runs in every check phase to stand
+ * between them. It re-arms itself first thing, so it is the first immediate of every check phase
+ * (what any callback queues comes after it), and an immediate before it in the same phase cannot
+ * be mistaken for the start of the next: when the marker follows an immediate, the loop has gone
+ * round and polled. A poll that returns at once leaves no trace in libuv's idle counter; these
+ * transitions show it anyway, so the I/O bound below never reaches back further than one
+ * iteration. The same immediate runs the agent's once-per-iteration work (`everyIteration`),
+ * outside any transaction.
  */
-let iteration = 0;
-/** The iteration in which the latest poll was seen. */
-let pollIteration = 0;
+const enum Macrotask {
+  Timer,
+  Io,
+  Immediate,
+}
+let lastMacrotask = Macrotask.Immediate;
 let marker: NodeJS.Immediate | null = null;
 const realSetImmediate = globalThis.setImmediate;
 let iterationWork: (() => void) | null = null;
 function markIteration(): void {
-  iteration++;
   marker = realSetImmediate(markIteration);
   marker.unref();
   if (iterationWork !== null) {
@@ -63,6 +72,25 @@ function markIteration(): void {
       hookErrors++;
     }
   }
+}
+
+/** Whether the loop has polled since the previous macrotask, which was of `lastMacrotask`'s kind; updates it. */
+function polledBefore(resource: { _onTimeout?: unknown; _onImmediate?: unknown; fd?: unknown }): boolean {
+  const last = lastMacrotask;
+  if (typeof resource._onImmediate === 'function') {
+    lastMacrotask = Macrotask.Immediate;
+    return last === Macrotask.Timer || (last === Macrotask.Immediate && resource === marker);
+  }
+  if (typeof resource._onTimeout === 'function') {
+    lastMacrotask = Macrotask.Timer;
+    return false;
+  }
+  if (last === Macrotask.Io) return false;
+  // a handle's close callback (close phase, after the check phase) looks like I/O: a closed
+  // stream handle has no file descriptor any more
+  if (last === Macrotask.Immediate && typeof resource.fd === 'number' && resource.fd < 0) return false;
+  lastMacrotask = Macrotask.Io;
+  return true;
 }
 
 /** `work` runs once per loop iteration, after the poll, outside any transaction (null: nothing). */
@@ -139,14 +167,13 @@ export function watchLongTasks(thresholdMs: number, sink: LongTaskSink | null): 
 }
 
 /** The owner of the loop changes (or the loop has polled): close the running slice, open the next. */
-function switchTo(tx: Transaction | null, idle: number, resource: unknown): void {
+function switchTo(tx: Transaction | null, idle: number, resource: unknown, polled: boolean): void {
   const t = now();
   const idled = idle - idleAtSliceStart;
-  if (idled > 0 || iteration !== pollIteration) {
+  if (idled > 0 || polled) {
     previousPollEnd = pollEnd;
     pollEnd = t;
     pollWaited = idled >= REAL_WAIT_MS;
-    pollIteration = iteration;
   }
   const prev = owner;
   const busy = t - sliceStart - idled;
@@ -190,11 +217,12 @@ const hook = createHook({
       // promise reactions and nextTick callbacks run in the same turn as the callback before them:
       // the loop cannot have polled in between, so libuv's idle counter need not be read
       if (resource instanceof Promise || (resource.constructor === Object && typeof (resource as { callback?: unknown }).callback === 'function')) {
-        if (tx !== owner) switchTo(tx, idleAtSliceStart, resource);
+        if (tx !== owner) switchTo(tx, idleAtSliceStart, resource, false);
         return;
       }
+      const polled = polledBefore(resource);
       const idle = nodeTiming.idleTime;
-      if (tx !== owner || idle !== idleAtSliceStart || iteration !== pollIteration) switchTo(tx, idle, resource);
+      if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, polled);
     } catch {
       hookErrors++;
     }
@@ -226,7 +254,7 @@ export function stopTiming(): void {
  */
 export function enter(tx: Transaction, startsWithIo = false, acceptReady?: number): Transaction | null {
   const prev = owner;
-  switchTo(tx, nodeTiming.idleTime, null);
+  switchTo(tx, nodeTiming.idleTime, null, false);
   if (startsWithIo) {
     const io = ioReadySince();
     const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
@@ -237,12 +265,12 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
 
 /** The synchronous part started by `enter` is over; `prev` owns the loop again. */
 export function leave(prev: Transaction | null): void {
-  if (owner !== prev) switchTo(prev, nodeTiming.idleTime, null);
+  if (owner !== prev) switchTo(prev, nodeTiming.idleTime, null, false);
 }
 
 /** The slice running now, closed as of now: for a transaction ending inside its own slice. */
 export function settleRunningSlice(tx: Transaction): void {
-  if (owner === tx) switchTo(tx, nodeTiming.idleTime, null);
+  if (owner === tx) switchTo(tx, nodeTiming.idleTime, null, false);
 }
 
 // ---- from raw observations to the record ----------------------------------------------------------
