@@ -167,8 +167,7 @@ export function watchLongTasks(thresholdMs: number, sink: LongTaskSink | null): 
 }
 
 /** The owner of the loop changes (or the loop has polled): close the running slice, open the next. */
-function switchTo(tx: Transaction | null, idle: number, resource: unknown, polled: boolean): void {
-  const t = now();
+function switchTo(tx: Transaction | null, idle: number, resource: unknown, polled: boolean, t = now()): void {
   const idled = idle - idleAtSliceStart;
   if (idled > 0 || polled) {
     previousPollEnd = pollEnd;
@@ -215,13 +214,17 @@ const hook = createHook({
       const scope = resourceStore === undefined ? storage.getStore() : resource[resourceStore];
       const tx = scope === undefined ? null : scope.tx;
       // promise reactions and nextTick callbacks run in the same turn as the callback before them:
-      // the loop cannot have polled in between, so libuv's idle counter need not be read
+      // the loop cannot have polled in between, so libuv's idle counter need not be read. One that
+      // belongs to no transaction is charged to the transaction running: in that turn it is mostly
+      // Node's own work for the request (its streams' ticks, created before the request was seen)
       if (resource instanceof Promise || (resource.constructor === Object && typeof (resource as { callback?: unknown }).callback === 'function')) {
-        if (tx !== owner) switchTo(tx, idleAtSliceStart, resource, false);
+        if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, false);
         return;
       }
       const polled = polledBefore(resource);
       const idle = nodeTiming.idleTime;
+      // the request's own connection (its parser finishing the message) goes on with the request
+      if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
       if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, polled);
     } catch {
       hookErrors++;
@@ -254,8 +257,10 @@ export function stopTiming(): void {
  */
 export function enter(tx: Transaction, startsWithIo = false, acceptReady?: number): Transaction | null {
   const prev = owner;
-  switchTo(tx, nodeTiming.idleTime, null, false);
+  // a new request's transaction was created a moment ago: its start is now, and saves a clock read
+  switchTo(tx, nodeTiming.idleTime, null, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
+    tx.ioResource = executionAsyncResource();
     const io = ioReadySince();
     const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
     if (ready < tx.start) countBlocking(tx, ready, tx.start);

@@ -106,6 +106,8 @@ export class Transaction implements Scope {
   /** Waiting in the tracker's list of transactions to deliver. */
   finishing = false;
 
+  /** What the loop called when the request arrived (its connection): more of it is the request's work. */
+  ioResource: object | null = null;
   /** The server response of an HTTP transaction (to notice a client that went away). */
   response: { destroyed: boolean; writableFinished: boolean; statusCode: number } | undefined;
   /** -1 until the response has finished (or, for a non-HTTP transaction, its function has). */
@@ -195,6 +197,7 @@ export class Transaction implements Scope {
    */
   forget(): void {
     this.response = undefined;
+    this.ioResource = null;
     this.segments = [];
     this.timers = null;
   }
