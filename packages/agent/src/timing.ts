@@ -59,6 +59,8 @@ const enum Macrotask {
   Immediate,
 }
 let lastMacrotask = Macrotask.Immediate;
+/** The resource of the latest I/O callback, while nothing but I/O has run since. */
+let lastIo: unknown = null;
 let marker: NodeJS.Immediate | null = null;
 const realSetImmediate = globalThis.setImmediate;
 let iterationWork: (() => void) | null = null;
@@ -79,17 +81,23 @@ function polledBefore(resource: { _onTimeout?: unknown; _onImmediate?: unknown; 
   const last = lastMacrotask;
   if (typeof resource._onImmediate === 'function') {
     lastMacrotask = Macrotask.Immediate;
+    lastIo = null;
     return last === Macrotask.Timer || (last === Macrotask.Immediate && resource === marker);
   }
   if (typeof resource._onTimeout === 'function') {
     lastMacrotask = Macrotask.Timer;
+    lastIo = null;
     return false;
   }
-  if (last === Macrotask.Io) return false;
+  if (last === Macrotask.Io) {
+    lastIo = resource;
+    return false;
+  }
   // a handle's close callback (close phase, after the check phase) looks like I/O: a closed
   // stream handle has no file descriptor any more
   if (last === Macrotask.Immediate && typeof resource.fd === 'number' && resource.fd < 0) return false;
   lastMacrotask = Macrotask.Io;
+  lastIo = resource;
   return true;
 }
 
@@ -221,8 +229,11 @@ const hook = createHook({
         if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, false);
         return;
       }
+      const again = resource === lastIo;
       const polled = polledBefore(resource);
-      const idle = nodeTiming.idleTime;
+      // the same I/O resource right after itself (an HTTP parser's callbacks for one read): the
+      // loop has not polled in between, so libuv's idle counter has not moved
+      const idle = again && !polled ? idleAtSliceStart : nodeTiming.idleTime;
       // the request's own connection (its parser finishing the message) goes on with the request
       if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
       if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, polled);
