@@ -212,6 +212,9 @@ function countBlocking(tx: Transaction, from: number, to: number): void {
   if (lastLongTaskEnd > from) longTasks?.blocked(tx, from, to);
 }
 
+/** What the loop called last (executionAsyncResource() costs, and the hook has it at hand). */
+let running: object | null = null;
+
 /** Exceptions inside the hook would kill the process: they are counted instead. */
 export let hookErrors = 0;
 
@@ -219,6 +222,7 @@ const hook = createHook({
   before() {
     try {
       const resource = executionAsyncResource() as Record<symbol, Scope | undefined>;
+      running = resource;
       const scope = resourceStore === undefined ? storage.getStore() : resource[resourceStore];
       const tx = scope === undefined ? null : scope.tx;
       // promise reactions and nextTick callbacks run in the same turn as the callback before them:
@@ -271,7 +275,7 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
   // a new request's transaction was created a moment ago: its start is now, and saves a clock read
   switchTo(tx, nodeTiming.idleTime, null, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
-    tx.ioResource = executionAsyncResource();
+    tx.ioResource = running;
     const io = ioReadySince();
     const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
     if (ready < tx.start) countBlocking(tx, ready, tx.start);
