@@ -3,7 +3,7 @@
  * belongs to. Built on AsyncLocalStorage, so it follows callbacks, promises and async/await,
  * timers, setImmediate, process.nextTick and I/O on its own; `wrap` binds the rest.
  */
-import { AsyncLocalStorage, executionAsyncResource } from 'node:async_hooks';
+import { AsyncLocalStorage, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
 import type { Segment, Transaction } from './transaction.js';
 
 /** What the storage holds: a transaction is its own scope; a segment opened by hand gets one. */
@@ -35,10 +35,22 @@ export function enableStorage(): void {
   storage.enterWith(undefined as unknown as Scope);
 }
 
+/**
+ * The callback the agent's async hook saw start last (timing.ts), by async id and resource: an id
+ * stands for one resource, so while that id is still the running one its resource is known without
+ * asking Node (`executionAsyncResource()` is not free: ~500 instructions in the hook's mix).
+ */
+export const lastCallback: { id: number; resource: object | null } = { id: -1, resource: null };
+
+/** The resource of the callback running now. */
+function currentResource(): Record<symbol, unknown> {
+  return (executionAsyncId() === lastCallback.id ? lastCallback.resource : executionAsyncResource()) as Record<symbol, unknown>;
+}
+
 /** `fn.call(self, a, b, c)` inside `scope`: the hot path of every request. */
 export function runInScope<S, A, B, C, R>(scope: Scope, fn: (this: S, a: A, b: B, c: C) => R, self: S, a: A, b: B, c: C): R {
   if (resourceStore === undefined) return storage.run(scope, () => fn.call(self, a, b, c));
-  const resource = executionAsyncResource() as Record<symbol, unknown>;
+  const resource = currentResource();
   const previous = resource[resourceStore];
   resource[resourceStore] = scope;
   try {

@@ -17,7 +17,7 @@
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { enableStorage, outside, resourceStore, storage, type Scope } from './context.js';
+import { enableStorage, lastCallback, outside, resourceStore, storage, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -212,17 +212,15 @@ function countBlocking(tx: Transaction, from: number, to: number): void {
   if (lastLongTaskEnd > from) longTasks?.blocked(tx, from, to);
 }
 
-/** What the loop called last (executionAsyncResource() costs, and the hook has it at hand). */
-let running: object | null = null;
-
 /** Exceptions inside the hook would kill the process: they are counted instead. */
 export let hookErrors = 0;
 
 const hook = createHook({
-  before() {
+  before(asyncId) {
     try {
       const resource = executionAsyncResource() as Record<symbol, Scope | undefined>;
-      running = resource;
+      lastCallback.id = asyncId;
+      lastCallback.resource = resource;
       const scope = resourceStore === undefined ? storage.getStore() : resource[resourceStore];
       const tx = scope === undefined ? null : scope.tx;
       // promise reactions and nextTick callbacks run in the same turn as the callback before them:
@@ -275,7 +273,7 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
   // a new request's transaction was created a moment ago: its start is now, and saves a clock read
   switchTo(tx, nodeTiming.idleTime, null, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
-    tx.ioResource = running;
+    tx.ioResource = lastCallback.resource;
     const io = ioReadySince();
     const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
     if (ready < tx.start) countBlocking(tx, ready, tx.start);
