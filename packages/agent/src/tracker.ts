@@ -5,7 +5,7 @@
 import type { TransactionRecord } from '@loopscope/protocol';
 import { outside } from './context.js';
 import type { Exporter } from './export/exporter.js';
-import { buildRecord, everyIteration, measure, now, settleRunningSlice, wakeNextIteration, type Measures } from './timing.js';
+import { buildRecord, everyIteration, measure, now, settleRunningSlice, wakeNextIteration } from './timing.js';
 import { Transaction, type TransactionOwner } from './transaction.js';
 
 export type TransactionListener = (record: TransactionRecord) => void;
@@ -121,24 +121,14 @@ export class Tracker implements TransactionOwner {
     tx.openSlot = -1;
   }
 
-  /** The transaction being reported and its measures, for `buildReported` (reports do not nest). */
-  private reported: Transaction | undefined;
-  private reportedMeasures: Measures | undefined;
-  private reportedRecord: TransactionRecord | undefined;
-  /** Its record, built once and only if the sampler or a listener wants it; no closure per transaction. */
-  private readonly buildReported = (): TransactionRecord =>
-    (this.reportedRecord ??= buildRecord(this.reported!, this.service, this.reportedMeasures!));
-
   private report(tx: Transaction, truncated: boolean): void {
     // a transaction closed by the linger limit ends now; any other when its last work ended
     const m = measure(tx, truncated ? now() : undefined);
-    this.reported = tx;
-    this.reportedMeasures = m;
-    this.reportedRecord = undefined;
-    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, this.buildReported);
-    const built = this.listeners.length === 0 ? undefined : this.buildReported();
-    this.reported = this.reportedMeasures = this.reportedRecord = undefined;
-    if (built === undefined) return;
+    let record: TransactionRecord | undefined;
+    const build = (): TransactionRecord => (record ??= buildRecord(tx, this.service, m));
+    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build);
+    if (this.listeners.length === 0) return;
+    const built = build();
     for (const listener of this.listeners) {
       try {
         listener(built);
