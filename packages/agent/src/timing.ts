@@ -8,8 +8,8 @@
  * - blocking: time it was ready to run while the loop ran something else.
  *
  * Slices are found with one async_hooks `before` callback and no `after`: a slice of transaction T
- * runs from the moment T's code starts until the loop starts running something that is not T, or
- * goes idle. The hook compares the current transaction with the previous one and, before a
+ * runs from the moment T's code starts until the loop starts running another transaction's code or
+ * a macrotask of none (see the hook for what else stays in T's slice), or goes idle. The hook compares the current transaction with the previous one and, before a
  * macrotask (the only place the loop can have polled), reads libuv's idle-time counter; the clock
  * is read only when the owner changes or the loop has polled. Idle time is taken out with libuv's
  * own counter, so waiting in epoll never counts as cpu.
@@ -235,7 +235,7 @@ const hook = createHook({
       const polled = polledBefore(resource);
       // the same I/O resource right after itself (an HTTP parser's callbacks for one read): the
       // loop has not polled in between, so libuv's idle counter has not moved
-      const idle = again && !polled ? idleAtSliceStart : nodeTiming.idleTime;
+      const idle = again ? idleAtSliceStart : nodeTiming.idleTime;
       // the request's own connection (its parser finishing the message) goes on with the request
       if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
       if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, polled);
