@@ -5,7 +5,7 @@
  */
 import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
 import { running, start, type Agent } from './agent.js';
-import { storage } from './context.js';
+import { currentScope, runIn } from './context.js';
 import { callInScope } from './instrument/calls.js';
 import { enter, leave } from './timing.js';
 import { Routing } from './transaction.js';
@@ -31,7 +31,7 @@ export function transaction<T>(name: string, fn: () => T): T {
   const prev = enter(tx);
   let result: T;
   try {
-    result = storage.run(tx, fn);
+    result = runIn(tx, fn);
   } catch (error) {
     tx.setError(error);
     tx.finishResponse();
@@ -58,12 +58,12 @@ export function transaction<T>(name: string, fn: () => T): T {
 
 /** Times `fn` (sync or async) as a segment of the current transaction; `kind` says what it waits on. */
 export function segment<T>(name: string, kind: SegmentKind, fn: () => T): T {
-  const scope = agent() === undefined ? undefined : storage.getStore();
+  const scope = agent() === undefined ? undefined : currentScope();
   if (scope === undefined || !scope.tx.open) return fn();
   const seg = scope.tx.startSegment(name, kind, scope.segment);
   let result: T;
   try {
-    result = storage.run(seg, fn);
+    result = runIn(seg, fn);
   } catch (error) {
     seg.finish(error);
     throw error;
@@ -78,7 +78,7 @@ export function segment<T>(name: string, kind: SegmentKind, fn: () => T): T {
  * (the talk's `feed_puppy(callback=...)`). The transaction is not done while the callback is pending.
  */
 export function wrap<F extends (...args: any[]) => any>(fn: F): F {
-  const scope = agent() === undefined ? undefined : storage.getStore();
+  const scope = agent() === undefined ? undefined : currentScope();
   if (scope === undefined || typeof fn !== 'function' || !scope.tx.open) return fn;
   const tx = scope.tx;
   tx.hold();
@@ -108,7 +108,7 @@ export interface CurrentTransaction {
 }
 
 export function current(): CurrentTransaction | undefined {
-  const tx = running() === undefined ? undefined : storage.getStore()?.tx;
+  const tx = running() === undefined ? undefined : currentScope()?.tx;
   if (tx === undefined) return undefined;
   return {
     traceId: tx.traceId,

@@ -17,7 +17,7 @@
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { enableStorage, lastCallback, outside, resourceStore, storage, type Scope } from './context.js';
+import { current, enableStorage, outside, scopeOf } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -218,10 +218,11 @@ export let hookErrors = 0;
 const hook = createHook({
   before(asyncId) {
     try {
-      const resource = executionAsyncResource() as Record<symbol, Scope | undefined>;
-      lastCallback.id = asyncId;
-      lastCallback.resource = resource;
-      const scope = resourceStore === undefined ? storage.getStore() : resource[resourceStore];
+      const resource = executionAsyncResource();
+      const scope = scopeOf(resource);
+      current.id = asyncId;
+      current.resource = resource;
+      current.scope = scope;
       const tx = scope === undefined ? null : scope.tx;
       // promise reactions and nextTick callbacks run in the same turn as the callback before them:
       // the loop cannot have polled in between, so libuv's idle counter need not be read. One that
@@ -273,7 +274,7 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
   // a new request's transaction was created a moment ago: its start is now, and saves a clock read
   switchTo(tx, nodeTiming.idleTime, null, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
-    tx.ioResource = lastCallback.resource;
+    tx.ioResource = current.resource;
     const io = ioReadySince();
     const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
     if (ready < tx.start) countBlocking(tx, ready, tx.start);

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { start, wrap } from '../src/index.js';
+import { current, start, transaction, wrap } from '../src/index.js';
 import { get, listen, recorder, startUpstream } from './helpers.js';
 
 start({ service: 'context' });
@@ -88,4 +88,19 @@ test('500 concurrent interleaved requests each see only their own segments', asy
     assert.equal(record.truncated, false);
   }
   agent.destroy();
+});
+
+test('a timer re-armed after it fired takes the context of the code that re-arms it', async () => {
+  const seen: Array<string | undefined> = [];
+  let timer: NodeJS.Timeout | undefined;
+  transaction('timer created here', () => {
+    timer = setTimeout(() => seen.push(current()?.endpoint), 1);
+  });
+  while (seen.length < 1) await sleep(2);
+  // the same Timeout object, given a new async id: outside any transaction, then inside another
+  timer!.refresh();
+  while (seen.length < 2) await sleep(2);
+  transaction('re-armed here', () => timer!.refresh());
+  while (seen.length < 3) await sleep(2);
+  assert.deepEqual(seen, ['timer created here', undefined, 're-armed here']);
 });

@@ -5,13 +5,13 @@
  * pooled connection or socket the answer came in on.
  */
 import { SEGMENT_TEXT_LIMITS, type SegmentKind } from '@loopscope/protocol';
-import { storage, type Scope } from '../context.js';
+import { currentScope, runInScope, type Scope } from '../context.js';
 import { enter, leave } from '../timing.js';
 import type { Segment } from '../transaction.js';
 
 /** The scope of the calling code, when it is inside an open transaction. */
 export function activeScope(): Scope | undefined {
-  const scope = storage.getStore();
+  const scope = currentScope();
   return scope === undefined || !scope.tx.open ? undefined : scope;
 }
 
@@ -30,7 +30,7 @@ export function startCall(scope: Scope, name: string, kind: SegmentKind, operati
 export function callInScope(scope: Scope, fn: (...args: any[]) => unknown, self: unknown, args: unknown[]): unknown {
   const prev = enter(scope.tx);
   try {
-    return storage.run(scope, Reflect.apply, fn, self, args);
+    return runInScope(scope, Reflect.apply, undefined, fn, self, args);
   } finally {
     leave(prev);
   }
@@ -41,7 +41,7 @@ export function callInScope(scope: Scope, fn: (...args: any[]) => unknown, self:
  * request (a pool's idle timer armed when a client is released must not keep that request open).
  */
 export function callOutside(fn: (...args: any[]) => unknown, self: unknown, args: unknown[]): unknown {
-  return storage.run(undefined as unknown as Scope, Reflect.apply, fn, self, args);
+  return runInScope(undefined, Reflect.apply, undefined, fn, self, args);
 }
 
 /** An error-first callback that finishes `seg` (failed when called with an error), then runs `callback` in `scope`. */

@@ -4,7 +4,7 @@
  * has arrived (`undici:request:trailers`) or failed (`undici:request:error`).
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { storage } from '../context.js';
+import { currentScope, runIn } from '../context.js';
 import { Segment } from '../transaction.js';
 import { httpSegmentName } from './http-client.js';
 
@@ -46,7 +46,7 @@ export function instrumentFetch(onError: () => void): () => void {
   globalThis.fetch = function fetch(input: Parameters<typeof original>[0], init?: Parameters<typeof original>[1]): Promise<Response> {
     let seg: Segment | undefined;
     try {
-      const scope = storage.getStore();
+      const scope = currentScope();
       if (scope !== undefined && scope.tx.open) {
         const { method, origin, path } = describeTarget(input, init);
         seg = scope.tx.startSegment(httpSegmentName(method, origin, path), 'http', scope.segment);
@@ -59,7 +59,7 @@ export function instrumentFetch(onError: () => void): () => void {
     // on the critical path only if the caller waits for it: awaiting a promise that is not a plain
     // Promise calls its `then`, and so do Promise.all and friends
     segment.awaited = false;
-    const pending = storage.run(segment, original, input, init);
+    const pending = runIn(segment, original, input, init);
     const observed = new ObservedPromise<Response>((resolve, reject) => pending.then(resolve, reject));
     observed.segment = segment;
     pending.then(
@@ -75,7 +75,7 @@ export function instrumentFetch(onError: () => void): () => void {
 
   const link = (message: unknown): void => {
     try {
-      const scope = storage.getStore();
+      const scope = currentScope();
       if (scope instanceof Segment && scope.end < 0) (message as { request: UndiciRequest }).request[SEG] = scope;
     } catch {
       onError();

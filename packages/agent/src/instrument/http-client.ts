@@ -6,7 +6,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { normalizePath } from '@loopscope/protocol';
-import { storage } from '../context.js';
+import { currentScope } from '../context.js';
 import type { Segment } from '../transaction.js';
 
 const SEG = Symbol('loopscope.segment');
@@ -57,7 +57,7 @@ export function instrumentHttpClient(onError: () => void): () => void {
     };
 
   const onStart = guard<{ request: TracedRequest }>(({ request }) => {
-    const scope = storage.getStore();
+    const scope = currentScope();
     if (scope === undefined || !scope.tx.open) return;
     const host = request.getHeader('host') ?? request.host ?? 'localhost';
     const seg = scope.tx.startSegment(httpSegmentName(request.method, String(host), request.path), 'http', scope.segment);

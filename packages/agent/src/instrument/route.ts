@@ -4,7 +4,7 @@
  * which errors count) live here once; the framework files only find the moments.
  */
 import { memoizeNames } from '@loopscope/protocol';
-import { storage } from '../context.js';
+import { currentScope } from '../context.js';
 import { Routing, type Transaction } from '../transaction.js';
 
 let faults = 0;
@@ -20,7 +20,7 @@ export function frameworkFaults(): number {
 
 /** The transaction of the running code, if any (and still open). */
 export function currentTransaction(): Transaction | undefined {
-  const tx = storage.getStore()?.tx;
+  const tx = currentScope()?.tx;
   return tx !== undefined && tx.open ? tx : undefined;
 }
 

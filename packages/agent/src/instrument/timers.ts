@@ -6,7 +6,7 @@
  */
 import { syncBuiltinESMExports } from 'node:module';
 import { createRequire } from 'node:module';
-import { storage } from '../context.js';
+import { currentScope } from '../context.js';
 
 const require = createRequire(import.meta.url);
 
@@ -31,7 +31,7 @@ export function instrumentTimers(onError: () => void): () => void {
   // callback timers: tracked on the transaction; when one fires, the transaction may be done
   const callbackTimer = (original: AnyFn): AnyFn =>
     function (this: unknown, callback: unknown, ...rest: unknown[]) {
-      const scope = storage.getStore();
+      const scope = currentScope();
       if (scope === undefined || typeof callback !== 'function' || !scope.tx.open) return Reflect.apply(original, this, [callback, ...rest]);
       const tx = scope.tx;
       const wrapped = function (this: unknown, ...args: unknown[]) {
@@ -57,7 +57,7 @@ export function instrumentTimers(onError: () => void): () => void {
   // promise timers: pending work while they run
   const promiseTimer = (original: AnyFn): AnyFn =>
     function (this: unknown, ...args: unknown[]) {
-      const scope = storage.getStore();
+      const scope = currentScope();
       if (scope === undefined || !scope.tx.open) return Reflect.apply(original, this, args);
       const tx = scope.tx;
       tx.hold();
