@@ -52,11 +52,12 @@ export function scopeOf(resource: object): Scope | undefined {
 }
 
 const propagation = createHook({
-  init(_asyncId, _type, _triggerAsyncId, resource) {
+  init(_asyncId, type, _triggerAsyncId, resource) {
     const scope = currentScope();
     if (scope !== undefined) (resource as Resource)[SCOPE] = scope;
-    // an object given a new async id (a timer re-armed after it fired) forgets its old scope
-    else if ((resource as Resource)[SCOPE] !== undefined) (resource as Resource)[SCOPE] = undefined;
+    // an object given a new async id (a timer re-armed after it fired) forgets its old scope; ticks
+    // and promises are new objects (and most of the resources of a request)
+    else if (type !== 'TickObject' && type !== 'PROMISE' && (resource as Resource)[SCOPE] !== undefined) (resource as Resource)[SCOPE] = undefined;
   },
 });
 
