@@ -17,7 +17,7 @@
 import { createHook, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { current, enableStorage, outside, scopeOf } from './context.js';
+import { current, enableStorage, outside, scopeOf, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -59,8 +59,15 @@ const enum Macrotask {
   Immediate,
 }
 let lastMacrotask = Macrotask.Immediate;
-/** The resource of the latest I/O callback, while nothing but I/O has run since. */
+/**
+ * The latest I/O callback, while nothing but I/O (and the ticks and promise reactions after it)
+ * has run since: its async id, resource and scope. The same id next (an HTTP parser calls back
+ * three times per read) is the same resource, and its scope has not changed (only `runInScope`
+ * sets one on a running resource, and it restores it), so the hook need not ask Node again.
+ */
 let lastIo: unknown = null;
+let lastIoId = -1;
+let lastIoScope: Scope | undefined;
 let marker: NodeJS.Immediate | null = null;
 const realSetImmediate = globalThis.setImmediate;
 let iterationWork: (() => void) | null = null;
@@ -93,28 +100,30 @@ const ImmediateClass: unknown = (() => {
 })();
 
 /** Whether the loop has polled since the previous macrotask, which was of `lastMacrotask`'s kind; updates it. */
-function polledBefore(resource: { fd?: unknown }, cls: unknown): boolean {
+function polledBefore(resource: { fd?: unknown }, cls: unknown, asyncId: number, scope: Scope | undefined): boolean {
   const last = lastMacrotask;
   if (cls === ImmediateClass) {
     lastMacrotask = Macrotask.Immediate;
     lastIo = null;
+    lastIoId = -1;
     return last === Macrotask.Timer || (last === Macrotask.Immediate && resource === marker);
   }
   if (cls === TimeoutClass) {
     lastMacrotask = Macrotask.Timer;
     lastIo = null;
+    lastIoId = -1;
     return false;
   }
-  if (last === Macrotask.Io) {
-    lastIo = resource;
-    return false;
+  if (last !== Macrotask.Io) {
+    // a handle's close callback (close phase, after the check phase) looks like I/O: a closed
+    // stream handle has no file descriptor any more
+    if (last === Macrotask.Immediate && typeof resource.fd === 'number' && resource.fd < 0) return false;
+    lastMacrotask = Macrotask.Io;
   }
-  // a handle's close callback (close phase, after the check phase) looks like I/O: a closed
-  // stream handle has no file descriptor any more
-  if (last === Macrotask.Immediate && typeof resource.fd === 'number' && resource.fd < 0) return false;
-  lastMacrotask = Macrotask.Io;
   lastIo = resource;
-  return true;
+  lastIoId = asyncId;
+  lastIoScope = scope;
+  return last !== Macrotask.Io;
 }
 
 /** `work` runs once per loop iteration, after the poll, outside any transaction (null: nothing). */
@@ -234,27 +243,32 @@ export let hookErrors = 0;
 const hook = createHook({
   before(asyncId) {
     try {
-      const resource = executionAsyncResource();
-      const scope = scopeOf(resource);
+      // the same I/O callback's resource right after itself (an HTTP parser's callbacks for one
+      // read): known already, and the loop has not polled in between, so libuv's idle counter has
+      // not moved
+      const again = asyncId === lastIoId;
+      const resource = again ? (lastIo as object) : executionAsyncResource();
+      const scope = again ? lastIoScope : scopeOf(resource);
       current.id = asyncId;
       current.resource = resource;
       current.scope = scope;
       const tx = scope === undefined ? null : scope.tx;
-      // promise reactions and nextTick callbacks run in the same turn as the callback before them:
-      // the loop cannot have polled in between, so libuv's idle counter need not be read. One that
-      // belongs to no transaction is charged to the transaction running: in that turn it is mostly
-      // Node's own work for the request (its streams' ticks, created before the request was seen)
-      const cls = (resource as { constructor?: unknown }).constructor;
-      // a nextTick callback's resource is a plain object
-      if (cls === Object || cls === Promise || (cls !== ImmediateClass && cls !== TimeoutClass && resource instanceof Promise)) {
-        if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, false);
-        return;
+      let polled = false;
+      let idle = idleAtSliceStart;
+      if (!again) {
+        // promise reactions and nextTick callbacks (whose resource is a plain object) run in the
+        // same turn as the callback before them: the loop cannot have polled in between, so
+        // libuv's idle counter need not be read. One that belongs to no transaction is charged to
+        // the transaction running: in that turn it is mostly Node's own work for the request (its
+        // streams' ticks, created before the request was seen)
+        const cls = (resource as { constructor?: unknown }).constructor;
+        if (cls === Object || cls === Promise || (cls !== ImmediateClass && cls !== TimeoutClass && resource instanceof Promise)) {
+          if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, false);
+          return;
+        }
+        polled = polledBefore(resource, cls, asyncId, scope);
+        idle = nodeTiming.idleTime;
       }
-      const again = resource === lastIo;
-      const polled = polledBefore(resource, cls);
-      // the same I/O resource right after itself (an HTTP parser's callbacks for one read): the
-      // loop has not polled in between, so libuv's idle counter has not moved
-      const idle = again ? idleAtSliceStart : nodeTiming.idleTime;
       // the request's own connection (its parser finishing the message) goes on with the request
       if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
       if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, polled);
