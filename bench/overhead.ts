@@ -31,8 +31,9 @@
  * disagree by ±3 %; two identical servers together agree within 0.3 %). Sharing the core, each
  * server serves fewer requests per second, so work an agent does per second (timers, samples)
  * weighs more per request than on a server of its own: the figure is an upper bound; and req/s
- * then depends on how the scheduler splits the core. Each run is a fresh server process, a 1 s
- * warm-up and a measured window under autocannon (closed loop, 50 connections: the server is
+ * then depends on how the scheduler splits the core. Each run is a fresh server process, a
+ * warm-up (at least 1 s and 12 000 requests, so that V8 has compiled the hot paths: driver.ts) and
+ * a measured window under autocannon (closed loop, 50 connections: the server is
  * saturated, so req/s is its capacity and p99 includes queueing). The table shows the median of each figure over the rounds,
  * and each variant's change in CPU per request and in throughput against the first variant given
  * ("none" by default): the median over the rounds of each round's ratio, with the interquartile
