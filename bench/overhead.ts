@@ -8,7 +8,8 @@
  *
  *   none       node server.js
  *   loopscope  node --import loopscope/register server.js   (LOOPSCOPE_SERVICE=bench), shipping to a
- *              real collector that runs in the driver process (on the driver's CPU)
+ *              real collector in a process of its own on the driver's CPU (not in the driver, whose
+ *              event loop runs the load generator)
  *   loopscope-noloop  the same with LOOPSCOPE_LOOP=false (no event-loop health, long tasks or
  *              sampling profiler): `--variants loopscope-noloop,loopscope` shows what those cost
  *   loopscope-noprofiler  the same with LOOPSCOPE_PROFILER=false: what naming long tasks costs
@@ -58,11 +59,8 @@
  * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCollector } from '@loopscope/collector';
 import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
@@ -193,9 +191,13 @@ function printTable(rows: ReturnType<typeof summarize>, baseline: string): void 
   }
 }
 
-/** servers/ingest-target.ts in its discarding mode, on the driver's CPU. */
-async function startDiscard(): Promise<{ url: string; close: () => Promise<void> }> {
-  const { child, port } = await startProcess(serverFile('ingest-target'), { cpu: DRIVER_CPU, args: ['discard'] });
+/**
+ * servers/ingest-target.ts (a real collector, or a server that throws the batches away) in a
+ * process of its own on the driver's CPU: not in the driver, whose event loop runs the load
+ * generator, which would stall while the collector stores a batch.
+ */
+async function startIngest(mode: 'collector' | 'discard'): Promise<{ url: string; close: () => Promise<void> }> {
+  const { child, port } = await startProcess(serverFile('ingest-target'), { cpu: DRIVER_CPU, args: [mode] });
   return { url: `http://127.0.0.1:${port}`, close: () => stopProcess(child) };
 }
 
@@ -210,10 +212,7 @@ async function main(): Promise<void> {
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   // the agent ships to a real collector, as in production (here, on the driver's CPU), or with
   // --ingest discard to a server that reads each batch and throws it away
-  const collector =
-    opts.ingest === 'collector'
-      ? await startCollector({ port: 0, dataDir: mkdtempSync(join(os.tmpdir(), 'loopscope-bench-')), logger: false })
-      : await startDiscard();
+  const collector = await startIngest(opts.ingest === 'collector' ? 'collector' : 'discard');
   let runs: ScenarioRun[] = [];
   try {
     const env = { UPSTREAM_URL: upstreamUrl, LOOPSCOPE_COLLECTOR: collector.url, BENCH_SPIN_PER_MS: String(spinPerMs) };
