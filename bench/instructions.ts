@@ -5,8 +5,9 @@
  * run. This benchmark counts instructions instead: the server runs under valgrind's callgrind,
  * which counts every instruction the process executes whatever else the machine is doing: runs of
  * the same build agree within 2 % (no agent) to 4 % (agent), so a change of 10 % in the agent's
- * cost shows. Measure a clean build (a fresh clone, `npm ci && npm run build`): one working copy
- * here measured twice the agent's cost, repeatably, for reasons not found.
+ * cost shows. Some rounds, in working copies and clean clones alike, run in a second mode: about
+ * twice the agent's cost on hello, with V8 compiling ten times as much per second (the `compiling`
+ * column); the cause is not found. Take the lower figure of repeated rounds.
  *
  * For each scenario (servers/hello.ts, servers/async.ts, as in overhead.ts) and variant:
  *   1. the server starts under callgrind (V8 optimizing on the main thread, so that when it compiles
