@@ -272,7 +272,9 @@ export async function interleave<S extends string, R>(
   const runs: R[] = [];
   for (const scenario of scenarios)
     for (let round = 1; round <= rounds; round++)
-      for (const variant of variants) {
+      // every other round in the opposite order, so that no variant always runs right after the
+      // same one (what ran before can move a run's figure: bench/overhead.ts)
+      for (const variant of round % 2 === 1 ? variants : [...variants].reverse()) {
         const run = await measure(scenario, variant, round);
         console.log(`${scenario} ${variant.name} round ${round}/${rounds}: ${describe(run)}`);
         runs.push(run);

@@ -24,8 +24,11 @@
  * The handlers' CPU is a fixed amount of work, calibrated here (BENCH_SPIN_PER_MS), so that CPU
  * the agent takes meanwhile lengthens the request rather than being absorbed by a busy-wait.
  *
- * Runs are interleaved (none, loopscope, none, loopscope, ...) so that drift of the machine
- * affects every variant alike. With --together, each round runs all the variants' servers at once
+ * Runs are interleaved (none, loopscope, loopscope, none, none, loopscope, ...: every other round
+ * in the opposite order) so that drift of the machine affects every variant alike, and so does
+ * whatever a run leaves behind for the next: in five runs in a fixed order, the agent variant that
+ * ran right after `none` measured 5-13 points worse than the other agent variant, whichever it
+ * was (a second `none` right after `none` measured +0.8 %); cause not found. With --together, each round runs all the variants' servers at once
  * instead, on the same CPU (they share it), each under its own load in the same window, started in
  * the opposite order every other round: whatever disturbs one disturbs all, which resolves
  * differences of a percent that sequential rounds on a shared machine cannot (their rounds
