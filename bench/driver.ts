@@ -59,14 +59,16 @@ export const IPC_TIMEOUT_MS = 10_000;
 export const SERVER_CPU = '1';
 export const DRIVER_CPU = '0';
 /**
- * Load before each measured window: at least WARMUP_S seconds and WARMUP_REQUESTS requests, so
- * that V8 has compiled the hot paths before the window starts (what it compiles is not a
- * per-request cost). The async scenario serves ~2 500 req/s: after 1 s alone its measured window
- * still included compiling, which put its overhead at +20 % where later windows of the same
- * server show +10 %.
+ * Load before each measured window: at least WARMUP_S seconds and WARMUP_REQUESTS requests (but
+ * no more than WARMUP_MAX_S seconds), so that V8 has compiled the hot paths before the window
+ * starts (what it compiles is not a per-request cost). The async scenario serves ~2 500 req/s:
+ * after 1 s alone its measured window still included compiling, which put its overhead at +20 %
+ * where later windows of the same server show +10 %. A slow endpoint (puppies, ~100 req/s, each
+ * request 10 ms of CPU) stops at WARMUP_MAX_S: what compiling costs is small beside its requests.
  */
 export const WARMUP_S = 1;
 export const WARMUP_REQUESTS = 12_000;
+export const WARMUP_MAX_S = 6;
 /** With a count of requests measured: how long the warm-up's last requests are given to finish. */
 const SETTLE_MS = 1000;
 
@@ -214,7 +216,10 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
       ports.map(async (port) => {
         const warm = await autocannon({ url: url(port), connections: load.connections, duration: load.warmupS });
         const more = WARMUP_REQUESTS - warm.requests.total;
-        if (more > 0) await autocannon({ url: url(port), connections: load.connections, amount: more });
+        if (more <= 0) return;
+        const left = WARMUP_MAX_S - load.warmupS;
+        const enoughIn = (more * load.warmupS) / Math.max(1, warm.requests.total);
+        await autocannon({ url: url(port), connections: load.connections, ...(enoughIn <= left ? { amount: more } : { duration: left }) });
       }),
     );
     // the warm-up's last requests are still being served: with a count of requests measured,

@@ -36,7 +36,8 @@
  * server serves fewer requests per second, so work an agent does per second (timers, samples)
  * weighs more per request than on a server of its own: the figure is an upper bound; and req/s
  * then depends on how the scheduler splits the core. Each run is a fresh server process, a
- * warm-up (at least 1 s and 12 000 requests, so that V8 has compiled the hot paths: driver.ts) and
+ * warm-up (at least 1 s and 12 000 requests, at most 6 s, so that V8 has compiled the hot paths:
+ * driver.ts) and
  * a measured window under autocannon (closed loop, 50 connections: the server is
  * saturated, so req/s is its capacity and p99 includes queueing). The table shows the median of each figure over the rounds,
  * and each variant's change in CPU per request and in throughput against the first variant given
