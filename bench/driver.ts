@@ -185,7 +185,16 @@ export interface Measurement {
   requests: number;
   /** errors, timeouts and non-2xx answers seen by the client */
   errors: number;
+  /**
+   * The server's CPU time over the window's length: how busy its CPU was (1: all the time). Under
+   * closed-loop load a server below ~0.9 was not the bottleneck — the load generator was — and
+   * its CPU per request then includes going to sleep and waking up between requests.
+   */
+  busy: number;
 }
+
+/** Below this a server was not saturated (see Measurement.busy). */
+export const SATURATED = 0.9;
 
 /** One measured run of a variant in a round of interleaved runs. */
 export interface Run extends Measurement {
@@ -215,8 +224,9 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
     await Promise.all(
       ports.map(async (port) => {
         const warm = await autocannon({ url: url(port), connections: load.connections, duration: load.warmupS });
-        const more = WARMUP_REQUESTS - warm.requests.total;
-        if (more <= 0) return;
+        if (warm.requests.total >= WARMUP_REQUESTS) return;
+        // autocannon refuses fewer requests than connections: a few more then
+        const more = Math.max(WARMUP_REQUESTS - warm.requests.total, load.connections);
         const left = WARMUP_MAX_S - load.warmupS;
         const enoughIn = (more * load.warmupS) / Math.max(1, warm.requests.total);
         await autocannon({ url: url(port), connections: load.connections, ...(enoughIn <= left ? { amount: more } : { duration: left }) });
@@ -244,6 +254,7 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
       p99Ms: result.latency.p99,
       requests: usages[i]!.requests,
       errors: result.errors + result.non2xx,
+      busy: usages[i]!.cpuUs / 1e6 / seconds,
     }));
   } finally {
     await Promise.all(servers.map(stopProcess));
