@@ -14,7 +14,7 @@
  * is read only when the owner changes or the loop has polled. Idle time is taken out with libuv's
  * own counter, so waiting in epoll never counts as cpu.
  */
-import { createHook, executionAsyncResource } from 'node:async_hooks';
+import { createHook, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
 import { current, enableStorage, outside, scopeOf, type Scope } from './context.js';
@@ -34,6 +34,19 @@ let owner: Transaction | null = null;
 let sliceStart = now();
 /** libuv's cumulative idle time (ms) when the running slice started. */
 let idleAtSliceStart = nodeTiming.idleTime;
+/**
+ * The callback whose `before` read libuv's idle counter last, and what it read. The counter moves
+ * only while the loop polls, never inside a callback: while that callback runs, the reading holds
+ * (and `enter`, `leave` and `settleRunningSlice`, called inside it, need not ask libuv again).
+ */
+let idleReadId = -1;
+let idleRead = idleAtSliceStart;
+
+/** libuv's cumulative idle time (ms), now. */
+function idleNow(): number {
+  return executionAsyncId() === idleReadId ? idleRead : nodeTiming.idleTime;
+}
+
 /** When the loop came back from its latest poll, and from the one before. */
 let pollEnd = sliceStart;
 let previousPollEnd = sliceStart;
@@ -267,7 +280,8 @@ const hook = createHook({
           return;
         }
         polled = polledBefore(resource, cls, asyncId, scope);
-        idle = nodeTiming.idleTime;
+        idle = idleRead = nodeTiming.idleTime;
+        idleReadId = asyncId;
       }
       // the request's own connection (its parser finishing the message) goes on with the request
       if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
@@ -283,6 +297,7 @@ export function startTiming(): void {
   calibrateTimerClock();
   sliceStart = pollEnd = previousPollEnd = now();
   idleAtSliceStart = nodeTiming.idleTime;
+  idleReadId = -1;
   hook.enable();
   outside(markIteration);
 }
@@ -304,7 +319,7 @@ export function stopTiming(): void {
 export function enter(tx: Transaction, startsWithIo = false, acceptReady?: number): Transaction | null {
   const prev = owner;
   // a new request's transaction was created a moment ago: its start is now, and saves a clock read
-  switchTo(tx, nodeTiming.idleTime, null, false, startsWithIo ? tx.start : now());
+  switchTo(tx, idleNow(), null, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
     tx.ioResource = current.resource;
     const io = ioReadySince();
@@ -316,12 +331,12 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
 
 /** The synchronous part started by `enter` is over; `prev` owns the loop again. */
 export function leave(prev: Transaction | null): void {
-  if (owner !== prev) switchTo(prev, nodeTiming.idleTime, null, false);
+  if (owner !== prev) switchTo(prev, idleNow(), null, false);
 }
 
 /** The slice running now, closed as of now: for a transaction ending inside its own slice. */
 export function settleRunningSlice(tx: Transaction): void {
-  if (owner === tx) switchTo(tx, nodeTiming.idleTime, null, false);
+  if (owner === tx) switchTo(tx, idleNow(), null, false);
 }
 
 // ---- from raw observations to the record ----------------------------------------------------------
