@@ -180,6 +180,8 @@ export interface Load {
 export interface Measurement {
   /** the server's CPU time per request it served in the measured window (its own count) */
   cpuUsPerReq: number;
+  /** the part of it in user mode (the rest is the kernel's: syscalls, and waking the peers it writes to) */
+  userUsPerReq: number;
   reqPerSec: number;
   p99Ms: number;
   requests: number;
@@ -250,6 +252,7 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
     const usages = await Promise.all(servers.map((child) => nextMessage(child, 'usage', IPC_TIMEOUT_MS)));
     return results.map(({ result, seconds }, i) => ({
       cpuUsPerReq: usages[i]!.cpuUs / usages[i]!.requests,
+      userUsPerReq: usages[i]!.userUs / usages[i]!.requests,
       reqPerSec: result.requests.total / seconds,
       p99Ms: result.latency.p99,
       requests: usages[i]!.requests,

@@ -5,7 +5,10 @@
  * (process.cpuUsage() over the measured window divided by the requests it served in it, as
  * counted by the server itself), the throughput (req/s) and the p99 latency seen by the client,
  * how busy the server's CPU was in the window (below 90 %, the load generator set the pace: such
- * runs are named after the table, see warnUnsaturated),
+ * runs are named after the table, see warnUnsaturated), and the user-mode part of the CPU time
+ * (the rest is the kernel's: syscalls, and waking the load generator and the upstream when it
+ * writes to them, which on this VM costs the writer ~10 µs a time; how often that happens moves
+ * with the server's timing, so the kernel's part can change with an agent that makes no syscall),
  * once per variant, where a variant is how the server's node process is started:
  *
  *   none       node server.js
@@ -137,7 +140,7 @@ async function measureTogether(opts: Options, env: Record<string, string>): Prom
   return runs;
 }
 
-const describe = (run: ScenarioRun): string => `${run.cpuUsPerReq.toFixed(1)} µs/req, ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms, server busy ${(run.busy * 100).toFixed(0)} %`;
+const describe = (run: ScenarioRun): string => `${run.cpuUsPerReq.toFixed(1)} µs/req (user ${run.userUsPerReq.toFixed(1)}), ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms, server busy ${(run.busy * 100).toFixed(0)} %`;
 
 /** A variant's change against the baseline run of the same round: median and interquartile range, in %. */
 interface Change {
@@ -166,11 +169,13 @@ function summarize(runs: ScenarioRun[], opts: Options) {
       return {
         ...row,
         cpuUsPerReq: median(mine.map((r) => r.cpuUsPerReq)),
+        userUsPerReq: median(mine.map((r) => r.userUsPerReq)),
         reqPerSec: median(mine.map((r) => r.reqPerSec)),
         p99Ms: median(mine.map((r) => r.p99Ms)),
         busy: median(mine.map((r) => r.busy)),
         errors: mine.reduce((sum, r) => sum + r.errors, 0),
         cpuChange: vsBaseline ? change(runs, row, baseline, (r) => r.cpuUsPerReq) : undefined,
+        userChange: vsBaseline ? change(runs, row, baseline, (r) => r.userUsPerReq) : undefined,
         throughputChange: vsBaseline ? change(runs, row, baseline, (r) => r.reqPerSec) : undefined,
       };
     }),
@@ -181,15 +186,17 @@ const percent = (n: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(1)} %`;
 const showChange = (c: Change | undefined): string => (c === undefined ? '-' : `${percent(c.median)} [${percent(c.q1)}, ${percent(c.q3)}]`);
 
 function printTable(rows: ReturnType<typeof summarize>, baseline: string): void {
-  const header = ['scenario', 'variant', 'cpu µs/req', 'req/s', 'p99 ms', 'busy', `cpu/req vs ${baseline} [IQR]`, `req/s vs ${baseline} [IQR]`, 'errors'];
+  const header = ['scenario', 'variant', 'cpu µs/req', 'user', 'req/s', 'p99 ms', 'busy', `cpu/req vs ${baseline} [IQR]`, `user/req vs ${baseline} [IQR]`, `req/s vs ${baseline} [IQR]`, 'errors'];
   const lines = rows.map((r) => [
     r.scenario,
     r.variant,
     r.cpuUsPerReq.toFixed(1),
+    r.userUsPerReq.toFixed(1),
     r.reqPerSec.toFixed(0),
     r.p99Ms.toFixed(1),
     `${(r.busy * 100).toFixed(0)} %`,
     showChange(r.cpuChange),
+    showChange(r.userChange),
     showChange(r.throughputChange),
     String(r.errors),
   ]);

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 
 export type ServerMessage =
   | { type: 'listening'; port: number }
-  | { type: 'usage'; cpuUs: number; requests: number };
+  | { type: 'usage'; cpuUs: number; userUs: number; requests: number };
 
 function send(message: ServerMessage): void {
   process.send?.(message);
@@ -26,7 +26,7 @@ export function serve(handler: http.RequestListener): void {
       cpuAtStart = process.cpuUsage();
     } else if (message === 'stop') {
       const { user, system } = process.cpuUsage(cpuAtStart);
-      send({ type: 'usage', cpuUs: user + system, requests });
+      send({ type: 'usage', cpuUs: user + system, userUs: user, requests });
     }
   });
 
