@@ -60,6 +60,9 @@
  *   node bench/dist/overhead.js --scenarios puppies --variants loopscope-noloop,loopscope --together --requests 400
  * Options: --variants a,b  --scenarios hello,async,puppies  --together  --rounds N  --duration SECONDS
  *          --requests N (each window is N requests instead of --duration seconds)  --connections N
+ *          --pipelining N (requests each connection sends before waiting: a cheaper load generator per
+ *          request, for when it cannot saturate a fast server; HTTP/1.1 pipelining, which real clients
+ *          rarely use, so not the default)
  *          --ingest collector|discard (what the agent ships to: a real collector, the default, or a
  *          server that throws the batches away, when what the collector does on the driver's CPU
  *          should not slow the load generator and the upstream that share it).
@@ -90,6 +93,7 @@ function parseOptions() {
       duration: { type: 'string' },
       requests: { type: 'string' },
       connections: { type: 'string', default: '50' },
+      pipelining: { type: 'string', default: '1' },
     },
   });
   const variants = pick(VARIANTS, values.variants, (v) => v.name, 'variant');
@@ -105,6 +109,7 @@ function parseOptions() {
     rounds: positive('rounds', values.rounds ?? (values.quick ? 2 : 5)),
     durationS: positive('duration', values.duration ?? (values.quick ? 2 : 5)),
     connections: positive('connections', values.connections),
+    pipelining: positive('pipelining', values.pipelining),
     together: values.together,
     ingest: pick(['collector', 'discard'], values.ingest, (i) => i, 'ingest')[0]!,
     requests: values.requests === undefined ? undefined : positive('requests', values.requests),
@@ -112,7 +117,7 @@ function parseOptions() {
 }
 
 function load(opts: Options) {
-  return { path: '/', connections: opts.connections, warmupS: WARMUP_S, durationS: opts.durationS, amount: opts.requests };
+  return { path: '/', connections: opts.connections, pipelining: opts.pipelining, warmupS: WARMUP_S, durationS: opts.durationS, amount: opts.requests };
 }
 
 const serverOf = (variant: Variant, env: Record<string, string>) => ({ cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } });
