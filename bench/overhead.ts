@@ -226,7 +226,8 @@ function warnUnsaturated(runs: ScenarioRun[], opts: Options): void {
   if (idle.length === 0) return;
   console.log(
     `\nnot saturated (server busy < ${SATURATED * 100} % of the window: the load generator set the pace, and CPU per request includes waking up between requests): ` +
-      idle.map((r) => `${r.scenario} ${r.variant} round ${r.round} (${(busyOf(r) * 100).toFixed(0)} %)`).join(', '),
+      idle.map((r) => `${r.scenario} ${r.variant} round ${r.round} (${(busyOf(r) * 100).toFixed(0)} %)`).join(', ') +
+      (opts.pipelining === 1 ? '; --pipelining 4 makes the load generator cheaper per request' : ''),
   );
 }
 
