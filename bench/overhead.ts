@@ -7,8 +7,8 @@
  * how busy the server's CPU was in the window (below 90 %, the load generator set the pace: such
  * runs are named after the table, see warnUnsaturated), and the user-mode part of the CPU time
  * (the rest is the kernel's: syscalls, and waking the load generator and the upstream when it
- * writes to them, which on this VM costs the writer ~10 µs a time; how often that happens moves
- * with the server's timing, so the kernel's part can change with an agent that makes no syscall),
+ * writes to them, which is dear on this VM; how often that happens moves with the server's
+ * timing, so the kernel's part can change with an agent that makes no syscall),
  * once per variant, where a variant is how the server's node process is started:
  *
  *   none       node server.js
