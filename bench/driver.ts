@@ -225,15 +225,16 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
       ports.push(port);
     }
     const url = (port: number) => `http://127.0.0.1:${port}${load.path}`;
+    const clients = { connections: load.connections, pipelining: load.pipelining ?? 1 };
     await Promise.all(
       ports.map(async (port) => {
-        const warm = await autocannon({ url: url(port), connections: load.connections, pipelining: load.pipelining ?? 1, duration: load.warmupS });
+        const warm = await autocannon({ url: url(port), ...clients, duration: load.warmupS });
         if (warm.requests.total >= WARMUP_REQUESTS) return;
         // autocannon refuses fewer requests than connections: a few more then
         const more = Math.max(WARMUP_REQUESTS - warm.requests.total, load.connections);
         const left = WARMUP_MAX_S - load.warmupS;
         const enoughIn = (more * load.warmupS) / Math.max(1, warm.requests.total);
-        await autocannon({ url: url(port), connections: load.connections, pipelining: load.pipelining ?? 1, ...(enoughIn <= left ? { amount: more } : { duration: left }) });
+        await autocannon({ url: url(port), ...clients, ...(enoughIn <= left ? { amount: more } : { duration: left }) });
       }),
     );
     // the warm-up's last requests are still being served: with a count of requests measured,
@@ -245,7 +246,7 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
     const started = performance.now();
     const results = await Promise.all(
       ports.map(async (port) => {
-        const result = await autocannon({ url: url(port), connections: load.connections, pipelining: load.pipelining ?? 1, ...window });
+        const result = await autocannon({ url: url(port), ...clients, ...window });
         // autocannon's own duration is in whole seconds
         return { result, seconds: (performance.now() - started) / 1000 };
       }),
