@@ -4,7 +4,9 @@
  * what it sees). Client and upstream run in processes of their own, as they would in production.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { start } from '../src/index.js';
 import { burn, get, listen, recorder, startClient, startUpstream } from './helpers.js';
@@ -49,6 +51,12 @@ const server = http.createServer(async (req, res) => {
     burn(10); // cuddle, after the response
   } else if (path === '/big') {
     res.end(Buffer.alloc(16 * 1024 * 1024, 'x')); // more than the socket takes at once
+  } else if (path === '/pipelined/slow') {
+    setTimeout(() => res.end('slow'), 40);
+    return;
+  } else if (path === '/pipelined/fast') {
+    res.end('fast');
+    return;
   } else if (path === '/later') {
     res.end('see you');
     setTimeout(() => {
@@ -189,6 +197,26 @@ test('a response too big to be written at once ends when its last byte is handed
   assert.equal(seen.body.length, 16 * 1024 * 1024);
   assert.ok(record.response > 1 && record.response <= seen.ms + 0.5, `response ${record.response} client ${seen.ms}`);
   assert.equal(record.truncated, false);
+});
+
+test('a pipelined response that waits for the one before it ends when it is written: the wait is in its response time', async () => {
+  // two requests in one write on one connection: Node answers them in order, so the second
+  // response, ready at once, is written only after the first (40 ms later)
+  const socket = net.connect(Number(new URL(app).port), '127.0.0.1');
+  await once(socket, 'connect');
+  const slow = records.next('GET /pipelined/slow');
+  const fast = records.next('GET /pipelined/fast');
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (received += chunk));
+  socket.write('GET /pipelined/slow HTTP/1.1\r\nHost: x\r\n\r\nGET /pipelined/fast HTTP/1.1\r\nHost: x\r\n\r\n');
+  const [s, f] = await Promise.all([slow, fast]);
+  socket.destroy();
+  assert.ok(received.indexOf('slow') < received.indexOf('fast'), `answers out of order: ${received}`);
+  assert.ok(s.response >= 39, `first response ${s.response} ms, its timer is 40 ms`);
+  // both were seen in the same read; the second was handed to the kernel right after the first
+  assert.ok(Math.abs(f.response - s.response) <= 5, `second response ${f.response} ms, first ${s.response} ms`);
+  assert.ok(f.duration >= f.response, `duration ${f.duration} < response ${f.response}`);
 });
 
 test('unknown paths are named with ids collapsed, status recorded', async () => {

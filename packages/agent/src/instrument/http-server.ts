@@ -79,8 +79,10 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     try {
       const tx = this[TX];
       if (tx !== undefined && tx.responseEnd < 0 && this.writableEnded) {
+        // a pipelined response that waits for the ones before it has no socket yet: it is written
+        // (and `finish` emitted) when its turn comes
         const socket = this.socket;
-        if (socket === null || socket.writableLength === 0) tx.finishResponse(this.statusCode);
+        if (socket !== null && socket.writableLength === 0) tx.finishResponse(this.statusCode);
         else this.once('finish', onFinish);
       }
     } catch {
