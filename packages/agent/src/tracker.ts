@@ -145,7 +145,7 @@ export class Tracker implements TransactionOwner {
     for (let i = this.open.length - 1; i >= 0; i--) {
       const tx = this.open[i]!;
       const res = tx.response;
-      if (tx.responseEnd < 0 && res !== undefined && res.destroyed && !res.writableFinished) {
+      if (tx.responseEnd < 0 && res !== undefined && !res.writableFinished && (res.destroyed || res.req?.socket?.destroyed === true)) {
         // the client went away before the response was finished
         tx.setError(new Error('client closed the connection before the response was finished'));
         tx.finishResponse(res.statusCode);

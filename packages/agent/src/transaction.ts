@@ -108,8 +108,11 @@ export class Transaction implements Scope {
 
   /** What the loop called when the request arrived (its connection): more of it is the request's work. */
   ioResource: object | null = null;
-  /** The server response of an HTTP transaction (to notice a client that went away). */
-  response: { destroyed: boolean; writableFinished: boolean; statusCode: number } | undefined;
+  /**
+   * The server response of an HTTP transaction (to notice a client that went away: the response is
+   * destroyed, or, for a pipelined response still waiting for its turn, its request's connection).
+   */
+  response: { destroyed: boolean; writableFinished: boolean; statusCode: number; req?: { socket: { destroyed: boolean } | null } } | undefined;
   /** -1 until the response has finished (or, for a non-HTTP transaction, its function has). */
   responseEnd = -1;
   cpu = 0;

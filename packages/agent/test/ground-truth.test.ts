@@ -221,6 +221,18 @@ test('a pipelined response that waits for the one before it ends when it is writ
   assert.ok(f.duration >= f.response, `duration ${f.duration} < response ${f.response}`);
 });
 
+test('a client that goes away before a pipelined response gets its turn: that transaction is closed as an error', async () => {
+  const socket = net.connect(Number(new URL(app).port), '127.0.0.1');
+  await once(socket, 'connect');
+  const fast = records.next('GET /pipelined/fast');
+  socket.write('GET /pipelined/slow HTTP/1.1\r\nHost: x\r\n\r\nGET /pipelined/fast HTTP/1.1\r\nHost: x\r\n\r\n');
+  // gone before the first answer (40 ms): the second response never gets its turn
+  setTimeout(() => socket.destroy(), 10);
+  const f = await fast;
+  assert.equal(f.error, true);
+  assert.match(f.errorMessage ?? '', /client closed the connection/);
+});
+
 test('unknown paths are named with ids collapsed, status recorded', async () => {
   const seen = records.all.length;
   const r = await client.get(`${app}/users/12345/orders/9f86d081884c7d659a2feaa0c55ad015`);
