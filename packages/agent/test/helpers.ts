@@ -143,7 +143,9 @@ export async function spawnApp(preload: string[], app: string, cwd: string, env:
     async records(count: number, timeoutMs = 5000): Promise<TransactionRecord[]> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const lines = existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean) : [];
+        // complete lines only: the app may be halfway through appending one
+        const text = existsSync(report) ? readFileSync(report, 'utf8') : '';
+        const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
         if (lines.length >= count || Date.now() > deadline) return lines.map((l) => JSON.parse(l) as TransactionRecord);
         await new Promise((r) => setTimeout(r, 20));
       }
