@@ -82,7 +82,11 @@ export async function startApp(file: string, collector: string, env: Record<stri
   return {
     url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`,
     child,
-    records: () => (existsSync(report) ? readFileSync(report, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord) : []),
+    records: () => {
+      // complete lines only: the app may be halfway through appending one
+      const text = existsSync(report) ? readFileSync(report, 'utf8') : '';
+      return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord);
+    },
   };
 }
 
