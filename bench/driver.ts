@@ -281,6 +281,15 @@ export function saveResults(name: string, results: Record<string, unknown>): voi
 }
 
 /**
+ * The variants in the order round `round` (from 1) runs or starts them: every other round the
+ * opposite order, so that no variant always comes right after the same one (what ran or started
+ * before can move a run's figure: bench/overhead.ts).
+ */
+export function roundOrder<V>(variants: readonly V[], round: number): readonly V[] {
+  return round % 2 === 1 ? variants : [...variants].reverse();
+}
+
+/**
  * Runs every scenario in rounds of every variant (none, loopscope, none, loopscope, ...), so that
  * the machine's drift affects every variant alike; prints each run with `describe`.
  */
@@ -294,9 +303,7 @@ export async function interleave<S extends string, R>(
   const runs: R[] = [];
   for (const scenario of scenarios)
     for (let round = 1; round <= rounds; round++)
-      // every other round in the opposite order, so that no variant always runs right after the
-      // same one (what ran before can move a run's figure: bench/overhead.ts)
-      for (const variant of round % 2 === 1 ? variants : [...variants].reverse()) {
+      for (const variant of roundOrder(variants, round)) {
         const run = await measure(scenario, variant, round);
         console.log(`${scenario} ${variant.name} round ${round}/${rounds}: ${describe(run)}`);
         runs.push(run);

@@ -73,7 +73,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SATURATED, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
+import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, roundOrder, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SATURATED, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
@@ -132,9 +132,8 @@ async function measureTogether(opts: Options, env: Record<string, string>): Prom
   const runs: ScenarioRun[] = [];
   for (const scenario of opts.scenarios)
     for (let round = 1; round <= opts.rounds; round++) {
-      // the server started second costs ~0.6 % more than the first in A/A runs: every other round
-      // starts them in the opposite order
-      const order = round % 2 === 1 ? opts.variants : [...opts.variants].reverse();
+      // the server started second costs ~0.6 % more than the first in A/A runs
+      const order = roundOrder(opts.variants, round);
       const measured = await measureServers(serverFile(scenario), order.map((v) => serverOf(v, env)), load(opts));
       measured.forEach((m, i) => {
         const run = { scenario, variant: order[i]!.name, round, ...m };
