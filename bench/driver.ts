@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spin, type ServerMessage } from './servers/harness.js';
 
 export interface Variant {
@@ -38,6 +38,17 @@ export const VARIANTS: Variant[] = [
     env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_PROFILER: 'false' },
   },
 ];
+
+/**
+ * The variants named in `names` (comma-separated): those of VARIANTS, or `agent:FILE`, the agent
+ * as registered by another build's register.js (to compare a change with the build before it).
+ */
+export function pickVariants(names: string): Variant[] {
+  return names.split(',').map((name) => {
+    if (!name.startsWith('agent:')) return pick(VARIANTS, name, (v) => v.name, 'variant')[0]!;
+    return { name, execArgv: ['--import', pathToFileURL(name.slice('agent:'.length)).href], env: { LOOPSCOPE_SERVICE: 'bench' } };
+  });
+}
 
 /** The servers in servers/*.ts: `hello` and `async` for the agent's cost per request (issue 2), `puppies` for what event-loop health costs on the talk's endpoint. */
 export const SCENARIOS = ['hello', 'async', 'puppies'] as const;

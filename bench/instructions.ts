@@ -46,7 +46,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import { startCollector } from '@loopscope/collector';
-import { calibrateSpin, DEFAULT_SCENARIOS, DRIVER_CPU, interleave, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, VARIANTS, type Scenario, type Variant } from './driver.js';
+import { calibrateSpin, DEFAULT_SCENARIOS, DRIVER_CPU, interleave, median, pick, SCENARIOS, SERVER_CPU, serverFile, startProcess, stopProcess, saveResults, pickVariants, type Scenario, type Variant } from './driver.js';
 
 /** How much slower the clock runs for the app under callgrind (roughly): long tasks scale with it. */
 const SLOWDOWN = 50;
@@ -91,7 +91,7 @@ function parseOptions() {
     return n;
   };
   return {
-    variants: pick(VARIANTS, values.variants, (v) => v.name, 'variant'),
+    variants: pickVariants(values.variants),
     scenarios: pick(SCENARIOS, values.scenarios, (s) => s, 'scenario'),
     rounds: positive('rounds', values.rounds),
     requests: positive('requests', values.requests),

@@ -18,6 +18,9 @@
  *   loopscope-noloop  the same with LOOPSCOPE_LOOP=false (no event-loop health, long tasks or
  *              sampling profiler): `--variants loopscope-noloop,loopscope` shows what those cost
  *   loopscope-noprofiler  the same with LOOPSCOPE_PROFILER=false: what naming long tasks costs
+ *   agent:FILE  node --import FILE server.js, FILE being another build's register.js (a copy of
+ *              packages/agent/dist, say, taken before a change): `--together --variants
+ *              agent:/tmp/before/src/register.js,loopscope` measures the change
  *
  * Scenarios (servers/*.ts, which never import an agent):
  *   hello  a node:http hello world: the fixed cost per request
@@ -73,7 +76,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, roundOrder, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SATURATED, SERVER_CPU, VARIANTS, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
+import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, roundOrder, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SATURATED, SERVER_CPU, pickVariants, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
@@ -96,7 +99,7 @@ function parseOptions() {
       pipelining: { type: 'string', default: '1' },
     },
   });
-  const variants = pick(VARIANTS, values.variants, (v) => v.name, 'variant');
+  const variants = pickVariants(values.variants);
   const scenarios = pick(SCENARIOS, values.scenarios, (s) => s, 'scenario');
   const positive = (name: string, value: string | number) => {
     const n = Number(value);

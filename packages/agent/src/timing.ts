@@ -53,6 +53,15 @@ let previousPollEnd = sliceStart;
 /** Whether the latest poll really waited (then its I/O arrived at its end). */
 let pollWaited = true;
 
+/** The kinds of callback the loop calls: the hook tells them apart by their resource's class. */
+const enum Kind {
+  Timer,
+  Io,
+  Immediate,
+  /** not a macrotask: a promise reaction or a process.nextTick callback, run in the turn of the callback before it */
+  Reaction,
+}
+
 /**
  * What kind of macrotask ran last. The loop's phases come in a fixed order, timers → poll (I/O) →
  * check (immediates) → close, so a poll has happened between two macrotasks when I/O follows a
@@ -66,12 +75,7 @@ let pollWaited = true;
  * iteration. The same immediate runs the agent's once-per-iteration work (`everyIteration`),
  * outside any transaction.
  */
-const enum Macrotask {
-  Timer,
-  Io,
-  Immediate,
-}
-let lastMacrotask = Macrotask.Immediate;
+let lastMacrotask = Kind.Immediate;
 /**
  * The latest I/O callback, while nothing but I/O (and the ticks and promise reactions after it)
  * has run since: its async id, resource and scope. The same id next (an HTTP parser calls back
@@ -116,27 +120,27 @@ const ImmediateClass: unknown = (() => {
 function polledBefore(resource: { fd?: unknown }, cls: unknown, asyncId: number, scope: Scope | undefined): boolean {
   const last = lastMacrotask;
   if (cls === ImmediateClass) {
-    lastMacrotask = Macrotask.Immediate;
+    lastMacrotask = Kind.Immediate;
     lastIo = null;
     lastIoId = -1;
-    return last === Macrotask.Timer || (last === Macrotask.Immediate && resource === marker);
+    return last === Kind.Timer || (last === Kind.Immediate && resource === marker);
   }
   if (cls === TimeoutClass) {
-    lastMacrotask = Macrotask.Timer;
+    lastMacrotask = Kind.Timer;
     lastIo = null;
     lastIoId = -1;
     return false;
   }
-  if (last !== Macrotask.Io) {
+  if (last !== Kind.Io) {
     // a handle's close callback (close phase, after the check phase) looks like I/O: a closed
     // stream handle has no file descriptor any more
-    if (last === Macrotask.Immediate && typeof resource.fd === 'number' && resource.fd < 0) return false;
-    lastMacrotask = Macrotask.Io;
+    if (last === Kind.Immediate && typeof resource.fd === 'number' && resource.fd < 0) return false;
+    lastMacrotask = Kind.Io;
   }
   lastIo = resource;
   lastIoId = asyncId;
   lastIoScope = scope;
-  return last !== Macrotask.Io;
+  return last !== Kind.Io;
 }
 
 /** `work` runs once per loop iteration, after the poll, outside any transaction (null: nothing). */
@@ -152,23 +156,28 @@ export function wakeNextIteration(): void {
   if (marker !== null && !marker.hasRef()) marker.ref();
 }
 
-/** The earliest time the work about to run could have run, for a callback of `tx`. */
-function readySince(resource: unknown, tx: Transaction): number {
-  // promise reactions run as soon as the callback that settled them returns
-  if (resource instanceof Promise) return Infinity;
-  const r = resource as { _onTimeout?: unknown; _idleStart?: number; _idleTimeout?: number; _onImmediate?: unknown; callback?: unknown };
-  if (typeof r._onTimeout === 'function' && typeof r._idleStart === 'number' && typeof r._idleTimeout === 'number') {
-    // a timer is ready at its due time: exact to libuv's millisecond clock; when the loop was
-    // waiting for it, it ran on time
-    const due = r._idleStart + r._idleTimeout + uvToPerf;
-    return pollWaited ? Math.max(due, pollEnd) : due;
+/** The earliest time a callback of `tx`, of kind `kind`, could have run. */
+function readySince(kind: Kind, resource: unknown, tx: Transaction): number {
+  switch (kind) {
+    // promise reactions and process.nextTick callbacks run as soon as the callback before them
+    // returns: nothing can delay them
+    case Kind.Reaction:
+      return Infinity;
+    case Kind.Timer: {
+      // a timer is ready at its due time: exact to libuv's millisecond clock; when the loop was
+      // waiting for it, it ran on time
+      const r = resource as { _idleStart: unknown; _idleTimeout: unknown };
+      if (typeof r._idleStart !== 'number' || typeof r._idleTimeout !== 'number') return Infinity;
+      const due = r._idleStart + r._idleTimeout + uvToPerf;
+      return pollWaited ? Math.max(due, pollEnd) : due;
+    }
+    // an immediate was queued by a slice of the transaction and waits for the poll phase to pass
+    case Kind.Immediate:
+      return tx.lastSliceEnd;
+    // I/O: its completion is known only to have happened between two polls
+    case Kind.Io:
+      return ioReadySince();
   }
-  // an immediate was queued by a slice of the transaction and waits for the poll phase to pass
-  if (typeof r._onImmediate === 'function') return tx.lastSliceEnd;
-  // process.nextTick callbacks run as soon as the current callback returns: nothing can delay them
-  if (typeof r.callback === 'function') return Infinity;
-  // I/O: its completion is known only to have happened between two polls
-  return ioReadySince();
 }
 
 /** When the I/O being delivered now became ready, at the earliest (see docs/metrics.md). */
@@ -212,8 +221,12 @@ export function watchLongTasks(thresholdMs: number, sink: LongTaskSink | null): 
   longTasks = sink;
 }
 
-/** The owner of the loop changes (or the loop has polled): close the running slice, open the next. */
-function switchTo(tx: Transaction | null, idle: number, resource: unknown, polled: boolean, t = now()): void {
+/**
+ * The owner of the loop changes (or the loop has polled): close the running slice, open the next.
+ * `resource` and `kind`: the callback the loop is calling (resource null: a slice entered by hand,
+ * whatever its kind).
+ */
+function switchTo(tx: Transaction | null, idle: number, resource: unknown, kind: Kind, polled: boolean, t = now()): void {
   const idled = idle - idleAtSliceStart;
   if (idled > 0 || polled) {
     previousPollEnd = pollEnd;
@@ -232,7 +245,7 @@ function switchTo(tx: Transaction | null, idle: number, resource: unknown, polle
     prev.lastSliceEnd = end;
     if (prev.blockedUntil < end) prev.blockedUntil = end;
   }
-  if (tx !== null && resource !== null && tx.open) addBlocking(tx, readySince(resource, tx), t);
+  if (tx !== null && resource !== null && tx.open) addBlocking(tx, readySince(kind, resource, tx), t);
   owner = tx;
   sliceStart = t;
   idleAtSliceStart = idle;
@@ -268,6 +281,7 @@ const hook = createHook({
       const tx = scope === undefined ? null : scope.tx;
       let polled = false;
       let idle = idleAtSliceStart;
+      let kind = Kind.Io;
       if (!again) {
         // promise reactions and nextTick callbacks (whose resource is a plain object) run in the
         // same turn as the callback before them: the loop cannot have polled in between, so
@@ -276,16 +290,18 @@ const hook = createHook({
         // streams' ticks, created before the request was seen)
         const cls = (resource as { constructor?: unknown }).constructor;
         if (cls === Object || cls === Promise || (cls !== ImmediateClass && cls !== TimeoutClass && resource instanceof Promise)) {
-          if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, false);
+          if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, Kind.Reaction, false);
           return;
         }
         polled = polledBefore(resource, cls, asyncId, scope);
+        if (cls === ImmediateClass) kind = Kind.Immediate;
+        else if (cls === TimeoutClass) kind = Kind.Timer;
         idle = idleRead = nodeTiming.idleTime;
         idleReadId = asyncId;
       }
       // the request's own connection (its parser finishing the message) goes on with the request
       if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
-      if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, polled);
+      if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, kind, polled);
     } catch {
       hookErrors++;
     }
@@ -319,7 +335,7 @@ export function stopTiming(): void {
 export function enter(tx: Transaction, startsWithIo = false, acceptReady?: number): Transaction | null {
   const prev = owner;
   // a new request's transaction was created a moment ago: its start is now, and saves a clock read
-  switchTo(tx, idleNow(), null, false, startsWithIo ? tx.start : now());
+  switchTo(tx, idleNow(), null, Kind.Io, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
     tx.ioResource = current.resource;
     const io = ioReadySince();
@@ -331,12 +347,12 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
 
 /** The synchronous part started by `enter` is over; `prev` owns the loop again. */
 export function leave(prev: Transaction | null): void {
-  if (owner !== prev) switchTo(prev, idleNow(), null, false);
+  if (owner !== prev) switchTo(prev, idleNow(), null, Kind.Io, false);
 }
 
 /** The slice running now, closed as of now: for a transaction ending inside its own slice. */
 export function settleRunningSlice(tx: Transaction): void {
-  if (owner === tx) switchTo(tx, idleNow(), null, false);
+  if (owner === tx) switchTo(tx, idleNow(), null, Kind.Io, false);
 }
 
 // ---- from raw observations to the record ----------------------------------------------------------

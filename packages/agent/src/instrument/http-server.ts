@@ -1,7 +1,8 @@
 /**
  * A transaction for every request of every node:http and node:https server, so any framework on
  * top is covered. The handler runs inside the transaction's context; the response's end is taken
- * in `end()` (no listener per request unless the write could not complete at once).
+ * when Node hands its last bytes to the socket (no listener per request unless the kernel could not
+ * take them at once).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -31,6 +32,10 @@ type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boole
 
 export function instrumentHttpServer(tracker: Tracker, onError: () => void): () => void {
   const restore: Array<() => void> = [];
+  // without Node's `_finish` (not in any Node this runs on today), every response waits for `finish`
+  const responseProto = http.ServerResponse.prototype as unknown as { _finish?: () => void };
+  const originalFinish = responseProto._finish;
+  const finishPatched = typeof originalFinish === 'function';
   for (const proto of [http.Server.prototype, https.Server.prototype] as Array<{ emit: Emit }>) {
     const original = proto.emit;
     proto.emit = function emit(this: unknown, event: string | symbol, req?: unknown, res?: unknown): boolean {
@@ -46,6 +51,7 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
         if (tx !== undefined) {
           (res as TracedResponse)[TX] = tx;
           tx.response = res as http.ServerResponse;
+          if (!finishPatched) (res as TracedResponse).on('finish', onFinish);
           // the transaction owns the loop from here: what the parser does after the handler
           // returns is work for this request too
           const socket = request.socket as unknown as TracedSocket | null;
@@ -69,30 +75,28 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     });
   }
 
-  // The response is finished for the client when its last byte is handed to the kernel. When
-  // end() manages that at once (the usual case) that moment is now, and Node's `finish` would come
-  // only after the slice that called end() is over; otherwise `finish` tells.
-  const responseProto = http.ServerResponse.prototype as unknown as { end: (...args: unknown[]) => unknown };
-  const originalEnd = responseProto.end;
-  responseProto.end = function end(this: TracedResponse): unknown {
-    const result = Reflect.apply(originalEnd, this, arguments);
-    try {
-      const tx = this[TX];
-      if (tx !== undefined && tx.responseEnd < 0 && this.writableEnded) {
-        // a pipelined response that waits for the ones before it has no socket yet: it is written
-        // (and `finish` emitted) when its turn comes
-        const socket = this.socket;
-        if (socket !== null && socket.writableLength === 0) tx.finishResponse(this.statusCode);
-        else this.once('finish', onFinish);
+  // The response is finished for the client when its last byte is handed to the kernel. Node calls
+  // `_finish` once all of it is handed to the socket: from end() (the usual case), or, for a
+  // pipelined response that waited for the ones before it, when its turn came. When the socket
+  // took it all at once that moment is now, and Node's `finish` would come only after the slice is
+  // over; otherwise (the kernel's buffer is full) `finish` tells.
+  if (finishPatched) {
+    responseProto._finish = function _finish(this: TracedResponse): void {
+      originalFinish!.call(this);
+      try {
+        const tx = this[TX];
+        if (tx !== undefined && tx.responseEnd < 0) {
+          if (this.socket !== null && this.socket.writableLength === 0) tx.finishResponse(this.statusCode);
+          else this.on('finish', onFinish);
+        }
+      } catch {
+        onError();
       }
-    } catch {
-      onError();
-    }
-    return result;
-  };
-  restore.push(() => {
-    responseProto.end = originalEnd;
-  });
+    };
+    restore.push(() => {
+      responseProto._finish = originalFinish;
+    });
+  }
 
   return () => {
     for (const undo of restore) undo();
