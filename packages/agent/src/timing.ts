@@ -17,7 +17,7 @@
 import { createHook, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { current, enableStorage, outside, scopeOf, type Scope } from './context.js';
+import { current, enableStorage, outside, promiseScopeOf, scopeOf, takeRecentTick, tickScopeOf, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -273,8 +273,20 @@ const hook = createHook({
       // read): known already, and the loop has not polled in between, so libuv's idle counter has
       // not moved
       const again = asyncId === lastIoId;
+      const tick = again ? null : takeRecentTick(asyncId);
+      if (tick !== null) {
+        // a nextTick callback: it runs in the turn of the callback before it (see below)
+        const scope = tickScopeOf(tick);
+        current.id = asyncId;
+        current.resource = tick;
+        current.scope = scope;
+        if (scope !== undefined && scope.tx !== owner) switchTo(scope.tx, idleAtSliceStart, tick, Kind.Reaction, false);
+        return;
+      }
       const resource = again ? (lastIo as object) : executionAsyncResource();
-      const scope = again ? lastIoScope : scopeOf(resource);
+      // the class first: the scope of a tick or a promise is read where only its kind is seen
+      const cls = again ? null : (resource as { constructor?: unknown }).constructor;
+      const scope = again ? lastIoScope : cls === Object ? tickScopeOf(resource) : cls === Promise ? promiseScopeOf(resource) : scopeOf(resource);
       current.id = asyncId;
       current.resource = resource;
       current.scope = scope;
@@ -288,7 +300,6 @@ const hook = createHook({
         // libuv's idle counter need not be read. One that belongs to no transaction is charged to
         // the transaction running: in that turn it is mostly Node's own work for the request (its
         // streams' ticks, created before the request was seen)
-        const cls = (resource as { constructor?: unknown }).constructor;
         if (cls === Object || cls === Promise || (cls !== ImmediateClass && cls !== TimeoutClass && resource instanceof Promise)) {
           if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, Kind.Reaction, false);
           return;
