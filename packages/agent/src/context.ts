@@ -33,13 +33,14 @@ type Resource = Record<typeof SCOPE, Scope | undefined>;
 /**
  * The callback running now as last seen, by async id, resource and scope: an async id stands for
  * one resource, so while `executionAsyncId()` is still `id` the other two hold without asking Node
- * (`executionAsyncResource()` is not free). Whatever changes a resource's scope updates this.
+ * (`executionAsyncResource()` is not free). Whatever changes a resource's scope updates this. The
+ * resource is null when the hook did not need it (a tick): then it is asked for when needed.
  */
 export const current: { id: number; resource: object | null; scope: Scope | undefined } = { id: -1, resource: null, scope: undefined };
 
 /** The resource of the callback running now. */
-function runningResource(id: number): Resource {
-  return (id === current.id ? current.resource : executionAsyncResource()) as Resource;
+export function runningResource(id = executionAsyncId()): object {
+  return id === current.id && current.resource !== null ? current.resource : executionAsyncResource();
 }
 
 /** The scope of the running code (undefined: none). */
@@ -118,7 +119,7 @@ export function enableStorage(): void {
 /** `fn.call(self, a, b, c)` inside `scope`: the hot path of every request. */
 export function runInScope<S, A, B, C, R>(scope: Scope | undefined, fn: (this: S, a: A, b: B, c: C) => R, self: S, a: A, b: B, c: C): R {
   const id = executionAsyncId();
-  const resource = runningResource(id);
+  const resource = runningResource(id) as Resource;
   const previous = resource[SCOPE];
   resource[SCOPE] = scope;
   current.id = id;

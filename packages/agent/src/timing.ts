@@ -17,7 +17,7 @@
 import { createHook, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
-import { current, enableStorage, outside, promiseScopeOf, scopeOf, takeRecentTick, tickScopeOf, type Scope } from './context.js';
+import { current, enableStorage, outside, promiseScopeOf, runningResource, scopeOf, takeRecentTick, tickScopeOf, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
 export const now: () => number = performance.now.bind(performance);
@@ -277,9 +277,11 @@ const hook = createHook({
       if (tick !== null) {
         // a nextTick callback: it runs in the turn of the callback before it (see below)
         const scope = tickScopeOf(tick);
+        // (stores of new objects into the long-lived `current` cost a write barrier each: the tick
+        // is not kept, and the scope is mostly the same as the last callback's)
         current.id = asyncId;
-        current.resource = tick;
-        current.scope = scope;
+        current.resource = null;
+        if (current.scope !== scope) current.scope = scope;
         if (scope !== undefined && scope.tx !== owner) switchTo(scope.tx, idleAtSliceStart, tick, Kind.Reaction, false);
         return;
       }
@@ -289,7 +291,7 @@ const hook = createHook({
       const scope = again ? lastIoScope : cls === Object ? tickScopeOf(resource) : cls === Promise ? promiseScopeOf(resource) : scopeOf(resource);
       current.id = asyncId;
       current.resource = resource;
-      current.scope = scope;
+      if (current.scope !== scope) current.scope = scope;
       const tx = scope === undefined ? null : scope.tx;
       let polled = false;
       let idle = idleAtSliceStart;
@@ -348,7 +350,7 @@ export function enter(tx: Transaction, startsWithIo = false, acceptReady?: numbe
   // a new request's transaction was created a moment ago: its start is now, and saves a clock read
   switchTo(tx, idleNow(), null, Kind.Io, false, startsWithIo ? tx.start : now());
   if (startsWithIo) {
-    tx.ioResource = current.resource;
+    tx.ioResource = runningResource();
     const io = ioReadySince();
     const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
     if (ready < tx.start) countBlocking(tx, ready, tx.start);
