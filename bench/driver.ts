@@ -6,7 +6,7 @@ import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { spin, type ServerMessage } from './servers/harness.js';
@@ -46,7 +46,9 @@ export const VARIANTS: Variant[] = [
 export function pickVariants(names: string): Variant[] {
   return names.split(',').map((name) => {
     if (!name.startsWith('agent:')) return pick(VARIANTS, name, (v) => v.name, 'variant')[0]!;
-    return { name, execArgv: ['--import', pathToFileURL(name.slice('agent:'.length)).href], env: { LOOPSCOPE_SERVICE: 'bench' } };
+    const file = name.slice('agent:'.length);
+    if (!existsSync(file)) throw new Error(`variant ${name}: no such file ${file} (agent:FILE wants another build's register.js)`);
+    return { name, execArgv: ['--import', pathToFileURL(file).href], env: { LOOPSCOPE_SERVICE: 'bench' } };
   });
 }
 

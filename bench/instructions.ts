@@ -24,7 +24,8 @@
  * driver. The agent does not flush during the run (LOOPSCOPE_FLUSH_MS of 11 days): what a flush
  * costs depends on the endpoints, not on the requests, and a flush inside a measured window (with
  * the flush stretched to 50 s, one round in three) ran code that had not run yet, in V8's
- * interpreter, and added 70 k instructions per hello request: half the agent's cost again. The sampling profiler cannot be stretched: its
+ * interpreter: about 70 k instructions more per hello request, twice the agent's own cost. The
+ * sampling profiler cannot be stretched: its
  * 100 samples a second land on 50× fewer requests and cost more under load than idle. The
  * loop-health variants' per-request figures do not repeat from run to run here (the 10 ms probe
  * under the slow clock, it seems): the default variants are `none` and `loopscope-noloop`.

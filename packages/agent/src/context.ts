@@ -94,20 +94,19 @@ export function takeRecentTick(asyncId: number): object | null {
 
 const propagation = createHook({
   init(asyncId, type, _triggerAsyncId, resource) {
+    const scope = currentScope();
     if (type === 'TickObject') {
       const slot = asyncId & (RECENT - 1);
       recentIds[slot] = asyncId;
       recentTicks[slot] = resource;
-    }
-    const scope = currentScope();
-    if (scope !== undefined) {
-      if (type === 'TickObject') setTickScope(resource, scope);
-      else if (type === 'PROMISE') setPromiseScope(resource, scope);
+      if (scope !== undefined) setTickScope(resource, scope);
+    } else if (scope !== undefined) {
+      if (type === 'PROMISE') setPromiseScope(resource, scope);
       else (resource as Resource)[SCOPE] = scope;
     }
     // an object given a new async id (a timer re-armed after it fired) forgets its old scope; ticks
     // and promises are new objects (and most of the resources of a request)
-    else if (type !== 'TickObject' && type !== 'PROMISE' && (resource as Resource)[SCOPE] !== undefined) (resource as Resource)[SCOPE] = undefined;
+    else if (type !== 'PROMISE' && (resource as Resource)[SCOPE] !== undefined) (resource as Resource)[SCOPE] = undefined;
   },
 });
 
