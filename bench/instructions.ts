@@ -4,8 +4,8 @@
  * `npm run bench` measures CPU time, which on a shared 2-vCPU machine moves by ±15 % from run to
  * run. This benchmark counts instructions instead: the server runs under valgrind's callgrind,
  * which counts every instruction the process executes whatever else the machine is doing: two
- * rounds of the same build agree within 0.2 % (hello, with or without the agent), so a change of
- * 1 % in the agent's cost shows.
+ * rounds of the same build in one run agree within 0.2 % (hello, with or without the agent), and
+ * separate runs within about 1.5 %: compare builds in one run (`agent:FILE` variants).
  *
  * For each scenario (servers/hello.ts, servers/async.ts, as in overhead.ts) and variant:
  *   1. the server starts under callgrind (V8 optimizing on the main thread, so that when it compiles
