@@ -127,7 +127,7 @@ export const LongTaskSchema = Type.Object(
     /** the transaction it ran for; absent when it ran for none (startup, a timer of no request) */
     endpoint: Type.Optional(Name(512)),
     traceId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16,64}$' })),
-    /** the function that ran: the one the sampling profiler saw most, or the callback the loop called */
+    /** the function that ran: the innermost one the sampling profiler saw on the stack in at least half of its samples, or the callback the loop called */
     function: Name(512),
     /** file:line:column, when known */
     location: Type.Optional(Type.String({ maxLength: 2048 })),

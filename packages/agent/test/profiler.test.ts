@@ -1,0 +1,96 @@
+/**
+ * Naming a long task from its samples. The profiles here are built in the shape V8's profiler
+ * delivers (a call tree, sample ids, time deltas), from stacks of the kind seen in the loop tests,
+ * so that the rare cases (a sample that lost its innermost frames, a sample in the garbage
+ * collector) are met every time. The end-to-end naming with V8's real profiler is tested in
+ * packages/cli/test/loop.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { culprits, type Profile, type ProfileNode } from '../src/loop/profiler.js';
+
+const APP = 'file:///srv/app.mjs';
+
+/** A frame: "name" is the app's (on line 1 + its index in `names`), "node:name" the runtime's, "(name)" V8's own. */
+function frame(name: string, names: string[]): ProfileNode['callFrame'] {
+  if (name.startsWith('(')) return { functionName: name, url: '', lineNumber: -1, columnNumber: -1 };
+  if (name.startsWith('node:')) return { functionName: name.slice(5), url: 'node:internal/x', lineNumber: 0, columnNumber: 0 };
+  return { functionName: name === 'anon' ? '' : name, url: APP, lineNumber: names.indexOf(name), columnNumber: 0 };
+}
+
+/** A profile of samples, each [time in ms, stack outermost first]; a stack is a path in the call tree. */
+function profileOf(samples: Array<[number, string[]]>): Profile {
+  const names = [...new Set(samples.flatMap(([, stack]) => stack))].filter((name) => !name.startsWith('(') && !name.startsWith('node:'));
+  const root: ProfileNode = { id: 1, callFrame: frame('(root)', names), children: [] };
+  const nodes = [root];
+  const ids: number[] = [];
+  for (const [, stack] of samples) {
+    let node = root;
+    for (const name of stack) {
+      const callFrame = frame(name, names);
+      let child = node.children!.map((id) => nodes[id - 1]!).find((n) => n.callFrame.functionName === callFrame.functionName && n.callFrame.url === callFrame.url);
+      if (child === undefined) {
+        child = { id: nodes.length + 1, callFrame, children: [] };
+        nodes.push(child);
+        node.children!.push(child.id);
+      }
+      node = child;
+    }
+    ids.push(node.id);
+  }
+  const times = samples.map(([ms]) => ms * 1000);
+  return { nodes, startTime: 0, samples: ids, timeDeltas: times.map((t, i) => t - (i === 0 ? 0 : times[i - 1]!)) };
+}
+
+const window = (fromMs: number, toMs: number) => ({ from: fromMs * 1000, to: toMs * 1000 });
+const handler = ['node:parserOnIncoming', 'node:emit', 'anon'];
+
+test('a busy loop is named by its function, a sample in a builtin counting for its caller', () => {
+  const profile = profileOf([
+    [10, ['(idle)']],
+    [60, [...handler, 'crunchNumbers', 'node:now']],
+    [110, [...handler, 'crunchNumbers']],
+  ]);
+  const [culprit] = culprits(profile, [window(20, 140)]);
+  assert.equal(culprit?.function, 'crunchNumbers');
+  assert.equal(culprit?.location, `${APP}:2:1`);
+  assert.deepEqual(culprit?.stack, [`crunchNumbers (${APP}:2:1)`, `(anonymous) (${APP}:1:1)`, 'emit (node:internal/x:1:1)', 'parserOnIncoming (node:internal/x:1:1)']);
+});
+
+test('a sample that lost its innermost frame does not outvote the true one, in either order', () => {
+  const lost = [...handler];
+  const inLoop = [...handler, 'crunchNumbers', 'node:now', 'node:now'];
+  for (const samples of [[[50, inLoop], [100, lost]], [[50, lost], [100, inLoop]]] as Array<Array<[number, string[]]>>) {
+    const [culprit] = culprits(profileOf(samples), [window(0, 123)]);
+    assert.equal(culprit?.function, 'crunchNumbers', JSON.stringify(samples));
+  }
+});
+
+test('samples outside the window, in the garbage collector or in the runtime alone do not count', () => {
+  const profile = profileOf([
+    [5, [...handler, 'other']],
+    [40, ['(garbage collector)']],
+    [60, ['node:processTimers', 'node:listOnTimeout']],
+    [80, [...handler, 'crunchNumbers']],
+    [200, [...handler, 'other']],
+  ]);
+  const [culprit, none] = culprits(profile, [window(30, 130), window(35, 70)]);
+  assert.equal(culprit?.function, 'crunchNumbers');
+  assert.equal(none, undefined, 'a window with no sample of app code has no culprit');
+});
+
+test('a task spread over several functions is named by the innermost one most of it ran in', () => {
+  const spread = profileOf([
+    [10, [...handler, 'render', 'a']],
+    [20, [...handler, 'render', 'b']],
+    [30, [...handler, 'render', 'c']],
+    [40, [...handler, 'parse']],
+  ]);
+  assert.equal(culprits(spread, [window(0, 50)])[0]?.function, 'render', 'three of four samples are in render, none of its callees holds half');
+  const even = profileOf([
+    [10, [...handler, 'render', 'a']],
+    [20, [...handler, 'parse']],
+    [30, [...handler, 'render', 'a']],
+  ]);
+  assert.equal(culprits(even, [window(0, 50)])[0]?.function, 'a', 'two of three samples are in a');
+});
