@@ -17,6 +17,11 @@ export function burn(ms: number): void {
   while (performance.now() < end);
 }
 
+/** The middle value (the upper one of an even count): a shared machine can stall any single run, never most. */
+export function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
 export async function startUpstream(): Promise<{ url: string; close(): void }> {
   const child = spawn(process.execPath, [fixture('upstream.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
