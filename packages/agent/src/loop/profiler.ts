@@ -2,9 +2,10 @@
  * Which function made a long task long: V8's sampling CPU profiler runs at a coarse interval, the
  * long-task threshold (50 ms by default: every long task holds a sample, one twice as long two),
  * and when long tasks happened, the samples inside each task's window name the innermost function
- * on the stack in at least half of them, and its stack. What sampling costs grows with its rate: on the puppies benchmark (`npm run
- * bench:loop`, two servers sharing a core) loop health cost +1.2 to +1.8 % CPU per request with a
- * sample every 10 ms, +1.2 % every 25 ms, +0.6 % every 50 ms, and +0.4 % without the profiler.
+ * on the stack in at least half of them, and its stack. What sampling costs grows with its rate:
+ * on the puppies benchmark (`npm run bench:loop`, two servers sharing a core) loop health cost +1.2
+ * to +1.8 % CPU per request with a sample every 10 ms, +1.2 % every 25 ms, +0.6 % every 50 ms, and
+ * +0.4 % without the profiler.
  *
  * Starting V8's profiler from nothing logs every compiled function (30-40 ms of a busy loop in an
  * app of some size): that happens once, when the agent starts. After that the profile is rotated,
