@@ -1,7 +1,9 @@
 /**
- * The libraries the agent patches through module hooks (./modules.ts), one file each. Libraries that
- * publish diagnostics channels (node:http, undici's fetch, Fastify, node-redis's commands) subscribe instead and
- * are not listed here.
+ * The libraries the agent patches through module hooks (./modules.ts), one file each. Not listed
+ * here, because no module hook is needed for them: what the agent follows through diagnostics
+ * channels (outbound node:http requests, the end of a fetch, Fastify, node-redis's commands) and
+ * Node's own objects it wraps in place when it starts (the node:http and node:https servers, the
+ * global fetch, the timers). docs/instrumentation.md lists them all.
  */
 import { express4, router2 } from './express.js';
 import { koa, koaRouter } from './koa.js';
