@@ -52,7 +52,7 @@ export function pickVariants(names: string): Variant[] {
   });
 }
 
-/** The servers in servers/*.ts: `hello` and `async` for the agent's cost per request (issue 2), `puppies` for what event-loop health costs on the talk's endpoint. */
+/** The servers in servers/*.ts: `hello` and `async` for the agent's cost per request (targets in docs/benchmarks.md), `puppies` for what event-loop health costs on the puppy service's async endpoint. */
 export const SCENARIOS = ['hello', 'async', 'puppies'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** What runs when no --scenarios is given. */

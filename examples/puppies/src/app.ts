@@ -1,4 +1,5 @@
-// The puppy service from the talk. Human = CPU, puppy = request, feeding = I/O, cuddling = CPU.
+// The puppy service from Amy Boyle's talk "Monitoring Asynchronous Applications".
+// Human = CPU, puppy = request, feeding = I/O, cuddling = CPU.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { wrap } from 'loopscope';

@@ -1,7 +1,7 @@
 /**
- * The talk's puppy service under the agent: the critical path of the chores (the slowest of three
- * parallel callback-style calls), of ten sequential fetches (all of them, in order), and the
- * cuddle after the response.
+ * The puppy service (from Amy Boyle's talk "Monitoring Asynchronous Applications") under the
+ * agent: the critical path of the chores (the slowest of three parallel callback-style calls), of
+ * ten sequential fetches (all of them, in order), and the cuddle after the response.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';

@@ -1,5 +1,6 @@
 /**
- * Agent configuration: environment first (GUIDE 3.1), code second (`start(options)`).
+ * Agent configuration: environment first (the LOOPSCOPE_* variables of the README's table), code
+ * second (`start(options)`).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

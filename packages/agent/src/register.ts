@@ -1,6 +1,7 @@
 /**
  * Zero-code start: `node --import loopscope/register app.js` (ESM or CommonJS app) or
- * `node --require loopscope/register app.cjs`. Configuration comes from the environment (GUIDE 3.1).
+ * `node --require loopscope/register app.cjs`. Configuration comes from the environment (the
+ * LOOPSCOPE_* variables of the README's table, read by config.ts).
  */
 import { isMainThread } from 'node:worker_threads';
 import { start } from './agent.js';

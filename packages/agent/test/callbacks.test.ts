@@ -1,6 +1,7 @@
 /**
- * Callback-style code (the talk's `feed_puppy(callback=...)`): a library that calls back from its
- * own context loses the request; `wrap` brings it back, and the transaction waits for the callback.
+ * Callback-style code (`feed_puppy(callback=...)` in Amy Boyle's talk "Monitoring Asynchronous
+ * Applications"): a library that calls back from its own context loses the request; `wrap` brings it
+ * back, and the transaction waits for the callback.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';

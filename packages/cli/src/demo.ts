@@ -1,7 +1,8 @@
 /**
  * `loopscope demo`: the whole data flow on one machine. The collector on the embedded default, the
- * talk's puppy service under the agent (a process of its own, with its upstream in another), and
- * traffic driven at it, with a progress line that shows the live numbers the query API answers.
+ * puppy service of Amy Boyle's talk "Monitoring Asynchronous Applications" under the agent (a
+ * process of its own, with its upstream in another), and traffic driven at it, with a progress line
+ * that shows the live numbers the query API answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

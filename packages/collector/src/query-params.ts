@@ -1,5 +1,5 @@
 /**
- * Reads the query string of the query API (GUIDE 3.3) into typed queries, or an HttpError (400)
+ * Reads the query string of the query API (docs/collector.md) into typed queries, or an HttpError (400)
  * that says which parameter is wrong and what would be right.
  */
 import { HttpError } from './http-error.js';

@@ -1,5 +1,5 @@
 /**
- * The collector's HTTP face (Fastify): `POST /v1/ingest`, the query API of GUIDE 3.3 and the
+ * The collector's HTTP face (Fastify): `POST /v1/ingest`, the query API (docs/collector.md) and the
  * dashboard on one port. Every error of ingest and the API is answered as `{ "error": "<message>" }`:
  * 4xx for what the client got wrong, 500 only for a fault of the collector itself (logged).
  */

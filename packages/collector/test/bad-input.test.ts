@@ -265,7 +265,7 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
   assert.equal(series.step, 5000, 'a 15-minute default range gets 5 s steps (≤ 300 points)');
   assert.equal(series.q, 0.95);
   assert.ok(series.points.length >= 180 && series.points.length <= 181);
-  // a service that sent no loop data: the guide's shape, nothing measured
+  // a service that sent no loop data: the documented shape (docs/collector.md), nothing measured
   assert.deepEqual((await get(`${collector.url}/api/loop?service=s`)).body, {
     delay: { p50: 0, p95: 0, p99: 0, max: 0, mean: 0 },
     utilization: 0,

@@ -1,5 +1,5 @@
 /**
- * The public query API of the collector (GUIDE 3.3), typed. The dashboard uses nothing else: what
+ * The public query API of the collector (docs/collector.md), typed. The dashboard uses nothing else: what
  * it shows, a user's script can compute from the same answers.
  */
 

@@ -1,4 +1,7 @@
-/** One colour per quantity, the same in every chart, bar and legend (after the talk's diagrams). */
+/**
+ * One colour per quantity, the same in every chart, bar and legend (after the diagrams of Amy Boyle's
+ * talk "Monitoring Asynchronous Applications").
+ */
 export const COLORS = {
   response: '#b22222',
   duration: '#1f2f8f',

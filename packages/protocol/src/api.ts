@@ -1,5 +1,5 @@
 /**
- * The answers of the query API (GUIDE 3.3, docs/collector.md): what the collector serves and what
+ * The answers of the query API (docs/collector.md states it): what the collector serves and what
  * the dashboard and users' scripts read. All times in ms; timestamps in ms since the epoch.
  */
 import type { ExternalByKind, MetricName } from './types.js';
@@ -13,7 +13,7 @@ export interface ServiceSummary {
   instances: number;
   /**
    * What those instances' agents could not ship (queue full while the collector was unreachable),
-   * counted since each started: an addition to GUIDE 3.3, so that lost data is visible.
+   * counted since each started, so that lost data is visible.
    */
   dropped: { batches: number; transactions: number; traces: number };
   /**
@@ -33,7 +33,7 @@ export interface EndpointSummary {
   cpu: Quantiles | null;
   external: Quantiles | null;
   blocking: Quantiles | null;
-  /** beyond GUIDE 3.3: mean external time per request by kind of call (ms); kinds never seen are absent */
+  /** mean external time per request by kind of call (ms); kinds never seen are absent */
   externalByKind: ExternalByKind;
 }
 

@@ -31,7 +31,7 @@ export interface WireSketch {
   bins: number[];
 }
 
-/** The summary of one metric the query API returns (GUIDE 3.3). */
+/** The summary of one metric the query API returns (docs/collector.md). */
 export interface Quantiles {
   p50: number;
   p95: number;

@@ -13,7 +13,7 @@ export interface Part {
   label: string;
   color: string;
   ms: number;
-  /** drawn hatched, as the talk draws blocking */
+  /** drawn hatched, as Amy Boyle's talk "Monitoring Asynchronous Applications" draws blocking */
   hatched?: boolean;
 }
 

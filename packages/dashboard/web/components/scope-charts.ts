@@ -1,7 +1,8 @@
 /**
  * The live charts of a service or of one endpoint: the chosen percentile of response, duration,
- * cpu, external and blocking on one chart (the talk's "95% percentile" chart), throughput, and
- * error rate (errors ÷ requests, point by point). A click on a point picks its moment.
+ * cpu, external and blocking on one chart (the "95% percentile" chart of Amy Boyle's talk
+ * "Monitoring Asynchronous Applications"), throughput, and error rate (errors ÷ requests, point by
+ * point). A click on a point picks its moment.
  */
 import * as api from '../api.js';
 import { timeChart } from '../charts/timeseries.js';

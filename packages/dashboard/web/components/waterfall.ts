@@ -1,8 +1,9 @@
 /**
  * A trace's waterfall: the transaction and each of its segments as a bar on one time axis (ms from
  * the transaction start), children under their parent, coloured by kind. Segments on the critical
- * path — the chain that decided when the transaction finished — get the talk's red outline. Hover
- * shows a segment's numbers; a click pins them in the details panel.
+ * path — the chain that decided when the transaction finished — get a red outline, as in the
+ * diagrams of Amy Boyle's talk "Monitoring Asynchronous Applications". Hover shows a segment's
+ * numbers; a click pins them in the details panel.
  */
 import type { Segment, Trace } from '../api.js';
 import { COLORS } from '../colors.js';
