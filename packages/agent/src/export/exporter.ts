@@ -85,7 +85,7 @@ export class Exporter {
 
   /** Closes the interval into a batch and sends what is queued, within FINAL_FLUSH_MS. */
   async flush(): Promise<void> {
-    this.cut(true);
+    this.own(() => this.cut(true));
     await this.transport.flush(FINAL_FLUSH_MS);
   }
 
@@ -126,10 +126,16 @@ export class Exporter {
     // ends at the boundary itself, so that it is filed under the second it covers
     const flushMs = this.config.flushMs;
     const end = Math.round(Date.now() / flushMs) * flushMs;
-    this.cut(false, end);
+    this.own(() => this.cut(false, end));
     if (this.timer === null) return; // stopped
     this.timer = this.schedule(() => setTimeout(() => this.tick(), Math.max(1, end + flushMs - Date.now())));
     this.timer.unref();
+  }
+
+  /** Runs `fn`, the exporter's own work: when long tasks are watched, it is never one. */
+  private own(fn: () => void): void {
+    if (this.loop === undefined) fn();
+    else this.loop.longTasks.agentWork(fn);
   }
 
   private loopSample(start: number, end: number): WireLoop {

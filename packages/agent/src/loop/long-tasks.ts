@@ -3,7 +3,8 @@
  * the transaction it ran for (or none), the function that ran (named by the sampling profiler, or
  * the callback the loop called), and the transactions it kept waiting: every wait that overlaps a
  * recent long task is added to that task's count per endpoint, so "GET /report blocked 37 requests
- * for 1.2 s" is a fact, not a guess.
+ * for 1.2 s" is a fact, not a guess. The agent's own work (a flush, taking the profile) is never
+ * part of one: its time is taken out of the slice it ran in.
  */
 import { roundMs, type WireLongTask } from '@loopscope/protocol';
 import type { LongTaskSink } from '../timing.js';
@@ -16,10 +17,15 @@ const RECENT = 16;
 /** A task is shipped once this long has passed since it ended: the waits it caused are counted by then. */
 const SETTLE_MS = 250;
 const MAX_BLOCKED_ENDPOINTS = 100;
+/** Spans of the agent's own work kept to be taken out of the slices they ran in (the latest ones). */
+const OWN_WORK = 16;
 
 interface Task {
   start: number;
+  /** the app's busy time in it */
   ms: number;
+  /** how long the loop was busy from `start`: `ms`, and the agent's own work if it ran in between */
+  span: number;
   endpoint: string | undefined;
   traceId: string | undefined;
   /** what the loop called, when it is known */
@@ -42,16 +48,45 @@ export class LongTasks implements LongTaskSink {
   dropped = 0;
   private pending: Task[] = [];
   private readonly recent: Task[] = [];
+  /** when the agent's own work ran: [from, to, from, to, ...] (now() clock), oldest first */
+  private readonly own: number[] = [];
+  private readonly thresholdMs: number;
   private readonly profiler: Profiler | null;
 
-  constructor(profiler: Profiler | null) {
+  /** `thresholdMs`: LOOPSCOPE_LONG_TASK_MS, the shortest slice that is a long task. */
+  constructor(thresholdMs: number, profiler: Profiler | null) {
+    this.thresholdMs = thresholdMs;
     this.profiler = profiler;
   }
 
+  /**
+   * Runs `fn`, work of the agent's own (a flush, taking the profile), and returns what it returns:
+   * its time is taken out of the slice it runs in, so it never makes a long task, nor is it named
+   * as one. Two clock reads.
+   */
+  agentWork<T>(fn: () => T): T {
+    const from = performance.now();
+    try {
+      return fn();
+    } finally {
+      if (this.own.length >= 2 * OWN_WORK) this.own.splice(0, 2);
+      this.own.push(from, performance.now());
+    }
+  }
+
   slice(start: number, ms: number, owner: Transaction | null, resource: unknown): void {
+    const span = ms;
+    // the agent's work inside the slice (busy from `start` for `ms`) is not the app's: what is left
+    // may be too short to be a long task
+    for (let i = 0; i < this.own.length; i += 2) {
+      const overlap = Math.min(this.own[i + 1]!, start + span) - Math.max(this.own[i]!, start);
+      if (overlap > 0) ms -= overlap;
+    }
+    if (ms < this.thresholdMs) return;
     const task: Task = {
       start,
       ms,
+      span,
       endpoint: owner?.endpoint,
       traceId: owner?.traceId,
       callback: callbackName(resource),
@@ -68,7 +103,7 @@ export class LongTasks implements LongTaskSink {
 
   blocked(tx: Transaction, from: number, to: number): void {
     for (const task of this.recent) {
-      const overlap = Math.min(to, task.start + task.ms) - Math.max(from, task.start);
+      const overlap = Math.min(to, task.start + task.span) - Math.max(from, task.start);
       if (overlap <= 0) continue;
       let entry = task.blocked.get(tx.endpoint);
       if (entry === undefined) {
@@ -88,16 +123,16 @@ export class LongTasks implements LongTaskSink {
     // every task that has ended is explained now, settled or not: taking the profile uses up its samples
     const unexplained = this.pending.filter((t) => !t.explained);
     if (unexplained.length > 0 && this.profiler !== null) {
-      const culprits = this.profiler.explain(unexplained);
+      const culprits = this.profiler.explain(unexplained.map((t) => ({ start: t.start, ms: t.span })));
       unexplained.forEach((task, i) => {
         task.culprit = culprits[i];
         task.explained = true;
       });
     } else this.profiler?.maintain();
     const settledBefore = performance.now() - SETTLE_MS;
-    const ready = this.pending.filter((t) => t.start + t.ms < settledBefore);
+    const ready = this.pending.filter((t) => t.start + t.span < settledBefore);
     if (ready.length === 0) return [];
-    this.pending = this.pending.filter((t) => t.start + t.ms >= settledBefore);
+    this.pending = this.pending.filter((t) => t.start + t.span >= settledBefore);
     return ready.map((task): WireLongTask => {
       const culprit = task.culprit;
       const blocked = [...task.blocked]

@@ -1,0 +1,126 @@
+/**
+ * The agent's own work is never a long task of the app's. End to end: an unmodified app under
+ * `--import loopscope/register` ships its long tasks to a stand-in collector (a real HTTP server
+ * on 127.0.0.1 that keeps the batches), and among them are neither the agent's start (installing
+ * its hooks, starting the profiler) nor anything named after the agent's code, while a handler
+ * that burns 120 ms still is one, named by its function. And the agent's periodic work (a flush,
+ * taking the profile: too quick to be caught in the act end to end) is taken out of the slice it
+ * ran in.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import type { WireBatch, WireLongTask } from '@loopscope/protocol';
+import { LongTasks } from '../src/loop/long-tasks.js';
+import { burn, get } from './helpers.js';
+
+const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+/** The agent's own files, as the profiler names them (file URLs of the compiled agent). */
+const agentFiles = new URL('../src/', import.meta.url).href;
+
+/** A stand-in collector: the long tasks of every batch it is sent. */
+async function startSink(): Promise<{ url: string; longTasks: WireLongTask[]; batches(): number; close(): void }> {
+  const longTasks: WireLongTask[] = [];
+  let batches = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const batch = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as WireBatch;
+      batches++;
+      longTasks.push(...(batch.loop?.longTasks ?? []));
+      res.end('{"ok":true}');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    longTasks,
+    batches: () => batches,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const describe = (t: WireLongTask): string => `${t.ms} ms at ${t.at} of ${t.endpoint ?? 'no transaction'}: ${t.function} (${t.location ?? 'no location'})`;
+
+test("the agent's start and flushes are not long tasks of the app; a 120 ms handler is", async () => {
+  const sink = await startSink();
+  // frequent flushes: the profile is taken after every one that follows a long task
+  const child = spawn(process.execPath, ['--import', 'loopscope/register', 'long-task-app.mjs'], {
+    cwd: fixtures,
+    env: { ...process.env, LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_SERVICE: 'long-tasks', LOOPSCOPE_FLUSH_MS: '200' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    const [, port, firstLine] = /listening (\d+) first line at ([\d.]+)/.exec(line.toString())!;
+    const url = `http://127.0.0.1:${port}`;
+    // three long tasks, each followed by a flush that takes the profile to name it, with fast
+    // requests between them
+    for (let i = 0; i < 3; i++) {
+      await get(`${url}/busy`);
+      for (let k = 0; k < 10; k++) await get(`${url}/`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const busy = await until('the three long tasks of GET /busy', () => {
+      const found = sink.longTasks.filter((t) => t.endpoint === 'GET /busy');
+      return found.length === 3 ? found : undefined;
+    });
+    // two more flushes after them: whatever the agent did is shipped by now (tasks settle in 250 ms)
+    const seen = sink.batches();
+    await until('two more batches', () => (sink.batches() >= seen + 2 ? true : undefined));
+
+    for (const task of busy) {
+      assert.equal(task.function, 'crunchNumbers', describe(task));
+      assert.ok(task.location?.startsWith(`file://${fixtures}long-task-app.mjs:`), describe(task));
+    }
+    const all = sink.longTasks.map(describe).join('\n');
+    const blamed = sink.longTasks.filter((t) => t.location?.startsWith(agentFiles) === true);
+    assert.deepEqual(blamed.map(describe), [], `long tasks named after the agent's own code, of all:\n${all}`);
+    // before the app's first line ran, only Node and the agent did: nothing there is the app's
+    const beforeApp = sink.longTasks.filter((t) => t.at + t.ms <= Number(firstLine));
+    assert.deepEqual(beforeApp.map(describe), [], `long tasks over before the app's first line (${firstLine}), of all:\n${all}`);
+  } finally {
+    child.kill();
+    sink.close();
+  }
+});
+
+test("the agent's own work is taken out of the slice it ran in", async () => {
+  const tasks = new LongTasks(50, null);
+  // 60 ms of the agent's and 20 of the app's in one slice: not a long task
+  let start = performance.now();
+  tasks.agentWork(() => burn(60));
+  burn(20);
+  tasks.slice(start, performance.now() - start, null, null);
+  // 70 ms of the app's, then 60 of the agent's: a long task of the app's 70
+  start = performance.now();
+  burn(70);
+  tasks.agentWork(() => burn(60));
+  const busy = performance.now() - start;
+  tasks.slice(start, busy, null, null);
+  await new Promise((r) => setTimeout(r, 300)); // tasks are shipped once settled
+  const shipped = tasks.take();
+  assert.equal(shipped.length, 1, JSON.stringify(shipped));
+  assert.ok(shipped[0]!.ms >= 70 && shipped[0]!.ms <= busy - 60 + 0.01, `${shipped[0]!.ms} ms of a ${busy} ms slice`);
+  assert.equal(shipped[0]!.function, '(unknown)');
+});
