@@ -3,14 +3,15 @@
  * `node --require loopscope/register app.cjs`. Configuration comes from the environment (the
  * LOOPSCOPE_* variables of the README's table, read by config.ts).
  */
+import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
-import { start } from './agent.js';
 
 try {
-  // Preloads run in every thread, Node's module-hooks thread included (the agent registers
-  // import-in-the-middle's loader, which starts that thread, which would start an agent of its own
-  // under --require): the agent watches the main thread only.
-  if (isMainThread) start();
+  // Preloads under --require run in every thread, Node's module-hooks thread included (the agent
+  // registers import-in-the-middle's loader, which starts that thread): the agent watches the main
+  // thread only, and is loaded in no other (loading it there too made the main thread wait some
+  // 50 ms longer for the hooks thread to start).
+  if (isMainThread) (createRequire(import.meta.url)('./agent.js') as typeof import('./agent.js')).start();
 } catch (error) {
   // the app starts whatever happens to the agent
   process.emitWarning(`loopscope: the agent did not start: ${String(error)}`);
