@@ -80,6 +80,13 @@ export interface TransactionRecord<Inside extends number | null = number> {
   truncated: boolean;
   /** segments dropped because the transaction exceeded the per-transaction segment limit */
   droppedSegments: number;
+  /**
+   * When its own code ran on the event loop (cpu) and when it was ready but kept waiting (blocking),
+   * as [start, end] in ms from the transaction start, in time order; from agents (at most
+   * TIMELINE_LIMIT each, the rest counted in cpu and blocking only)
+   */
+  slices?: Array<[number, number]>;
+  waits?: Array<[number, number]>;
   /** ms from the start until the first byte of the response (its status line) was sent or received; senders outside the process */
   firstByte?: number;
   /** bytes of the request body and of the response body, as they went through; senders outside the process */
@@ -89,6 +96,9 @@ export interface TransactionRecord<Inside extends number | null = number> {
 
 /** A transaction as the collector keeps and returns it: from an agent, or from outside the process (inside metrics null). */
 export type TraceRecord = TransactionRecord<number | null>;
+
+/** At most this many slices and as many waits are listed per transaction (the first ones). */
+export const TIMELINE_LIMIT = 200;
 
 /** The version of the ingest wire format (docs/protocol.md) this code speaks. */
 export const WIRE_VERSION = 1;

@@ -7,7 +7,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
-import { SEGMENT_TEXT_LIMITS, WIRE_VERSION } from './types.js';
+import { SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
 
 /** The longest time a wire value may hold: 7 days in ms. */
 export const MAX_MS = 7 * 24 * 3600 * 1000;
@@ -69,6 +69,9 @@ export const IntervalSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** [start, end] pairs in ms from the transaction start, at most TIMELINE_LIMIT. */
+const Timeline = Type.Array(Type.Tuple([Ms, Ms]), { maxItems: TIMELINE_LIMIT });
+
 const Kind = Type.Union([Type.Literal('http'), Type.Literal('db'), Type.Literal('cache'), Type.Literal('queue'), Type.Literal('other')]);
 // (the agent assigns TransactionRecords to WireTraces: a kind missing here fails its build)
 
@@ -113,6 +116,9 @@ export const TraceSchema = Type.Object(
     firstByte: Type.Optional(Ms),
     requestBytes: Type.Optional(Bytes),
     responseBytes: Type.Optional(Bytes),
+    /** the transaction's own slices of the event loop and its waits behind other work (from agents) */
+    slices: Type.Optional(Timeline),
+    waits: Type.Optional(Timeline),
   },
   { additionalProperties: false },
 );
