@@ -69,6 +69,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     instrumentTimers(onError),
     instrumentModules(
       libraries.filter((lib) => enabled(lib.module)),
+      tracker,
       onError,
     ),
   );

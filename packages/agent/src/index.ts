@@ -7,7 +7,7 @@ import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
 import { running, start, type Agent } from './agent.js';
 import { currentScope, runIn } from './context.js';
 import { callInScope } from './instrument/calls.js';
-import { enter, leave } from './timing.js';
+import { isThenable, runTransaction } from './run.js';
 import { Routing } from './transaction.js';
 import type { TransactionListener } from './tracker.js';
 
@@ -20,40 +20,9 @@ function agent(): Agent | undefined {
   return running() ?? start();
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
-}
-
 /** Runs `fn` (sync or async) as a transaction of its own — a background job, a queue message, a script. */
 export function transaction<T>(name: string, fn: () => T): T {
-  const tx = agent()?.tracker.begin(name, false);
-  if (tx === undefined) return fn();
-  const prev = enter(tx);
-  let result: T;
-  try {
-    result = runIn(tx, fn);
-  } catch (error) {
-    tx.setError(error);
-    tx.finishResponse();
-    throw error;
-  } finally {
-    leave(prev);
-  }
-  if (isThenable(result)) {
-    tx.hold();
-    result.then(
-      () => {
-        tx.finishResponse();
-        tx.release();
-      },
-      (error: unknown) => {
-        tx.setError(error);
-        tx.finishResponse();
-        tx.release();
-      },
-    );
-  } else tx.finishResponse();
-  return result;
+  return runTransaction(agent()?.tracker, name, fn);
 }
 
 /** Times `fn` (sync or async) as a segment of the current transaction; `kind` says what it waits on. */

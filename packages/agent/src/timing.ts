@@ -20,7 +20,9 @@ import { criticalPath, roundMs, type ExternalByKind, type MetricName, type Segme
 import { current, enableStorage, outside, promiseScopeOf, runningResource, scopeOf, takeRecentTick, tickScopeOf, type Scope } from './context.js';
 import type { Segment, Transaction } from './transaction.js';
 
-export const now: () => number = performance.now.bind(performance);
+import { now } from './clock.js';
+
+export { now };
 const nodeTiming = performance.nodeTiming;
 
 /** A poll that waited at least this long (ms) was idle: the I/O it returned arrived at its end. */
@@ -52,14 +54,19 @@ let pollEnd = sliceStart;
 let previousPollEnd = sliceStart;
 /** Whether the latest poll really waited (then its I/O arrived at its end). */
 let pollWaited = true;
+/** The polls seen so far. */
+let polls = 0;
+
+/** How many polls the loop has made so far (as far as the agent sees them: see `polledBefore`). */
+export function pollCount(): number {
+  return polls;
+}
 
 /** The kinds of callback the loop calls: the hook tells them apart by their resource's class. */
 const enum Kind {
   Timer,
   Io,
   Immediate,
-  /** not a macrotask: a promise reaction or a process.nextTick callback, run in the turn of the callback before it */
-  Reaction,
 }
 
 /**
@@ -156,28 +163,60 @@ export function wakeNextIteration(): void {
   if (marker !== null && !marker.hasRef()) marker.ref();
 }
 
-/** The earliest time a callback of `tx`, of kind `kind`, could have run. */
-function readySince(kind: Kind, resource: unknown, tx: Transaction): number {
-  switch (kind) {
-    // promise reactions and process.nextTick callbacks run as soon as the callback before them
-    // returns: nothing can delay them
-    case Kind.Reaction:
-      return Infinity;
+/**
+ * The macrotask the loop is running (the callback it called: I/O, a timer, an immediate), which
+ * the promise reactions and nextTick callbacks after it run in the turn of; and a count of them. A
+ * transaction's code that runs in this turn (its own callback, a reaction, a callback a library
+ * calls for it) was ready at the earliest when this macrotask was; a call that completes in it
+ * completed then (docs/metrics.md, "When was a callback ready?").
+ */
+let macroKind = Kind.Io;
+let macroResource: unknown = null;
+let macroSerial = 0;
+
+/** The macrotask running now, as a serial number: a call made in the same one has waited for nothing. */
+export function callbackSerial(): number {
+  return macroSerial;
+}
+
+/** When the macrotask running now was ready to run, at the earliest (Infinity: not known). */
+function macroReady(): number {
+  switch (macroKind) {
     case Kind.Timer: {
       // a timer is ready at its due time: exact to libuv's millisecond clock; when the loop was
       // waiting for it, it ran on time
-      const r = resource as { _idleStart: unknown; _idleTimeout: unknown };
+      const r = macroResource as { _idleStart: unknown; _idleTimeout: unknown };
       if (typeof r._idleStart !== 'number' || typeof r._idleTimeout !== 'number') return Infinity;
       const due = r._idleStart + r._idleTimeout + uvToPerf;
       return pollWaited ? Math.max(due, pollEnd) : due;
     }
-    // an immediate was queued by a slice of the transaction and waits for the poll phase to pass
+    // an immediate waits for the poll phase to pass from whenever it was queued: not known here
     case Kind.Immediate:
-      return tx.lastSliceEnd;
+      return Infinity;
     // I/O: its completion is known only to have happened between two polls
-    case Kind.Io:
+    default:
       return ioReadySince();
   }
+}
+
+/** The earliest time code of `tx` running in this macrotask could have run. */
+function readySince(tx: Transaction): number {
+  // an immediate the transaction queued was ready from the end of the slice that queued it
+  if (macroKind === Kind.Immediate) return scopeOf(macroResource as object)?.tx === tx ? tx.lastSliceEnd : Infinity;
+  return macroReady();
+}
+
+/**
+ * When a call of an external kind that started at `start`, in macrotask `serial`, and ends now,
+ * was complete: when the macrotask it ends in was ready (its answer arrived), never before it
+ * started; now if it started in this same macrotask (it waited for nothing) or the macrotask's
+ * readiness is not known.
+ */
+export function completedAt(start: number, serial: number): number {
+  const t = now();
+  if (serial === macroSerial) return t;
+  const ready = macroReady();
+  return ready <= start ? start : ready < t ? ready : t;
 }
 
 /** When the I/O being delivered now became ready, at the earliest (see docs/metrics.md). */
@@ -223,15 +262,17 @@ export function watchLongTasks(thresholdMs: number, sink: LongTaskSink | null): 
 
 /**
  * The owner of the loop changes (or the loop has polled): close the running slice, open the next.
- * `resource` and `kind`: the callback the loop is calling (resource null: a slice entered by hand,
- * whatever its kind).
+ * `resource`: what the loop is calling (null: a slice entered by hand). `waited`: `tx` has been
+ * waiting for this (its callback, a reaction, a library calling it back), so the time since it was
+ * ready is blocking; not when it only resumes a slice it was running (`leave`, `settle`).
  */
-function switchTo(tx: Transaction | null, idle: number, resource: unknown, kind: Kind, polled: boolean, t = now()): void {
+function switchTo(tx: Transaction | null, idle: number, resource: unknown, waited: boolean, polled: boolean, t = now()): void {
   const idled = idle - idleAtSliceStart;
   if (idled > 0 || polled) {
     previousPollEnd = pollEnd;
     pollEnd = t;
     pollWaited = idled >= REAL_WAIT_MS;
+    polls++;
   }
   const prev = owner;
   const busy = t - sliceStart - idled;
@@ -239,13 +280,16 @@ function switchTo(tx: Transaction | null, idle: number, resource: unknown, kind:
     lastLongTaskEnd = sliceStart + busy;
     longTasks!.slice(sliceStart, busy, prev, sliceResource);
   }
-  if (prev !== null) {
-    if (busy > 0) prev.cpu += busy;
-    const end = sliceStart + (busy > 0 ? busy : 0);
-    prev.lastSliceEnd = end;
-    if (prev.blockedUntil < end) prev.blockedUntil = end;
+  // a slice of a transaction that was done before it and still is afterwards was a library's
+  // housekeeping (a socket closing): not the transaction's work
+  if (prev !== null && !(prev.afterDone && prev.isDone())) prev.ran(sliceStart, sliceStart + (busy > 0 ? busy : 0));
+  if (prev !== null) prev.afterDone = false;
+  if (tx !== null && tx.open) {
+    // a transaction that is done waits for nothing: its callbacks from now on are housekeeping,
+    // unless they start new work
+    if (tx.finishing && tx.isDone()) tx.afterDone = true;
+    else if (waited) addBlocking(tx, readySince(tx), t);
   }
-  if (tx !== null && resource !== null && tx.open) addBlocking(tx, readySince(kind, resource, tx), t);
   owner = tx;
   sliceStart = t;
   idleAtSliceStart = idle;
@@ -259,7 +303,7 @@ function addBlocking(tx: Transaction, ready: number, t: number): void {
 }
 
 function countBlocking(tx: Transaction, from: number, to: number): void {
-  tx.blocking += to - from;
+  tx.waited(from, to);
   if (lastLongTaskEnd > from) longTasks?.blocked(tx, from, to);
 }
 
@@ -282,7 +326,7 @@ const hook = createHook({
         current.id = asyncId;
         current.resource = null;
         if (current.scope !== scope) current.scope = scope;
-        if (scope !== undefined && scope.tx !== owner) switchTo(scope.tx, idleAtSliceStart, tick, Kind.Reaction, false);
+        if (scope !== undefined && scope.tx !== owner) switchTo(scope.tx, idleAtSliceStart, tick, true, false);
         return;
       }
       const resource = again ? (lastIo as object) : executionAsyncResource();
@@ -295,7 +339,6 @@ const hook = createHook({
       const tx = scope === undefined ? null : scope.tx;
       let polled = false;
       let idle = idleAtSliceStart;
-      let kind = Kind.Io;
       if (!again) {
         // promise reactions and nextTick callbacks (whose resource is a plain object) run in the
         // same turn as the callback before them: the loop cannot have polled in between, so
@@ -303,18 +346,19 @@ const hook = createHook({
         // the transaction running: in that turn it is mostly Node's own work for the request (its
         // streams' ticks, created before the request was seen)
         if (cls === Object || cls === Promise || (cls !== ImmediateClass && cls !== TimeoutClass && resource instanceof Promise)) {
-          if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, Kind.Reaction, false);
+          if (tx !== owner && tx !== null) switchTo(tx, idleAtSliceStart, resource, true, false);
           return;
         }
         polled = polledBefore(resource, cls, asyncId, scope);
-        if (cls === ImmediateClass) kind = Kind.Immediate;
-        else if (cls === TimeoutClass) kind = Kind.Timer;
+        macroKind = lastMacrotask;
+        macroResource = resource;
+        macroSerial++;
         idle = idleRead = nodeTiming.idleTime;
         idleReadId = asyncId;
       }
       // the request's own connection (its parser finishing the message) goes on with the request
       if (tx === null && owner !== null && resource === owner.ioResource && !polled && idle === idleAtSliceStart) return;
-      if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, kind, polled);
+      if (tx !== owner || idle !== idleAtSliceStart || polled) switchTo(tx, idle, resource, true, polled);
     } catch {
       hookErrors++;
     }
@@ -339,33 +383,50 @@ export function stopTiming(): void {
 }
 
 /**
- * `tx` runs from now inside the current callback (a request arriving, `transaction(fn)`, a wrapped
- * callback called from elsewhere); what ran of the callback before belongs to the previous owner,
- * which is returned for `leave`. A request is I/O: the wait before its first slice is blocking,
- * from when its bytes were ready — or, for the first request of a connection, from when the
- * connection was ready to be accepted (`acceptReady`), if that was earlier.
+ * `tx` runs from now inside the current callback (`transaction(fn)`, a wrapped callback or a
+ * library's callback called from elsewhere); what ran of the callback before belongs to the
+ * previous owner, which is returned for `leave`. If `tx` was waiting, the time since this callback
+ * was ready is its blocking.
  */
-export function enter(tx: Transaction, startsWithIo = false, acceptReady?: number): Transaction | null {
+export function enter(tx: Transaction): Transaction | null {
   const prev = owner;
-  // a new request's transaction was created a moment ago: its start is now, and saves a clock read
-  switchTo(tx, idleNow(), null, Kind.Io, false, startsWithIo ? tx.start : now());
-  if (startsWithIo) {
-    tx.ioResource = runningResource();
-    const io = ioReadySince();
-    const ready = acceptReady !== undefined && acceptReady < io ? acceptReady : io;
-    if (ready < tx.start) countBlocking(tx, ready, tx.start);
+  switchTo(tx, idleNow(), null, true, false);
+  return prev;
+}
+
+/**
+ * A new transaction `tx`, created a moment ago for I/O that arrived (a request, a message), runs
+ * from now; returns the previous owner for `leave`. It starts when that I/O was ready, not when the
+ * loop got to it: the wait in between is blocking, and the user waited it too. Ready at the
+ * earliest since the poll that returned it (docs/metrics.md); never before `notBefore`, when the
+ * caller knows better (a request on a kept-alive connection cannot have arrived before the
+ * previous response on it was sent); from `acceptReady` if that was earlier (the first request of a
+ * connection that was itself accepted late).
+ */
+export function enterArrived(tx: Transaction, notBefore = -Infinity, acceptReady = Infinity): Transaction | null {
+  const prev = owner;
+  // created a moment ago: its creation time is now, and saves a clock read
+  const seen = tx.start;
+  switchTo(tx, idleNow(), null, false, false, seen);
+  tx.ioResource = runningResource();
+  const io = ioReadySince();
+  let ready = acceptReady < io ? acceptReady : io;
+  if (ready < notBefore) ready = notBefore;
+  if (ready < seen) {
+    tx.startedAt(ready);
+    countBlocking(tx, ready, seen);
   }
   return prev;
 }
 
 /** The synchronous part started by `enter` is over; `prev` owns the loop again. */
 export function leave(prev: Transaction | null): void {
-  if (owner !== prev) switchTo(prev, idleNow(), null, Kind.Io, false);
+  if (owner !== prev) switchTo(prev, idleNow(), null, false, false);
 }
 
 /** The slice running now, closed as of now: for a transaction ending inside its own slice. */
 export function settleRunningSlice(tx: Transaction): void {
-  if (owner === tx) switchTo(tx, idleNow(), null, Kind.Io, false);
+  if (owner === tx) switchTo(tx, idleNow(), null, false, false);
 }
 
 // ---- from raw observations to the record ----------------------------------------------------------
@@ -481,7 +542,16 @@ export function buildRecord(tx: Transaction, service: string, m: Measures): Tran
     criticalPath: path,
     truncated: tx.truncated,
     droppedSegments: tx.droppedSegments,
+    ...(tx.slices !== null ? { slices: timeline(tx.slices, tx.start) } : {}),
+    ...(tx.waits !== null ? { waits: timeline(tx.waits, tx.start) } : {}),
   };
+}
+
+/** start, end pairs on the now() clock → [start, end] in ms from the transaction's start. */
+function timeline(flat: number[], txStart: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([round(flat[i]! - txStart), round(flat[i + 1]! - txStart)]);
+  return out;
 }
 
 function segmentRecord(seg: Segment, txStart: number, end: number): SegmentRecord {

@@ -5,7 +5,7 @@
 import type { TransactionRecord } from '@loopscope/protocol';
 import { outside } from './context.js';
 import type { Exporter } from './export/exporter.js';
-import { buildRecord, everyIteration, measure, now, settleRunningSlice, wakeNextIteration } from './timing.js';
+import { buildRecord, callbackSerial, completedAt, everyIteration, measure, now, settleRunningSlice, wakeNextIteration } from './timing.js';
 import { Transaction, type TransactionOwner } from './transaction.js';
 
 export type TransactionListener = (record: TransactionRecord) => void;
@@ -24,12 +24,16 @@ export class Tracker implements TransactionOwner {
    */
   private readonly open: Transaction[] = [];
   private finishing: Transaction[] = [];
-  private delivering: Transaction[] = [];
+  private due: Transaction[] = [];
+  private spare: Transaction[] = [];
   private readonly listeners: TransactionListener[] = [];
   private readonly service: string;
   private readonly maxLingerMs: number;
   private readonly maxOpen: number;
   private sweeper: NodeJS.Timeout | null = null;
+  /** What the loop tells a transaction's segments (TransactionOwner). */
+  readonly callbackSerial = callbackSerial;
+  readonly completedAt = completedAt;
   /** Where finished transactions are aggregated and shipped (none when the collector is `off`). */
   exporter: Exporter | undefined;
   /** Requests not traced because maxOpenTransactions were already open. */
@@ -47,13 +51,15 @@ export class Tracker implements TransactionOwner {
   /**
    * Finished transactions are delivered by the agent's once-per-iteration work, after the poll: by
    * then the slice that finished them is over, and listeners never run inside the app's callbacks
-   * or the async hook. While some wait, that work keeps the loop awake (a script's last transaction
+   * or the async hook. They wait one iteration more: after a response the loop polls first, so the
+   * client's next request finds it waiting, not busy with the agent's work, and is dated exactly
+   * (docs/metrics.md). While some wait, that work keeps the loop awake (a script's last transaction
    * is delivered before the process exits).
    */
   start(): void {
     this.sweeper = outside(() => realSetInterval(() => this.sweep(), 1000));
     this.sweeper.unref();
-    everyIteration(this.deliverFinishing);
+    everyIteration(this.deliverDue);
   }
 
   stop(): void {
@@ -86,17 +92,21 @@ export class Tracker implements TransactionOwner {
 
   /** Delivers every transaction that is done now. */
   flush(): void {
-    this.deliverFinishing();
+    this.deliverDue();
+    this.deliverDue();
   }
 
-  private readonly deliverFinishing = (): void => {
-    if (this.finishing.length === 0) return;
+  /** Delivers those done in the previous iteration; those of this one are due in the next. */
+  private readonly deliverDue = (): void => {
+    if (this.due.length === 0 && this.finishing.length === 0) return;
     // a listener may finish more transactions: they wait for the next round
-    const batch = this.finishing;
-    this.finishing = this.delivering;
-    this.delivering = batch;
+    const batch = this.due;
+    this.due = this.finishing;
+    this.finishing = this.spare;
     for (let i = 0; i < batch.length; i++) this.deliver(batch[i]!);
     batch.length = 0;
+    this.spare = batch;
+    if (this.due.length > 0) wakeNextIteration();
   };
 
   /** Closes the transaction and hands the record to the listeners. */

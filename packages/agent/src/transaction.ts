@@ -4,9 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { EXTERNAL_KINDS, type SegmentKind } from '@loopscope/protocol';
+import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
 import type { Scope } from './context.js';
-import { now } from './timing.js';
+import { now } from './clock.js';
 
 /** Trace ids: 16 random hex digits per process, then a counter; built only when a record is. */
 const tracePrefix = randomBytes(8).toString('hex');
@@ -23,6 +23,8 @@ export class Segment implements Scope {
   readonly kind: SegmentKind;
   readonly external: boolean;
   readonly start: number;
+  /** the loop callback it started in (see `finish`) */
+  private readonly startedIn: number;
   /** -1 while in flight */
   end = -1;
   error: string | undefined;
@@ -41,14 +43,19 @@ export class Segment implements Scope {
     this.kind = kind;
     this.external = EXTERNAL_KINDS.includes(kind);
     this.start = now();
+    this.startedIn = tx.owner.callbackSerial();
   }
 
   readonly segment: Segment = this;
 
-  /** Ends the segment (idempotent). */
+  /**
+   * Ends the segment (idempotent). A call to the outside ends when its answer was ready (the loop
+   * callback it ends in was), not when the code got to run: from then on the transaction is
+   * blocked, not waiting on the call. An `other` segment spans the code as it ran.
+   */
   finish(error?: unknown): void {
     if (this.end >= 0) return;
-    this.end = now();
+    this.end = this.external ? this.tx.owner.completedAt(this.start, this.startedIn) : now();
     if (error !== undefined && error !== null) this.error = describeError(error);
     this.tx.release();
   }
@@ -77,10 +84,14 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
-/** What the tracker needs to hear from a transaction. */
+/** What the tracker needs to hear from a transaction, and what the loop says to it. */
 export interface TransactionOwner {
   maybeDone(tx: Transaction): void;
   maxSegments: number;
+  /** The loop callback running now, as a serial number. */
+  callbackSerial(): number;
+  /** When a call that started at `start`, in loop callback `serial`, and ends now, had its answer ready. */
+  completedAt(start: number, serial: number): number;
 }
 
 interface TimerLike {
@@ -89,7 +100,8 @@ interface TimerLike {
 }
 
 export class Transaction implements Scope {
-  readonly start = now();
+  /** When it started: when the server saw the request, or earlier, when the request was ready (`startedAt`). */
+  start = now();
   private readonly serial = ++traceCounter;
   readonly owner: TransactionOwner;
   readonly isHttp: boolean;
@@ -105,6 +117,8 @@ export class Transaction implements Scope {
   openSlot = -1;
   /** Waiting in the tracker's list of transactions to deliver. */
   finishing = false;
+  /** The slice running now began after it was done (timing.ts). */
+  afterDone = false;
 
   /** What the loop called when the request arrived (its connection): more of it is the request's work. */
   ioResource: object | null = null;
@@ -117,6 +131,9 @@ export class Transaction implements Scope {
   responseEnd = -1;
   cpu = 0;
   blocking = 0;
+  /** Its slices of the loop and its waits behind other work, as start, end pairs (the first TIMELINE_LIMIT of each). */
+  slices: number[] | null = null;
+  waits: number[] | null = null;
   /** Blocking is counted up to here already (and the transaction's own slices up to here). */
   blockedUntil: number;
   lastSliceEnd: number;
@@ -142,6 +159,29 @@ export class Transaction implements Scope {
 
   readonly tx: Transaction = this;
   readonly segment = null;
+
+  /** Its code ran on the loop from `start` to `end`. */
+  ran(start: number, end: number): void {
+    if (end > start) {
+      this.cpu += end - start;
+      if (this.slices === null) this.slices = [start, end];
+      else if (this.slices.length < 2 * TIMELINE_LIMIT) this.slices.push(start, end);
+    }
+    this.lastSliceEnd = end;
+    if (this.blockedUntil < end) this.blockedUntil = end;
+  }
+
+  /** It was ready from `from` to `to`, while the loop ran something else. */
+  waited(from: number, to: number): void {
+    this.blocking += to - from;
+    if (this.waits === null) this.waits = [from, to];
+    else if (this.waits.length < 2 * TIMELINE_LIMIT) this.waits.push(from, to);
+  }
+
+  /** It started earlier than it was seen: at `t`, when the I/O that began it was ready. */
+  startedAt(t: number): void {
+    this.start = t;
+  }
 
   get traceId(): string {
     return traceIdOf(this.serial);
@@ -203,6 +243,7 @@ export class Transaction implements Scope {
     this.ioResource = null;
     this.segments = [];
     this.timers = null;
+    this.slices = this.waits = null;
   }
 
   /** Done: response finished, nothing in flight, no live timer. */

@@ -92,14 +92,15 @@ test('batches carry every transaction once, valid sketches, the slowest and the 
   const app = await startApp({ LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_TOKEN: 's3cret' });
   const slowMs = [10, 30, 60, 90, 20];
   for (let i = 0; i < 30; i++) assert.equal(await get(`${app.url}/fast`), 'fast');
-  // what the client saw of each: the server's response cannot have lasted longer
-  const seen = await Promise.all(
-    slowMs.map(async (ms) => {
-      const sent = performance.now();
-      await get(`${app.url}/slow?ms=${ms}`);
-      return performance.now() - sent;
-    }),
-  );
+  // what the client saw of each: the server's response cannot have lasted longer. One at a time:
+  // a request that arrives while the loop is busy is dated from the loop's previous poll, up to an
+  // iteration before it was sent (docs/metrics.md), and this test is about what is shipped
+  const seen: number[] = [];
+  for (const ms of slowMs) {
+    const sent = performance.now();
+    await get(`${app.url}/slow?ms=${ms}`);
+    seen.push(performance.now() - sent);
+  }
   for (let i = 0; i < 4; i++) await get(`${app.url}/error`);
   await get(`${app.url}/exit`);
   // the app ends by itself: its last interval is shipped before it exits

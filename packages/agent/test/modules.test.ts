@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { after, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { instrumentModules, wrapMethod } from '../src/instrument/modules.js';
+import { Tracker } from '../src/tracker.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const requireFixture = createRequire(fixtures);
@@ -15,6 +16,8 @@ const requireFixture = createRequire(fixtures);
 const importLibs = (): Promise<{ cjs: { Client: new () => { query(sql: string): string } }; greet(name: string): string }> =>
   import(pathToFileURL(`${fixtures}import-libs.mjs`).href);
 
+/** What instrumentations are handed to run message transactions with (none run here). */
+const tracker = new Tracker({ service: 'modules', maxLingerMs: 1000, maxSegments: 10, maxOpenTransactions: 10 });
 let caught = 0;
 const calls: string[] = [];
 const patched: string[] = [];
@@ -54,6 +57,7 @@ const uninstall = instrumentModules(
     },
     { module: 'fake-old', majors: [2], patch: () => assert.fail('fake-old 1.x is not supported and must be left alone') },
   ],
+  tracker,
   () => caught++,
 );
 after(uninstall);
@@ -96,6 +100,7 @@ test('a patch that throws is counted and the app still gets the module', () => {
         },
       },
     ],
+    tracker,
     () => caught++,
   );
   try {

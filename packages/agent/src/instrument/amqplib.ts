@@ -5,7 +5,8 @@
  * the broker confirms); each message a consumer receives runs as a transaction of its own, named
  * `AMQP consume <queue>`.
  */
-import { transaction } from '../index.js';
+import { runTransaction } from '../run.js';
+import type { Tracker } from '../tracker.js';
 import { activeScope, finishThenCall, finishWhenReturned, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 
@@ -50,24 +51,25 @@ function wrapConfirmPublish(original: Fn): Fn {
 }
 
 /** Each delivered message runs `callback` as a transaction of its own (one wrapper per consumer). */
-function wrapConsume(original: Fn): Fn {
-  return function consume(this: unknown, queue: unknown, callback: unknown, ...rest: unknown[]): unknown {
+function wrapConsume(tracker: Tracker): (original: Fn) => Fn {
+  return (original) =>
+    function consume(this: unknown, queue: unknown, callback: unknown, ...rest: unknown[]): unknown {
     if (typeof callback !== 'function') return original.call(this, queue, callback, ...rest);
     const name = `AMQP consume ${String(queue)}`;
     const onMessage = function (this: unknown, message: unknown): unknown {
       // null: the broker cancelled the consumer; no message, no transaction
       if (message === null) return (callback as Fn).call(this, message);
-      return transaction(name, () => (callback as Fn).call(this, message));
+      return runTransaction(tracker, name, () => (callback as Fn).call(this, message), true);
     };
     return original.call(this, queue, onMessage, ...rest);
   };
 }
 
-function patchModel(exports: Exports): void {
+function patchModel(exports: Exports, _version: string, tracker: Tracker): void {
   const channel = exports.Channel as ChannelClass;
   const confirm = exports.ConfirmChannel as ChannelClass;
   wrapMethod(channel.prototype, 'publish', wrapPublish(confirm));
-  wrapMethod(channel.prototype, 'consume', wrapConsume);
+  wrapMethod(channel.prototype, 'consume', wrapConsume(tracker));
   wrapMethod(confirm.prototype, 'publish', wrapConfirmPublish);
 }
 

@@ -8,24 +8,43 @@ import http from 'node:http';
 import https from 'node:https';
 import { endpointName } from '@loopscope/protocol';
 import { runInScope } from '../context.js';
-import { enter, ioReadySince } from '../timing.js';
+import { enterArrived, ioReadySince, pollCount } from '../timing.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
 
 const TX = Symbol('loopscope.transaction');
-/** On a new connection: since when it was ready to be accepted (its first request waited from then). */
+/**
+ * On a new connection: since when it was ready to be accepted, and in which poll. Its first request,
+ * read in the next poll, may have come with it (a busy loop accepts it late and reads it one poll
+ * later): then it waited since the connection was ready.
+ */
 const ACCEPT_READY = Symbol('loopscope.acceptReady');
+const ACCEPT_POLL = Symbol('loopscope.acceptPoll');
+/**
+ * On a kept-alive connection: when the latest response on it was finished. A client that waits for
+ * each answer before it asks again (all but pipelining ones) sent the next request after that.
+ */
+const ANSWERED = Symbol('loopscope.answered');
 
 interface TracedSocket {
   [ACCEPT_READY]?: number | undefined;
+  [ACCEPT_POLL]?: number;
+  [ANSWERED]?: number;
 }
 
 interface TracedResponse extends http.ServerResponse {
   [TX]?: Transaction;
 }
 
+function finished(res: TracedResponse, tx: Transaction): void {
+  tx.finishResponse(res.statusCode);
+  const socket = res.socket as unknown as TracedSocket | null;
+  if (socket !== null) socket[ANSWERED] = tx.responseEnd;
+}
+
 function onFinish(this: TracedResponse): void {
-  this[TX]?.finishResponse(this.statusCode);
+  const tx = this[TX];
+  if (tx !== undefined) finished(this, tx);
 }
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
@@ -41,7 +60,10 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     proto.emit = function emit(this: unknown, event: string | symbol, req?: unknown, res?: unknown): boolean {
       if (event !== 'request') {
         // a connection accepted late (the loop was busy) made its first request wait too
-        if (event === 'connection' && req !== null && typeof req === 'object') (req as TracedSocket)[ACCEPT_READY] = ioReadySince();
+        if (event === 'connection' && req !== null && typeof req === 'object') {
+          (req as TracedSocket)[ACCEPT_READY] = ioReadySince();
+          (req as TracedSocket)[ACCEPT_POLL] = pollCount();
+        }
         return Reflect.apply(original, this, arguments) as boolean;
       }
       let tx: Transaction | undefined;
@@ -55,9 +77,12 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
           // the transaction owns the loop from here: what the parser does after the handler
           // returns is work for this request too
           const socket = request.socket as unknown as TracedSocket | null;
-          const acceptReady = socket?.[ACCEPT_READY];
-          if (acceptReady !== undefined) socket![ACCEPT_READY] = undefined;
-          enter(tx, true, acceptReady);
+          let acceptReady = socket?.[ACCEPT_READY];
+          if (acceptReady !== undefined) {
+            socket![ACCEPT_READY] = undefined;
+            if (pollCount() - socket![ACCEPT_POLL]! > 1) acceptReady = undefined;
+          }
+          enterArrived(tx, socket?.[ANSWERED], acceptReady);
         }
       } catch {
         onError();
@@ -86,7 +111,7 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
       try {
         const tx = this[TX];
         if (tx !== undefined && tx.responseEnd < 0) {
-          if (this.socket !== null && this.socket.writableLength === 0) tx.finishResponse(this.statusCode);
+          if (this.socket !== null && this.socket.writableLength === 0) finished(this, tx);
           else this.on('finish', onFinish);
         }
       } catch {

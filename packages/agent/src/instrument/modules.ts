@@ -11,6 +11,7 @@ import { register } from 'node:module';
 import { join } from 'node:path';
 import { Hook as ImportHook } from 'import-in-the-middle';
 import { Hook as RequireHook } from 'require-in-the-middle';
+import type { Tracker } from '../tracker.js';
 
 /** A module's exports: the object `require` returns, or an ESM namespace. */
 export type Exports = Record<string | symbol, unknown>;
@@ -24,9 +25,9 @@ export interface ModuleInstrumentation {
    * Patches the package's entry exports (module.exports for CommonJS, the namespace for ESM).
    * Called once per loaded copy of the package.
    */
-  patch?(exports: Exports, version: string): void;
+  patch?(exports: Exports, version: string, tracker: Tracker): void;
   /** Patches files inside the package (`lib/router/layer.js`), for CommonJS packages only. */
-  readonly files?: Readonly<Record<string, (exports: Exports, version: string) => void>>;
+  readonly files?: Readonly<Record<string, (exports: Exports, version: string, tracker: Tracker) => void>>;
 }
 
 const WRAPPED = Symbol('loopscope.wrapped');
@@ -75,7 +76,7 @@ let loaderRegistered = false;
  * why the agent is loaded first (`--import loopscope/register`). Returns the uninstaller (hooks
  * stop patching new loads; what is patched stays patched).
  */
-export function instrumentModules(list: readonly ModuleInstrumentation[], onError: () => void): () => void {
+export function instrumentModules(list: readonly ModuleInstrumentation[], tracker: Tracker, onError: () => void): () => void {
   if (list.length === 0) return () => {};
   const byName = new Map(list.map((inst) => [inst.module, inst]));
   const run = (fn: () => void): void => {
@@ -94,8 +95,8 @@ export function instrumentModules(list: readonly ModuleInstrumentation[], onErro
     const version = versionOf(baseDir);
     if (inst === undefined || !supported(inst, version)) return exports;
     run(() => {
-      if (slash < 0) inst.patch?.(exports as Exports, version);
-      else inst.files?.[name.slice(slash + 1)]?.(exports as Exports, version);
+      if (slash < 0) inst.patch?.(exports as Exports, version, tracker);
+      else inst.files?.[name.slice(slash + 1)]?.(exports as Exports, version, tracker);
     });
     return exports;
   });
@@ -111,7 +112,7 @@ export function instrumentModules(list: readonly ModuleInstrumentation[], onErro
     if (inst === undefined || !supported(inst, version)) return;
     // a CommonJS package imported from ESM: its module.exports is the namespace's default
     const exports = format === 'commonjs' && namespace.default !== undefined ? (namespace.default as Exports) : namespace;
-    run(() => inst.patch?.(exports, version));
+    run(() => inst.patch?.(exports, version, tracker));
   });
 
   return () => {

@@ -5,7 +5,8 @@
  * `callback` runs each message as a transaction of its own, named `NATS subscribe <subject>`
  * (iterator subscriptions run in the subscriber's own loop and are not transactions).
  */
-import { transaction } from '../index.js';
+import { runTransaction } from '../run.js';
+import type { Tracker } from '../tracker.js';
 import { activeScope, finishOnSettle, finishWhenReturned, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 
@@ -43,13 +44,14 @@ function wrapRequest(original: Fn): Fn {
   };
 }
 
-function wrapSubscribe(original: Fn): Fn {
-  return function subscribe(this: Connection, subject: unknown, opts?: { callback?: Fn }): unknown {
+function wrapSubscribe(tracker: Tracker): (original: Fn) => Fn {
+  return (original) =>
+    function subscribe(this: Connection, subject: unknown, opts?: { callback?: Fn }): unknown {
     const callback = opts?.callback;
     if (typeof callback !== 'function') return original.call(this, subject, opts);
     const name = `NATS subscribe ${String(subject)}`;
     const onMessage = function (this: unknown, err: unknown, msg: unknown): unknown {
-      return transaction(name, () => callback.call(this, err, msg));
+      return runTransaction(tracker, name, () => callback.call(this, err, msg), true);
     };
     return original.call(this, subject, { ...opts, callback: onMessage });
   };
@@ -59,11 +61,11 @@ export const nats: ModuleInstrumentation = {
   module: 'nats',
   majors: [2],
   files: {
-    'lib/nats-base-client/nats.js'(exports: Exports) {
+    'lib/nats-base-client/nats.js'(exports: Exports, _version: string, tracker: Tracker) {
       const proto = (exports.NatsConnectionImpl as { prototype: { publish: Fn; request: Fn; subscribe: Fn } }).prototype;
       wrapMethod(proto, 'publish', wrapPublish);
       wrapMethod(proto, 'request', wrapRequest);
-      wrapMethod(proto, 'subscribe', wrapSubscribe);
+      wrapMethod(proto, 'subscribe', wrapSubscribe(tracker));
     },
   },
 };
