@@ -9,7 +9,7 @@
  * request:
  * - the creating code's scope is usually known without asking Node for the running resource: the
  *   agent's `before` hook (timing.ts) records each callback's async id, resource and scope in
- *   `current`, and while that id is still the running one they hold;
+ *   `callback`, and while that id is still the running one they hold;
  * - a resource created outside any transaction is left alone (no property added), unless it is
  *   an object being given a new async id that had a scope before.
  * Measured on the bench's hello server: a minimal agent built this way (a context per request and
@@ -36,16 +36,16 @@ type Resource = Record<typeof SCOPE, Scope | undefined>;
  * (`executionAsyncResource()` is not free). Whatever changes a resource's scope updates this. The
  * resource is null when the hook did not need it (a tick): then it is asked for when needed.
  */
-export const current: { id: number; resource: object | null; scope: Scope | undefined } = { id: -1, resource: null, scope: undefined };
+export const callback: { id: number; resource: object | null; scope: Scope | undefined } = { id: -1, resource: null, scope: undefined };
 
 /** The resource of the callback running now. */
 export function runningResource(id = executionAsyncId()): object {
-  return id === current.id && current.resource !== null ? current.resource : executionAsyncResource();
+  return id === callback.id && callback.resource !== null ? callback.resource : executionAsyncResource();
 }
 
 /** The scope of the running code (undefined: none). */
 export function currentScope(): Scope | undefined {
-  return executionAsyncId() === current.id ? current.scope : (executionAsyncResource() as Resource)[SCOPE];
+  return executionAsyncId() === callback.id ? callback.scope : (executionAsyncResource() as Resource)[SCOPE];
 }
 
 /** The scope a resource was created in (undefined: none). */
@@ -121,17 +121,17 @@ export function runInScope<S, A, B, C, R>(scope: Scope | undefined, fn: (this: S
   const resource = runningResource(id) as Resource;
   const previous = resource[SCOPE];
   resource[SCOPE] = scope;
-  current.id = id;
-  current.resource = resource;
-  current.scope = scope;
+  callback.id = id;
+  callback.resource = resource;
+  callback.scope = scope;
   try {
     return fn.call(self, a, b, c);
   } finally {
-    // callbacks run inside `fn` (a nested MakeCallback) have moved `current` on
+    // callbacks run inside `fn` (a nested MakeCallback) have moved `callback` on
     resource[SCOPE] = previous;
-    current.id = id;
-    current.resource = resource;
-    current.scope = previous;
+    callback.id = id;
+    callback.resource = resource;
+    callback.scope = previous;
   }
 }
 

@@ -5,14 +5,16 @@
 import type { TransactionRecord } from '@loopscope/protocol';
 import { outside } from './context.js';
 import type { Exporter } from './export/exporter.js';
-import { buildRecord, callbackSerial, completedAt, everyIteration, measure, now, settleRunningSlice, wakeNextIteration } from './timing.js';
-import { Transaction, type TransactionOwner } from './transaction.js';
+import { now } from './clock.js';
+import { buildRecord, measure } from './measure.js';
+import { callbackSerial, completedAt, everyIteration, settleRunningSlice, wakeNextIteration } from './timing.js';
+import { Transaction, type TransactionHost } from './transaction.js';
 
 export type TransactionListener = (record: TransactionRecord) => void;
 
 const realSetInterval = globalThis.setInterval;
 
-export class Tracker implements TransactionOwner {
+export class Tracker implements TransactionHost {
   readonly maxSegments: number;
   /**
    * The open transactions, in no order (a closed one's slot takes the last one), and those done but
@@ -31,7 +33,7 @@ export class Tracker implements TransactionOwner {
   private readonly maxLingerMs: number;
   private readonly maxOpen: number;
   private sweeper: NodeJS.Timeout | null = null;
-  /** What the loop tells a transaction's segments (TransactionOwner). */
+  /** What the loop tells a transaction's segments (TransactionHost). */
   readonly callbackSerial = callbackSerial;
   readonly completedAt = completedAt;
   /** Where finished transactions are aggregated and shipped (none when the collector is `off`). */

@@ -43,7 +43,7 @@ export class Segment implements Scope {
     this.kind = kind;
     this.external = EXTERNAL_KINDS.includes(kind);
     this.start = now();
-    this.startedIn = tx.owner.callbackSerial();
+    this.startedIn = tx.host.callbackSerial();
   }
 
   readonly segment: Segment = this;
@@ -55,7 +55,7 @@ export class Segment implements Scope {
    */
   finish(error?: unknown): void {
     if (this.end >= 0) return;
-    this.end = this.external ? this.tx.owner.completedAt(this.start, this.startedIn) : now();
+    this.end = this.external ? this.tx.host.completedAt(this.start, this.startedIn) : now();
     if (error !== undefined && error !== null) this.error = describeError(error);
     this.tx.release();
   }
@@ -85,7 +85,7 @@ export function describeError(error: unknown): string {
 }
 
 /** What the tracker needs to hear from a transaction, and what the loop says to it. */
-export interface TransactionOwner {
+export interface TransactionHost {
   maybeDone(tx: Transaction): void;
   maxSegments: number;
   /** The loop callback running now, as a serial number. */
@@ -103,7 +103,7 @@ export class Transaction implements Scope {
   /** When it started: when the server saw the request, or earlier, when the request was ready (`startedAt`). */
   start = now();
   private readonly serial = ++traceCounter;
-  readonly owner: TransactionOwner;
+  readonly host: TransactionHost;
   readonly isHttp: boolean;
   endpoint: string;
   /** What a framework's router made of the request (instrument/route.ts); NotRouted without one. */
@@ -117,8 +117,8 @@ export class Transaction implements Scope {
   openSlot = -1;
   /** Waiting in the tracker's list of transactions to deliver. */
   finishing = false;
-  /** The slice running now began after it was done (timing.ts). */
-  afterDone = false;
+  /** The slice running now began after it was done (`beginSlice`). */
+  private afterDone = false;
 
   /** What the loop called when the request arrived (its connection): more of it is the request's work. */
   ioResource: object | null = null;
@@ -149,8 +149,8 @@ export class Transaction implements Scope {
   /** Timers and immediates created in the transaction, checked lazily for being done. */
   timers: TimerLike[] | null = null;
 
-  constructor(owner: TransactionOwner, endpoint: string, isHttp: boolean) {
-    this.owner = owner;
+  constructor(host: TransactionHost, endpoint: string, isHttp: boolean) {
+    this.host = host;
     this.endpoint = endpoint;
     this.isHttp = isHttp;
     this.blockedUntil = this.start;
@@ -160,8 +160,24 @@ export class Transaction implements Scope {
   readonly tx: Transaction = this;
   readonly segment = null;
 
+  /**
+   * A slice of it begins. False when it was done already: such a slice is a library's housekeeping
+   * (a socket closing), not its work, unless it starts new work (see `ran`).
+   */
+  beginSlice(): boolean {
+    if (this.finishing && this.isDone()) {
+      this.afterDone = true;
+      return false;
+    }
+    return true;
+  }
+
   /** Its code ran on the loop from `start` to `end`. */
   ran(start: number, end: number): void {
+    if (this.afterDone) {
+      this.afterDone = false;
+      if (this.isDone()) return;
+    }
     if (end > start) {
       this.cpu += end - start;
       if (this.slices === null) this.slices = [start, end];
@@ -174,8 +190,14 @@ export class Transaction implements Scope {
   /** It was ready from `from` to `to`, while the loop ran something else. */
   waited(from: number, to: number): void {
     this.blocking += to - from;
+    this.blockedUntil = to;
     if (this.waits === null) this.waits = [from, to];
     else if (this.waits.length < 2 * TIMELINE_LIMIT) this.waits.push(from, to);
+  }
+
+  /** It began with I/O that arrived on `resource` (its connection): more of that is its own work. */
+  arrivedOn(resource: object): void {
+    this.ioResource = resource;
   }
 
   /** It started earlier than it was seen: at `t`, when the I/O that began it was ready. */
@@ -195,7 +217,7 @@ export class Transaction implements Scope {
   startSegment(name: string, kind: SegmentKind, parent: Segment | null): Segment {
     const seg = new Segment(this, this.nextSegmentId++, parent, name, kind);
     this.pending++;
-    if (this.segments.length < this.owner.maxSegments) this.segments.push(seg);
+    if (this.segments.length < this.host.maxSegments) this.segments.push(seg);
     else this.droppedSegments++;
     return seg;
   }
@@ -203,7 +225,7 @@ export class Transaction implements Scope {
   /** One piece of pending work is over. */
   release(): void {
     if (this.pending > 0) this.pending--;
-    if (this.pending === 0 && this.open) this.owner.maybeDone(this);
+    if (this.pending === 0 && this.open) this.host.maybeDone(this);
   }
 
   hold(): void {
@@ -230,7 +252,7 @@ export class Transaction implements Scope {
       // a client error on a URL no route matched: one name per method, whatever the URL
       else if (status >= 400 && this.routing === Routing.Unmatched) this.endpoint = unmatchedName(this.endpoint);
     }
-    if (this.pending === 0) this.owner.maybeDone(this);
+    if (this.pending === 0) this.host.maybeDone(this);
   }
 
   /**

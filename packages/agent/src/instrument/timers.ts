@@ -39,7 +39,7 @@ export function instrumentTimers(onError: () => void): () => void {
           return Reflect.apply(callback, this, args);
         } finally {
           try {
-            tx.owner.maybeDone(tx);
+            tx.host.maybeDone(tx);
           } catch {
             onError();
           }

@@ -7,7 +7,7 @@
  * part of one: its time is taken out of the slice it ran in.
  */
 import { roundMs, type WireLongTask } from '@loopscope/protocol';
-import type { LongTaskSink } from '../timing.js';
+import type { LongTaskSink } from './observer.js';
 import type { Transaction } from '../transaction.js';
 import type { Culprit, Profiler } from './profiler.js';
 
@@ -74,7 +74,7 @@ export class LongTasks implements LongTaskSink {
     }
   }
 
-  slice(start: number, ms: number, owner: Transaction | null, resource: unknown): void {
+  slice(start: number, ms: number, tx: Transaction | null, resource: unknown): void {
     const span = ms;
     // the agent's work inside the slice (busy from `start` for `ms`) is not the app's: what is left
     // may be too short to be a long task
@@ -87,14 +87,14 @@ export class LongTasks implements LongTaskSink {
       start,
       ms,
       span,
-      endpoint: owner?.endpoint,
-      traceId: owner?.traceId,
+      endpoint: tx?.endpoint,
+      traceId: tx?.traceId,
       callback: callbackName(resource),
       culprit: undefined,
       explained: false,
       blocked: new Map(),
     };
-    if (owner !== null) owner.hadLongTask = true;
+    if (tx !== null) tx.hadLongTask = true;
     if (this.pending.length < MAX_LONG_TASKS_PER_BATCH) this.pending.push(task);
     else this.dropped++;
     this.recent.push(task);

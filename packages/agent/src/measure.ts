@@ -1,0 +1,155 @@
+/**
+ * The numbers of a finished transaction, from its raw observations (docs/metrics.md defines them):
+ *
+ * - response: from when the request was ready to when its response finished.
+ * - duration: from the same start to the end of its last slice, segment or response.
+ * - cpu: the sum of its slices on the event loop.
+ * - external: the union of the intervals of its segments of an external kind (and per kind).
+ * - blocking: the time it was ready to run while the loop ran something else.
+ *
+ * The slices, waits and segment ends are observed by loop/observer.ts; this module only adds them
+ * up, and builds the record the rest of loopscope sees. Pure: no clock, no hooks.
+ */
+import { criticalPath, roundMs, type ExternalByKind, type MetricName, type SegmentKind, type SegmentRecord, type TransactionRecord } from '@loopscope/protocol';
+import type { Segment, Transaction } from './transaction.js';
+
+/** Total length of the union of [start, end) intervals; sorts `spans` in place. */
+export function unionLength(spans: Array<[number, number]>): number {
+  spans.sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let curStart = -Infinity;
+  let curEnd = -Infinity;
+  for (const [s, e] of spans) {
+    if (s > curEnd) {
+      if (curEnd > curStart) total += curEnd - curStart;
+      curStart = s;
+      curEnd = e;
+    } else if (e > curEnd) curEnd = e;
+  }
+  if (curEnd > curStart) total += curEnd - curStart;
+  return total;
+}
+
+const round = roundMs;
+
+/** duration's end: the latest of its last slice, its response and its segments. */
+function lastWorkEnd(tx: Transaction): number {
+  let end = tx.lastSliceEnd;
+  if (tx.responseEnd > end) end = tx.responseEnd;
+  for (const seg of tx.segments) if (seg.end > end) end = seg.end;
+  return end;
+}
+
+/** The five numbers of a finished transaction (ms), and the times they were measured between. */
+export interface Measures extends Record<MetricName, number> {
+  /** external time by kind of segment (each kind's own union) */
+  externalByKind: ExternalByKind;
+  /** when the transaction ended (duration's end), on the now() clock */
+  end: number;
+  /** when the response finished (or `end` if it never did), on the now() clock */
+  responseEnd: number;
+}
+
+const NO_EXTERNAL: ExternalByKind = Object.freeze({});
+
+/** The numbers only, without the record (the exporter needs these for every transaction); `closedAt` for one closed early. */
+export function measure(tx: Transaction, closedAt?: number): Measures {
+  const end = closedAt ?? lastWorkEnd(tx);
+  const responseEnd = tx.responseEnd >= 0 ? tx.responseEnd : end;
+  let external = 0;
+  let externalByKind = NO_EXTERNAL;
+  if (tx.segments.length > 0) {
+    const spans: Array<[number, number]> = [];
+    let kind: SegmentKind | undefined;
+    let mixed = false;
+    for (const seg of tx.segments) {
+      if (!seg.external) continue;
+      spans.push([seg.start, seg.end >= 0 ? seg.end : end]);
+      if (kind === undefined) kind = seg.kind;
+      else if (seg.kind !== kind) mixed = true;
+    }
+    external = round(unionLength(spans));
+    if (kind !== undefined) externalByKind = mixed ? unionByKind(tx, end) : { [kind]: external };
+  }
+  return {
+    end,
+    responseEnd,
+    response: round(responseEnd - tx.start),
+    duration: round(end - tx.start),
+    cpu: round(tx.cpu),
+    external,
+    externalByKind,
+    blocking: round(tx.blocking),
+  };
+}
+
+function unionByKind(tx: Transaction, end: number): ExternalByKind {
+  const byKind = new Map<SegmentKind, Array<[number, number]>>();
+  for (const seg of tx.segments) {
+    if (!seg.external) continue;
+    let list = byKind.get(seg.kind);
+    if (list === undefined) byKind.set(seg.kind, (list = []));
+    list.push([seg.start, seg.end >= 0 ? seg.end : end]);
+  }
+  const out: ExternalByKind = {};
+  for (const [kind, spans] of byKind) out[kind] = round(unionLength(spans));
+  return out;
+}
+
+/** The finished transaction as the rest of loopscope sees it, from its measures. */
+export function buildRecord(tx: Transaction, service: string, m: Measures): TransactionRecord {
+  const { end } = m;
+  const segments: SegmentRecord[] = [];
+  for (const seg of tx.segments) segments.push(segmentRecord(seg, tx.start, seg.end >= 0 ? seg.end : end));
+  // for HTTP transactions the path ends at the response: later work did not make the user wait
+  const pathEnd = (tx.isHttp ? m.responseEnd : end) - tx.start;
+  const path = criticalPath(segments.map((s, i) => ({ id: s.id, parentId: s.parentId, start: s.start, end: s.end, awaited: tx.segments[i]!.awaited })), pathEnd);
+  const onPath = new Set(path);
+  for (const s of segments) s.onCriticalPath = onPath.has(s.id);
+  return {
+    traceId: tx.traceId,
+    service,
+    endpoint: tx.endpoint,
+    start: tx.startEpoch,
+    status: tx.status,
+    error: tx.error,
+    ...(tx.errorMessage !== undefined ? { errorMessage: tx.errorMessage } : {}),
+    response: m.response,
+    duration: m.duration,
+    cpu: m.cpu,
+    external: m.external,
+    externalByKind: { ...m.externalByKind },
+    blocking: m.blocking,
+    segments,
+    criticalPath: path,
+    truncated: tx.truncated,
+    droppedSegments: tx.droppedSegments,
+    ...(tx.slices !== null ? { slices: timeline(tx.slices, tx.start) } : {}),
+    ...(tx.waits !== null ? { waits: timeline(tx.waits, tx.start) } : {}),
+  };
+}
+
+/** start, end pairs on the now() clock → [start, end] in ms from the transaction's start. */
+function timeline(flat: number[], txStart: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([round(flat[i]! - txStart), round(flat[i + 1]! - txStart)]);
+  return out;
+}
+
+function segmentRecord(seg: Segment, txStart: number, end: number): SegmentRecord {
+  const rec: SegmentRecord = {
+    id: seg.id,
+    parentId: seg.parentId,
+    name: seg.name,
+    kind: seg.kind,
+    start: round(seg.start - txStart),
+    end: round(end - txStart),
+    onCriticalPath: false,
+  };
+  if (seg.error !== undefined) rec.error = seg.error;
+  if (seg.end < 0) rec.unfinished = true;
+  if (seg.operation !== undefined) rec.operation = seg.operation;
+  if (seg.target !== undefined) rec.target = seg.target;
+  if (seg.statement !== undefined) rec.statement = seg.statement;
+  return rec;
+}
