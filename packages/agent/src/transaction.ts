@@ -1,6 +1,7 @@
 /**
  * A transaction and its segments: the raw observations (timestamps from `now()`), and what keeps
- * a transaction open (its done condition). The numbers are derived from them in timing.ts.
+ * a transaction open (its done condition). The loop observer (loop/observer.ts) tells it
+ * what ran and waited; the numbers are added up from it in measure.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
