@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { culprits, type Profile, type ProfileNode } from '../src/loop/profiler.js';
+import { culprits, type Profile, type ProfileNode } from '../../src/loop/profiler.js';
 
 const APP = 'file:///srv/app.mjs';
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SEGMENT_TEXT_LIMITS } from '@loopscope/protocol';
-import { redisStatement, sanitizeSql, sqlOperation } from '../src/instrument/statement.js';
+import { redisStatement, sanitizeSql, sqlOperation } from '../../src/instrument/statement.js';
 
 const pgCases: Array<[string, string]> = [
   ["SELECT * FROM users WHERE name = 'O''Brien' AND id = 42", 'SELECT * FROM users WHERE name = ? AND id = ?'],

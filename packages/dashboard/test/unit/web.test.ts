@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { tickStep, treeOrder } from '../web/components/waterfall.js';
-import { href, parseRoute, windowOf, type Route } from '../web/route.js';
-import type { Segment } from '../web/api.js';
-import * as fmt from '../web/format.js';
+import { tickStep, treeOrder } from '../../web/components/waterfall.js';
+import { href, parseRoute, windowOf, type Route } from '../../web/route.js';
+import type { Segment } from '../../web/api.js';
+import * as fmt from '../../web/format.js';
 
 const parse = (address: string): Route => parseRoute(new URL(address, 'http://127.0.0.1:4400'));
 

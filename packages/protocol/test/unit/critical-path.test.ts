@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { criticalPath, type PathSegment } from '../src/index.js';
+import { criticalPath, type PathSegment } from '../../src/index.js';
 
 const seg = (id: number, start: number, end: number, extra: Partial<PathSegment> = {}): PathSegment => ({ id, parentId: null, start, end, ...extra });
 

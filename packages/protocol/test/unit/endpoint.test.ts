@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { endpointName, normalizePath } from '../src/index.js';
+import { endpointName, normalizePath } from '../../src/index.js';
 
 test('ids, uuids, hashes, dates and tokens become placeholders', () => {
   assert.equal(normalizePath('/users/42'), '/users/:id');
