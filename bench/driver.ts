@@ -314,12 +314,14 @@ export async function interleave<S extends string, R>(
   describe: (run: R) => string,
 ): Promise<R[]> {
   const runs: R[] = [];
-  for (const scenario of scenarios)
-    for (let round = 1; round <= rounds; round++)
+  for (const scenario of scenarios) {
+    for (let round = 1; round <= rounds; round++) {
       for (const variant of roundOrder(variants, round)) {
         const run = await measure(scenario, variant, round);
         console.log(`${scenario} ${variant.name} round ${round}/${rounds}: ${describe(run)}`);
         runs.push(run);
       }
+    }
+  }
   return runs;
 }

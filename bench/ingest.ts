@@ -94,9 +94,22 @@ function traceJson(service: string, endpoint: string, start: number, id: string)
     onCriticalPath: i % 3 === 0,
   }));
   return JSON.stringify({
-    traceId: id, service, endpoint, start, status: 200, error: false,
-    response: 21.5, duration: 22, cpu: 3.2, external: 17, externalByKind: { db: 9, http: 12 }, blocking: 0.4,
-    segments, criticalPath: [0, 3, 6], truncated: false, droppedSegments: 0,
+    traceId: id,
+    service,
+    endpoint,
+    start,
+    status: 200,
+    error: false,
+    response: 21.5,
+    duration: 22,
+    cpu: 3.2,
+    external: 17,
+    externalByKind: { db: 9, http: 12 },
+    blocking: 0.4,
+    segments,
+    criticalPath: [0, 3, 6],
+    truncated: false,
+    droppedSegments: 0,
   });
 }
 
@@ -182,12 +195,14 @@ async function overHttp(name: string, mode: 'collector' | 'discard', batches: Ba
   pin(1, target.pid);
   // warm-up: 1 s of the same traffic, not counted (and not reused: every stored batch is new)
   let next = 0;
+  /** with unique batches, each prepared batch is sent once: the run ends early when they run out */
+  const limit = unique ? batches.length : Infinity;
   const drive = async (until: number): Promise<{ n: number; transactions: number }> => {
     let n = 0;
     let transactions = 0;
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
-        while (performance.now() < until && (!unique || next < batches.length)) {
+        while (performance.now() < until && next < limit) {
           const b = batches[next++ % batches.length]!;
           const status = await post(listening.port, b.gz);
           if (status !== 200) throw new Error(`${name}: status ${status}`);

@@ -133,7 +133,7 @@ async function measure(scenario: Scenario, variant: Variant, round: number, opts
 /** --together: each round runs every variant's server at once, on the same CPU, each under its own load. */
 async function measureTogether(opts: Options, env: Record<string, string>): Promise<ScenarioRun[]> {
   const runs: ScenarioRun[] = [];
-  for (const scenario of opts.scenarios)
+  for (const scenario of opts.scenarios) {
     for (let round = 1; round <= opts.rounds; round++) {
       // the server started second costs ~0.6 % more than the first in A/A runs
       const order = roundOrder(opts.variants, round);
@@ -144,6 +144,7 @@ async function measureTogether(opts: Options, env: Record<string, string>): Prom
         runs.push(run);
       });
     }
+  }
   return runs;
 }
 

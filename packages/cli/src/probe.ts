@@ -45,6 +45,7 @@ export async function runProbe(argv: string[]): Promise<void> {
     clearTimeout(timer);
     wake();
   });
+  // eslint-disable-next-line no-unmodified-loop-condition -- the signal handler above sets it
   while (!stopped) {
     const started = Date.now();
     const x = await check({ url, timeoutMs, expectStatus: Number(expect) });

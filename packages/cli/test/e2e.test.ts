@@ -25,7 +25,6 @@ after(() => upstream.close());
 const startE2eApp = (service: string, collector: string, env: Record<string, string> = {}): Promise<App> =>
   startApp('app.mjs', collector, { LOOPSCOPE_SERVICE: service, UPSTREAM: upstream.url, ...env });
 
-
 async function endpointRow(collector: Collector, service: string, endpoint: string, count: number): Promise<EndpointSummary> {
   return until(`${count} × ${endpoint} at the collector`, async () => {
     const rows = await api<EndpointSummary[]>(collector.url, `/api/endpoints?service=${service}`);
@@ -145,6 +144,7 @@ test('collector down for 10 s under load: no app errors, bounded memory, data fl
   let failed = 0;
   let loading = true;
   const load = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- cleared once the measurement is done
     while (loading) {
       const { status } = await get(`${app.url}/wait?ms=5`);
       sent++;

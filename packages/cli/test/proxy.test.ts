@@ -31,7 +31,6 @@ const BIG = 50 * 1024 * 1024;
 let collector: { url: string };
 let upstream: http.Server;
 let upstreamUrl: string;
-let proxy: Command;
 let proxyUrl: string;
 /** what the upstream saw of each /timed request */
 const seen: Array<{ headers: http.IncomingHttpHeaders; socket: unknown }> = [];
@@ -97,7 +96,7 @@ before(async () => {
   upstream.listen(0, '127.0.0.1');
   await once(upstream, 'listening');
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  ({ cmd: proxy, url: proxyUrl } = await proxyCommand(upstreamUrl, ['--service', 'proxied', '--collector', collector.url]));
+  ({ url: proxyUrl } = await proxyCommand(upstreamUrl, ['--service', 'proxied', '--collector', collector.url]));
 });
 
 after(async () => {
