@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { TransactionRecord } from '@loopscope/protocol';
 import { current, segment, start } from '../src/index.js';
 import { requireLib } from './datastore-helpers.js';
-import { burn, get, listen, median, recorder, startUpstream } from './helpers.js';
+import { burn, deadline, firstLine, get, listen, median, recorder, startUpstream, until } from './helpers.js';
 
 start({ service: 'blocking' });
 const records = recorder();
@@ -38,8 +38,7 @@ const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${na
 /** A child process that prints one line when it is ready (its port, or `ready`). */
 async function child(file: string, args: string[] = []): Promise<{ line: string; proc: ChildProcess }> {
   const proc = spawn(process.execPath, [fixture(file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [chunk] = (await once(proc.stdout!, 'data')) as [Buffer];
-  return { line: chunk.toString().trim(), proc };
+  return { line: await firstLine(proc, file), proc };
 }
 
 interface Sent {
@@ -52,11 +51,11 @@ interface Sent {
 /** The burst client: GETs the urls at once or one by one, over kept-alive connections of `via`. */
 async function startBurstClient(): Promise<{ send(urls: string[], via: 'fetch' | 'http', sequential?: boolean): Promise<Sent[]>; close(): void }> {
   const proc = fork(fixture('burst-client.js'), { stdio: 'inherit' });
-  await once(proc, 'message');
+  await deadline('the burst client to start', once(proc, 'message'));
   return {
     async send(urls, via, sequential = false) {
       proc.send({ urls, via, sequential });
-      const [out] = (await once(proc, 'message')) as [Sent[]];
+      const [out] = (await deadline(`the burst client's answers to ${urls.length} requests`, once(proc, 'message'))) as [Sent[]];
       return out;
     },
     close: () => proc.disconnect(),
@@ -186,17 +185,19 @@ interface Seen {
 
 /** Sends `urls` (a burst, or one by one), and pairs each with its record and the truth. */
 async function run(urls: string[], via: 'fetch' | 'http', sequential = false): Promise<Seen[]> {
-  await records.drain();
   const sent = await client.send(urls, via, sequential);
   assert.ok(sent.every((s) => s.status === 200), `statuses ${sent.map((s) => s.status).join(',')}`);
-  await records.drain();
+  // each request's record, found by the trace its handler ran in, once every one has been delivered
+  const missing = (): string[] => {
+    const delivered = new Set(records.all.map((r) => r.traceId));
+    return sent.filter((s) => !delivered.has(ended.get(new URL(s.url).search)?.traceId ?? '')).map((s) => s.url);
+  };
+  await until(`the records of ${sent.length} requests`, () => (missing().length === 0 ? true : undefined), undefined, () => `none for ${missing().join(', ')}`);
   const byTrace = new Map(records.all.map((r) => [r.traceId, r]));
   const out: Seen[] = [];
   for (const s of sent) {
-    const handler = ended.get(new URL(s.url).search);
-    const record = handler === undefined ? undefined : byTrace.get(handler.traceId);
-    assert.ok(handler !== undefined && record !== undefined, `no record for ${s.url}`);
-    out.push({ record, response: handler.at - (s.sentAt - performance.timeOrigin) });
+    const handler = ended.get(new URL(s.url).search)!;
+    out.push({ record: byTrace.get(handler.traceId)!, response: handler.at - (s.sentAt - performance.timeOrigin) });
   }
   ended.clear();
   return out;
@@ -255,12 +256,11 @@ test('a quiet loop blocks nobody: one request at a time over kept-alive connecti
   const urls = Array.from({ length: 20 }, () => `${app}/fetch?r=${++requests}`);
   const seen: Record<string, TransactionRecord[]> = { http: (await run(urls, 'http', true)).map((s) => s.record) };
   // autocannon, one connection: each request is sent as the answer to the one before arrives
-  await records.drain();
   const from = records.all.length;
   const cannon = spawn(process.execPath, [requireLib.resolve('autocannon/autocannon.js'), '-c', '1', '-a', '20', '--no-progress', `${app}/fetch`], { stdio: 'ignore' });
-  await once(cannon, 'exit');
-  await records.drain();
-  seen.autocannon = records.all.slice(from);
+  await deadline('autocannon to send its 20 requests and exit', once(cannon, 'exit'));
+  const fetches = (): TransactionRecord[] => records.all.slice(from).filter((r) => r.endpoint === 'GET /fetch');
+  seen.autocannon = await until("the records of autocannon's 20 requests", () => (fetches().length >= 20 ? fetches() : undefined), undefined, () => `${fetches().length} so far`);
   assert.equal(seen.autocannon.length, 20);
   gc.disconnect();
   for (const [via, list] of Object.entries(seen)) {

@@ -8,7 +8,8 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { current, start, transaction, wrap } from '../src/index.js';
-import { get, listen, recorder, startUpstream } from './helpers.js';
+import type { TransactionRecord } from '@loopscope/protocol';
+import { get, listen, recorder, startUpstream, until } from './helpers.js';
 
 start({ service: 'context' });
 const records = recorder();
@@ -76,9 +77,8 @@ test('500 concurrent interleaved requests each see only their own segments', asy
   const ids = Array.from({ length: 500 }, (_, i) => idOf(i * 7919));
   const bodies = await Promise.all(ids.map((id) => get(`${app}/mix/${id}`, agent)));
   assert.deepEqual(bodies, ids);
-  const deadline = Date.now() + 10_000;
-  while (records.all.filter((r) => r.endpoint.startsWith('GET /mix/')).length < 500 && Date.now() < deadline) await sleep(20);
-  const mine = records.all.filter((r) => r.endpoint.startsWith('GET /mix/'));
+  const mixed = (): TransactionRecord[] => records.all.filter((r) => r.endpoint.startsWith('GET /mix/'));
+  const mine = await until('the records of the 500 requests', () => (mixed().length >= 500 ? mixed() : undefined), 10_000, () => `${mixed().length} so far`, 20);
   assert.equal(mine.length, 500);
   for (const record of mine) {
     const id = record.endpoint.slice('GET /mix/'.length);
@@ -96,11 +96,12 @@ test('a timer re-armed after it fired takes the context of the code that re-arms
   transaction('timer created here', () => {
     timer = setTimeout(() => seen.push(current()?.endpoint), 1);
   });
-  while (seen.length < 1) await sleep(2);
+  const fired = (times: number): Promise<true> => until(`the timer to fire ${times} time(s)`, () => (seen.length >= times ? true : undefined), undefined, () => `it fired in ${JSON.stringify(seen)}`, 2);
+  await fired(1);
   // the same Timeout object, given a new async id: outside any transaction, then inside another
   timer!.refresh();
-  while (seen.length < 2) await sleep(2);
+  await fired(2);
   transaction('re-armed here', () => timer!.refresh());
-  while (seen.length < 3) await sleep(2);
+  await fired(3);
   assert.deepEqual(seen, ['timer created here', undefined, 're-armed here']);
 });

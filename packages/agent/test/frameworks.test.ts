@@ -106,7 +106,7 @@ for (const fw of FRAMEWORKS) {
           }
         }
       } finally {
-        app.stop();
+        await app.stop();
       }
     });
   }
@@ -135,7 +135,7 @@ for (const fw of FRAMEWORKS) {
       assert.deepEqual([...new Set(records.map((r) => r.endpoint))], ['GET (unmatched)']);
       assert.equal(records.filter((r) => r.error).length, 0, 'a 404 is not an error');
     } finally {
-      app.stop();
+      await app.stop();
     }
   });
 }
@@ -154,7 +154,7 @@ test('LOOPSCOPE_DISABLED_INSTRUMENTATIONS leaves a framework alone: the normaliz
       const records = await app.records(2);
       assert.deepEqual(records.map((r) => r.endpoint).sort(), ['GET /api/users/:id/posts/:id', 'GET /no/such/page'], dir);
     } finally {
-      app.stop();
+      await app.stop();
     }
   }
 });

@@ -22,16 +22,54 @@ export function median(values: number[]): number {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
 
+/** How long a test waits for something it expects before it fails saying what it waited for. */
+export const DEADLINE_MS = 10_000;
+
+/**
+ * `promise`, or, if it has not settled within `ms`, a rejection that says what was awaited: a wait
+ * that fails shows as this message, not as the test runner's timeout.
+ */
+export function deadline<T>(what: string, promise: Promise<T>, ms = DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Polls `probe` (every `everyMs`) until it returns something other than undefined, and returns that;
+ * fails saying what was awaited (and, from `detail`, what was seen instead) once `ms` have passed.
+ */
+export async function until<T>(what: string, probe: () => T | undefined, ms = DEADLINE_MS, detail?: () => string, everyMs = 5): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const found = probe();
+    if (found !== undefined) return found;
+    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${detail === undefined ? '' : `: ${detail()}`}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** The first line a child process prints (its port, or `ready`), or a failure saying it never did. */
+export async function firstLine(child: ChildProcess, what: string): Promise<string> {
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`${what} exited (${String(code ?? signal)}) before it printed its first line`);
+  });
+  exited.catch(() => {}); // once it has printed, its exit is no failure
+  const [chunk] = (await deadline(`${what} to start`, Promise.race([once(child.stdout!, 'data'), exited]))) as [Buffer];
+  return chunk.toString().trim();
+}
+
 export async function startUpstream(): Promise<{ url: string; close(): void }> {
   const child = spawn(process.execPath, [fixture('upstream.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
-  return { url: `http://127.0.0.1:${chunk.toString().trim()}`, close: () => child.kill() };
+  return { url: `http://127.0.0.1:${await firstLine(child, 'the upstream')}`, close: () => child.kill() };
 }
 
 export interface ClientResult {
   id: number;
   ms: number;
-  /** when the client sent the request, ms since the epoch */
+  /** when the client's request was handed to its socket (ms since the epoch): see fixtures/client.ts */
   sentAt: number;
   status: number;
   body: string;
@@ -39,17 +77,18 @@ export interface ClientResult {
 
 export async function startClient(): Promise<{ get(url: string): Promise<ClientResult>; close(): void }> {
   const child: ChildProcess = fork(fixture('client.js'), { stdio: 'inherit' });
-  await once(child, 'message');
+  await deadline('the client process to start', once(child, 'message'));
   let next = 0;
   const waiting = new Map<number, (r: ClientResult) => void>();
   child.on('message', (msg: ClientResult) => waiting.get(msg.id)?.(msg));
   return {
     get(url: string) {
       const id = ++next;
-      return new Promise((resolve) => {
+      const answer = new Promise<ClientResult>((resolve) => {
         waiting.set(id, resolve);
         child.send({ id, url });
       });
+      return deadline(`the client's answer to GET ${url}`, answer).finally(() => waiting.delete(id));
     },
     close: () => child.disconnect(),
   };
@@ -64,10 +103,17 @@ export async function listen(server: http.Server): Promise<string> {
 /** Collects finished transactions; `next(endpoint)` waits for the next one of that endpoint. */
 export interface Recorder {
   all: TransactionRecord[];
-  /** The next transaction of `endpoint` not handed out yet (waits for it). */
-  next(endpoint: string): Promise<TransactionRecord>;
-  /** Waits until nothing has finished for 50 ms, then forgets everything handed out so far. */
-  drain(): Promise<void>;
+  /**
+   * The next transaction of `endpoint` not handed out yet; waits for it, and fails after
+   * `timeoutMs` saying which endpoint it waited for and what did finish.
+   */
+  next(endpoint: string, timeoutMs?: number): Promise<TransactionRecord>;
+  /**
+   * Waits until `count` transactions have finished since the recorder started (failing after
+   * `timeoutMs`), then hands out all of them: `next` waits for the ones after. For a warm-up whose
+   * transactions the test does not look at.
+   */
+  settle(count: number, timeoutMs?: number): Promise<void>;
   stop(): void;
 }
 
@@ -80,23 +126,33 @@ export function recorder(): Recorder {
     const i = waiters.findIndex((w) => w.endpoint === record.endpoint);
     if (i !== -1) waiters.splice(i, 1)[0]!.resolve(record);
   });
+  const finished = (): string => {
+    const counts = new Map<string, number>();
+    for (const r of all) counts.set(r.endpoint, (counts.get(r.endpoint) ?? 0) + 1);
+    return counts.size === 0 ? 'none finished' : `finished so far: ${[...counts].map(([e, n]) => `${n} × ${e}`).join(', ')}`;
+  };
   return {
     all,
     stop,
-    async drain() {
-      let count = -1;
-      while (count !== all.length) {
-        count = all.length;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+    async settle(count: number, timeoutMs = DEADLINE_MS) {
+      await until(`${count} finished transactions`, () => (all.length >= count ? true : undefined), timeoutMs, finished);
       for (const r of all) seen.set(r.endpoint, all.filter((x) => x.endpoint === r.endpoint).length);
     },
-    next(endpoint: string) {
+    next(endpoint: string, timeoutMs = DEADLINE_MS) {
       const from = seen.get(endpoint) ?? 0;
       const found = all.filter((r) => r.endpoint === endpoint)[from];
       seen.set(endpoint, from + 1);
       if (found !== undefined) return Promise.resolve(found);
-      return new Promise((resolve) => waiters.push({ endpoint, resolve }));
+      const waiter = { endpoint, resolve: (_: TransactionRecord) => {} };
+      const arrived = new Promise<TransactionRecord>((resolve) => {
+        waiter.resolve = resolve;
+        waiters.push(waiter);
+      });
+      return deadline(`finished transaction no. ${from + 1} of ${endpoint}`, arrived, timeoutMs).catch((error: Error) => {
+        const i = waiters.indexOf(waiter);
+        if (i !== -1) waiters.splice(i, 1);
+        throw new Error(`${error.message} (${finished()})`);
+      });
     },
   };
 }
@@ -120,10 +176,14 @@ const reportModule = fileURLToPath(new URL('../../test/fixtures/report.mjs', imp
 
 export interface SpawnedApp {
   url: string;
-  /** The records written so far, once there are `count` of them (or the time is up). */
+  /**
+   * The records written so far, once there are `count` of them; fails after `timeoutMs` saying
+   * how many there were (and what the app printed on stderr).
+   */
   records(count: number, timeoutMs?: number): Promise<TransactionRecord[]>;
   stderr(): string;
-  stop(): void;
+  /** Ends the app (SIGTERM) and resolves once it has exited: nothing it does is left to come. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -139,23 +199,29 @@ export async function spawnApp(preload: string[], app: string, cwd: string, env:
   });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const [chunk] = (await Promise.race([once(child.stdout!, 'data'), once(child, 'exit')])) as [Buffer | number | null];
+  const exited = once(child, 'exit');
+  exited.catch(() => {}); // a failure to spawn shows in the race below
+  const [chunk] = (await deadline(`${app} to print its port`, Promise.race([once(child.stdout!, 'data'), exited]))) as [Buffer | number | null];
   const stdout = chunk instanceof Buffer ? chunk.toString() : '';
   const port = /listening (\d+)/.exec(stdout)?.[1];
   if (port === undefined) throw new Error(`${app} did not start: ${stdout}${stderr}`);
+  const written = (): TransactionRecord[] => {
+    // complete lines only: the app may be halfway through appending one
+    const text = existsSync(report) ? readFileSync(report, 'utf8') : '';
+    return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord);
+  };
   return {
     url: `http://127.0.0.1:${port}`,
     async records(count: number, timeoutMs = 5000): Promise<TransactionRecord[]> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        // complete lines only: the app may be halfway through appending one
-        const text = existsSync(report) ? readFileSync(report, 'utf8') : '';
-        const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
-        if (lines.length >= count || Date.now() > deadline) return lines.map((l) => JSON.parse(l) as TransactionRecord);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      return until(`${count} record(s) from ${app}`, () => {
+        const records = written();
+        return records.length >= count ? records : undefined;
+      }, timeoutMs, () => `${written().length} written; its stderr: ${stderr.slice(-2000)}`, 20);
     },
     stderr: () => stderr,
-    stop: () => child.kill(),
+    async stop(): Promise<void> {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      await deadline(`${app} to exit`, exited);
+    },
   };
 }
