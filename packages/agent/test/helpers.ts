@@ -225,3 +225,30 @@ export async function spawnApp(preload: string[], app: string, cwd: string, env:
     },
   };
 }
+
+/** What fixtures/fingerprint.mjs reports of its process. */
+export interface Fingerprint {
+  body: string;
+  /** what changed in the process once loopscope was loaded, started and used */
+  changed: string[];
+  /** what the process saw at the end: each patched function's source text, each flag */
+  seen: Record<string, string>;
+  /** the transactions delivered to an onTransactionEnd listener */
+  delivered: string[];
+}
+
+/** Runs `node [preload] fingerprint.mjs` with `env` (and LOOPSCOPE_COLLECTOR=off) and returns its report. */
+export async function fingerprint(preload: string[], env: Record<string, string>): Promise<Fingerprint> {
+  const child = spawn(process.execPath, [...preload, 'fingerprint.mjs'], {
+    cwd: fileURLToPath(new URL('../../test/fixtures/', import.meta.url)),
+    env: { ...process.env, LOOPSCOPE_COLLECTOR: 'off', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const [code] = (await deadline(`node ${preload.join(' ')} fingerprint.mjs to exit`, once(child, 'exit'))) as [number | null];
+  if (code !== 0) throw new Error(`fingerprint.mjs exited with ${code}: ${err}`);
+  return JSON.parse(out) as Fingerprint;
+}
