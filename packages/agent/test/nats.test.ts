@@ -3,10 +3,12 @@
  * each message of a callback subscription is a transaction of its own.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { current, start } from '../src/index.js';
 import { concurrently, here, measured, only, requireLib, theSegment } from './datastore-helpers.js';
-import { recorder } from './helpers.js';
+import { firstLine, recorder } from './helpers.js';
 
 start({ service: 'nats-test' });
 const rec = recorder();
@@ -29,7 +31,12 @@ const read = new TextDecoder();
 let nc: Nc;
 const handledIn: Array<string | undefined> = [];
 
+/** A NATS service in a process of its own: it answers `loopscope.delay.<ms>` after exactly ms (fixtures/nats-responder.ts). */
+let responder: ChildProcess;
+
 before(async () => {
+  responder = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/nats-responder.js', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await firstLine(responder, 'the NATS responder');
   nc = await connect({ servers: '127.0.0.1:4222' });
   // an echo service: a callback subscription, each message a transaction of its own
   nc.subscribe(subject, {
@@ -43,6 +50,7 @@ before(async () => {
 after(async () => {
   rec.stop();
   await nc.close();
+  responder.kill();
 });
 
 test('publish and request are queue segments with target; the request lasts until the reply', async () => {
@@ -53,11 +61,18 @@ test('publish and request are queue segments with target; the request lasts unti
   assert.equal(seg.target, `127.0.0.1:4222/${subject}.none`);
 
   await nc.request(subject, text.encode('warm'));
-  const req = await measured(rec, 'nats request', () => nc.request(subject, text.encode('x')), theSegment);
+  assert.deepEqual(handledIn, [`NATS subscribe ${subject}`]);
+  // answered from another process, exactly 5 ms after it got the request: the reply arrives while
+  // this loop waits, so its arrival is dated exactly (docs/metrics.md) and the segment lasts at
+  // least those 5 ms. (The echo service above answers from this process's own loop: a reply that
+  // arrives while the loop is busy is dated from the poll before, which can precede the echo's
+  // own timer.)
+  await nc.request('loopscope.delay.5', text.encode('warm'), { timeout: 5000 });
+  const req = await measured(rec, 'nats request', () => nc.request('loopscope.delay.5', text.encode('x'), { timeout: 5000 }), theSegment);
   const r = only(req.record, () => true);
   assert.equal(r.operation, 'request');
-  assert.ok(r.end - r.start >= 3);
-  assert.ok(handledIn.every((name) => name === `NATS subscribe ${subject}`));
+  assert.equal(r.target, '127.0.0.1:4222/loopscope.delay.5');
+  assert.ok(r.end - r.start >= 5, `the request lasted ${r.end - r.start} ms, its answer came after 5`);
 });
 
 test('200 concurrent requests over one connection: each reply goes to its requester', async () => {
