@@ -36,11 +36,53 @@ test('MySQL: backslash escapes, double-quoted strings, # comments', () => {
   for (const [sql, expected] of mysqlCases) assert.equal(sanitizeSql(sql, 'mysql'), expected, sql);
 });
 
-test('no value survives: none of the literals appear in the output', () => {
-  const outputs = [...pgCases.map(([sql]) => [sql, sanitizeSql(sql, 'postgres')]), ...mysqlCases.map(([sql]) => [sql, sanitizeSql(sql, 'mysql')])];
-  for (const [sql, out] of outputs as Array<[string, string]>) {
-    for (const secret of ['secret', 'Brien', "it's", '42', '99', 'DEADBEEF']) assert.ok(!out.includes(secret), `${secret} leaked from ${sql}: ${out}`);
+/**
+ * The values of each input, none of which may survive: every literal (strings, numbers, binary and
+ * hex) and the text of every comment. Each is in its input (checked below), so each assertion fails
+ * for a sanitizer that lets that value through.
+ */
+const values: Array<['postgres' | 'mysql', string, string[]]> = [
+  ['postgres', pgCases[0]![0], ["O''Brien", '42']],
+  ['postgres', pgCases[1]![0], ["it\\'s"]],
+  ['postgres', pgCases[2]![0], ['C:\\', '7']],
+  ['postgres', pgCases[3]![0], ['2.5e-3', '3.14', '.5', '1e10', '10']],
+  ['postgres', pgCases[4]![0], ['b-2', '-3', '(-4)']],
+  ['postgres', pgCases[5]![0], ['1,2,3']],
+  ['postgres', pgCases[6]![0], ["it's 5", 'x $$ y']],
+  ['postgres', pgCases[7]![0], ['1F', '0101']],
+  ['postgres', pgCases[8]![0], ['the secret is 42', '99', '= 5']],
+  ['postgres', pgCases[9]![0], ["'x'", '(1,', '-2']],
+  ['postgres', pgCases[10]![0], ['select 1']],
+  ['postgres', pgCases[11]![0], ['never closed, secret']],
+  ['postgres', pgCases[12]![0], ['never closed secret']],
+  ['postgres', pgCases[13]![0], ['SELECT 1', 'never closed secret']],
+  ['mysql', mysqlCases[0]![0], ["it\\'s", 'x\\"y', '0xFF']],
+  ['mysql', mysqlCases[1]![0], ['secret 42', '(1,', '-2']],
+  ['mysql', mysqlCases[2]![0], ['text', 'ab']],
+];
+
+/** Every value that `sanitize` lets through, with where. */
+function leaks(sanitize: (sql: string, dialect: 'postgres' | 'mysql') => string): string[] {
+  const found: string[] = [];
+  for (const [dialect, sql, secrets] of values) {
+    const out = sanitize(sql, dialect);
+    for (const secret of secrets) if (out.includes(secret)) found.push(`${JSON.stringify(secret)} leaked from ${JSON.stringify(sql)}: ${out}`);
   }
+  return found;
+}
+
+test('no value survives: every literal and comment of each input is gone from its output', () => {
+  assert.equal(values.length, pgCases.length + mysqlCases.length, 'every case has its values');
+  for (const [, sql, secrets] of values) for (const secret of secrets) assert.ok(sql.includes(secret), `${JSON.stringify(secret)} is not in ${JSON.stringify(sql)}`);
+  assert.deepEqual(leaks(sanitizeSql), []);
+});
+
+test('the leak check fails a broken sanitizer: one that keeps everything, one that keeps strings, one that keeps comments', () => {
+  assert.equal(leaks((sql) => sql).length, values.reduce((n, [, , secrets]) => n + secrets.length, 0));
+  const numbersOnly = (sql: string): string => sql.replace(/\b\d+(\.\d+)?\b/g, '?');
+  assert.ok(leaks(numbersOnly).some((leak) => leak.startsWith(`"O''Brien"`)), 'a string kept');
+  const stringsAndNumbers = (sql: string): string => sql.replace(/'[^']*'|\b\d+\b/g, '?');
+  assert.ok(leaks(stringsAndNumbers).some((leak) => leak.startsWith('"never closed secret"')), 'a comment kept');
 });
 
 test('the length is bounded, and a huge statement is cut, its literal still hidden', () => {
