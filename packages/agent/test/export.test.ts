@@ -14,7 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { emptyWire, fromWire, mergeWire, quantile, type WireBatch } from '@loopscope/protocol';
 import { BatchSchema } from '@loopscope/protocol/wire';
 import { Compile } from 'typebox/compile';
-import { get } from './helpers.js';
+import { deadline, firstLine, get, until as waitFor } from './helpers.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const validBatch = Compile(BatchSchema);
@@ -26,12 +26,14 @@ interface Sink {
   headers: http.IncomingHttpHeaders[];
   /** what the sink answers (200 unless told otherwise) */
   status: number;
+  /** batches answered with another status than 200 */
+  refused: number;
   close(): Promise<void>;
 }
 
 /** A stand-in collector: keeps every batch it is sent. */
 async function startSink(port = 0): Promise<Sink> {
-  const sink = { batches: [] as WireBatch[], headers: [] as http.IncomingHttpHeaders[], status: 200 } as Sink;
+  const sink = { batches: [] as WireBatch[], headers: [] as http.IncomingHttpHeaders[], status: 200, refused: 0 } as Sink;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -39,7 +41,7 @@ async function startSink(port = 0): Promise<Sink> {
       if (sink.status === 200) {
         sink.headers.push(req.headers);
         sink.batches.push(JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as WireBatch);
-      }
+      } else sink.refused++;
       res.statusCode = sink.status;
       res.end(JSON.stringify(sink.status === 200 ? { ok: true } : { error: 'refused by the test' }));
     });
@@ -68,8 +70,8 @@ async function startApp(env: Record<string, string>): Promise<{ url: string; chi
   });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  return { url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`, child, stderr: () => stderr };
+  const line = await firstLine(child, 'export-app.mjs');
+  return { url: `http://127.0.0.1:${/listening (\d+)/.exec(line)![1]}`, child, stderr: () => stderr };
 }
 
 /** Transactions per endpoint over all batches. */
@@ -79,12 +81,9 @@ function counts(batches: WireBatch[]): Record<string, number> {
   return out;
 }
 
+/** Polls `check` until it holds; fails saying what was awaited after `ms`. */
 async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(what, () => (check() ? true : undefined), ms, undefined, 50);
 }
 
 test('batches carry every transaction once, valid sketches, the slowest and the failed traces, and the token', async () => {
@@ -104,7 +103,7 @@ test('batches carry every transaction once, valid sketches, the slowest and the 
   for (let i = 0; i < 4; i++) await get(`${app.url}/error`);
   await get(`${app.url}/exit`);
   // the app ends by itself: its last interval is shipped before it exits
-  const [code] = (await once(app.child, 'exit')) as [number];
+  const [code] = (await deadline('the app to exit after GET /exit', once(app.child, 'exit'))) as [number];
   assert.equal(code, 0, app.stderr());
   await sink.close();
 
@@ -158,7 +157,7 @@ test('a collector that is down, then up: the app never fails, and the queued bat
     // SIGTERM, which the app does not handle: the agent ships the rest and the signal still ends it
     await get(`${app.url}/fast`);
     app.child.kill('SIGTERM');
-    const [code, signal] = (await once(app.child, 'exit')) as [number | null, string | null];
+    const [code, signal] = (await deadline('the app to exit on SIGTERM', once(app.child, 'exit'))) as [number | null, string | null];
     assert.equal(signal, 'SIGTERM', `exit code ${code}`);
     assert.equal(counts(sink.batches)['GET /fast'], 21);
   } finally {
@@ -195,9 +194,12 @@ test('batches a collector refuses (4xx) are dropped and counted, not retried; th
   sink.status = 400;
   const app = await startApp({ LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_FLUSH_MS: '100' });
   try {
+    // each transaction in a batch of its own, refused: a batch is shipped every interval, and the
+    // second one refused after a request was cut after its transaction had been delivered
     for (let i = 0; i < 5; i++) {
       assert.equal(await get(`${app.url}/fast`), 'fast');
-      await new Promise((r) => setTimeout(r, 120));
+      const refused = sink.refused;
+      await until(`two refused batches after request ${i + 1}`, () => sink.refused >= refused + 2);
     }
     await until('the warning', () => /collector answered 400/.test(app.stderr()));
     assert.equal(app.stderr().match(/collector answered 400/g)!.length, 1, app.stderr());

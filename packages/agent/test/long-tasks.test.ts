@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import type { WireBatch, WireLongTask } from '@loopscope/protocol';
 import { LongTasks } from '../src/loop/long-tasks.js';
-import { burn, get } from './helpers.js';
+import { burn, firstLine, get, until } from './helpers.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 /** The agent's own files, as the profiler names them (file URLs of the compiled agent). */
@@ -50,16 +50,6 @@ async function startSink(): Promise<{ url: string; longTasks: WireLongTask[]; ba
   };
 }
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const describe = (t: WireLongTask): string => `${t.ms} ms at ${t.at} of ${t.endpoint ?? 'no transaction'}: ${t.function} (${t.location ?? 'no location'})`;
 
 test("the agent's start and flushes are not long tasks of the app; a 120 ms handler is", async () => {
@@ -71,15 +61,16 @@ test("the agent's start and flushes are not long tasks of the app; a 120 ms hand
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
-    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-    const [, port, firstLine] = /listening (\d+) first line at ([\d.]+)/.exec(line.toString())!;
+    const line = await firstLine(child, 'long-task-app.mjs');
+    const [, port, appStart] = /listening (\d+) first line at ([\d.]+)/.exec(line)!;
     const url = `http://127.0.0.1:${port}`;
-    // three long tasks, each followed by a flush that takes the profile to name it, with fast
-    // requests between them
+    // three long tasks, each followed by a flush that takes the profile to name it (a batch
+    // shipped after the task, so by a flush that came after it), with fast requests between them
     for (let i = 0; i < 3; i++) {
       await get(`${url}/busy`);
+      const shipped = sink.batches();
       for (let k = 0; k < 10; k++) await get(`${url}/`);
-      await new Promise((r) => setTimeout(r, 300));
+      await until(`a flush after long task ${i + 1}`, () => (sink.batches() > shipped ? true : undefined));
     }
     const busy = await until('the three long tasks of GET /busy', () => {
       const found = sink.longTasks.filter((t) => t.endpoint === 'GET /busy');
@@ -97,8 +88,8 @@ test("the agent's start and flushes are not long tasks of the app; a 120 ms hand
     const blamed = sink.longTasks.filter((t) => t.location?.startsWith(agentFiles) === true);
     assert.deepEqual(blamed.map(describe), [], `long tasks named after the agent's own code, of all:\n${all}`);
     // before the app's first line ran, only Node and the agent did: nothing there is the app's
-    const beforeApp = sink.longTasks.filter((t) => t.at + t.ms <= Number(firstLine));
-    assert.deepEqual(beforeApp.map(describe), [], `long tasks over before the app's first line (${firstLine}), of all:\n${all}`);
+    const beforeApp = sink.longTasks.filter((t) => t.at + t.ms <= Number(appStart));
+    assert.deepEqual(beforeApp.map(describe), [], `long tasks over before the app's first line (${appStart}), of all:\n${all}`);
   } finally {
     child.kill();
     sink.close();
@@ -118,8 +109,11 @@ test("the agent's own work is taken out of the slice it ran in", async () => {
   tasks.agentWork(() => burn(60));
   const busy = performance.now() - start;
   tasks.slice(start, busy, null, null);
-  await new Promise((r) => setTimeout(r, 300)); // tasks are shipped once settled
-  const shipped = tasks.take();
+  // tasks are shipped once settled (250 ms after they ended): the first take that has any
+  const shipped = await until('a long task to settle', () => {
+    const taken = tasks.take();
+    return taken.length > 0 ? taken : undefined;
+  }, undefined, undefined, 20);
   assert.equal(shipped.length, 1, JSON.stringify(shipped));
   assert.ok(shipped[0]!.ms >= 70 && shipped[0]!.ms <= busy - 60 + 0.01, `${shipped[0]!.ms} ms of a ${busy} ms slice`);
   assert.equal(shipped[0]!.function, '(unknown)');
