@@ -19,7 +19,7 @@ let app: string;
  */
 const truth = { lateness: 0, answeredAt: 0, resumedAt: 0, burnStartedAt: 0, burnEndedAt: 0, seenAt: 0 };
 
-/** GET `url` (outside any transaction of this process); resolves with when the answer was sent, by its sender's clock. */
+/** GET `url` over node:http (a segment of the transaction calling it); resolves with when the answer was sent, by its sender's clock. */
 function getSentAt(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
     http
