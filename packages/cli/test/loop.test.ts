@@ -122,11 +122,18 @@ test('under mixed fast load with no slice over the threshold, no long task is re
       await Promise.all([get(`${app.url}/fast`), get(`${app.url}/small?ms=2`), get(`${app.url}/small?ms=5`)]);
       sent += 3;
     }
+    const loadEnd = Date.now();
     await until('the load at the collector', async () => {
       const rows = await api<Array<{ count: number }>>(collector.url, '/api/endpoints?service=loop-quiet');
       return rows.reduce((n, r) => n + r.count, 0) >= sent ? true : undefined;
     });
-    await new Promise((r) => setTimeout(r, 1500)); // long tasks are shipped once settled
+    // a long task is shipped by the first flush 250 ms after it ended (docs/metrics.md): once a
+    // batch sent after that has arrived, any task of the load would be at the collector (50 ms to
+    // spare between this process's clock and the app's, which dates the batch)
+    await until('a batch sent 250 ms after the load ended', async () => {
+      const services = await api<Array<{ service: string; lastSeen: number }>>(collector.url, '/api/services');
+      return (services.find((s) => s.service === 'loop-quiet')?.lastSeen ?? 0) >= loadEnd + 250 + 50 ? true : undefined;
+    });
     const quiet = await loop(collector, `service=loop-quiet&from=${from}`);
     assert.deepEqual(quiet.longTasks, []);
     assert.ok(quiet.utilization > 0, 'the loop was busy some of the time');
