@@ -29,13 +29,16 @@ let waited = 0;
 class OwnTime {
   total = 0;
   private since: number | null;
+
   constructor(start: number) {
     this.since = start;
   }
+
   pause(): void {
     if (this.since !== null) this.total += performance.now() - this.since;
     this.since = null;
   }
+
   resume(): void {
     this.since = performance.now();
   }

@@ -31,7 +31,7 @@ export const DEADLINE_MS = 10_000;
  */
 export function deadline<T>(what: string, promise: Promise<T>, ms = DEADLINE_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
+  const expired = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));

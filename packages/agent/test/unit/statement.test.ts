@@ -80,7 +80,7 @@ test('no value survives: every literal and comment of each input is gone from it
 test('the leak check fails a broken sanitizer: one that keeps everything, one that keeps strings, one that keeps comments', () => {
   assert.equal(leaks((sql) => sql).length, values.reduce((n, [, , secrets]) => n + secrets.length, 0));
   const numbersOnly = (sql: string): string => sql.replace(/\b\d+(\.\d+)?\b/g, '?');
-  assert.ok(leaks(numbersOnly).some((leak) => leak.startsWith(`"O''Brien"`)), 'a string kept');
+  assert.ok(leaks(numbersOnly).some((leak) => leak.startsWith('"O\'\'Brien"')), 'a string kept');
   const stringsAndNumbers = (sql: string): string => sql.replace(/'[^']*'|\b\d+\b/g, '?');
   assert.ok(leaks(stringsAndNumbers).some((leak) => leak.startsWith('"never closed secret"')), 'a comment kept');
 });
