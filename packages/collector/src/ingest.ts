@@ -161,6 +161,11 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
     for (const [k, id] of t.criticalPath.entries()) {
       if (!ids.has(id)) return `${at}/criticalPath/${k} is segment ${id}, which is not in segments`;
     }
+    for (const list of ['slices', 'waits'] as const) {
+      for (const [k, [start, end]] of (t[list] ?? []).entries()) {
+        if (end < start) return `${at}/${list}/${k} ends at ${end}, before its start ${start}`;
+      }
+    }
   }
   return undefined;
 }

@@ -2,6 +2,7 @@
  * Reads the query string of the query API (docs/collector.md) into typed queries, or an HttpError (400)
  * that says which parameter is wrong and what would be right.
  */
+import { DEFAULT_HOLDERS, MAX_HOLDERS } from './holders.js';
 import { HttpError } from './http-error.js';
 import { SERIES_METRICS, type LoopQuery, type Range, type SeriesMetric, type TimeseriesQuery, type TracesQuery } from './storage/storage.js';
 
@@ -102,4 +103,15 @@ export function parseLoop(q: QueryString, now: number): LoopQuery {
   const limit = integer(q, 'limit', `a whole number from 1 to ${MAX_LONG_TASK_LIMIT}`) ?? 50;
   if (limit < 1 || limit > MAX_LONG_TASK_LIMIT) throw new HttpError(400, `limit must be from 1 to ${MAX_LONG_TASK_LIMIT}, got ${limit}`);
   return { service, sort, limit, ...parseRange(q, now) };
+}
+
+/** A trace id as agents make them (the wire's rule): 16 to 64 lowercase hex digits. */
+const TRACE_ID = /^[0-9a-f]{16,64}$/;
+
+/** `GET /api/traces/:traceId/holders`: the trace id, and how many holders per wait (`limit`). */
+export function parseHolders(traceId: string, q: QueryString): { traceId: string; limit: number } {
+  if (!TRACE_ID.test(traceId)) throw new HttpError(400, `traceId must be 16 to 64 lowercase hex digits, got "${traceId.slice(0, 80)}"`);
+  const limit = integer(q, 'limit', `a whole number from 1 to ${MAX_HOLDERS}`) ?? DEFAULT_HOLDERS;
+  if (limit < 1 || limit > MAX_HOLDERS) throw new HttpError(400, `limit must be from 1 to ${MAX_HOLDERS}, got ${limit}`);
+  return { traceId, limit };
 }

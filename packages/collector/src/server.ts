@@ -10,7 +10,8 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
-import { parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
+import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
+import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -124,6 +125,17 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     const record = await storage.trace(request.params.traceId);
     if (!record) throw new HttpError(404, `no trace ${request.params.traceId} (it may be older than the trace retention)`);
     return record;
+  });
+
+  // who held the loop during each of a trace's waits: long tasks and other traces of its process
+  app.get<{ Params: { traceId: string } }>('/api/traces/:traceId/holders', async (request) => {
+    const { traceId, limit } = parseHolders(request.params.traceId, request.query as QueryString);
+    const source = await storage.traceSource(traceId);
+    if (!source) throw new HttpError(404, `no trace ${traceId} (it may be older than the trace retention)`);
+    const { record, instance } = source;
+    const window = waitWindow(record);
+    const work = window ? await storage.loopWork({ service: record.service, instance, lookback: HOLDER_LOOKBACK_MS, ...window }) : { longTasks: [], traces: [] };
+    return holdersOf(record, instance, work, limit);
   });
 
   app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));

@@ -156,6 +156,18 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     error: /^\/traces\/0\/segments\/1\/end 0.05 is before its start 0.1$/,
   },
   {
+    name: 'a wait ending before it starts',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].waits[1] = [5, 4.5])), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/waits\/1 ends at 4.5, before its start 5$/,
+  },
+  {
+    name: 'more slices than the timeline limit',
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].slices = Array.from({ length: 201 }, (_, i) => [i, i + 0.5]))), JSON_TYPE),
+    status: 400,
+    error: /^\/traces\/0\/slices must not have more than 200 items$/,
+  },
+  {
     name: 'critical path through an unknown segment',
     send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].criticalPath = [0, 9])), JSON_TYPE),
     status: 400,
@@ -254,6 +266,9 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
     ['/api/timeseries?service=s&metric=cpu&step=1000&from=0&to=86400000', /gives 86401 points, more than 1500; ask for a step of at least 58000 ms/],
     ['/api/traces?service=s&sort=fastest', /^sort must be slowest or recent/],
     ['/api/traces?service=s&limit=5000', /^limit must be from 1 to 1000/],
+    ['/api/traces/NOT-A-TRACE/holders', /^traceId must be 16 to 64 lowercase hex digits, got "NOT-A-TRACE"/],
+    ['/api/traces/00000000000000000000000000000001/holders?limit=0', /^limit must be from 1 to 20, got 0/],
+    ['/api/traces/00000000000000000000000000000001/holders?limit=many', /^limit must be a whole number from 1 to 20, got "many"/],
     ['/api/nowhere', /^no route GET \/api\/nowhere/],
   ];
   for (const [path, error] of bad) {

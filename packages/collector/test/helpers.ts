@@ -75,6 +75,9 @@ export function trace(service: string, endpoint: string, start: number, tx: Tx):
     criticalPath: [0],
     truncated: false,
     droppedSegments: 0,
+    // queued before its first slice, then its own code, the call, a wait for the loop, its code again
+    waits: [[0, roundMs(tx.blocking / 2)], [roundMs(0.2 + tx.external), roundMs(0.2 + tx.external + tx.blocking / 2)]],
+    slices: [[roundMs(tx.blocking / 2), roundMs(tx.blocking / 2 + tx.cpu / 2)], [roundMs(0.2 + tx.external + tx.blocking / 2), roundMs(0.2 + tx.external + tx.blocking / 2 + tx.cpu / 2)]],
   };
 }
 

@@ -101,3 +101,19 @@ export interface LoopSummary {
   memory: { rss: number; heapUsed: number; heapTotal: number };
   longTasks: LongTaskRow[];
 }
+
+/**
+ * What held the loop while a trace waited (`GET /api/traces/:traceId/holders`): a long task, or the
+ * cpu slices of another stored trace, with how much of the wait it overlapped (ms).
+ */
+export type LoopHolder =
+  | ({ kind: 'long-task'; overlap: number } & Omit<LongTaskRow, 'stack' | 'blocked'>)
+  | { kind: 'trace'; overlap: number; traceId: string; endpoint: string; instance: string | null };
+
+export interface TraceHolders {
+  traceId: string;
+  /** the process that sent the trace; null for a trace stored before the collector kept it (then every process of the service is searched) */
+  instance: string | null;
+  /** the trace's waits in its order, [start, end] in ms from its start as in the record, each with what held the loop then, largest overlap first */
+  waits: Array<{ start: number; end: number; holders: LoopHolder[] }>;
+}

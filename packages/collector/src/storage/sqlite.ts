@@ -23,6 +23,7 @@ import {
   type ExternalByKind,
   type Quantiles,
   type SegmentKind,
+  type TraceRecord,
   type WireBatch,
   type WireLoop,
   type WireSketch,
@@ -44,6 +45,8 @@ import {
   type TimeseriesResult,
   type TraceSummary,
   type TracesQuery,
+  type LoopWork,
+  type LoopWorkQuery,
 } from './storage.js';
 
 export interface SqliteOptions {
@@ -57,16 +60,23 @@ export const DB_FILE = 'loopscope.db';
  * 2: aggregates carry externalByKind (sums of ms per kind, JSON); event-loop rows and long tasks.
  * 3: a trace's cpu, external and blocking may be NULL (unknown: seen from outside the process);
  *    instances remember their sender (`agent`: loopscope, loopscope-proxy, loopscope-probe).
+ * 4: a trace remembers the instance (process) that sent it (NULL for traces stored before).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
-/** The traces table; its cpu, external and blocking are NULL for senders outside the process. */
+/** The columns of the traces table up to schema 3. */
+const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
+
+/**
+ * The traces table; its cpu, external and blocking are NULL for senders outside the process, its
+ * instance NULL for traces stored before schema 4.
+ */
 const TRACES_TABLE = (name: string): string => `
     CREATE TABLE IF NOT EXISTS ${name} (
       traceId TEXT PRIMARY KEY, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
       status INTEGER NOT NULL, error INTEGER NOT NULL,
       response REAL NOT NULL, duration REAL NOT NULL, cpu REAL, external REAL, blocking REAL,
-      record TEXT NOT NULL
+      record TEXT NOT NULL, instance TEXT
     );`;
 
 const table = (res: Resolution): string => `agg_${res.name}`;
@@ -225,10 +235,13 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   if (version >= 1 && version < 3) {
     // SQLite cannot drop a NOT NULL: the traces table is copied into its new form
     db.transaction(() => {
-      db.exec(`${TRACES_TABLE('traces_v3')} INSERT INTO traces_v3 SELECT * FROM traces; DROP TABLE traces; ALTER TABLE traces_v3 RENAME TO traces;`);
+      db.exec(
+        `${TRACES_TABLE('traces_v3')} INSERT INTO traces_v3 (${TRACES_V3_COLUMNS}) SELECT * FROM traces; DROP TABLE traces; ALTER TABLE traces_v3 RENAME TO traces;`,
+      );
       db.exec(`ALTER TABLE instances ADD COLUMN agent TEXT NOT NULL DEFAULT 'loopscope'`);
     })();
   }
+  if (version === 3) db.exec('ALTER TABLE traces ADD COLUMN instance TEXT');
   db.exec(schema());
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 
@@ -240,8 +253,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
        droppedTraces = MAX(droppedTraces, excluded.droppedTraces)`,
   );
   const insertTrace = db.prepare(
-    `INSERT OR IGNORE INTO traces (traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT OR IGNORE INTO traces (${TRACES_V3_COLUMNS}, instance)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const perResolution = RESOLUTIONS.map((res) => ({
     res,
@@ -275,6 +288,17 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
   const selectTrace = db.prepare('SELECT record FROM traces WHERE traceId = ?');
+  const selectTraceSource = db.prepare('SELECT record, instance FROM traces WHERE traceId = ?');
+  // what ran on a service's loop around [from, to): with @instance NULL, on every process of the service
+  const longTasksOverlapping = db.prepare(
+    `SELECT at, ms, endpoint, traceId, function, location, instance FROM long_tasks
+     WHERE service = @service AND at >= @since AND at < @to AND at + ms > @from AND (@instance IS NULL OR instance = @instance) ORDER BY at`,
+  );
+  const tracesOverlapping = db.prepare(
+    `SELECT traceId, endpoint, start, instance, json_extract(record, '$.slices') AS slices FROM traces
+     WHERE service = @service AND start >= @since AND start < @to AND start + duration > @from AND (@instance IS NULL OR instance = @instance)
+       AND json_type(record, '$.slices') = 'array'`,
+  );
   const longTaskColumns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
   const longTasksRecent = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY at DESC LIMIT ?`);
   const longTasksWorst = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY ms DESC, at DESC LIMIT ?`);
@@ -350,7 +374,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     }
     if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
     for (const t of batch.traces) {
-      insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t));
+      insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance);
     }
     // the span of time this instance's data covers, by its own clock (the collector's clock could
     // disagree with the timestamps the data is queried by)
@@ -517,6 +541,24 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     async trace(traceId: string) {
       const row = selectTrace.get(traceId) as { record: string } | undefined;
       return row ? (JSON.parse(row.record) as object) : undefined;
+    },
+
+    async traceSource(traceId: string) {
+      const row = selectTraceSource.get(traceId) as { record: string; instance: string | null } | undefined;
+      return row ? { record: JSON.parse(row.record) as TraceRecord, instance: row.instance } : undefined;
+    },
+
+    async loopWork(query: LoopWorkQuery): Promise<LoopWork> {
+      const args = { service: query.service, since: query.from - query.lookback, from: query.from, to: query.to, instance: query.instance };
+      const longTasks = longTasksOverlapping.all(args) as LoopWork['longTasks'];
+      const rows = tracesOverlapping.all(args) as Array<{ traceId: string; endpoint: string; start: number; instance: string | null; slices: string }>;
+      const traces = rows.map((r) => ({
+        traceId: r.traceId,
+        endpoint: r.endpoint,
+        instance: r.instance,
+        slices: (JSON.parse(r.slices) as Array<[number, number]>).map(([s, e]): [number, number] => [r.start + s, r.start + e]),
+      }));
+      return { longTasks, traces };
     },
 
     async prune(now: number) {

@@ -10,6 +10,8 @@ import type {
   SeriesMetric,
   ServiceSummary,
   TimeseriesResult,
+  LongTaskRow,
+  TraceRecord,
   TraceSummary,
   WireBatch,
 } from '@loopscope/protocol';
@@ -73,6 +75,21 @@ export interface LoopQuery extends Range {
 
 
 
+/** What ran on a service's loop in [from, to): long tasks and stored traces' slices that overlap it. */
+export interface LoopWorkQuery extends Range {
+  service: string;
+  /** one process of the service; null: every one */
+  instance: string | null;
+  /** how long before `from` a long task or a trace may have begun (ms) */
+  lookback: number;
+}
+
+/** What ran on a service's loop around a time window: its long tasks, and other traces' slices (ms since the epoch). */
+export interface LoopWork {
+  longTasks: Array<Omit<LongTaskRow, 'stack' | 'blocked'>>;
+  traces: Array<{ traceId: string; endpoint: string; instance: string | null; slices: Array<[number, number]> }>;
+}
+
 export interface Storage {
   readonly kind: 'sqlite';
   /**
@@ -89,6 +106,10 @@ export interface Storage {
   loop(query: LoopQuery): Promise<LoopSummary>;
   /** The full transaction record as the agent sent it, or undefined. */
   trace(traceId: string): Promise<object | undefined>;
+  /** The record and the instance that sent it (null for traces stored before schema 4), or undefined. */
+  traceSource(traceId: string): Promise<{ record: TraceRecord; instance: string | null } | undefined>;
+  /** The long tasks and the slices (ms since the epoch) of stored traces that overlap the window on the loop of the service (or one process of it). */
+  loopWork(query: LoopWorkQuery): Promise<LoopWork>;
   /** Deletes what is older than the retention allows at `now`. */
   prune(now: number): Promise<void>;
   close(): Promise<void>;
