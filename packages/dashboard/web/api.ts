@@ -7,6 +7,7 @@ import type {
   EndpointSummary,
   EndpointView,
   LongTaskRow,
+  LoopHolder,
   LoopSummary,
   MetricName,
   Quantiles,
@@ -15,12 +16,13 @@ import type {
   SeriesMetric,
   ServiceSummary,
   TimeseriesResult,
+  TraceHolders,
   TraceRecord,
   TraceSummary,
 } from '@loopscope/protocol';
 
 // the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
-export type { Quantiles, SeriesMetric, TraceSummary };
+export type { LoopHolder, Quantiles, SeriesMetric, TraceHolders, TraceSummary };
 export type Metric = MetricName;
 export type ExternalKind = SegmentKind;
 export type Service = ServiceSummary;
@@ -83,6 +85,9 @@ export const traces = (p: { service: string; endpoint?: string | undefined; sort
   get('/api/traces', p);
 
 export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${encodeURIComponent(traceId)}`, {});
+
+/** What held the loop during each wait of a trace: long tasks and other traces of its process. */
+export const holders = (traceId: string): Promise<TraceHolders> => get(`/api/traces/${encodeURIComponent(traceId)}/holders`, {});
 
 export const loop = (service: string, w: Window, sort: 'recent' | 'worst'): Promise<Loop> => get('/api/loop', { service, sort, ...w });
 

@@ -3,6 +3,7 @@
  * percentile, paused end, table sort) is in the query, so any view can be shared by its address.
  * The collector answers every page path with index.html (history routing).
  */
+import type { LoopHolder } from '@loopscope/protocol';
 
 export type Page = 'overview' | 'service' | 'endpoint' | 'trace' | 'loop';
 
@@ -87,4 +88,16 @@ export function routeTo(from: Route, change: Partial<Route> & { page: Page }): R
 export function windowOf(route: Route, now = Date.now()): { from: number; to: number } {
   const end = route.to ?? Math.floor(now / 1000) * 1000 - 1000;
   return { from: end - RANGES[route.range], to: end };
+}
+
+/**
+ * Where a holder of the loop (`/api/traces/:id/holders`) links: a long task to the event-loop page,
+ * paused a second after the task ended, with the task picked out (`at` spans it); another request
+ * to its trace.
+ */
+export function holderRoute(from: Route, service: string, holder: LoopHolder): Route {
+  if (holder.kind === 'trace') return routeTo(from, { page: 'trace', service, traceId: holder.traceId });
+  const start = Math.floor(holder.at);
+  const end = Math.max(start + 1, Math.ceil(holder.at + holder.ms));
+  return routeTo(from, { page: 'loop', service, range: '5m', to: Math.ceil(end / 1000) * 1000 + 1000, moment: { from: start, to: end } });
 }

@@ -1,29 +1,24 @@
 /**
- * Where the time went: one stacked bar per row (an endpoint, or one trace) of cpu, external (by
- * kind when known) and blocking, all rows on one scale. The three are measured separately and need
- * not add up to the response time (idle time between them, or work after the response, is in
- * neither), so each row also states its response time.
+ * Where the time went: one stacked bar per row (an endpoint, or one trace), all rows on one scale.
+ * An endpoint's row is the mean per request of cpu, external (by kind when known) and blocking:
+ * measured separately, they need not add up to the response time (idle time between them, or work
+ * after the response, is in neither; a call's time overlaps the code that ran meanwhile). A trace's
+ * row is its duration split into parts that do not overlap (partition.ts). Each row also states its
+ * response time.
  */
 import type { EndpointRow, ExternalKind } from '../api.js';
 import { COLORS } from '../colors.js';
 import { h, type Child } from '../dom.js';
 import * as fmt from '../format.js';
+import { KINDS, type Part } from '../partition.js';
 
-export interface Part {
-  label: string;
-  color: string;
-  ms: number;
-  /** drawn hatched, as Amy Boyle's talk "Monitoring Asynchronous Applications" draws blocking */
-  hatched?: boolean;
-}
+export type { Part };
 
 export interface BreakdownRow {
   label: Child;
   parts: Part[];
   response: number;
 }
-
-const KINDS: ExternalKind[] = ['http', 'db', 'cache', 'queue', 'other'];
 
 /**
  * cpu, external (split by kind when the numbers are there) and blocking of one request; the ones
@@ -77,7 +72,7 @@ export function breakdown(rows: BreakdownRow[]): HTMLElement {
                 h('span', {
                   class: `part${p.hatched ? ' hatched' : ''}`,
                   style: `width:${(p.ms / scale) * 100}%;--c:${p.color}`,
-                  title: `${p.label}: ${fmt.ms(p.ms)}`,
+                  title: `${p.label}: ${fmt.ms(p.ms)}${p.of === undefined ? '' : ` here, of its ${fmt.ms(p.of)} (the rest overlapped the parts before it)`}`,
                   'data-part': p.label,
                   'data-ms': p.ms,
                 }),
@@ -90,7 +85,14 @@ export function breakdown(rows: BreakdownRow[]): HTMLElement {
           { class: 'breakdown-values' },
           h('strong', {}, `response ${fmt.ms(r.response)}`),
           h('br'),
-          h('span', { class: 'muted' }, r.parts.map((p) => `${p.label.replace('external: ', '')} ${fmt.ms(p.ms)}`).join(' · ')),
+          h(
+            'span',
+            { class: 'muted' },
+            ...r.parts.flatMap((p, i) => [
+              i > 0 ? ' · ' : '',
+              h('span', { 'data-value': p.label }, `${p.label.replace('external: ', '')} ${fmt.ms(p.ms)}${p.of === undefined ? '' : ` of ${fmt.ms(p.of)}`}`),
+            ]),
+          ),
         ),
       ),
     ),

@@ -4,11 +4,17 @@
  * path — the chain that decided when the transaction finished — get a red outline, as in the
  * diagrams of Amy Boyle's talk "Monitoring Asynchronous Applications". Hover shows a segment's
  * numbers; a click pins them in the details panel.
+ *
+ * Above the segments, the "event loop" lane: when the transaction's own code ran (its cpu slices)
+ * and when it was ready but the loop ran other work (its waits, hatched yellow as the talk draws
+ * blocking; the wait before its first slice, "queued before start", in a darker yellow). A wait
+ * links to what held the loop then (a long task, or another request), when the collector knows.
  */
-import type { Segment, Trace } from '../api.js';
+import type { LoopHolder, Segment, Trace, TraceHolders } from '../api.js';
 import { COLORS } from '../colors.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
+import { QUEUED, QUEUED_COLOR, queuedBeforeStart, type Interval } from '../partition.js';
 
 /** Beyond this many rows the page would crawl; the rest are counted, not drawn. */
 const MAX_ROWS = 3000;
@@ -76,10 +82,99 @@ function facts(s: Segment, byId: Map<number, Segment>): Array<[string, string]> 
 
 const factList = (rows: Array<[string, string]>): HTMLElement => h('dl', { class: 'facts' }, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 
-export function waterfall(trace: Trace): HTMLElement {
+/** "15.0 → 80.0 ms (65.0 ms)" */
+export const span = ([start, end]: Interval): string => `${fmt.ms(start).replace(/ ms$/, '')} → ${fmt.ms(end)} (${fmt.ms(end - start)})`;
+
+/** What held the loop, in words: "long task of GET /report in render (app.js:1:1), 115 ms: 15.0 ms of this wait". */
+export function describeHolder(holder: LoopHolder): string {
+  const share = `${fmt.ms(holder.overlap)} of this wait`;
+  if (holder.kind === 'trace') return `${holder.endpoint} (another request): ${share}`;
+  const where = holder.location ? ` (${holder.location})` : '';
+  return `long task of ${holder.endpoint ?? 'no transaction'} in ${holder.function || '(anonymous)'}${where}, ${fmt.ms(holder.ms)}: ${share}`;
+}
+
+/** The lane's options: what held the loop in each wait (the record's order), and the address a holder links to. */
+export interface LoopLane {
+  holders?: TraceHolders | undefined;
+  linkOf: (holder: LoopHolder) => string;
+}
+
+/** The waits shown in the "who held the loop" list: the longest ones that have a holder. */
+const HELD_LISTED = 10;
+
+/** The "event loop" row (cpu slices and waits) and the list of who held the loop in the longest waits; undefined for a trace without them. */
+function loopLane(trace: Trace, pct: (ms: number) => string, lane: LoopLane | undefined): { row: HTMLElement; held: HTMLElement | null } | undefined {
+  if (trace.slices === undefined && trace.waits === undefined) return undefined;
+  const slices = trace.slices ?? [];
+  const waits = trace.waits ?? [];
+  const queuedEnd = queuedBeforeStart(trace).reduce((end, [, e]) => Math.max(end, e), 0);
+  const box = ([start, end]: Interval, color: string): string => `left:${pct(start)};width:max(1px, calc(${pct(end)} - ${pct(start)}));--c:${color}`;
+  const holdersOf = (i: number): LoopHolder[] => {
+    const w = lane?.holders?.waits[i];
+    return w && w.start === waits[i]![0] && w.end === waits[i]![1] ? w.holders : [];
+  };
+  const items = [
+    ...slices.map((s) => h('span', { class: 'wf-slice', style: box(s, COLORS.cpu), title: `cpu ${span(s)}: its own code ran`, 'data-start': s[0], 'data-end': s[1] })),
+    ...waits.map((w, i) => {
+      const queued = w[0] < queuedEnd;
+      const holders = holdersOf(i);
+      const first = holders[0];
+      const title = [
+        queued ? `${QUEUED} ${span(w)}: the request waited before the server ran it` : `blocked ${span(w)}: ready to run, it waited for the loop`,
+        ...(holders.length > 0 ? ['the loop ran:', ...holders.map((x) => `• ${describeHolder(x)}`)] : lane?.holders ? ['no long task or kept trace held the loop then'] : []),
+      ].join('\n');
+      const attrs = {
+        class: `wf-wait hatched${queued ? ' queued' : ''}`,
+        style: box(w, queued ? QUEUED_COLOR : COLORS.blocking),
+        title,
+        'data-start': w[0],
+        'data-end': w[1],
+        'data-holder': first ? (first.kind === 'trace' ? `trace ${first.traceId}` : `long-task ${first.at}`) : null,
+      };
+      return first && lane ? h('a', { ...attrs, href: lane.linkOf(first) }) : h('span', attrs);
+    }),
+  ];
+  const row = h(
+    'div',
+    { class: 'wf-row wf-loop', 'data-lane': 'loop' },
+    h('div', { class: 'wf-name', title: 'when its own code ran on the event loop (cpu) and when it was ready but waited for the loop (blocking)' }, 'event loop'),
+    h('div', { class: 'wf-track' }, ...items),
+  );
+  const held = waits
+    .map((w, i) => ({ w, holders: holdersOf(i) }))
+    .filter((x) => x.holders.length > 0)
+    .sort((a, b) => b.w[1] - b.w[0] - (a.w[1] - a.w[0]))
+    .slice(0, HELD_LISTED);
+  return {
+    row,
+    held:
+      held.length === 0 || !lane
+        ? null
+        : h(
+            'div',
+            { class: 'wf-held' },
+            h('h4', {}, 'Who held the loop while it waited'),
+            h(
+              'ul',
+              {},
+              ...held.map(({ w, holders }) =>
+                h(
+                  'li',
+                  { 'data-wait': `${w[0]}-${w[1]}` },
+                  `${w[0] < queuedEnd ? 'Queued' : 'Blocked'} ${span(w)}: `,
+                  ...holders.flatMap((x, i) => [i > 0 ? ' · ' : '', h('a', { href: lane.linkOf(x) }, describeHolder(x))]),
+                ),
+              ),
+            ),
+          ),
+  };
+}
+
+export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
   const placed = treeOrder(trace.segments);
   const byId = new Map(trace.segments.map((s) => [s.id, s]));
-  const total = Math.max(trace.duration, trace.response, ...trace.segments.map((s) => s.end), 1e-3);
+  const timeline = [...(trace.slices ?? []), ...(trace.waits ?? [])].map(([, e]) => e);
+  const total = Math.max(trace.duration, trace.response, ...trace.segments.map((s) => s.end), ...timeline, 1e-3);
   const pct = (ms: number): string => `${(Math.min(Math.max(ms, 0), total) / total) * 100}%`;
   const step = tickStep(total);
 
@@ -111,9 +206,10 @@ export function waterfall(trace: Trace): HTMLElement {
     ),
   );
 
+  const loop = loopLane(trace, pct, lane);
   const details = h('div', { class: 'wf-details muted' }, 'Click a segment for its details.');
   const tooltip = h('div', { class: 'tooltip', hidden: true });
-  const rowsBox = h('div', { class: 'wf-rows' }, transactionRow, ...rows);
+  const rowsBox = h('div', { class: 'wf-rows' }, transactionRow, loop?.row, ...rows);
   const segmentOf = (e: Event): Segment | undefined => {
     const row = (e.target as Element).closest<HTMLElement>('[data-segment]');
     return row ? byId.get(Number(row.dataset['segment'])) : undefined;
@@ -141,6 +237,13 @@ export function waterfall(trace: Trace): HTMLElement {
   const legend = h(
     'div',
     { class: 'legend' },
+    ...(loop
+      ? [
+          h('span', { class: 'legend-item' }, h('span', { class: 'swatch', style: `--c:${COLORS.cpu}` }), 'cpu (its code ran)'),
+          h('span', { class: 'legend-item' }, h('span', { class: 'swatch hatched', style: `--c:${COLORS.blocking}` }), 'blocked (waited for the loop)'),
+          queuedBeforeStart(trace).length > 0 ? h('span', { class: 'legend-item' }, h('span', { class: 'swatch hatched', style: `--c:${QUEUED_COLOR}` }), QUEUED) : null,
+        ]
+      : []),
     ...[...new Set(trace.segments.map((s) => s.kind))].map((k) => h('span', { class: 'legend-item' }, h('span', { class: 'swatch', style: `--c:${kindColor(k)}` }), k)),
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch critical' }), 'critical path'),
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch response' }), 'response sent'),
@@ -160,6 +263,10 @@ export function waterfall(trace: Trace): HTMLElement {
     rowsBox,
     hidden > 0 ? h('p', { class: 'muted' }, `${fmt.count(hidden)} more segments are not drawn.`) : null,
     trace.segments.length === 0 ? h('p', { class: 'muted' }, 'This transaction made no external calls: it has no segments.') : null,
+    !loop && trace.cpu !== null
+      ? h('p', { class: 'muted', 'data-no-lane': '' }, 'This trace lists no slices or waits (sent by an older agent): its cpu and blocking are known as totals only.')
+      : null,
+    loop?.held,
     details,
     tooltip,
   );

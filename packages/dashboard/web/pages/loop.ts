@@ -1,6 +1,7 @@
 /**
  * A service's event loop: delay percentiles, utilization, GC pauses, and the long tasks that held
- * the loop, each with the request and function that ran it and a link to its trace.
+ * the loop, each with the request and function that ran it and a link to its trace. A moment in the
+ * address (`at=<from>-<to>`, as a trace's wait links here) picks out the tasks that began in it.
  */
 import * as api from '../api.js';
 import { controls } from '../components/controls.js';
@@ -44,10 +45,12 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
         replace(body, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
         return;
       }
+      const moment = route.moment;
+      const picked = (t: api.LongTask): boolean => moment !== undefined && t.at >= moment.from && t.at < moment.to;
       const tasks = loop.longTasks.map((t) =>
         h(
           'tr',
-          { 'data-long-task': '' },
+          { 'data-long-task': '', class: picked(t) ? 'picked' : null, 'aria-current': picked(t) ? 'true' : null },
           h('td', {}, fmt.clock(t.at).slice(11)),
           h('td', { class: 'num' }, fmt.ms(t.ms)),
           h('td', { class: 'name' }, t.endpoint ? h('a', { href: href(routeTo(route, { page: 'endpoint', service, endpoint: t.endpoint })) }, t.endpoint) : h('span', { class: 'muted' }, 'no transaction')),
@@ -75,11 +78,15 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
         section(
           'Long tasks',
           h('div', { class: 'control', role: 'group', 'aria-label': 'order' }, order('Newest first', 'recent'), order('Longest first', 'worst')),
+          moment && !loop.longTasks.some(picked)
+            ? h('p', { class: 'muted', 'data-picked': 'none' }, `No long task of this list began at ${fmt.clock(moment.from)}: it may be older than the collector keeps long tasks, or not among the ones listed.`)
+            : null,
           tasks.length === 0
             ? h('p', { class: 'muted' }, 'No synchronous slice held the loop longer than the threshold (LOOPSCOPE_LONG_TASK_MS, default 50 ms).')
             : h('table', { class: 'table long-tasks' }, h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { class: c === 'Held the loop' || c === 'Kept waiting' ? 'num' : 'name' }, c)))), h('tbody', {}, ...tasks)),
         ),
       );
+      body.querySelector('tr.picked')?.scrollIntoView({ block: 'center' });
     },
   };
 };

@@ -1,14 +1,16 @@
 /**
- * One transaction: its numbers and its waterfall with the critical path. cpu and blocking are shown
- * as the transaction's totals: the trace record carries totals, not the individual slices.
+ * One transaction: its numbers, where its time went (parts that do not overlap: partition.ts) and
+ * its waterfall with the critical path and, from agents that list them, its slices on the event
+ * loop and its waits, each wait linked to what held the loop then (`/api/traces/:id/holders`).
  */
 import * as api from '../api.js';
-import { breakdown, partsOf } from '../charts/breakdown.js';
+import { breakdown } from '../charts/breakdown.js';
 import { empty } from '../components/states.js';
 import { waterfall } from '../components/waterfall.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { routeTo, type Route } from '../route.js';
+import { length, partitionTime, queuedBeforeStart } from '../partition.js';
+import { holderRoute, href, routeTo, type Route } from '../route.js';
 import { card, crumbs, heading, section, type PageFactory } from './page.js';
 
 export const tracePage: PageFactory = ({ route }) => {
@@ -27,7 +29,10 @@ export const tracePage: PageFactory = ({ route }) => {
         replace(element, crumbs(route, [`trace ${traceId}`, undefined]), empty('No such trace.', 'It may be older than the collector keeps traces (7 days by default), or the link is wrong.'));
         return;
       }
+      // what held the loop in its waits; a collector without the endpoint, or a failure here, leaves the waits unlinked
+      const holders = trace.waits && trace.waits.length > 0 ? await api.holders(traceId).catch((e: unknown) => (e instanceof api.ApiError ? undefined : Promise.reject(e))) : undefined;
       const service = trace.service ?? route.service;
+      const queued = length(queuedBeforeStart(trace));
       const trail: Array<[string, Route | undefined]> = service
         ? [[service, routeTo(route, { page: 'service', service })], [trace.endpoint, routeTo(route, { page: 'endpoint', service, endpoint: trace.endpoint })]]
         : [[trace.endpoint, undefined]];
@@ -50,11 +55,15 @@ export const tracePage: PageFactory = ({ route }) => {
           trace.firstByte === undefined ? null : card('First byte', fmt.ms(trace.firstByte), 'until the status line'),
           card('CPU', fmt.insideMs(trace.cpu), trace.cpu === null ? 'seen from outside the process' : 'total of its slices'),
           card('External', fmt.insideMs(trace.external), trace.external === null ? 'seen from outside the process' : 'parallel calls count once'),
-          card('Blocking', fmt.insideMs(trace.blocking), trace.blocking === null ? 'seen from outside the process' : 'total wait for the loop'),
+          card(
+            'Blocking',
+            fmt.insideMs(trace.blocking),
+            trace.blocking === null ? 'seen from outside the process' : queued > 0 ? `total wait for the loop, ${fmt.ms(queued)} of it queued before start` : 'total wait for the loop',
+          ),
           trace.responseBytes === undefined ? null : card('Bytes', `${fmt.count(trace.responseBytes)} B`, `response body; request body ${fmt.count(trace.requestBytes ?? 0)} B`),
         ),
-        section('Where the time went', breakdown([{ label: 'this request', parts: partsOf(trace), response: trace.response }])),
-        waterfall(trace),
+        section('Where the time went', breakdown([{ label: 'this request', parts: partitionTime(trace), response: trace.response }])),
+        waterfall(trace, service ? { holders, linkOf: (holder) => href(holderRoute(route, service, holder)) } : undefined),
       );
     },
   };
