@@ -10,7 +10,8 @@ import { Transaction, type TransactionHost } from '../../src/transaction.js';
 
 /** A loop at `base` (a little before the transactions below are created on the real clock). */
 function setup() {
-  const base = performance.now() - 0.001;
+  // a whole number of ms, so that sums of the whole-ms times below are exact in floating point
+  const base = Math.floor(performance.now()) - 1;
   let t = base;
   const loop = new LoopObserver(() => t, (timer) => base + (timer as { due: number }).due, 0);
   const host: TransactionHost = { maxSegments: 100, maybeDone() {}, callbackSerial: () => loop.serial, completedAt: (start, serial) => loop.completedAt(start, serial) };
