@@ -103,10 +103,11 @@ const propagation = createHook({
     } else if (scope !== undefined) {
       if (type === 'PROMISE') setPromiseScope(resource, scope);
       else (resource as Resource)[SCOPE] = scope;
+    } else if (type !== 'PROMISE' && (resource as Resource)[SCOPE] !== undefined) {
+      // an object given a new async id (a timer re-armed after it fired) forgets its old scope;
+      // ticks and promises are new objects (and most of the resources of a request)
+      (resource as Resource)[SCOPE] = undefined;
     }
-    // an object given a new async id (a timer re-armed after it fired) forgets its old scope; ticks
-    // and promises are new objects (and most of the resources of a request)
-    else if (type !== 'PROMISE' && (resource as Resource)[SCOPE] !== undefined) (resource as Resource)[SCOPE] = undefined;
   },
 });
 

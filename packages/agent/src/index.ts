@@ -122,4 +122,3 @@ export async function shutdown(): Promise<void> {
   await a.exporter?.flush();
   a.stop();
 }
-

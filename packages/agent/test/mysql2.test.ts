@@ -69,8 +69,8 @@ test('200 concurrent requests on a pool of 4, promise and callback pools', async
     i % 2 === 0
       ? pool.query('SELECT ? AS id', [String(i)]).then(([rows]) => ({ echoed: String(rows[0]!.id), ranIn: here() }))
       : new Promise((resolve, reject) =>
-          cbPool.query('SELECT ? AS id', [String(i)], (err, rows) => (err ? reject(err) : resolve({ echoed: String(rows[0]!.id), ranIn: here() }))),
-        ),
+        cbPool.query('SELECT ? AS id', [String(i)], (err, rows) => (err ? reject(err) : resolve({ echoed: String(rows[0]!.id), ranIn: here() }))),
+      ),
   );
   for (const r of records) assert.deepEqual(r.segments.map((s) => s.operation), ['checkout', 'SELECT'], r.endpoint);
   assert.ok(records.some((r) => r.segments[0]!.end - r.segments[0]!.start > 1), 'some requests waited for a connection');

@@ -68,6 +68,8 @@ test('callback style: the callback runs in the caller context, timed like the pr
   );
   assert.equal(result, 'pg callback');
   const checkout = only(record, (s) => s.operation === 'checkout');
+  const query = only(record, (s) => s.operation === 'SELECT');
+  assert.ok(query.start >= checkout.end - 0.001, 'the query starts after its checkout');
 });
 
 test('200 concurrent requests on a pool of 4: each query is attributed to the request that made it', async () => {
@@ -75,8 +77,8 @@ test('200 concurrent requests on a pool of 4: each query is attributed to the re
     i % 2 === 0
       ? pool.query('SELECT $1::text AS id', [String(i)]).then((r) => ({ echoed: r.rows[0]!.id!, ranIn: here() }))
       : new Promise((resolve, reject) =>
-          pool.query('SELECT $1::text AS id', [String(i)], (err, r) => (err ? reject(err) : resolve({ echoed: r.rows[0]!.id!, ranIn: here() }))),
-        ),
+        pool.query('SELECT $1::text AS id', [String(i)], (err, r) => (err ? reject(err) : resolve({ echoed: r.rows[0]!.id!, ranIn: here() }))),
+      ),
   );
   for (const record of records) {
     assert.deepEqual(record.segments.map((s) => s.operation), ['checkout', 'SELECT'], record.endpoint);

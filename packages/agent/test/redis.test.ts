@@ -14,14 +14,14 @@ start({ service: 'redis-test' });
 const rec = recorder();
 
 type Cb = (err: Error | null, value: string) => void;
-interface IORedis {
+interface IORedisClient {
   get(key: string): Promise<string | null>;
   set(key: string, value: string): Promise<string>;
   echo(value: string): Promise<string>;
   echo(value: string, cb: Cb): void;
   quit(): Promise<unknown>;
 }
-const IORedis = requireLib('ioredis') as new (o: object) => IORedis;
+const IORedis = requireLib('ioredis') as new (o: object) => IORedisClient;
 interface NodeRedis {
   connect(): Promise<unknown>;
   get(k: string): Promise<string | null>;

@@ -126,7 +126,7 @@ export function tempDir(): string {
 
 export interface Answer {
   status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of the API under test
+  body: any;
 }
 
 /**

@@ -144,8 +144,15 @@ test('traces: slowest and recent order, filters, limit; a trace comes back uncha
   assert.deepEqual(slowest.map((t: any) => t.traceId), bySlowest.slice(0, 5).map((t) => t.traceId));
   const t0 = bySlowest[0]!;
   assert.deepEqual(slowest[0], {
-    traceId: t0.traceId, endpoint: t0.endpoint, start: t0.start, status: t0.status,
-    response: t0.response, duration: t0.duration, cpu: t0.cpu, external: t0.external, blocking: t0.blocking,
+    traceId: t0.traceId,
+    endpoint: t0.endpoint,
+    start: t0.start,
+    status: t0.status,
+    response: t0.response,
+    duration: t0.duration,
+    cpu: t0.cpu,
+    external: t0.external,
+    blocking: t0.blocking,
   });
 
   const recent = (await get(`${base}&sort=recent&limit=1000`)).body;

@@ -49,6 +49,7 @@ export class EndpointAggregate {
     external: newSketch(),
     blocking: newSketch(),
   };
+
   /** The slowest transaction of the interval (by duration), kept as a sampled trace. */
   slowest: TraceRecord | undefined;
   slowestDuration = -1;

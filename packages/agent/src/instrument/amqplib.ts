@@ -54,15 +54,15 @@ function wrapConfirmPublish(original: Fn): Fn {
 function wrapConsume(tracker: Tracker): (original: Fn) => Fn {
   return (original) =>
     function consume(this: unknown, queue: unknown, callback: unknown, ...rest: unknown[]): unknown {
-    if (typeof callback !== 'function') return original.call(this, queue, callback, ...rest);
-    const name = `AMQP consume ${String(queue)}`;
-    const onMessage = function (this: unknown, message: unknown): unknown {
+      if (typeof callback !== 'function') return original.call(this, queue, callback, ...rest);
+      const name = `AMQP consume ${String(queue)}`;
+      const onMessage = function (this: unknown, message: unknown): unknown {
       // null: the broker cancelled the consumer; no message, no transaction
-      if (message === null) return (callback as Fn).call(this, message);
-      return runTransaction(tracker, name, () => (callback as Fn).call(this, message), true);
+        if (message === null) return (callback as Fn).call(this, message);
+        return runTransaction(tracker, name, () => (callback as Fn).call(this, message), true);
+      };
+      return original.call(this, queue, onMessage, ...rest);
     };
-    return original.call(this, queue, onMessage, ...rest);
-  };
 }
 
 function patchModel(exports: Exports, _version: string, tracker: Tracker): void {

@@ -33,6 +33,7 @@ class ObservedPromise<T> extends Promise<T> {
   static override get [Symbol.species]() {
     return Promise;
   }
+
   override then<A = T, B = never>(onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
     if (this.segment !== undefined) this.segment.awaited = true;
     return super.then(onFulfilled, onRejected);

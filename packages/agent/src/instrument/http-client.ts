@@ -48,13 +48,13 @@ export function httpSegmentName(method: string, origin: string, path: string): s
 export function instrumentHttpClient(onError: () => void): () => void {
   const guard =
     <M>(fn: (message: M) => void) =>
-    (message: unknown): void => {
-      try {
-        fn(message as M);
-      } catch {
-        onError();
-      }
-    };
+      (message: unknown): void => {
+        try {
+          fn(message as M);
+        } catch {
+          onError();
+        }
+      };
 
   const onStart = guard<{ request: TracedRequest }>(({ request }) => {
     const scope = currentScope();

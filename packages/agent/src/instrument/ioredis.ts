@@ -9,6 +9,8 @@ import { activeScope, finishOnSettle, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { redisStatement } from './statement.js';
 
+const SEG = Symbol('loopscope.segment');
+
 type Fn = (...args: any[]) => unknown;
 
 interface Command {
@@ -22,8 +24,6 @@ interface Client {
   options: { host?: string; port?: number; db?: number; path?: string };
   condition?: { select?: number } | null;
 }
-
-const SEG = Symbol('loopscope.segment');
 
 export function redisTarget(host: string | undefined, port: number | undefined, db: number | undefined): string {
   return `${host ?? 'localhost'}:${port ?? 6379}/${db ?? 0}`;

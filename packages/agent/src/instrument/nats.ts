@@ -47,14 +47,14 @@ function wrapRequest(original: Fn): Fn {
 function wrapSubscribe(tracker: Tracker): (original: Fn) => Fn {
   return (original) =>
     function subscribe(this: Connection, subject: unknown, opts?: { callback?: Fn }): unknown {
-    const callback = opts?.callback;
-    if (typeof callback !== 'function') return original.call(this, subject, opts);
-    const name = `NATS subscribe ${String(subject)}`;
-    const onMessage = function (this: unknown, err: unknown, msg: unknown): unknown {
-      return runTransaction(tracker, name, () => callback.call(this, err, msg), true);
+      const callback = opts?.callback;
+      if (typeof callback !== 'function') return original.call(this, subject, opts);
+      const name = `NATS subscribe ${String(subject)}`;
+      const onMessage = function (this: unknown, err: unknown, msg: unknown): unknown {
+        return runTransaction(tracker, name, () => callback.call(this, err, msg), true);
+      };
+      return original.call(this, subject, { ...opts, callback: onMessage });
     };
-    return original.call(this, subject, { ...opts, callback: onMessage });
-  };
 }
 
 export const nats: ModuleInstrumentation = {

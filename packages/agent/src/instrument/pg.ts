@@ -10,6 +10,8 @@ import { activeScope, callOutside, finishOnEnd, finishOnSettle, finishThenCall, 
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { sqlOperation, StatementCache } from './statement.js';
 
+const TARGET = Symbol('loopscope.target');
+
 type Callback = (...args: any[]) => unknown;
 
 interface PgClient {
@@ -31,7 +33,6 @@ interface PgPool {
   options?: { host?: string; port?: number; database?: string; connectionString?: string };
 }
 
-const TARGET = Symbol('loopscope.target');
 const statements = new StatementCache('postgres');
 
 const target = (host: string | undefined, port: number | string | undefined, database: string | undefined): string => `${host || 'localhost'}:${port || 5432}/${database ?? ''}`;

@@ -13,6 +13,8 @@ import { redisTarget } from './ioredis.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { redisStatement } from './statement.js';
 
+const SEG = Symbol('loopscope.segment');
+
 interface CommandEvent {
   command?: unknown;
   args?: unknown[];
@@ -22,8 +24,6 @@ interface CommandEvent {
   error?: unknown;
   [SEG]?: Segment;
 }
-
-const SEG = Symbol('loopscope.segment');
 
 export function instrumentRedis(onError: () => void): () => void {
   const channel = tracingChannel<unknown, CommandEvent>('node-redis:command');

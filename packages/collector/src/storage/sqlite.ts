@@ -238,7 +238,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       db.exec(
         `${TRACES_TABLE('traces_v3')} INSERT INTO traces_v3 (${TRACES_V3_COLUMNS}) SELECT * FROM traces; DROP TABLE traces; ALTER TABLE traces_v3 RENAME TO traces;`,
       );
-      db.exec(`ALTER TABLE instances ADD COLUMN agent TEXT NOT NULL DEFAULT 'loopscope'`);
+      db.exec('ALTER TABLE instances ADD COLUMN agent TEXT NOT NULL DEFAULT \'loopscope\'');
     })();
   }
   if (version === 3) db.exec('ALTER TABLE traces ADD COLUMN instance TEXT');

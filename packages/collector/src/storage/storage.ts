@@ -44,9 +44,6 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 export const DEFAULT_RETENTION: Retention = { seconds: 2 * HOUR, minutes: 7 * DAY, hours: 90 * DAY, traces: 7 * DAY, batches: DAY };
 
-
-
-
 export interface TimeseriesQuery extends Range {
   service: string;
   endpoint?: string | undefined;
@@ -57,7 +54,6 @@ export interface TimeseriesQuery extends Range {
   step: number;
 }
 
-
 export interface TracesQuery extends Range {
   service: string;
   endpoint?: string | undefined;
@@ -65,15 +61,12 @@ export interface TracesQuery extends Range {
   limit: number;
 }
 
-
 export interface LoopQuery extends Range {
   service: string;
   /** long tasks newest first (`recent`) or longest first (`worst`) */
   sort: 'recent' | 'worst';
   limit: number;
 }
-
-
 
 /** What ran on a service's loop in [from, to): long tasks and stored traces' slices that overlap it. */
 export interface LoopWorkQuery extends Range {

@@ -151,22 +151,22 @@ function loopLane(trace: Trace, pct: (ms: number) => string, lane: LoopLane | un
       held.length === 0 || !lane
         ? null
         : h(
-            'div',
-            { class: 'wf-held' },
-            h('h4', {}, 'Who held the loop while it waited'),
-            h(
-              'ul',
-              {},
-              ...held.map(({ w, holders }) =>
-                h(
-                  'li',
-                  { 'data-wait': `${w[0]}-${w[1]}` },
+          'div',
+          { class: 'wf-held' },
+          h('h4', {}, 'Who held the loop while it waited'),
+          h(
+            'ul',
+            {},
+            ...held.map(({ w, holders }) =>
+              h(
+                'li',
+                { 'data-wait': `${w[0]}-${w[1]}` },
                   `${w[0] < queuedEnd ? 'Queued' : 'Blocked'} ${span(w)}: `,
                   ...holders.flatMap((x, i) => [i > 0 ? ' · ' : '', h('a', { href: lane.linkOf(x) }, describeHolder(x))]),
-                ),
               ),
             ),
           ),
+        ),
   };
 }
 
