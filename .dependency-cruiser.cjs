@@ -4,12 +4,7 @@
 // build already refuses cycles (project references cannot be circular, and a clean build of two
 // packages that import each other fails), so imports of another workspace, which resolve to its
 // dist/, end the walk there. Version 17: 18 needs Node.js 22, and CI runs on the machine's Node.js 20.
-//
-// TODO(cycles, issue 18): one known cycle is waived in .dependency-cruiser-known-violations.json:
-// packages/agent/src/context.ts and transaction.ts import each other's types (`import type`, both
-// ways; erased at run time). It was there when the check came in, while the agent's layering was
-// being changed by others; once it is broken (the types one of them needs in a module of its own),
-// empty that file to `[]`, so that no cycle at all passes.
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [

@@ -12,18 +12,10 @@
  *   `callback`, and while that id is still the running one they hold;
  * - a resource created outside any transaction is left alone (no property added), unless it is
  *   an object being given a new async id that had a scope before.
- * Measured on the bench's hello server: a minimal agent built this way (a context per request and
- * a `before` hook) took 0.85 µs less user CPU time per request than the same on AsyncLocalStorage
- * (3 rounds each), and the agent's count fell by ~7 k instructions per request (8 %).
+ * (docs/benchmarks.md has what this saved against AsyncLocalStorage on the bench.)
  */
 import { createHook, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
-import type { Segment, Transaction } from './transaction.js';
-
-/** What the context holds: a transaction is its own scope; a segment opened by hand gets one. */
-export interface Scope {
-  readonly tx: Transaction;
-  readonly segment: Segment | null;
-}
+import type { Scope } from './transaction.js';
 
 /** The property under which a resource keeps the scope it was created in. */
 const SCOPE = Symbol('loopscope.scope');

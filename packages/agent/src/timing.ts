@@ -10,10 +10,10 @@
  */
 import { createHook, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { callback, enableStorage, outside, promiseScopeOf, runningResource, scopeOf, takeRecentTick, tickScopeOf, type Scope } from './context.js';
+import { callback, enableStorage, outside, promiseScopeOf, runningResource, scopeOf, takeRecentTick, tickScopeOf } from './context.js';
 import { now } from './clock.js';
 import { Kind, LoopObserver, type LongTaskSink } from './loop/observer.js';
-import type { Transaction } from './transaction.js';
+import type { Transaction, Scope } from './transaction.js';
 
 const nodeTiming = performance.nodeTiming;
 

@@ -6,8 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
-import type { Scope } from './context.js';
 import { now } from './clock.js';
+
+/** What the context (context.ts) holds: a transaction is its own scope; a segment opened by hand gets one. */
+export interface Scope {
+  readonly tx: Transaction;
+  readonly segment: Segment | null;
+}
 
 /** Trace ids: 16 random hex digits per process, then a counter; built only when a record is. */
 const tracePrefix = randomBytes(8).toString('hex');

@@ -5,9 +5,9 @@
  * pooled connection or socket the answer came in on.
  */
 import { SEGMENT_TEXT_LIMITS, type SegmentKind } from '@loopscope/protocol';
-import { currentScope, runInScope, type Scope } from '../context.js';
+import { currentScope, runInScope } from '../context.js';
 import { enter, leave } from '../timing.js';
-import type { Segment } from '../transaction.js';
+import type { Segment, Scope } from '../transaction.js';
 
 /** The scope of the calling code, when it is inside an open transaction. */
 export function activeScope(): Scope | undefined {

@@ -6,10 +6,10 @@
  * the connection, where a channel subscriber cannot tell whose it is; patching the call sites can
  * (docs/instrumentation.md). The internal files are patched, so `require` and `import` are alike.
  */
-import type { Scope } from '../context.js';
 import { activeScope, finishOnEnd, finishThenCall, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { sqlOperation, StatementCache } from './statement.js';
+import type { Scope } from '../transaction.js';
 
 type Callback = (...args: any[]) => unknown;
 

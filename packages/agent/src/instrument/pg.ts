@@ -5,10 +5,10 @@
  * `lib/client.js` is patched rather than the entry, so `import pg from 'pg'` (its ESM wrapper
  * loads the same CommonJS file) and `require('pg')` are both seen.
  */
-import type { Scope } from '../context.js';
 import { activeScope, callOutside, finishOnEnd, finishOnSettle, finishThenCall, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 import { sqlOperation, StatementCache } from './statement.js';
+import type { Scope } from '../transaction.js';
 
 const TARGET = Symbol('loopscope.target');
 
