@@ -19,7 +19,7 @@ import { LoopHealth } from './loop/health.js';
 import { LongTasks } from './loop/long-tasks.js';
 import { Profiler } from './loop/profiler.js';
 import { hookErrors, startTiming, stopTiming, watchLongTasks } from './timing.js';
-import { Tracker } from './tracker.js';
+import { Tracker, type TransactionListener } from './tracker.js';
 
 export interface Agent {
   readonly config: AgentConfig;
@@ -33,6 +33,8 @@ export interface Agent {
 let agent: Agent | undefined;
 /** Set once the configuration said no: later calls of the API do not read it again. */
 let disabled = false;
+/** Listeners subscribed before the agent started, each attached to the tracker of the next start. */
+const waiting = new Set<(tracker: Tracker) => void>();
 
 /** Starts the agent (idempotent: a second call returns the running agent). Undefined when disabled. */
 export function start(options: AgentOptions = {}): Agent | undefined {
@@ -48,6 +50,8 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     caught++;
   };
   const tracker = new Tracker(config);
+  for (const attach of waiting) attach(tracker);
+  waiting.clear();
   const undo: Array<() => void> = [];
   tracker.start();
   const exporter = config.collector === 'off' ? undefined : new Exporter({ ...config, schedule: outside });
@@ -127,4 +131,21 @@ function watchLoop(config: AgentConfig, exporter: Exporter): LoopWatch {
 
 export function running(): Agent | undefined {
   return agent;
+}
+
+/**
+ * Subscribes to finished transactions: now if the agent runs, else when it starts (so that an app
+ * may subscribe before it calls `start()` and lose nothing). Returns the function that unsubscribes.
+ */
+export function subscribe(listener: TransactionListener): () => void {
+  if (agent !== undefined) return agent.tracker.onEnd(listener);
+  let off: (() => void) | undefined;
+  const attach = (tracker: Tracker): void => {
+    off = tracker.onEnd(listener);
+  };
+  waiting.add(attach);
+  return () => {
+    waiting.delete(attach);
+    off?.();
+  };
 }

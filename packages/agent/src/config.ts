@@ -1,6 +1,7 @@
 /**
- * Agent configuration: environment first (the LOOPSCOPE_* variables of the README's table), code
- * second (`start(options)`).
+ * Agent configuration: the LOOPSCOPE_* variables of the README's table, and `start(options)`, whose
+ * options (the same names in camelCase) win over the variables: a value written in the code is
+ * deliberate. A malformed variable is ignored with a warning, never fatal.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

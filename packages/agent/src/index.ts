@@ -1,10 +1,14 @@
 /**
- * The loopscope agent API (GUIDE 3.4): the "bake it in" strategy. Zero-code use is
- * `node --import loopscope/register app.js`; these functions add what the agent cannot see by itself.
- * Every function is safe to call with the agent disabled (it then only runs the code it was given).
+ * The loopscope agent API: what the agent cannot see by itself, added by hand ("bake it in").
+ * Zero-code use is `node --import loopscope/register app.js`, which starts the agent; without it the
+ * app calls `start()`.
+ *
+ * Until the agent is started (and always when it is disabled) every function only runs the code it
+ * was given, as OpenTelemetry's API does until an SDK is registered: no hook, patch or timer is
+ * installed by calling it. `onTransactionEnd` before the start is kept and attached at the start.
  */
 import type { SegmentKind, TransactionRecord } from '@loopscope/protocol';
-import { running, start, type Agent } from './agent.js';
+import { running, start, subscribe } from './agent.js';
 import { currentScope, runIn } from './context.js';
 import { callInScope } from './instrument/calls.js';
 import { isThenable, runTransaction } from './run.js';
@@ -16,18 +20,14 @@ export type { AgentOptions, AgentConfig } from './config.js';
 export type { TransactionListener } from './tracker.js';
 export { start };
 
-function agent(): Agent | undefined {
-  return running() ?? start();
-}
-
 /** Runs `fn` (sync or async) as a transaction of its own — a background job, a queue message, a script. */
 export function transaction<T>(name: string, fn: () => T): T {
-  return runTransaction(agent()?.tracker, name, fn);
+  return runTransaction(running()?.tracker, name, fn);
 }
 
 /** Times `fn` (sync or async) as a segment of the current transaction; `kind` says what it waits on. */
 export function segment<T>(name: string, kind: SegmentKind, fn: () => T): T {
-  const scope = agent() === undefined ? undefined : currentScope();
+  const scope = running() === undefined ? undefined : currentScope();
   if (scope === undefined || !scope.tx.open) return fn();
   const seg = scope.tx.startSegment(name, kind, scope.segment);
   let result: T;
@@ -44,10 +44,10 @@ export function segment<T>(name: string, kind: SegmentKind, fn: () => T): T {
 
 /**
  * Binds a callback to the current transaction, for callback-style APIs the agent does not know
- * (the talk's `feed_puppy(callback=...)`). The transaction is not done while the callback is pending.
+ * (a `feedPuppy(callback)` of a legacy library). The transaction is not done while the callback is pending.
  */
 export function wrap<F extends (...args: any[]) => any>(fn: F): F {
-  const scope = agent() === undefined ? undefined : currentScope();
+  const scope = running() === undefined ? undefined : currentScope();
   if (scope === undefined || typeof fn !== 'function' || !scope.tx.open) return fn;
   const tx = scope.tx;
   tx.hold();
@@ -96,11 +96,12 @@ export function current(): CurrentTransaction | undefined {
   };
 }
 
-/** Each finished transaction, in process. Returns the function that unsubscribes. */
+/**
+ * Each finished transaction, in process. Subscribed before the agent started, the listener gets the
+ * transactions from the start on. Returns the function that unsubscribes.
+ */
 export function onTransactionEnd(listener: (record: TransactionRecord) => void): () => void {
-  const a = agent();
-  if (a === undefined) return () => {};
-  return a.tracker.onEnd(listener as TransactionListener);
+  return subscribe(listener as TransactionListener);
 }
 
 /** Delivers every transaction that is done now, and ships what is aggregated to the collector. */

@@ -235,6 +235,9 @@ export interface Fingerprint {
   seen: Record<string, string>;
   /** the transactions delivered to an onTransactionEnd listener */
   delivered: string[];
+  /** with FINGERPRINT_API_FIRST=1: what the API changed before the start, and what its calls returned */
+  changedBeforeStart: string[] | null;
+  beforeStart: { wrapped: boolean; job: number; asyncJob: unknown } | null;
 }
 
 /** Runs `node [preload] fingerprint.mjs` with `env` (and LOOPSCOPE_COLLECTOR=off) and returns its report. */
