@@ -12,7 +12,6 @@ import { running, start, subscribe } from './agent.js';
 import { currentScope, runIn } from './context.js';
 import { callInScope } from './instrument/calls.js';
 import { isThenable, runTransaction } from './run.js';
-import { Routing } from './transaction.js';
 import type { TransactionListener } from './tracker.js';
 
 export type { SegmentKind, SegmentRecord, TransactionRecord, ExternalByKind } from '@loopscope/protocol';
@@ -86,9 +85,7 @@ export function current(): CurrentTransaction | undefined {
     },
     setName(name: string) {
       if (typeof name !== 'string' || name.length === 0) return;
-      tx.endpoint = name.slice(0, 512);
-      // the app's own name stands, whatever a framework's router makes of the request
-      tx.routing = Routing.Named;
+      tx.rename(name);
     },
     noticeError(error: unknown) {
       tx.setError(error);

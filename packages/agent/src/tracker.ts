@@ -77,7 +77,7 @@ export class Tracker implements TransactionHost {
       return undefined;
     }
     const tx = new Transaction(this, endpoint, isHttp);
-    tx.openSlot = this.open.push(tx) - 1;
+    tx.tracking.slot = this.open.push(tx) - 1;
     return tx;
   }
 
@@ -86,8 +86,8 @@ export class Tracker implements TransactionHost {
   }
 
   maybeDone(tx: Transaction): void {
-    if (!tx.open || tx.responseEnd < 0 || tx.finishing) return;
-    tx.finishing = true;
+    if (!tx.open || tx.responseEnd < 0 || tx.tracking.queued) return;
+    tx.tracking.queued = true;
     this.finishing.push(tx);
     wakeNextIteration();
   }
@@ -113,12 +113,11 @@ export class Tracker implements TransactionHost {
 
   /** Closes the transaction and hands the record to the listeners. */
   private deliver(tx: Transaction, truncated = false): void {
-    tx.finishing = false;
+    tx.tracking.queued = false;
     if (!tx.open) return;
     if (!truncated && !tx.isDone()) return; // new work appeared since
     settleRunningSlice(tx);
-    tx.open = false;
-    tx.truncated = truncated;
+    tx.close(truncated);
     this.removeOpen(tx);
     if (this.listeners.length > 0 || this.exporter !== undefined) this.report(tx, truncated);
     tx.forget();
@@ -127,10 +126,10 @@ export class Tracker implements TransactionHost {
   private removeOpen(tx: Transaction): void {
     const last = this.open.pop()!;
     if (last !== tx) {
-      this.open[tx.openSlot] = last;
-      last.openSlot = tx.openSlot;
+      this.open[tx.tracking.slot] = last;
+      last.tracking.slot = tx.tracking.slot;
     }
-    tx.openSlot = -1;
+    tx.tracking.slot = -1;
   }
 
   private report(tx: Transaction, truncated: boolean): void {

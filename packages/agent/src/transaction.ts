@@ -105,24 +105,33 @@ interface TimerLike {
   hasRef?: () => boolean;
 }
 
+/** What the transaction reads of its server response (http.ServerResponse has it). */
+export interface ServerResponseLike {
+  destroyed: boolean;
+  writableFinished: boolean;
+  statusCode: number;
+  req?: { socket: { destroyed: boolean } | null };
+}
+
 export class Transaction implements Scope {
   /** When it started: when the server saw the request, or earlier, when the request was ready (`startedAt`). */
   start = now();
   private readonly serial = ++traceCounter;
   readonly host: TransactionHost;
   readonly isHttp: boolean;
-  endpoint: string;
+  private name: string;
   /** What a framework's router made of the request (instrument/route.ts); NotRouted without one. */
-  routing: Routing = Routing.NotRouted;
+  private routing: Routing = Routing.NotRouted;
   status = 0;
   error = false;
   errorMessage: string | undefined;
-  open = true;
-  truncated = false;
-  /** Its index in the tracker's list of open transactions (-1 once closed). */
-  openSlot = -1;
-  /** Waiting in the tracker's list of transactions to deliver. */
-  finishing = false;
+  private isOpen = true;
+  private wasTruncated = false;
+  /**
+   * The tracker's bookkeeping, which only tracker.ts touches: the transaction's index in its list
+   * of open transactions (-1 once closed), and whether it waits in its list of those to deliver.
+   */
+  readonly tracking = { slot: -1, queued: false };
   /** The slice running now began after it was done (`beginSlice`). */
   private afterDone = false;
 
@@ -132,7 +141,7 @@ export class Transaction implements Scope {
    * The server response of an HTTP transaction (to notice a client that went away: the response is
    * destroyed, or, for a pipelined response still waiting for its turn, its request's connection).
    */
-  response: { destroyed: boolean; writableFinished: boolean; statusCode: number; req?: { socket: { destroyed: boolean } | null } } | undefined;
+  private res: ServerResponseLike | undefined;
   /** -1 until the response has finished (or, for a non-HTTP transaction, its function has). */
   responseEnd = -1;
   cpu = 0;
@@ -146,9 +155,9 @@ export class Transaction implements Scope {
   segments: Segment[] = [];
   droppedSegments = 0;
   /** It ran a long task: its trace is shipped (the long task links to it). */
-  hadLongTask = false;
+  private ranLong = false;
   /** The long task its latest wait was counted against (each transaction counts once per task). */
-  blockedBy: object | null = null;
+  private blockedBy: object | null = null;
   private nextSegmentId = 1;
   /** In-flight segments, pending wrapped callbacks and awaited timers. */
   pending = 0;
@@ -157,7 +166,7 @@ export class Transaction implements Scope {
 
   constructor(host: TransactionHost, endpoint: string, isHttp: boolean) {
     this.host = host;
-    this.endpoint = endpoint;
+    this.name = endpoint;
     this.isHttp = isHttp;
     this.blockedUntil = this.start;
     this.lastSliceEnd = this.start;
@@ -166,12 +175,76 @@ export class Transaction implements Scope {
   readonly tx: Transaction = this;
   readonly segment = null;
 
+  /** Its name: the normalized path, a route's template, or a name the app gave it. */
+  get endpoint(): string {
+    return this.name;
+  }
+
+  /** Still collecting work (false once delivered). */
+  get open(): boolean {
+    return this.isOpen;
+  }
+
+  /** Closed by the linger limit or at shutdown with work still pending. */
+  get truncated(): boolean {
+    return this.wasTruncated;
+  }
+
+  get hadLongTask(): boolean {
+    return this.ranLong;
+  }
+
+  /** The server response of an HTTP transaction (to notice a client that went away). */
+  get response(): ServerResponseLike | undefined {
+    return this.res;
+  }
+
+  respondsWith(res: ServerResponseLike): void {
+    this.res = res;
+  }
+
+  /** The app named it (`current().setName`): the name stands, whatever a router makes of the request. */
+  rename(name: string): void {
+    this.name = name.slice(0, 512);
+    this.routing = Routing.Named;
+  }
+
+  /** A framework's router is looking at the request: until a route matches, it is unmatched. */
+  routeSeen(): void {
+    if (this.routing === Routing.NotRouted) this.routing = Routing.Unmatched;
+  }
+
+  /** A route matched (the last match wins; a name the app set stays). */
+  routeMatched(name: string): void {
+    if (this.routing === Routing.Named) return;
+    this.routing = Routing.Matched;
+    this.name = name;
+  }
+
+  /** It ran a long task. */
+  ranLongTask(): void {
+    this.ranLong = true;
+  }
+
+  /** Its wait is counted against `task`: true the first time for that task (one count per task). */
+  blockedBehind(task: object): boolean {
+    if (this.blockedBy === task) return false;
+    this.blockedBy = task;
+    return true;
+  }
+
+  /** Closes it (the tracker delivers it). */
+  close(truncated: boolean): void {
+    this.isOpen = false;
+    this.wasTruncated = truncated;
+  }
+
   /**
    * A slice of it begins. False when it was done already: such a slice is a library's housekeeping
    * (a socket closing), not its work, unless it starts new work (see `ran`).
    */
   beginSlice(): boolean {
-    if (this.finishing && this.isDone()) {
+    if (this.tracking.queued && this.isDone()) {
       this.afterDone = true;
       return false;
     }
@@ -231,7 +304,7 @@ export class Transaction implements Scope {
   /** One piece of pending work is over. */
   release(): void {
     if (this.pending > 0) this.pending--;
-    if (this.pending === 0 && this.open) this.host.maybeDone(this);
+    if (this.pending === 0 && this.isOpen) this.host.maybeDone(this);
   }
 
   hold(): void {
@@ -256,7 +329,7 @@ export class Transaction implements Scope {
       this.status = status;
       if (status >= 500) this.error = true;
       // a client error on a URL no route matched: one name per method, whatever the URL
-      else if (status >= 400 && this.routing === Routing.Unmatched) this.endpoint = unmatchedName(this.endpoint);
+      else if (status >= 400 && this.routing === Routing.Unmatched) this.name = unmatchedName(this.name);
     }
     if (this.pending === 0) this.host.maybeDone(this);
   }
@@ -267,7 +340,7 @@ export class Transaction implements Scope {
    * without its response and segments it is a small object, and those die young.
    */
   forget(): void {
-    this.response = undefined;
+    this.res = undefined;
     this.ioResource = null;
     this.segments = [];
     this.timers = null;

@@ -13,7 +13,7 @@
  */
 import type { Exports, ModuleInstrumentation } from './modules.js';
 import { wrapMethod } from './modules.js';
-import { agentFault, currentTransaction, handlerError, routeMatched, routeSeen } from './route.js';
+import { agentFault, currentTransaction, handlerError, routeMatched } from './route.js';
 
 /** The mount templates the request is inside of, joined: `/api/users`. */
 const PREFIX = Symbol('loopscope.routePrefix');
@@ -81,7 +81,7 @@ function patchRouter(router: object, route: object): void {
     function handle(this: unknown, req: unknown, res: unknown, out: unknown) {
       try {
         const tx = currentTransaction();
-        if (tx !== undefined) routeSeen(tx);
+        if (tx !== undefined) tx.routeSeen();
       } catch {
         agentFault();
       }

@@ -13,7 +13,7 @@
  * subscribed, where a hook costs one call.
  */
 import diagnostics from 'node:diagnostics_channel';
-import { currentTransaction, handlerError, routeMatched, routeSeen } from './route.js';
+import { currentTransaction, handlerError, routeMatched } from './route.js';
 
 interface FastifyRequest {
   method: string;
@@ -32,7 +32,7 @@ export function instrumentFastify(onAgentError: () => void): () => void {
       const tx = currentTransaction();
       if (tx !== undefined) {
         const url = request.routeOptions?.url;
-        if (url === undefined) routeSeen(tx);
+        if (url === undefined) tx.routeSeen();
         else routeMatched(tx, request.method, url);
       }
     } catch {

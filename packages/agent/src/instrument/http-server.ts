@@ -72,7 +72,7 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
         tx = tracker.begin(endpointName(request.method ?? 'GET', request.url ?? '/'), true);
         if (tx !== undefined) {
           (res as TracedResponse)[TX] = tx;
-          tx.response = res as http.ServerResponse;
+          tx.respondsWith(res as http.ServerResponse);
           if (!finishPatched) (res as TracedResponse).on('finish', onFinish);
           // the transaction owns the loop from here: what the parser does after the handler
           // returns is work for this request too

@@ -13,7 +13,7 @@
  */
 import type { ModuleInstrumentation } from './modules.js';
 import { wrapMethod } from './modules.js';
-import { agentFault, currentTransaction, handlerError, noteError, routeMatched, routeSeen } from './route.js';
+import { agentFault, currentTransaction, handlerError, noteError, routeMatched } from './route.js';
 
 interface KoaContext {
   method: string;
@@ -40,7 +40,7 @@ function patchRouter(Router: { prototype: object }): void {
       const traced = function (this: unknown, ctx: KoaContext, next: unknown): unknown {
         const tx = currentTransaction();
         if (tx === undefined) return dispatch.call(this, ctx, next);
-        routeSeen(tx);
+        tx.routeSeen();
         const result = dispatch.call(this, ctx, next);
         return result instanceof Promise ? result.then(undefined, rejected) : result;
       };

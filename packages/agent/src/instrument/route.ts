@@ -5,7 +5,7 @@
  */
 import { memoizeNames } from '@loopscope/protocol';
 import { currentScope } from '../context.js';
-import { Routing, type Transaction } from '../transaction.js';
+import type { Transaction } from '../transaction.js';
 
 let faults = 0;
 
@@ -24,19 +24,12 @@ export function currentTransaction(): Transaction | undefined {
   return tx !== undefined && tx.open ? tx : undefined;
 }
 
-/** A framework's router is looking at the request: until a route matches, it is unmatched. */
-export function routeSeen(tx: Transaction): void {
-  if (tx.routing === Routing.NotRouted) tx.routing = Routing.Unmatched;
-}
-
 /** `GET` + `/users/:id` → `GET /users/:id`, the same string object every time (no allocation per request). */
 export const routeName = memoizeNames(5000, (method, template) => `${method} ${template === '' ? '/' : template}`.slice(0, 512));
 
 /** A route matched: the transaction is named after its template (the last match wins; a name the app set stays). */
 export function routeMatched(tx: Transaction, method: string, template: string): void {
-  if (tx.routing === Routing.Named) return;
-  tx.routing = Routing.Matched;
-  tx.endpoint = routeName(method, template);
+  tx.routeMatched(routeName(method, template));
 }
 
 /**

@@ -94,7 +94,7 @@ export class LongTasks implements LongTaskSink {
       explained: false,
       blocked: new Map(),
     };
-    if (tx !== null) tx.hadLongTask = true;
+    if (tx !== null) tx.ranLongTask();
     if (this.pending.length < MAX_LONG_TASKS_PER_BATCH) this.pending.push(task);
     else this.dropped++;
     this.recent.push(task);
@@ -111,10 +111,7 @@ export class LongTasks implements LongTaskSink {
         task.blocked.set(tx.endpoint, (entry = { count: 0, ms: 0 }));
       }
       entry.ms += overlap;
-      if (tx.blockedBy !== task) {
-        tx.blockedBy = task;
-        entry.count++;
-      }
+      if (tx.blockedBehind(task)) entry.count++;
     }
   }
 
