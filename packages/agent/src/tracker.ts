@@ -22,7 +22,7 @@ export class Tracker implements TransactionHost {
    * that takes and drops an entry per request replaces its table again and again, and once one of
    * those tables has lived long enough to be promoted, the dead table keeps its successor, and the
    * transactions in it, alive through every young collection: under load, every transaction was
-   * promoted to the old generation (2-3 µs per request of extra GC).
+   * promoted to the old generation (docs/benchmarks.md has what that cost).
    */
   private readonly open: Transaction[] = [];
   private finishing: Transaction[] = [];

@@ -2,13 +2,11 @@
  * Which function made a long task long: V8's sampling CPU profiler runs at a coarse interval, the
  * long-task threshold (50 ms by default: every long task holds a sample, one twice as long two),
  * and when long tasks happened, the samples inside each task's window name the innermost function
- * on the stack in at least half of them, and its stack. What sampling costs grows with its rate:
- * on the puppies benchmark (`npm run bench:loop`, two servers sharing a core) loop health cost +1.2
- * to +1.8 % CPU per request with a sample every 10 ms, +1.2 % every 25 ms, +0.6 % every 50 ms, and
- * +0.4 % without the profiler.
+ * on the stack in at least half of them, and its stack. What sampling costs grows with its rate
+ * (docs/benchmarks.md has it per interval, from `npm run bench:loop`), hence the coarse interval.
  *
- * Starting V8's profiler from nothing logs every compiled function (about 20 ms when the agent
- * starts, before the app's code is loaded; 30-40 ms in an app of some size): that happens once,
+ * Starting V8's profiler from nothing logs every compiled function (tens of milliseconds, more in a
+ * bigger app; docs/benchmarks.md): that happens once,
  * during the agent's start, which is none of the app's time. After that the profile is rotated,
  * never stopped: a new one is started while the old one still runs (cheap: the profiler is already
  * on), then the old one is ended and its samples read — well under a millisecond. The profiles are
