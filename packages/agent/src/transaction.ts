@@ -57,7 +57,8 @@ export class Segment implements Scope {
   /**
    * Ends the segment (idempotent). A call to the outside ends when its answer was ready (the loop
    * callback it ends in was), not when the code got to run: from then on the transaction is
-   * blocked, not waiting on the call. An `other` segment spans the code as it ran.
+   * blocked, not waiting on the call. (Every kind is external today, `other` included: a kind left
+   * out of EXTERNAL_KINDS would span the code as it ran.)
    */
   finish(error?: unknown): void {
     if (this.end >= 0) return;
