@@ -8,9 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_HOST, DEFAULT_PORT, startCollector } from '@loopscope/collector';
+import { DEFAULT_HOST, DEFAULT_PORT } from '@loopscope/collector';
 import { driveTraffic, type TrafficStats } from '@loopscope/example-puppies/traffic';
 import { COLLECTOR_FLAGS, parseDuration, parsePort, UsageError } from './args.js';
+import { startCollectorExplained } from './collector.js';
 
 export const DEMO_USAGE = `loopscope demo [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--app-port 4500] [--rps 20] [--duration 30s] [--service puppies]
   Starts the collector, the puppies example app under the agent, and traffic at it, until Ctrl-C
@@ -68,7 +69,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   if (!(rps >= 1 && rps <= 10_000)) throw new UsageError(`--rps must be a number of requests per second from 1 to 10000, not ${JSON.stringify(values.rps)}`);
   const durationMs = values.duration === undefined ? Infinity : parseDuration(values.duration, '--duration');
 
-  const collector = await startCollector({ port, host: values.host, dataDir: values.data });
+  const collector = await startCollectorExplained({ port, host: values.host, dataDir: values.data });
   const children: ChildProcess[] = [];
   let traffic: ReturnType<typeof driveTraffic> | undefined;
   let stopping: Promise<void> | undefined;

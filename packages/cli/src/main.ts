@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = name === undefined ? undefined : COMMANDS[name];
   if (!command) {
-    console.error(`${name === undefined ? 'no command given' : `unknown command "${name}"`}\n\n${USAGE}`);
+    console.error(`loopscope: ${name === undefined ? 'no command given' : `unknown command "${name}"`}\n\n${USAGE}`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {

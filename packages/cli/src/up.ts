@@ -4,8 +4,9 @@
  * stops it cleanly: requests in flight are answered, then the database is closed.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, startCollector, type Retention } from '@loopscope/collector';
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, type Retention } from '@loopscope/collector';
 import { COLLECTOR_FLAGS, parseDuration, parsePort, untilSignal } from './args.js';
+import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
@@ -47,16 +48,7 @@ export async function runUp(argv: string[]): Promise<void> {
   }
   const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
 
-  let collector;
-  try {
-    collector = await startCollector({ port, host, dataDir: data, token, retention });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use: stop what listens there, or choose another port with --port`);
-    if (code === 'EACCES') throw new Error(`not allowed to listen on ${host}:${port}: choose a port above 1023 with --port`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new Error(`cannot listen on host ${host}: it is not an address of this machine`);
-    throw err;
-  }
+  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention });
   console.log(`loopscope collector listening on ${collector.url}`);
   await untilSignal();
   await collector.close();

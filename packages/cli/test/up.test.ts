@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -136,18 +136,31 @@ test('SIGTERM: a clean exit (code 0) that closes the database (its write-ahead l
   assert.equal(existsSync(path.join(data, 'loopscope.db-wal')), false);
 });
 
-test('a port in use: exit 1 and a message that says what to do', async () => {
+test('a port in use: exit 1 and a message that says what to do, from up and demo alike', async () => {
   const blocker = http.createServer();
   blocker.listen(0, '127.0.0.1');
   await once(blocker, 'listening');
   const port = (blocker.address() as { port: number }).port;
   try {
-    const { code, stdout, stderr } = await run(['up', '--port', String(port), '--data', tempDir()]);
-    assert.equal(code, 1);
-    assert.equal(stdout, '');
-    assert.equal(stderr.trim(), `loopscope up: port ${port} on 127.0.0.1 is already in use: stop what listens there, or choose another port with --port`);
+    for (const command of ['up', 'demo']) {
+      const { code, stdout, stderr } = await run([command, '--port', String(port), '--data', tempDir()]);
+      assert.equal(code, 1, command);
+      assert.equal(stdout, '');
+      assert.equal(stderr.trim(), `loopscope ${command}: port ${port} on 127.0.0.1 is already in use: stop what listens there, or choose another port with --port`);
+    }
   } finally {
     blocker.close();
+  }
+});
+
+test('--data that is a file, or under one: exit 1 and a message that says it must be a directory', async () => {
+  const file = path.join(tempDir(), 'data.db');
+  writeFileSync(file, '');
+  for (const [command, data] of [['up', file], ['demo', file], ['up', path.join(file, 'sub')]] as const) {
+    const { code, stdout, stderr } = await run([command, '--port', '0', '--data', data]);
+    assert.equal(code, 1, `${command} --data ${data}`);
+    assert.equal(stdout, '');
+    assert.equal(stderr.trim(), `loopscope ${command}: --data must be a directory (it is created if missing), and ${data} is a file or lies under one`);
   }
 });
 
@@ -158,8 +171,8 @@ test('bad flags and unknown commands: exit 2, the problem and the usage on stder
     [['up', '--retention-seconds', 'forever'], /--retention-seconds must be a duration such as 90s, 15m, 2h or 7d, not "forever"/],
     [['up', '--colour'], /Unknown option '--colour'/],
     [['up', 'now'], /Unexpected argument 'now'/],
-    [['upp'], /unknown command "upp"/],
-    [[], /no command given/],
+    [['upp'], /^loopscope: unknown command "upp"/],
+    [[], /^loopscope: no command given/],
   ];
   for (const [args, message] of cases) {
     const { code, stdout, stderr } = await run(args);
