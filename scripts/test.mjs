@@ -8,17 +8,36 @@
 //    RabbitMQ, NATS and Chromium (see .ci/run). Run only when the unit tier passed.
 //
 // `node scripts/test.mjs unit` runs the unit tier alone (npm run test:unit).
+// `--workspace DIR` (repeatable, or comma-separated) keeps both tiers to those workspaces, e.g.
+// `node scripts/test.mjs --workspace packages/agent,packages/collector,packages/cli` (what .ci/run
+// runs on the older Node lines).
 // Test files are found from the sources, so a test moved or deleted leaves no stale dist/ file behind.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 
-const tiers = process.argv.slice(2);
+const USAGE = 'usage: node scripts/test.mjs [unit] [--workspace DIR[,DIR...]]...';
+let args;
+try {
+  args = parseArgs({ options: { workspace: { type: 'string', multiple: true } }, allowPositionals: true });
+} catch (err) {
+  console.error(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+const tiers = args.positionals;
 if (tiers.some((t) => t !== 'unit')) {
-  console.error(`usage: node scripts/test.mjs [unit]  (got ${tiers.join(' ')})`);
+  console.error(`${USAGE}  (got ${tiers.join(' ')})`);
   process.exit(2);
 }
 
-const { workspaces } = JSON.parse(readFileSync('package.json', 'utf8'));
+const all = JSON.parse(readFileSync('package.json', 'utf8')).workspaces;
+const chosen = (args.values.workspace ?? []).flatMap((w) => w.split(',')).map((w) => w.replace(/\/+$/, '')).filter(Boolean);
+const unknown = chosen.filter((w) => !all.includes(w));
+if (unknown.length) {
+  console.error(`not a workspace: ${unknown.join(', ')} (the workspaces: ${all.join(', ')})`);
+  process.exit(2);
+}
+const workspaces = chosen.length ? chosen : all;
 /** dist/<dir>/*.test.js of every workspace whose <dir>/*.test.ts exists */
 const compiled = (dir) =>
   workspaces
