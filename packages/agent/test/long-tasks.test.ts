@@ -96,6 +96,37 @@ test("the agent's start and flushes are not long tasks of the app; a 120 ms hand
   }
 });
 
+test('a long task before routing and the requests it kept waiting are named by the route template', async () => {
+  const sink = await startSink();
+  const child = spawn(process.execPath, ['--import', 'loopscope/register', 'auth-middleware-app.cjs'], {
+    cwd: fixtures,
+    env: { ...process.env, LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_SERVICE: 'auth-middleware', LOOPSCOPE_FLUSH_MS: '200' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const [, port] = /listening (\d+)/.exec(await firstLine(child, 'auth-middleware-app.cjs'))!;
+    const names = ['alpha', 'beta', 'gamma', 'delta'];
+    // four at once, each over a connection of its own: each one's 80 ms in the auth middleware
+    // keeps the others waiting before their router has seen them
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(names.map((name) => get(`http://127.0.0.1:${port}/api/items/${name}`, new http.Agent())));
+    }
+    // (loading Express is one too, of no transaction)
+    const ofRequests = (): WireLongTask[] => sink.longTasks.filter((t) => t.endpoint !== undefined);
+    const tasks = await until('the eight long tasks of the auth middleware', () => (ofRequests().length >= 8 ? ofRequests() : undefined), undefined, () =>
+      sink.longTasks.map(describe).join('\n'),
+    );
+    const all = tasks.map((t) => `${describe(t)}; blocked ${JSON.stringify(t.blocked)}`).join('\n');
+    assert.deepEqual([...new Set(tasks.map((t) => t.endpoint))], ['GET /api/items/:name'], all);
+    const blocked = tasks.flatMap((t) => t.blocked);
+    assert.ok(blocked.length > 0, `no request was kept waiting:\n${all}`);
+    assert.deepEqual([...new Set(blocked.map((b) => b.endpoint))], ['GET /api/items/:name'], all);
+  } finally {
+    child.kill();
+    sink.close();
+  }
+});
+
 test("the agent's own work is taken out of the slice it ran in", async () => {
   const tasks = new LongTasks(50, null);
   // 60 ms of the agent's and 20 of the app's in one slice: not a long task

@@ -5,6 +5,12 @@
  * recent long task is added to that task's count per endpoint, so "GET /report blocked 37 requests
  * for 1.2 s" is a fact, not a guess. The agent's own work (a flush, taking the profile) is never
  * part of one: its time is taken out of the slice it ran in.
+ *
+ * Endpoints are named as the transactions ended: a task that ran in middleware before routing, or a
+ * request it kept waiting before its router had seen it, still has its raw path for a name at that
+ * moment. A task keeps the transactions it names (its own and the waiting ones, at most
+ * MAX_WAITING) and takes their names when it is shipped; a settled task that names a transaction
+ * still open waits one batch more for it, then takes the name it has by then (docs/metrics.md).
  */
 import { roundMs, type WireLongTask } from '@loopscope/protocol';
 import type { LongTaskSink } from './observer.js';
@@ -17,6 +23,8 @@ const RECENT = 16;
 /** A task is shipped once this long has passed since it ended: the waits it caused are counted by then. */
 const SETTLE_MS = 250;
 const MAX_BLOCKED_ENDPOINTS = 100;
+/** Waiting transactions a task keeps by reference until it is shipped; more are counted under their name of the moment. */
+const MAX_WAITING = 1000;
 /** Spans of the agent's own work kept to be taken out of the slices they ran in (the latest ones). */
 const OWN_WORK = 16;
 
@@ -26,14 +34,25 @@ interface Task {
   ms: number;
   /** how long the loop was busy from `start`: `ms`, and the agent's own work if it ran in between */
   span: number;
-  endpoint: string | undefined;
+  /** the transaction it ran for: its name is read when the task is shipped */
+  tx: Transaction | null;
   traceId: string | undefined;
   /** what the loop called, when it is known */
   callback: string | undefined;
   /** named from the profile taken after it ended (undefined: not yet, or no samples) */
   culprit: Culprit | undefined;
   explained: boolean;
+  /** the transactions it kept waiting, and for how long (ms): named when the task is shipped */
+  waiting: Map<Transaction, number>;
+  /** beyond MAX_WAITING: per endpoint as named at the wait */
   blocked: Map<string, { count: number; ms: number }>;
+  /** settled, but shipped one batch later, for a transaction it names that was still open */
+  deferred: boolean;
+}
+
+/** Still open: its name may change (a router, `setName`, a 4xx on an unmatched URL). */
+function unsettledName(tx: Transaction | null): boolean {
+  return tx !== null && tx.open;
 }
 
 function callbackName(resource: unknown): string | undefined {
@@ -87,12 +106,14 @@ export class LongTasks implements LongTaskSink {
       start,
       ms,
       span,
-      endpoint: tx?.endpoint,
+      tx,
       traceId: tx?.traceId,
       callback: callbackName(resource),
       culprit: undefined,
       explained: false,
+      waiting: new Map(),
       blocked: new Map(),
+      deferred: false,
     };
     if (tx !== null) tx.ranLongTask();
     if (this.pending.length < MAX_LONG_TASKS_PER_BATCH) this.pending.push(task);
@@ -105,6 +126,11 @@ export class LongTasks implements LongTaskSink {
     for (const task of this.recent) {
       const overlap = Math.min(to, task.start + task.span) - Math.max(from, task.start);
       if (overlap <= 0) continue;
+      const ms = task.waiting.get(tx);
+      if (ms !== undefined || task.waiting.size < MAX_WAITING) {
+        task.waiting.set(tx, (ms ?? 0) + overlap);
+        continue;
+      }
       let entry = task.blocked.get(tx.endpoint);
       if (entry === undefined) {
         if (task.blocked.size >= MAX_BLOCKED_ENDPOINTS) continue;
@@ -127,18 +153,40 @@ export class LongTasks implements LongTaskSink {
       });
     } else this.profiler?.maintain();
     const settledBefore = performance.now() - SETTLE_MS;
-    const ready = this.pending.filter((t) => t.start + t.span < settledBefore);
+    const ready: Task[] = [];
+    const later: Task[] = [];
+    for (const task of this.pending) {
+      if (task.start + task.span >= settledBefore) later.push(task);
+      else if (!task.deferred && (unsettledName(task.tx) || [...task.waiting.keys()].some(unsettledName))) {
+        // a transaction it names is still open: its final name is likely known by the next batch
+        task.deferred = true;
+        later.push(task);
+      } else ready.push(task);
+    }
     if (ready.length === 0) return [];
-    this.pending = this.pending.filter((t) => t.start + t.span >= settledBefore);
+    this.pending = later;
+    // a shipped task counts no more waits: it lets go of the transactions it named
+    for (let i = this.recent.length - 1; i >= 0; i--) if (ready.includes(this.recent[i]!)) this.recent.splice(i, 1);
     return ready.map((task): WireLongTask => {
       const culprit = task.culprit;
-      const blocked = [...task.blocked]
+      const byName = task.blocked;
+      for (const [tx, ms] of task.waiting) {
+        const name = tx.endpoint;
+        const entry = byName.get(name);
+        if (entry !== undefined) {
+          entry.count++;
+          entry.ms += ms;
+        } else if (byName.size < MAX_BLOCKED_ENDPOINTS) byName.set(name, { count: 1, ms });
+      }
+      task.waiting.clear();
+      const blocked = [...byName]
         .map(([endpoint, b]) => ({ endpoint, count: b.count, ms: roundMs(b.ms) }))
         .sort((a, b) => b.ms - a.ms);
+      const tx = task.tx;
       return {
         at: performance.timeOrigin + task.start,
         ms: roundMs(task.ms),
-        ...(task.endpoint !== undefined ? { endpoint: task.endpoint.slice(0, 512), traceId: task.traceId! } : {}),
+        ...(tx !== null ? { endpoint: tx.endpoint.slice(0, 512), traceId: task.traceId! } : {}),
         function: (culprit?.function ?? task.callback ?? '(unknown)').slice(0, 512),
         ...(culprit?.location !== undefined ? { location: culprit.location.slice(0, 2048) } : {}),
         ...(culprit !== undefined ? { stack: culprit.stack.map((s) => s.slice(0, 2048)) } : {}),
