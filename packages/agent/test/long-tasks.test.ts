@@ -9,11 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import type { WireBatch, WireLongTask } from '@loopscope/protocol';
 import { LongTasks } from '../src/loop/long-tasks.js';
@@ -124,6 +127,34 @@ test('a long task before routing and the requests it kept waiting are named by t
   } finally {
     child.kill();
     sink.close();
+  }
+});
+
+test("the app's module loading is named after the app's line that required, not a module hook's frame", async () => {
+  // the app in a folder of its own, with its own copy of require-in-the-middle and a big data file
+  const dir = mkdtempSync(join(tmpdir(), 'loopscope-start-'));
+  const modules = fileURLToPath(new URL('../../../../node_modules/', import.meta.url));
+  for (const pkg of ['require-in-the-middle', 'module-details-from-path', 'debug', 'ms']) cpSync(join(modules, pkg), join(dir, 'node_modules', pkg), { recursive: true, dereference: true });
+  cpSync(join(fixtures, 'module-loading-app.cjs'), join(dir, 'app.cjs'));
+  const items = Array.from({ length: 300_000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'], price: i / 7 }));
+  writeFileSync(join(dir, 'catalog.json'), JSON.stringify(items));
+  const sink = await startSink();
+  const child = spawn(process.execPath, ['--import', new URL('../src/register.js', import.meta.url).href, 'app.cjs'], {
+    cwd: dir,
+    env: { ...process.env, LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_SERVICE: 'module-loading', LOOPSCOPE_FLUSH_MS: '200' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await firstLine(child, 'module-loading-app');
+    const loading = await until('the long task of loading catalog.json', () => sink.longTasks.find((t) => t.ms >= 100), undefined, () => sink.longTasks.map(describe).join('\n'));
+    const all = sink.longTasks.map((t) => `${describe(t)}\n  ${(t.stack ?? []).join('\n  ')}`).join('\n');
+    assert.equal(loading.location, `${pathToFileURL(join(dir, 'app.cjs')).href}:1:1`, all);
+    const hooks = sink.longTasks.filter((t) => /in-the-middle/.test(t.location ?? '') || t.function === 'patchedRequire');
+    assert.deepEqual(hooks.map(describe), [], all);
+  } finally {
+    child.kill();
+    sink.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -52,7 +52,9 @@ const MAX_STACK = 32;
  * The agent's own code: its compiled files and the module hooks it installs. Never named as what
  * made a task long: a sample in it (a wrapper of the agent's around the app's handler, a `require`
  * the agent's hook passes on) counts for the app function that called it, and one with no app
- * function above it for none.
+ * function above it for none (see `without`). The module-hook libraries are known by their
+ * package's folder wherever they are installed (HOOK_LIBRARY): an app that also uses OpenTelemetry
+ * or Sentry brings its own copy, which wraps `require` too.
  */
 const AGENT_CODE: readonly string[] = [
   new URL('../', import.meta.url).href,
@@ -65,9 +67,38 @@ const AGENT_CODE: readonly string[] = [
   }),
 ];
 
+const HOOK_LIBRARY = /\/node_modules\/(?:require|import)-in-the-middle\//;
+
 /** Frames that are the app's (or its libraries') code, not the runtime's or the agent's. */
 function isAppFrame(f: CallFrame): boolean {
-  return f.url !== '' && !f.url.startsWith('node:') && !AGENT_CODE.some((dir) => f.url.startsWith(dir));
+  return f.url !== '' && !f.url.startsWith('node:') && !AGENT_CODE.some((dir) => f.url.startsWith(dir)) && !HOOK_LIBRARY.test(f.url);
+}
+
+/**
+ * What a sample with no app frame was, by the frames V8 gave it (a frame of V8's own has no url
+ * and a name in parentheses: `(garbage collector)`, `(program)`, `(idle)`, `(root)`):
+ * - `(garbage collection)`: V8's garbage collector, with no JavaScript on the stack;
+ * - `(native code)`: V8's `(program)`: no JavaScript on the stack (V8 parsing or compiling, or C++
+ *   code of Node's or of an addon that no JavaScript called);
+ * - `(idle)`: V8's `(idle)`, the embedder said it was waiting;
+ * - `(module loading)`: only Node's module loader and the module hooks (an ES module graph being
+ *   resolved, compiled and linked, with no module body of the app's running yet);
+ * - `(Node.js internals)`: only Node's own JavaScript (and the agent's).
+ * Ties go to the first in this order.
+ */
+const WITHOUT_APP = ['(garbage collection)', '(native code)', '(idle)', '(module loading)', '(Node.js internals)'] as const;
+type WithoutApp = (typeof WITHOUT_APP)[number];
+
+function withoutApp(leaf: ProfileNode, parent: Map<number, ProfileNode>): WithoutApp {
+  let js = false;
+  for (let node: ProfileNode | undefined = leaf; node !== undefined; node = parent.get(node.id)) {
+    const url = node.callFrame.url;
+    if (url.startsWith('node:internal/modules/') || HOOK_LIBRARY.test(url)) return '(module loading)';
+    if (url !== '') js = true;
+  }
+  if (js) return '(Node.js internals)';
+  const name = leaf.callFrame.functionName;
+  return name === '(garbage collector)' ? '(garbage collection)' : name === '(idle)' ? '(idle)' : '(native code)';
 }
 
 function locationOf(f: CallFrame): string {
@@ -83,7 +114,9 @@ function nameOf(f: CallFrame): string {
  * stack in at least half of the samples inside it, with its stack. Not the function sampled most by
  * itself: V8 now and then loses the innermost frames of a sample (seen in the loop tests: a sample
  * 100 ms into a busy loop in `crunchNumbers` that showed only its caller), and of the two samples
- * of a task twice the threshold, that one would tie with the true one.
+ * of a task twice the threshold, that one would tie with the true one. A window none of whose
+ * samples holds an app frame is named after what most of them were (`withoutApp`); one with no
+ * sample at all has no culprit.
  */
 export function culprits(profile: Profile, windows: Array<{ from: number; to: number }>): Array<Culprit | undefined> {
   const parent = new Map<number, ProfileNode>();
@@ -106,11 +139,21 @@ export function culprits(profile: Profile, windows: Array<{ from: number; to: nu
     // each sample counts for its innermost app frame and every app frame above it
     const hits = new Map<ProfileNode, { count: number; depth: number }>();
     let total = 0;
+    /** samples with no app frame, by what they were, and the first of each */
+    const others = new Map<WithoutApp, { count: number; first: ProfileNode }>();
     for (let i = 0; i < samples.length; i++) {
       if (times[i]! < from || times[i]! > to) continue;
+      const leaf = byId.get(samples[i]!);
       const chain: ProfileNode[] = [];
-      for (let node = appFrame(byId.get(samples[i]!)); node !== undefined; node = appFrame(parent.get(node.id))) chain.push(node);
-      if (chain.length === 0) continue;
+      for (let node = appFrame(leaf); node !== undefined; node = appFrame(parent.get(node.id))) chain.push(node);
+      if (chain.length === 0) {
+        if (leaf === undefined) continue;
+        const kind = withoutApp(leaf, parent);
+        const seen = others.get(kind);
+        if (seen === undefined) others.set(kind, { count: 1, first: leaf });
+        else seen.count++;
+        continue;
+      }
       total++;
       chain.forEach((node, k) => {
         const hit = hits.get(node);
@@ -124,15 +167,27 @@ export function culprits(profile: Profile, windows: Array<{ from: number; to: nu
       if (hit.count * 2 < total) continue;
       if (hit.depth > bestHit.depth || (hit.depth === bestHit.depth && hit.count > bestHit.count)) [best, bestHit] = [node, hit];
     }
-    if (best === undefined) return undefined;
-    const stack: string[] = [];
-    for (let node: ProfileNode | undefined = best; node !== undefined && stack.length < MAX_STACK; node = parent.get(node.id)) {
-      const f = node.callFrame;
-      if (f.functionName === '(root)') break;
-      stack.push(f.url === '' ? nameOf(f) : `${nameOf(f)} (${locationOf(f)})`);
+    if (best === undefined) {
+      // no app function: what most of the samples were instead, named as such (no location)
+      let kind: WithoutApp | undefined;
+      for (const k of WITHOUT_APP) if (others.has(k) && (kind === undefined || others.get(k)!.count > others.get(kind)!.count)) kind = k;
+      if (kind === undefined) return undefined;
+      const first = others.get(kind)!.first;
+      return { function: kind, location: undefined, stack: first.callFrame.url === '' ? [] : stackOf(first, parent) };
     }
-    return { function: nameOf(best.callFrame), location: locationOf(best.callFrame), stack };
+    return { function: nameOf(best.callFrame), location: locationOf(best.callFrame), stack: stackOf(best, parent) };
   });
+}
+
+/** `node` and its callers, innermost first, up to MAX_STACK frames. */
+function stackOf(node: ProfileNode, parent: Map<number, ProfileNode>): string[] {
+  const stack: string[] = [];
+  for (let at: ProfileNode | undefined = node; at !== undefined && stack.length < MAX_STACK; at = parent.get(at.id)) {
+    const f = at.callFrame;
+    if (f.functionName === '(root)') break;
+    stack.push(f.url === '' ? nameOf(f) : `${nameOf(f)} (${locationOf(f)})`);
+  }
+  return stack;
 }
 
 /** The console's own profile functions, kept in case the app replaces them later. */

@@ -74,9 +74,50 @@ test('samples outside the window, in the garbage collector or in the runtime alo
     [80, [...handler, 'crunchNumbers']],
     [200, [...handler, 'other']],
   ]);
-  const [culprit, none] = culprits(profile, [window(30, 130), window(35, 70)]);
+  const [culprit, none] = culprits(profile, [window(30, 130), window(150, 190)]);
   assert.equal(culprit?.function, 'crunchNumbers');
-  assert.equal(none, undefined, 'a window with no sample of app code has no culprit');
+  assert.equal(none, undefined, 'a window with no sample has no culprit');
+});
+
+/** A frame of a module-hook library installed at `dir` (the agent's copy or the app's own). */
+function hookFrame(dir: string, functionName: string): ProfileNode['callFrame'] {
+  return { functionName, url: `file://${dir}/node_modules/require-in-the-middle/index.js`, lineNumber: 152, columnNumber: 26 };
+}
+
+test("the app's module loading is named after the app's frame that required, not a module hook's", () => {
+  // main.js requires ./schema.js, which V8 compiles (no JavaScript of schema.js on the stack yet),
+  // through the require hooks of two copies of require-in-the-middle: the agent's and the app's own
+  const main = { functionName: '', url: 'file:///srv/app/main.js', lineNumber: 3, columnNumber: 0 };
+  const frames: Array<ProfileNode['callFrame']> = [
+    { functionName: '(root)', url: '', lineNumber: -1, columnNumber: -1 },
+    main,
+    hookFrame('/srv/app', 'patchedRequire'),
+    hookFrame('/opt/loopscope/node_modules/loopscope', 'patchedRequire'),
+    { functionName: 'Module._load', url: 'node:internal/modules/cjs/loader', lineNumber: 1002, columnNumber: 23 },
+    { functionName: 'wrapSafe', url: 'node:internal/modules/cjs/loader', lineNumber: 1400, columnNumber: 10 },
+  ];
+  const nodes: ProfileNode[] = frames.map((callFrame, i) => ({ id: i + 1, callFrame, children: i + 1 < frames.length ? [i + 2] : [] }));
+  // three samples: in the compile, in the app's hook, in the agent's hook
+  const profile: Profile = { nodes, startTime: 0, samples: [6, 3, 4], timeDeltas: [50_000, 50_000, 50_000] };
+  const [culprit] = culprits(profile, [window(0, 200)]);
+  assert.equal(culprit?.function, '(anonymous)');
+  assert.equal(culprit?.location, 'file:///srv/app/main.js:4:1');
+});
+
+test('a window with no app frame is named after what its samples were', () => {
+  const name = (stacks: string[][]): string | undefined =>
+    culprits(profileOf(stacks.map((stack, i) => [10 + 10 * i, stack])), [window(0, 100)])[0]?.function;
+  assert.equal(name([['(garbage collector)'], ['(garbage collector)'], ['(program)']]), '(garbage collection)');
+  assert.equal(name([['(program)'], ['(program)'], ['(garbage collector)']]), '(native code)');
+  assert.equal(name([['(idle)']]), '(idle)');
+  assert.equal(name([['node:processTimers', 'node:listOnTimeout']]), '(Node.js internals)');
+  assert.equal(name([['(garbage collector)'], ['(program)']]), '(garbage collection)', 'a tie goes to the garbage collector');
+  const loading = profileOf([[10, ['node:run']], [20, ['node:run']]]);
+  for (const node of loading.nodes) if (node.callFrame.url !== '') node.callFrame.url = 'node:internal/modules/esm/module_job';
+  const [esm] = culprits(loading, [window(0, 100)]);
+  assert.equal(esm?.function, '(module loading)');
+  assert.equal(esm?.location, undefined);
+  assert.deepEqual(esm?.stack, ['run (node:internal/modules/esm/module_job:1:1)']);
 });
 
 test('a task spread over several functions is named by the innermost one most of it ran in', () => {
