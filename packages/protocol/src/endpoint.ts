@@ -11,6 +11,18 @@ const DIGIT = /\d/;
 /** A long token that mixes letters and digits: base64 ids, slugs with ids, session tokens. */
 const TOKEN = /^[\w-]{16,}$/;
 const DATE = /^\d{4}-\d{2}-\d{2}(?:T[\d:.]+Z?)?$/;
+const LETTER = /[a-z]/i;
+/** `v2`, `v1.1`, `V3`: an API version, kept. */
+const VERSION = /^v\d+(?:\.\d+)*$/i;
+/**
+ * Words that hold a digit and name a thing rather than an instance: protocols, formats, standards.
+ * Any other segment that mixes letters and digits (`u2329ad`, `abort1`, `item42`, `a1b2`) is an id.
+ */
+const DIGIT_WORDS = new Set([
+  'oauth1', 'oauth2', 'http2', 'http3', 'h2', 'h2c', 'h3', 'ipv4', 'ipv6', 's3', 'ec2', 'md5', 'sha1', 'sha256', 'sha384', 'sha512',
+  'base32', 'base64', 'utf8', 'utf16', 'x509', 'pkcs12', 'i18n', 'l10n', 'a11y', 'k8s', 'mp3', 'mp4', 'h264', 'html5', 'css3',
+  '2fa', 'e2e', 'p2p', 'b2b', 'b2c', '3d',
+]);
 
 /** Beyond this many path segments the rest is collapsed into `/…`. */
 const MAX_SEGMENTS = 8;
@@ -24,10 +36,17 @@ function placeholder(part: string): string | undefined {
   if (HEX.test(part)) return ':hash';
   if (TOKEN.test(part) && DIGIT.test(part)) return ':token';
   if (part.length > MAX_SEGMENT_LENGTH) return ':long';
+  if (DIGIT.test(part) && LETTER.test(part) && !VERSION.test(part) && !DIGIT_WORDS.has(part.toLowerCase())) return ':id';
   return undefined;
 }
 
-/** `/users/42/orders/9f1c…?x=1` → `/users/:id/orders/:hash`. Query and fragment are dropped. */
+/**
+ * `/users/42/orders/9f1c…?x=1` → `/users/:id/orders/:hash`. Query and fragment are dropped. A
+ * segment becomes `:id` (a number, or letters and digits mixed: `u2329ad`, `abort1`), `:uuid`,
+ * `:date`, `:hash` (12+ hex digits), `:token` (16+ word characters with a digit) or `:long` (over
+ * 64 characters); words stay, and so do versions (`v2`) and the few words that hold a digit
+ * (`oauth2`, `http2`, `s3`, `sha256`, ...: DIGIT_WORDS). docs/metrics.md, "Endpoint names".
+ */
 export function normalizePath(rawUrl: string): string {
   let end = rawUrl.length;
   const q = rawUrl.indexOf('?');

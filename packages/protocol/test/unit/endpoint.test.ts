@@ -32,3 +32,31 @@ test('endpoint names: METHOD /path; 10 000 random ids collapse into one endpoint
 test('malformed percent-encoding does not throw', () => {
   assert.equal(normalizePath('/a/%E0%A4%A'), '/a/:invalid');
 });
+
+test('a segment that mixes letters and digits is an id; words, versions and the words that hold a digit stay', () => {
+  const table: [string, string][] = [
+    // collapsed: ids that are not purely numeric
+    ['/posts/u2329ad', '/posts/:id'],
+    ['/profile/abort1', '/profile/:id'],
+    ['/items/item42', '/items/:id'],
+    ['/x/a1b2c3', '/x/:id'],
+    ['/orders/ORD-2024-77', '/orders/:id'],
+    ['/u/user_42/files', '/u/:id/files'],
+    ['/assets/bundle.3f9a2c.js', '/assets/:id'],
+    ['/sizes/2x', '/sizes/:id'],
+    // kept: words, versions and words with a digit
+    ['/api/v1/users', '/api/v1/users'],
+    ['/api/V2/users', '/api/V2/users'],
+    ['/api/v1.1/users', '/api/v1.1/users'],
+    ['/v2/oauth2/token', '/v2/oauth2/token'],
+    ['/h2/ping', '/h2/ping'],
+    ['/s3/upload', '/s3/upload'],
+    ['/hash/sha256', '/hash/sha256'],
+    ['/encode/base64', '/encode/base64'],
+    ['/i18n/en-US', '/i18n/en-US'],
+    ['/auth/2fa', '/auth/2fa'],
+    ['/static/app.js', '/static/app.js'],
+    ['/users/me/avatar', '/users/me/avatar'],
+  ];
+  for (const [path, name] of table) assert.equal(normalizePath(path), name, path);
+});
