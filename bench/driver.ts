@@ -15,6 +15,10 @@ export interface Variant {
   name: string;
   execArgv: string[];
   env: Record<string, string>;
+  /** the node executable (`--nodes`); this process's own by default */
+  node?: string;
+  /** the variant its change is computed against (`--nodes`: the first variant on the same Node); the first variant by default */
+  baseline?: string;
 }
 
 /** How the server process is started for each variant; overhead is computed against the first one run. */
@@ -91,6 +95,8 @@ export const serverFile = (name: string): string => fileURLToPath(new URL(`./ser
 export interface ProcessOptions {
   /** the CPU it is pinned to */
   cpu: string;
+  /** the node executable; this process's own by default */
+  node?: string;
   execArgv?: string[];
   env?: Record<string, string>;
   /** a command that runs node, e.g. valgrind with its flags */
@@ -103,7 +109,7 @@ export interface ProcessOptions {
 
 /** Starts `[wrapper] node [execArgv] file` pinned to a CPU, and waits for it to report its port. */
 export async function startProcess(file: string, opts: ProcessOptions): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', opts.cpu, ...(opts.wrapper ?? []), process.execPath, ...(opts.execArgv ?? []), file, ...(opts.args ?? [])], {
+  const child = spawn('taskset', ['-c', opts.cpu, ...(opts.wrapper ?? []), opts.node ?? process.execPath, ...(opts.execArgv ?? []), file, ...(opts.args ?? [])], {
     cwd: benchDir,
     env: { ...process.env, ...opts.env },
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],

@@ -56,12 +56,21 @@
  * itself to CPU 0 and starts the upstream there too, so load generation does not steal the
  * server's CPU. Needs Linux, taskset and at least 2 CPUs. Everything listens on 127.0.0.1.
  *
+ * Node lines: `--nodes 20,22,26` runs every variant on each of those Node.js versions (a major is
+ * the newest of its line, installed by scripts/node-line.sh; a path is a node executable), in the
+ * same interleaved rounds, and computes each one's change against the first variant on the same
+ * Node. On a Node that loopscope/register does not start on (20), the loopscope variants start
+ * the agent by hand instead (start-agent.ts, as `loopscope.start()` does), so that its figure can
+ * stand beside the others'.
+ *
  * Run (from the repository root, after `npm run build`):
  *   node bench/dist/overhead.js                 5 rounds, 5 s windows (about 2.5 minutes)
+ *   node bench/dist/overhead.js --nodes 20,22,26 --rounds 4    the same on three Node lines
  *   node bench/dist/overhead.js --quick         2 rounds, 2 s windows
  *   node bench/dist/overhead.js --variants none,loopscope --scenarios async --rounds 9
  *   node bench/dist/overhead.js --scenarios puppies --variants loopscope-noloop,loopscope --together --requests 400
  * Options: --variants a,b  --scenarios hello,async,puppies  --together  --rounds N  --duration SECONDS
+ *          --nodes MAJOR|PATH,...  (each variant on each of those Node.js versions)
  *          --requests N (each window is N requests instead of --duration seconds)  --connections N
  *          --pipelining N (requests each connection sends before waiting: a cheaper load generator per
  *          request, for when it cannot saturate a fast server; HTTP/1.1 pipelining, which real clients
@@ -73,10 +82,12 @@
  *
  * To compare with another tool, add a row to VARIANTS (and its package to bench's devDependencies).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, roundOrder, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SATURATED, SERVER_CPU, pickVariants, WARMUP_S, saveResults, type Run, type Scenario, type Variant } from './driver.js';
+import { calibrateSpin, DEFAULT_SCENARIOS, interleave, measureServer, measureServers, median, pick, quantile, roundOrder, serverFile, startProcess, stopProcess, DRIVER_CPU, SCENARIOS, SATURATED, SERVER_CPU, pickVariants, WARMUP_S, saveResults, benchDir, type Run, type Scenario, type Variant } from './driver.js';
 
 interface ScenarioRun extends Run {
   scenario: Scenario;
@@ -97,9 +108,10 @@ function parseOptions() {
       requests: { type: 'string' },
       connections: { type: 'string', default: '50' },
       pipelining: { type: 'string', default: '1' },
+      nodes: { type: 'string' },
     },
   });
-  const variants = pickVariants(values.variants);
+  const variants = values.nodes === undefined ? pickVariants(values.variants) : onNodes(pickVariants(values.variants), values.nodes);
   const scenarios = pick(SCENARIOS, values.scenarios, (s) => s, 'scenario');
   const positive = (name: string, value: string | number) => {
     const n = Number(value);
@@ -119,11 +131,37 @@ function parseOptions() {
   };
 }
 
+/**
+ * `--nodes 20,22,26`: every variant on each of those Node.js versions, named `variant vX.Y.Z`,
+ * each compared with the first variant on the same Node. A major is the newest of its line
+ * (scripts/node-line.sh installs it if needed); anything else is the path of a node executable.
+ */
+function onNodes(variants: Variant[], nodes: string): Variant[] {
+  const startByHand = pathToFileURL(fileURLToPath(new URL('./start-agent.js', import.meta.url))).href;
+  return nodes.split(',').flatMap((spec) => {
+    const node = /^\d+$/.test(spec)
+      ? path.join(execFileSync('bash', [path.join(benchDir, '..', 'scripts', 'node-line.sh'), spec], { encoding: 'utf8' }).trim(), 'bin', 'node')
+      : spec;
+    const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+    // does loopscope/register start the agent on this Node? (it warns and stays off on an unsupported one)
+    const probe = spawnSync(node, ['--import', 'loopscope/register', '-e', ''], { cwd: benchDir, encoding: 'utf8', env: { ...process.env, LOOPSCOPE_COLLECTOR: 'off' } });
+    const byHand = probe.stderr.includes('LOOPSCOPE_UNSUPPORTED_NODE');
+    if (byHand) console.log(`${version}: loopscope/register stays off on it; the loopscope variants start the agent by hand (start-agent.js)`);
+    return variants.map((v) => ({
+      ...v,
+      name: `${v.name} ${version}`,
+      node,
+      baseline: `${variants[0]!.name} ${version}`,
+      execArgv: byHand && v.execArgv.join(' ') === '--import loopscope/register' ? ['--import', startByHand] : v.execArgv,
+    }));
+  });
+}
+
 function load(opts: Options) {
   return { path: '/', connections: opts.connections, pipelining: opts.pipelining, warmupS: WARMUP_S, durationS: opts.durationS, amount: opts.requests };
 }
 
-const serverOf = (variant: Variant, env: Record<string, string>) => ({ cpu: SERVER_CPU, execArgv: variant.execArgv, env: { ...variant.env, ...env } });
+const serverOf = (variant: Variant, env: Record<string, string>) => ({ cpu: SERVER_CPU, node: variant.node, execArgv: variant.execArgv, env: { ...variant.env, ...env } });
 
 async function measure(scenario: Scenario, variant: Variant, round: number, opts: Options, env: Record<string, string>): Promise<ScenarioRun> {
   const m = await measureServer(serverFile(scenario), serverOf(variant, env), load(opts));
@@ -168,9 +206,9 @@ function change(runs: ScenarioRun[], row: { scenario: Scenario; variant: string 
 }
 
 function summarize(runs: ScenarioRun[], opts: Options) {
-  const baseline = opts.variants[0]!.name;
   return opts.scenarios.flatMap((scenario) =>
     opts.variants.map((variant) => {
+      const baseline = variant.baseline ?? opts.variants[0]!.name;
       const mine = runs.filter((r) => r.scenario === scenario && r.variant === variant.name);
       const row = { scenario, variant: variant.name };
       const vsBaseline = variant.name !== baseline;
@@ -269,7 +307,7 @@ async function main(): Promise<void> {
 
   const summary = summarize(runs, opts);
   console.log();
-  printTable(summary, opts.variants[0]!.name);
+  printTable(summary, opts.variants[0]!.baseline === undefined ? opts.variants[0]!.name : `${opts.variants[0]!.name.split(' ')[0]} on its Node`);
   warnUnsaturated(runs, opts);
 
   saveResults('overhead', { options: { ...opts, variants: opts.variants.map((v) => v.name) }, spinPerMs, summary, runs });
