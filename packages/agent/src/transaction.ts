@@ -76,6 +76,8 @@ export const enum Routing {
   Unmatched,
   /** a route matched: the endpoint is its template */
   Matched,
+  /** only a catch-all route matched (`*`, `/api*path`): its template names the request unless it is answered 4xx */
+  CatchAll,
   /** the app named it (`current().setName()`): no router renames it */
   Named,
 }
@@ -86,9 +88,54 @@ export function unmatchedName(endpoint: string): string {
   return (space < 0 ? endpoint : endpoint.slice(0, space)) + ' (unmatched)';
 }
 
+/** The longest error message kept. */
+const MAX_MESSAGE = 200;
+
+/** JSON of `value`, without throwing: cycles become `"[Circular]"`, BigInts their digits; undefined if JSON has none. */
+function safeJson(value: unknown): string | undefined {
+  const seen = new WeakSet<object>();
+  try {
+    return JSON.stringify(value, (_key, v: unknown) => {
+      if (typeof v === 'bigint') return v.toString();
+      if (typeof v === 'object' && v !== null) {
+        if (seen.has(v)) return '[Circular]';
+        seen.add(v);
+      }
+      return v;
+    });
+  } catch {
+    return undefined; // a toJSON that throws
+  }
+}
+
+/** `Object {a, b}`: what is left to say of an object JSON cannot render. */
+function keysOf(value: object): string {
+  let name = 'Object';
+  try {
+    const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+    if (typeof ctor?.name === 'string' && ctor.name !== '') name = ctor.name;
+    return `${name} {${Object.keys(value).slice(0, 10).join(', ')}}`;
+  } catch {
+    return name; // a proxy that throws
+  }
+}
+
+/**
+ * An error as text, at most MAX_MESSAGE characters: an Error is `Name: message`; any other value
+ * its `message`, else its `error` when that is a string (`next({ error: 'not found' })`), else
+ * its JSON; never `[object Object]`.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message ? `${error.name}: ${error.message}` : error.name;
-  return String(error);
+  let text: string;
+  if (error instanceof Error) text = error.message ? `${error.name}: ${error.message}` : error.name;
+  else if (typeof error === 'string') text = error;
+  else if (typeof error === 'object' && error !== null) {
+    const { message, error: inner } = error as { message?: unknown; error?: unknown };
+    if (typeof message === 'string' && message !== '') text = message;
+    else if (typeof inner === 'string' && inner !== '') text = inner;
+    else text = safeJson(error) ?? keysOf(error);
+  } else text = String(error);
+  return text.length > MAX_MESSAGE ? text.slice(0, MAX_MESSAGE - 1) + '…' : text;
 }
 
 /** What the tracker needs to hear from a transaction, and what the loop says to it. */
@@ -126,6 +173,8 @@ export class Transaction implements Scope {
   status = 0;
   error = false;
   errorMessage: string | undefined;
+  /** noteFailure's value, for the message of a 5xx. */
+  private failure: unknown = undefined;
   private isOpen = true;
   private wasTruncated = false;
   /**
@@ -215,10 +264,13 @@ export class Transaction implements Scope {
     if (this.routing === Routing.NotRouted) this.routing = Routing.Unmatched;
   }
 
-  /** A route matched (the last match wins; a name the app set stays). */
-  routeMatched(name: string): void {
+  /**
+   * A route matched (the last match wins; a name the app set stays). `catchAll`: its template ends
+   * in a wildcard, so a 4xx answer makes the request unmatched (instrument/route.ts).
+   */
+  routeMatched(name: string, catchAll = false): void {
     if (this.routing === Routing.Named) return;
-    this.routing = Routing.Matched;
+    this.routing = catchAll ? Routing.CatchAll : Routing.Matched;
     this.name = name;
   }
 
@@ -322,15 +374,28 @@ export class Transaction implements Scope {
     if (this.errorMessage === undefined && error !== undefined) this.errorMessage = describeError(error);
   }
 
+  /**
+   * A failure the app passed on that is not an Error (`next({ error: 'db down' })`): not an error by
+   * itself (docs/instrumentation.md, "What counts as an error"); its text is the message should the
+   * answer be a 5xx. Described then, not now: apps that pass every response body this way are common.
+   */
+  noteFailure(value: unknown): void {
+    if (this.failure === undefined) this.failure = value;
+  }
+
   /** The response (or the function of a manual transaction) is over. */
   finishResponse(status?: number): void {
     if (this.responseEnd >= 0) return;
     this.responseEnd = now();
     if (status !== undefined) {
       this.status = status;
-      if (status >= 500) this.error = true;
-      // a client error on a URL no route matched: one name per method, whatever the URL
-      else if (status >= 400 && this.routing === Routing.Unmatched) this.name = unmatchedName(this.name);
+      if (status >= 500) {
+        this.error = true;
+        if (this.errorMessage === undefined && this.failure !== undefined) this.errorMessage = describeError(this.failure);
+      } else if (status >= 400 && (this.routing === Routing.Unmatched || this.routing === Routing.CatchAll)) {
+        // a client error on a URL no route matched, or only a catch-all: one name per method, whatever the URL
+        this.name = unmatchedName(this.name);
+      }
     }
     if (this.pending === 0) this.host.maybeDone(this);
   }
