@@ -2,28 +2,47 @@
  * Express: the endpoint is the matched route's template, mount prefixes included
  * (`app.use('/api', users)` + `users.get('/:id')` → `GET /api/:id`); errors raised in handlers and
  * middleware are recorded. Express 4 keeps its router in `express/lib/router`; Express 5 uses the
- * `router` package (2.x), so both are listed. Patched (see docs/instrumentation.md for why router
- * 2.3's `express.router.request` tracing channel is not used):
+ * `router` package (2.x), so both are listed. See docs/instrumentation.md for why router 2.3's
+ * `express.router.request` tracing channel is not used.
  *
- * - `Router#use`: a router or sub-app mounted under a path is wrapped so that, while the request is
- *   inside it, the request carries the mount template (plain middleware is left as it is: no cost)
- * - `Router#handle`: a router saw the request (an unmatched 4xx is named `GET (unmatched)`)
- * - `Route#dispatch`: a route matched; the template is the mount prefixes plus the route's path
- * - `Layer#handle_error` / `handleError`: an error is on its way through the middleware
+ * Nothing the agent adds is on the stack while the app's handlers run (their errors' stacks hold
+ * no frame of the agent): the patched methods are ones Express calls and that return before it
+ * calls the app, except the error path.
+ *
+ * - `Router#use`: the layers it adds for a router or sub-app mounted under a path are marked with
+ *   the mount's template (setup time, nothing per request)
+ * - `Layer#match`: a router is looking at the request (an unmatched 4xx is `GET (unmatched)`); a
+ *   marked layer that matches records, for the `req.baseUrl` it is about to set, the mount
+ *   templates joined (`/api/users/:id/posts`)
+ * - `Route#_handles_method` / `_handlesMethod`: a route is about to be dispatched; the template is
+ *   the one recorded for the request's `req.baseUrl` plus the route's path
+ * - `Layer#handle_error` / `handleError`: an error is on its way through the middleware (its frame
+ *   is on the stack while an error-handling middleware runs)
  */
 import type { Exports, ModuleInstrumentation } from './modules.js';
 import { wrapMethod } from './modules.js';
+import type { Transaction } from '../transaction.js';
 import { agentFault, currentTransaction, handlerError, routeMatched } from './route.js';
 
-/** The mount templates the request is inside of, joined: `/api/users`. */
-const PREFIX = Symbol('loopscope.routePrefix');
+/** On a layer that holds a mounted router or sub-app: its mount template (`/api`, `/:id/posts`). */
+const MOUNT = Symbol('loopscope.mountTemplate');
+/** On a request: for each `req.baseUrl` a mounted layer set, the mount templates that lead to it. */
+const MOUNTS = Symbol('loopscope.mounts');
 
 interface Request {
   method?: string;
-  [PREFIX]?: string;
+  url?: string;
+  originalUrl?: string;
+  baseUrl?: string;
+  [MOUNTS]?: Map<string, string>;
 }
-type Next = (err?: unknown) => unknown;
-type Handler = (this: unknown, req: Request, res: unknown, next: Next) => unknown;
+
+interface Layer {
+  handle?: unknown;
+  /** Express 4: the part of the path the last match took */
+  path?: unknown;
+  [MOUNT]?: string;
+}
 
 /** `/api/` → `/api`, `/` → `` (mounting at the root adds nothing). */
 function mountTemplate(path: unknown): string {
@@ -32,89 +51,111 @@ function mountTemplate(path: unknown): string {
 }
 
 /** A router (it has a stack of layers) or Express's wrapper around a mounted sub-app. */
-function isMountable(fn: unknown): fn is Handler {
+function isMountable(fn: unknown): boolean {
   return typeof fn === 'function' && (Array.isArray((fn as { stack?: unknown }).stack) || fn.name === 'mounted_app');
-}
-
-/** Runs `fn` with `template` added to the request's prefix, and takes it off when `fn` passes the request on. */
-function mount(template: string, fn: Handler): Handler {
-  const mounted = function (this: unknown, req: Request, res: unknown, next: Next): unknown {
-    const outer = req[PREFIX];
-    req[PREFIX] = outer === undefined ? template : outer + template;
-    return fn.call(this, req, res, (err?: unknown) => {
-      req[PREFIX] = outer;
-      return next(err);
-    });
-  };
-  // what Express and tools that list routes read from a mounted router: its name (`router`, the
-  // layer's name) and its `stack`
-  Object.defineProperty(mounted, 'name', { value: fn.name });
-  Object.defineProperty(mounted, 'stack', { get: () => (fn as { stack?: unknown }).stack });
-  return mounted;
 }
 
 function isRoutingSignal(err: unknown): boolean {
   return err === 'route' || err === 'router';
 }
 
-/** Wraps the `use`, `handle` and `Route#dispatch` of one router implementation. */
+/** The request of an HTTP transaction: the server's own object, which Express extends in place. */
+function requestOf(tx: Transaction): Request | undefined {
+  return tx.response?.req as Request | undefined;
+}
+
+/**
+ * The mount templates of the routers the request is in now. None when the app has set `req.url`
+ * back to the whole URL (`req.url = req.originalUrl`): what is matched from there is matched
+ * against the whole path, whatever routers it is mounted in (and a request handed to the app again
+ * from the top starts from no prefix).
+ */
+function prefixOf(req: Request): string {
+  if (req.url === req.originalUrl) return '';
+  const base = req.baseUrl;
+  return base === undefined || base === '' ? '' : (req[MOUNTS]?.get(base) ?? '');
+}
+
+/** A marked layer matched: Express sets `req.baseUrl` to its parent's plus the path it took. */
+function enterMount(tx: Transaction, layer: Layer, matched: unknown): void {
+  const req = requestOf(tx);
+  if (req === undefined) return;
+  const taken = typeof matched === 'object' && matched !== null ? (matched as { path?: unknown }).path : layer.path;
+  if (typeof taken !== 'string') return;
+  const base = (req.baseUrl ?? '') + (taken.endsWith('/') ? taken.slice(0, -1) : taken);
+  let mounts = req[MOUNTS];
+  if (mounts === undefined) req[MOUNTS] = mounts = new Map();
+  mounts.set(base, prefixOf(req) + layer[MOUNT]!);
+}
+
+/** Marks the mount layers `use` adds, and names the transaction when a route is about to be dispatched. */
 function patchRouter(router: object, route: object): void {
   wrapMethod(router as { use: unknown }, 'use', (original) =>
     function use(this: unknown, ...args: unknown[]) {
-      let first = args[0];
-      while (Array.isArray(first) && first.length > 0) first = first[0];
-      if (typeof first !== 'function' && args.length > 1) {
-        const template = mountTemplate(args[0]);
-        if (template !== '') {
-          for (let i = 1; i < args.length; i++) {
-            const fn = args[i];
-            if (isMountable(fn)) args[i] = mount(template, fn);
-            else if (Array.isArray(fn)) args[i] = fn.flat(Infinity).map((f: unknown) => (isMountable(f) ? mount(template, f) : f));
+      const stack = (this as { stack?: unknown }).stack;
+      const before = Array.isArray(stack) ? stack.length : 0;
+      const result: unknown = original.apply(this, args);
+      try {
+        let first = args[0];
+        while (Array.isArray(first) && first.length > 0) first = first[0];
+        if (typeof first !== 'function' && args.length > 1 && Array.isArray(stack)) {
+          const template = mountTemplate(args[0]);
+          if (template !== '') {
+            for (let i = before; i < stack.length; i++) {
+              const layer = stack[i] as Layer;
+              if (isMountable(layer.handle)) layer[MOUNT] = template;
+            }
           }
         }
-      }
-      return original.apply(this, args);
-    },
-  );
-
-  wrapMethod(router as { handle: unknown }, 'handle', (original) =>
-    function handle(this: unknown, req: unknown, res: unknown, out: unknown) {
-      try {
-        const tx = currentTransaction();
-        if (tx !== undefined) tx.routeSeen();
       } catch {
         agentFault();
       }
-      return original.call(this, req, res, out);
+      return result;
     },
   );
 
-  wrapMethod(route as { dispatch: unknown }, 'dispatch', (original) =>
-    function dispatch(this: unknown, req: unknown, res: unknown, done: unknown) {
-      const tx = currentTransaction();
-      if (tx === undefined || typeof done !== 'function') return original.call(this, req, res, done);
-      try {
-        const request = req as Request;
-        const template = (this as { path?: unknown }).path;
-        const path = typeof template === 'string' ? template : String(template);
-        const prefix = request[PREFIX];
-        routeMatched(tx, request.method ?? 'GET', prefix === undefined ? path : prefix + path);
-      } catch {
-        agentFault();
+  const handlesMethod = '_handlesMethod' in route ? '_handlesMethod' : '_handles_method';
+  wrapMethod(route as Record<string, unknown>, handlesMethod, (original) =>
+    function handles(this: unknown, method: unknown) {
+      const yes: unknown = original.call(this, method);
+      if (yes === true) {
+        try {
+          const tx = currentTransaction();
+          if (tx !== undefined) {
+            const req = requestOf(tx);
+            const template = (this as { path?: unknown }).path;
+            const path = typeof template === 'string' ? template : String(template);
+            routeMatched(tx, req?.method ?? String(method).toUpperCase(), req === undefined ? path : prefixOf(req) + path);
+          }
+        } catch {
+          agentFault();
+        }
       }
-      // the route's handlers are done: an error they raised (thrown, rejected, next(err)) comes out here
-      return original.call(this, req, res, (err?: unknown) => {
-        if (err && !isRoutingSignal(err)) handlerError(tx, err);
-        return (done as Next)(err);
-      });
+      return yes;
     },
   );
 }
 
-/** `Layer#handle_error` (Express 4) or `Layer#handleError` (router 2): runs only while an error is pending. */
+/** `Layer#match`, and `Layer#handle_error` (Express 4) or `Layer#handleError` (router 2), which runs only while an error is pending. */
 function patchLayer(layer: Exports, method: 'handle_error' | 'handleError'): void {
   const proto = (layer as { prototype?: object }).prototype;
   if (proto === undefined) return;
+  wrapMethod(proto as Record<string, unknown>, 'match', (original) =>
+    function match(this: unknown, path: unknown) {
+      const matched: unknown = original.call(this, path);
+      const layer = this as Layer;
+      try {
+        const tx = currentTransaction();
+        if (tx !== undefined) {
+          tx.routeSeen();
+          if (matched && layer[MOUNT] !== undefined) enterMount(tx, layer, matched);
+        }
+      } catch {
+        agentFault();
+      }
+      return matched;
+    },
+  );
   wrapMethod(proto as Record<string, unknown>, method, (original) =>
     function handleError(this: unknown, ...args: unknown[]) {
       try {
