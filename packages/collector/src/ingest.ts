@@ -125,6 +125,7 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
     const at = `/intervals/${i}`;
     if (iv.start > latest) return `${at}/start ${iv.start} is more than a day ahead of the collector's clock (${receivedAt})`;
     if (iv.errors > iv.count) return `${at}/errors ${iv.errors} is more than count ${iv.count}`;
+    if (iv.aborted !== undefined && iv.aborted > iv.count) return `${at}/aborted ${iv.aborted} is more than count ${iv.count}`;
     for (const m of METRICS) {
       const sketch = iv[m];
       if (sketch === null) continue; // unknown: a sender outside the process (the schema allows it for cpu, external, blocking only)

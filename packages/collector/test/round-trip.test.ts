@@ -148,6 +148,7 @@ test('traces: slowest and recent order, filters, limit; a trace comes back uncha
     endpoint: t0.endpoint,
     start: t0.start,
     status: t0.status,
+    aborted: false,
     response: t0.response,
     duration: t0.duration,
     cpu: t0.cpu,

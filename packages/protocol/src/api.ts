@@ -27,6 +27,8 @@ export interface EndpointSummary {
   endpoint: string;
   count: number;
   errors: number;
+  /** of `count`, the requests whose connection closed before their response was finished */
+  aborted: number;
   response: Quantiles;
   duration: Quantiles;
   /** null: unknown, the service is seen from outside the process (proxy, probe) */
@@ -47,9 +49,9 @@ export interface EndpointView extends EndpointSummary {
   agents: string[];
 }
 
-export type SeriesMetric = MetricName | 'throughput' | 'errors';
+export type SeriesMetric = MetricName | 'throughput' | 'errors' | 'aborted';
 
-export const SERIES_METRICS: readonly SeriesMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'throughput', 'errors'];
+export const SERIES_METRICS: readonly SeriesMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'throughput', 'errors', 'aborted'];
 
 export interface TimeseriesResult {
   metric: SeriesMetric;
@@ -64,6 +66,8 @@ export interface TraceSummary {
   endpoint: string;
   start: number;
   status: number;
+  /** the connection closed before the response was finished */
+  aborted: boolean;
   response: number;
   duration: number;
   /** null: unknown (seen from outside the process) */

@@ -67,6 +67,12 @@ export interface TransactionRecord<Inside extends number | null = number> {
   /** true for a 5xx, a thrown error or an error recorded by hand */
   error: boolean;
   errorMessage?: string;
+  /**
+   * true when the connection closed before the response was finished (the client went away): no
+   * answer reached it. `status` is then what the app answered with (0: it never answered) and
+   * `response` ends when the app stopped working on the request (docs/metrics.md)
+   */
+  aborted?: boolean;
   response: number;
   duration: number;
   cpu: Inside;

@@ -58,6 +58,8 @@ export const IntervalSchema = Type.Object(
     endpoint: Name(512),
     count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
     errors: Count,
+    /** of which aborted: the connection closed before the response was finished (absent: none) */
+    aborted: Type.Optional(Count),
     response: WireSketchSchema,
     duration: WireSketchSchema,
     cpu: Unknowable(WireSketchSchema),
@@ -102,6 +104,8 @@ export const TraceSchema = Type.Object(
     status: Type.Integer({ minimum: 0, maximum: 999 }),
     error: Type.Boolean(),
     errorMessage: Type.Optional(Type.String({ maxLength: 2048 })),
+    /** the connection closed before the response was finished (absent: it was finished) */
+    aborted: Type.Optional(Type.Boolean()),
     response: Ms,
     duration: Ms,
     cpu: Unknowable(Ms),

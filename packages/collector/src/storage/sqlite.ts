@@ -21,6 +21,7 @@ import {
   quantile,
   summarize,
   type ExternalByKind,
+  type MetricName,
   type Quantiles,
   type SegmentKind,
   type TraceRecord,
@@ -61,8 +62,9 @@ export const DB_FILE = 'loopscope.db';
  * 3: a trace's cpu, external and blocking may be NULL (unknown: seen from outside the process);
  *    instances remember their sender (`agent`: loopscope, loopscope-proxy, loopscope-probe).
  * 4: a trace remembers the instance (process) that sent it (NULL for traces stored before).
+ * 5: aggregates count the aborted requests (0 in rows stored before).
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
@@ -87,7 +89,7 @@ function schema(): string {
     (res) => `
     CREATE TABLE IF NOT EXISTS ${table(res)} (
       service TEXT NOT NULL, endpoint TEXT NOT NULL, bucket INTEGER NOT NULL,
-      count INTEGER NOT NULL, errors INTEGER NOT NULL,
+      count INTEGER NOT NULL, errors INTEGER NOT NULL, aborted INTEGER NOT NULL DEFAULT 0,
       response BLOB NOT NULL, duration BLOB NOT NULL, cpu BLOB NOT NULL, external BLOB NOT NULL, blocking BLOB NOT NULL,
       externalByKind TEXT NOT NULL DEFAULT '{}',
       UNIQUE (service, endpoint, bucket)
@@ -135,6 +137,7 @@ interface Row {
   bucket: number;
   count: number;
   errors: number;
+  aborted: number;
   sketches: WireSketch[]; // in METRICS order
   externalByKind: ExternalByKind; // sums
 }
@@ -151,6 +154,7 @@ function addByKind(into: ExternalByKind, from: ExternalByKind | undefined): void
 interface StoredRow {
   count: number;
   errors: number;
+  aborted: number;
   response: Buffer;
   duration: Buffer;
   cpu: Buffer;
@@ -161,7 +165,7 @@ interface StoredRow {
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
 
-const SUMMARY_COLUMNS = `count, errors, ${METRICS.join(', ')}, externalByKind`;
+const SUMMARY_COLUMNS = `count, errors, aborted, ${METRICS.join(', ')}, externalByKind`;
 
 /**
  * Aggregate rows merged per key (an endpoint, or a service) into the query API's summaries. A
@@ -169,23 +173,25 @@ const SUMMARY_COLUMNS = `count, errors, ${METRICS.join(', ')}, externalByKind`;
  * sketches stay empty) is null, never 0; where some senders knew it, it covers their requests.
  */
 function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): Map<string, Omit<EndpointSummary, 'endpoint'>> {
-  const merged = new Map<string, { count: number; errors: number; sketches: WireSketch[]; externalByKind: ExternalByKind }>();
+  const merged = new Map<string, { count: number; errors: number; aborted: number; sketches: WireSketch[]; externalByKind: ExternalByKind }>();
   for (const r of rows) {
     const key = keyOf(r);
     let e = merged.get(key);
-    if (!e) merged.set(key, (e = { count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} }));
+    if (!e) merged.set(key, (e = { count: 0, errors: 0, aborted: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} }));
     e.count += r.count;
     e.errors += r.errors;
+    e.aborted += r.aborted;
     METRICS.forEach((m, i) => mergeWire(e.sketches[i]!, decodeSketch(r[m])));
     addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
   }
   const known = (sketch: WireSketch): Quantiles | null => (sketch.n === 0 ? null : summarize(fromWire(sketch)));
   const out = new Map<string, Omit<EndpointSummary, 'endpoint'>>();
-  for (const [key, { count, errors, sketches, externalByKind }] of merged) {
+  for (const [key, { count, errors, aborted, sketches, externalByKind }] of merged) {
     const [response, duration, cpu, external, blocking] = sketches as [WireSketch, WireSketch, WireSketch, WireSketch, WireSketch];
     out.set(key, {
       count,
       errors,
+      aborted,
       response: summarize(fromWire(response)),
       duration: summarize(fromWire(duration)),
       cpu: known(cpu),
@@ -242,6 +248,13 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     })();
   }
   if (version === 3) db.exec('ALTER TABLE traces ADD COLUMN instance TEXT');
+  if (version >= 1 && version < 5) {
+    for (const res of RESOLUTIONS) {
+      // (a table schema() has yet to create gets the column there)
+      const columns = db.prepare(`SELECT name FROM pragma_table_info('${table(res)}')`).pluck().all() as string[];
+      if (columns.length > 0 && !columns.includes('aborted')) db.exec(`ALTER TABLE ${table(res)} ADD COLUMN aborted INTEGER NOT NULL DEFAULT 0`);
+    }
+  }
   db.exec(schema());
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 
@@ -258,10 +271,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   );
   const perResolution = RESOLUTIONS.map((res) => ({
     res,
-    select: db.prepare(`SELECT count, errors, ${METRICS.join(', ')}, externalByKind FROM ${table(res)} WHERE service = ? AND endpoint = ? AND bucket = ?`),
+    select: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM ${table(res)} WHERE service = ? AND endpoint = ? AND bucket = ?`),
     upsert: db.prepare(
-      `INSERT INTO ${table(res)} (service, endpoint, bucket, count, errors, ${METRICS.join(', ')}, externalByKind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (service, endpoint, bucket) DO UPDATE SET count = excluded.count, errors = excluded.errors,
+      `INSERT INTO ${table(res)} (service, endpoint, bucket, count, errors, aborted, ${METRICS.join(', ')}, externalByKind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (service, endpoint, bucket) DO UPDATE SET count = excluded.count, errors = excluded.errors, aborted = excluded.aborted,
        ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}, externalByKind = excluded.externalByKind`,
     ),
     prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
@@ -354,14 +367,16 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
                 bucket,
                 count: stored.count,
                 errors: stored.errors,
+                aborted: stored.aborted,
                 sketches: METRICS.map((m) => decodeSketch(stored[m])),
                 externalByKind: JSON.parse(stored.externalByKind) as ExternalByKind,
               }
-            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} };
+            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, aborted: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} };
           rows.set(key, row);
         }
         row.count += iv.count;
         row.errors += iv.errors;
+        row.aborted += iv.aborted ?? 0;
         METRICS.forEach((m, i) => {
           const sketch = iv[m];
           if (sketch !== null) mergeWire(row.sketches[i]!, sketch); // null, unknown: its sketch stays short of count
@@ -369,7 +384,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         addByKind(row.externalByKind, iv.externalByKind);
       }
       for (const row of rows.values()) {
-        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
+        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, row.aborted, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
       }
     }
     if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
@@ -406,7 +421,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     let stmt = traceStatements.get(key);
     if (!stmt) {
       stmt = db.prepare(
-        `SELECT traceId, endpoint, start, status, response, duration, cpu, external, blocking FROM traces
+        `SELECT traceId, endpoint, start, status, json_extract(record, '$.aborted') IS 1 AS aborted, response, duration, cpu, external, blocking FROM traces
          WHERE service = ? ${byEndpoint ? 'AND endpoint = ?' : ''} AND start >= ? AND start < ?
          ORDER BY ${sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ?`,
       );
@@ -474,8 +489,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const step = Math.ceil(query.step / res.ms) * res.ms;
       const t0 = Math.floor(query.from / step) * step;
       const points = Math.ceil((query.to - t0) / step);
-      const counted = query.metric === 'throughput' || query.metric === 'errors';
-      const rows = aggregateRows(res, counted ? 'count, errors' : `count, ${query.metric}`, query.service, query.endpoint, t0, query.to) as Array<
+      const metric = query.metric;
+      // per-second rates of a count column; the other metrics are sketches
+      const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
+      const counted = column !== undefined;
+      const rows = aggregateRows(res, counted ? 'count, errors, aborted' : `count, ${query.metric}`, query.service, query.endpoint, t0, query.to) as Array<
         Partial<StoredRow> & { bucket: number }
       >;
       const sums = new Array<number | null>(points).fill(null);
@@ -483,8 +501,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       for (const r of rows) {
         const i = Math.floor((r.bucket - t0) / step);
         if (i < 0 || i >= points) continue;
-        if (query.metric === 'throughput' || query.metric === 'errors') sums[i] = (sums[i] ?? 0) + r[query.metric === 'throughput' ? 'count' : 'errors']!;
-        else mergeWire((sketches[i] ??= emptyWire()), decodeSketch(r[query.metric]!));
+        if (column !== undefined) sums[i] = (sums[i] ?? 0) + r[column]!;
+        else mergeWire((sketches[i] ??= emptyWire()), decodeSketch(r[metric as MetricName]!));
       }
       const value = (i: number): number | null => {
         if (counted) return sums[i] === null ? null : sums[i]! / (step / 1000);
@@ -497,7 +515,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     async traces(query: TracesQuery) {
       const stmt = traceStatement(query.endpoint !== undefined, query.sort);
       const args = query.endpoint === undefined ? [query.service, query.from, query.to, query.limit] : [query.service, query.endpoint, query.from, query.to, query.limit];
-      return stmt.all(...args) as TraceSummary[];
+      return (stmt.all(...args) as Array<Omit<TraceSummary, 'aborted'> & { aborted: 0 | 1 }>).map((t) => ({ ...t, aborted: t.aborted === 1 }));
     },
 
     async loop(query: LoopQuery): Promise<LoopSummary> {
