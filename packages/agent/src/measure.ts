@@ -114,6 +114,7 @@ export function buildRecord(tx: Transaction, service: string, m: Measures): Tran
     status: tx.status,
     error: tx.error,
     ...(tx.errorMessage !== undefined ? { errorMessage: tx.errorMessage } : {}),
+    ...(tx.aborted ? { aborted: true } : {}),
     response: m.response,
     duration: m.duration,
     cpu: m.cpu,

@@ -86,7 +86,7 @@ export class Tracker implements TransactionHost {
   }
 
   maybeDone(tx: Transaction): void {
-    if (!tx.open || tx.responseEnd < 0 || tx.tracking.queued) return;
+    if (!tx.open || (tx.responseEnd < 0 && !tx.aborted) || tx.tracking.queued) return;
     tx.tracking.queued = true;
     this.finishing.push(tx);
     wakeNextIteration();
@@ -137,7 +137,7 @@ export class Tracker implements TransactionHost {
     const m = measure(tx, truncated ? now() : undefined);
     let record: TransactionRecord | undefined;
     const build = (): TransactionRecord => (record ??= buildRecord(tx, this.service, m));
-    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build);
+    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build, tx.aborted);
     if (this.listeners.length === 0) return;
     const built = build();
     for (const listener of this.listeners) {
@@ -156,10 +156,10 @@ export class Tracker implements TransactionHost {
     for (let i = this.open.length - 1; i >= 0; i--) {
       const tx = this.open[i]!;
       const res = tx.response;
-      if (tx.responseEnd < 0 && res !== undefined && !res.writableFinished && (res.destroyed || res.req?.socket?.destroyed === true)) {
-        // the client went away before the response was finished
-        tx.setError(new Error('client closed the connection before the response was finished'));
-        tx.finishResponse(res.statusCode);
+      if (tx.responseEnd < 0 && !tx.aborted && res !== undefined && !res.writableFinished && (res.destroyed || res.req?.socket?.destroyed === true)) {
+        // the connection closed before the response was finished (docs/metrics.md#the-done-condition):
+        // aborted, its response ending with the app's answer or its last work, not now
+        tx.abort(res.writableEnded ? res.statusCode : undefined);
       }
       if (tx.isDone()) this.deliver(tx);
       else if (tx.responseEnd >= 0 && t - tx.responseEnd > this.maxLingerMs) this.deliver(tx, true);

@@ -82,6 +82,13 @@ export const enum Routing {
   Named,
 }
 
+/**
+ * Whether a framework's router has seen any request in this process: then a request it has not seen
+ * is one that did not get that far (an aborted one is `(unmatched)`), not one of a server without a
+ * router (whose requests are all named by their path).
+ */
+let routersSeen = false;
+
 /** `GET /no/such/page` → `GET (unmatched)`: what a 4xx on a URL no route matched is called. */
 export function unmatchedName(endpoint: string): string {
   const space = endpoint.indexOf(' ');
@@ -156,6 +163,8 @@ interface TimerLike {
 /** What the transaction reads of its server response (http.ServerResponse has it). */
 export interface ServerResponseLike {
   destroyed: boolean;
+  /** the app has called end() */
+  writableEnded: boolean;
   writableFinished: boolean;
   statusCode: number;
   req?: { socket: { destroyed: boolean } | null };
@@ -177,6 +186,7 @@ export class Transaction implements Scope {
   private failure: unknown = undefined;
   private isOpen = true;
   private wasTruncated = false;
+  private wasAborted = false;
   /**
    * The tracker's bookkeeping, which only tracker.ts touches: the transaction's index in its list
    * of open transactions (-1 once closed), and whether it waits in its list of those to deliver.
@@ -194,6 +204,12 @@ export class Transaction implements Scope {
   private res: ServerResponseLike | undefined;
   /** -1 until the response has finished (or, for a non-HTTP transaction, its function has). */
   responseEnd = -1;
+  /**
+   * When the app answered (`end()`) and with which status, while the kernel had yet to take the
+   * last bytes (-1: not so): if the connection closes before it does, the request is aborted there.
+   */
+  private answeredAt = -1;
+  private answeredStatus = 0;
   cpu = 0;
   blocking = 0;
   /** Its slices of the loop and its waits behind other work, as start, end pairs (the first TIMELINE_LIMIT of each). */
@@ -240,6 +256,11 @@ export class Transaction implements Scope {
     return this.wasTruncated;
   }
 
+  /** Its connection closed before its response was finished: no answer reached the client. */
+  get aborted(): boolean {
+    return this.wasAborted;
+  }
+
   get hadLongTask(): boolean {
     return this.ranLong;
   }
@@ -261,6 +282,7 @@ export class Transaction implements Scope {
 
   /** A framework's router is looking at the request: until a route matches, it is unmatched. */
   routeSeen(): void {
+    routersSeen = true;
     if (this.routing === Routing.NotRouted) this.routing = Routing.Unmatched;
   }
 
@@ -269,6 +291,7 @@ export class Transaction implements Scope {
    * in a wildcard, so a 4xx answer makes the request unmatched (instrument/route.ts).
    */
   routeMatched(name: string, catchAll = false): void {
+    routersSeen = true;
     if (this.routing === Routing.Named) return;
     this.routing = catchAll ? Routing.CatchAll : Routing.Matched;
     this.name = name;
@@ -383,21 +406,61 @@ export class Transaction implements Scope {
     if (this.failure === undefined) this.failure = value;
   }
 
-  /** The response (or the function of a manual transaction) is over. */
-  finishResponse(status?: number): void {
+  /**
+   * The response (or the function of a manual transaction) is over. `aborted`: the app answered
+   * with `status`, but its connection was closed already (the answer went nowhere).
+   */
+  finishResponse(status?: number, aborted = false): void {
     if (this.responseEnd >= 0) return;
     this.responseEnd = now();
-    if (status !== undefined) {
-      this.status = status;
-      if (status >= 500) {
-        this.error = true;
-        if (this.errorMessage === undefined && this.failure !== undefined) this.errorMessage = describeError(this.failure);
-      } else if (status >= 400 && (this.routing === Routing.Unmatched || this.routing === Routing.CatchAll)) {
-        // a client error on a URL no route matched, or only a catch-all: one name per method, whatever the URL
-        this.name = unmatchedName(this.name);
-      }
-    }
+    if (aborted) this.markAborted();
+    if (status !== undefined) this.answeredWith(status);
     if (this.pending === 0) this.host.maybeDone(this);
+  }
+
+  private answeredWith(status: number): void {
+    this.status = status;
+    if (status >= 500) {
+      this.error = true;
+      if (this.errorMessage === undefined && this.failure !== undefined) this.errorMessage = describeError(this.failure);
+    } else if (status >= 400 && (this.routing === Routing.Unmatched || this.routing === Routing.CatchAll)) {
+      // a client error on a URL no route matched, or only a catch-all: one name per method, whatever the URL
+      this.name = unmatchedName(this.name);
+    }
+  }
+
+  /**
+   * Its connection closed before the response was finished: the request is aborted. If the app
+   * answered (`status`: it called `end()`, but the answer waited for a turn or for the kernel), its
+   * response ends at that answer when known, else with its last work, once that is over
+   * (measure.ts); if it has not answered yet, it may still (`finishResponse(status, true)`).
+   */
+  abort(status?: number): void {
+    if (this.responseEnd >= 0 || this.wasAborted) return;
+    if (this.answeredAt >= 0) {
+      // the app had answered: its answer is where its response ends
+      const at = this.answeredAt;
+      this.finishResponse(this.answeredStatus, true);
+      this.responseEnd = at;
+      return;
+    }
+    this.markAborted();
+    if (status !== undefined) this.answeredWith(status);
+    if (this.pending === 0) this.host.maybeDone(this);
+  }
+
+  /** The app answered with `status`; the kernel has yet to take the last bytes (its `finish` will say). */
+  answered(status: number): void {
+    this.answeredAt = now();
+    this.answeredStatus = status;
+  }
+
+  /** Aborted: named by its route if one matched, else unmatched (when there are routers to match it). */
+  private markAborted(): void {
+    if (this.wasAborted) return;
+    this.wasAborted = true;
+    const routing = this.routing;
+    if (routing === Routing.Unmatched || routing === Routing.CatchAll || (routing === Routing.NotRouted && routersSeen)) this.name = unmatchedName(this.name);
   }
 
   /**
@@ -413,9 +476,9 @@ export class Transaction implements Scope {
     this.slices = this.waits = null;
   }
 
-  /** Done: response finished, nothing in flight, no live timer. */
+  /** Done: response finished (or aborted), nothing in flight, no live timer. */
   isDone(): boolean {
-    if (this.responseEnd < 0 || this.pending > 0) return false;
+    if ((this.responseEnd < 0 && !this.wasAborted) || this.pending > 0) return false;
     const timers = this.timers;
     if (timers !== null) {
       for (const t of timers) if (t._destroyed !== true && (t.hasRef === undefined || t.hasRef())) return false;

@@ -42,6 +42,8 @@ export const OVERFLOW_ENDPOINT = 'OTHER (endpoint limit reached)';
 export class EndpointAggregate {
   count = 0;
   errors = 0;
+  /** of which aborted (the connection closed before the response was finished) */
+  aborted = 0;
   readonly sketches: Record<MetricName, Sketch> = {
     response: newSketch(),
     duration: newSketch(),
@@ -57,9 +59,10 @@ export class EndpointAggregate {
   /** Sums over the interval of external time per kind. */
   externalByKind: ExternalByKind = {};
 
-  add(m: Observation, error: boolean): void {
+  add(m: Observation, error: boolean, aborted = false): void {
     this.count++;
     if (error) this.errors++;
+    if (aborted) this.aborted++;
     // one by one rather than a loop over METRICS: this runs for every request
     const sketches = this.sketches;
     addValue(sketches.response, m.response);
@@ -110,6 +113,8 @@ export class IntervalAggregate {
         endpoint,
         count: e.count,
         errors: e.errors,
+        // only when there is one: a collector from before the field takes the batches without it
+        ...(e.aborted > 0 ? { aborted: e.aborted } : {}),
         response: toWire(e.sketches.response),
         duration: toWire(e.sketches.duration),
         cpu: insideWire(e.sketches.cpu),

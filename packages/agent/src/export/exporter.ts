@@ -75,12 +75,13 @@ export class Exporter {
 
   /**
    * A finished transaction: five values into its endpoint's sketches; its record only if sampled.
-   * `keep`: a trace something else links to (a long task ran in it).
+   * `keep`: a trace something else links to (a long task ran in it). `aborted`: its connection
+   * closed before its response was finished; its trace is kept as an error's is.
    */
-  observe(endpoint: string, error: boolean, keep: boolean, m: Observation, build: () => TraceRecord): void {
+  observe(endpoint: string, error: boolean, keep: boolean, m: Observation, build: () => TraceRecord, aborted = false): void {
     const entry = this.interval.entry(endpoint);
-    entry.add(m, error);
-    this.sampler.offer(entry, m.duration, error || keep, build);
+    entry.add(m, error, aborted);
+    this.sampler.offer(entry, m.duration, error || keep || aborted, build);
   }
 
   /** Closes the interval into a batch and sends what is queued, within FINAL_FLUSH_MS. */

@@ -1,6 +1,6 @@
 /**
- * Which full traces are shipped: the slowest transaction per endpoint per interval, every error and
- * every transaction that ran a long task (its long task links to it) up to a limit per interval,
+ * Which full traces are shipped: the slowest transaction per endpoint per interval, every error, every
+ * aborted request and every transaction that ran a long task (its long task links to it) up to a limit per interval,
  * and a small random sample, also limited. The record of a transaction is
  * built only when one of these wants it.
  */
@@ -22,7 +22,7 @@ export class TraceSampler {
     this.rate = rate;
   }
 
-  /** `keep`: an error, or a trace something else links to; kept up to MAX_KEPT_TRACES per interval. */
+  /** `keep`: an error, an aborted request, or a trace something else links to; kept up to MAX_KEPT_TRACES per interval. */
   offer(entry: EndpointAggregate, duration: number, keep: boolean, build: () => TraceRecord): void {
     const slowest = duration > entry.slowestDuration;
     if (slowest) {

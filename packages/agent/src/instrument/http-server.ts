@@ -36,8 +36,8 @@ interface TracedResponse extends http.ServerResponse {
   [TX]?: Transaction;
 }
 
-function finished(res: TracedResponse, tx: Transaction): void {
-  tx.finishResponse(res.statusCode);
+function finished(res: TracedResponse, tx: Transaction, aborted = false): void {
+  tx.finishResponse(res.statusCode, aborted);
   const socket = res.socket as unknown as TracedSocket | null;
   if (socket !== null) socket[ANSWERED] = tx.responseEnd;
 }
@@ -111,8 +111,14 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
       try {
         const tx = this[TX];
         if (tx !== undefined && tx.responseEnd < 0) {
-          if (this.socket !== null && this.socket.writableLength === 0) finished(this, tx);
-          else this.on('finish', onFinish);
+          const socket = this.socket;
+          // the app answered a client that was gone already: aborted, at this answer
+          if (this.destroyed || socket === null || socket.destroyed) finished(this, tx, true);
+          else if (socket.writableLength === 0) finished(this, tx);
+          else {
+            tx.answered(this.statusCode);
+            this.on('finish', onFinish);
+          }
         }
       } catch {
         onError();
