@@ -3,6 +3,9 @@ import type { TraceSummary } from '../api.js';
 import { h } from '../dom.js';
 import * as fmt from '../format.js';
 
+/** What an aborted request's label says when hovered. */
+export const ABORTED_WHY = 'Aborted: the connection closed before the response was finished; no answer reached the client';
+
 export function traceList(title: string, traces: TraceSummary[], link: (traceId: string) => string, showEndpoint: boolean, action?: HTMLElement): HTMLElement {
   const rows = traces.map((t) =>
     h(
@@ -10,7 +13,12 @@ export function traceList(title: string, traces: TraceSummary[], link: (traceId:
       { 'data-trace': t.traceId },
       h('td', {}, h('a', { href: link(t.traceId) }, fmt.clock(t.start).slice(11))),
       showEndpoint ? h('td', { class: 'name' }, t.endpoint) : null,
-      h('td', { class: t.status >= 500 ? 'num bad' : 'num' }, t.status === 0 ? '–' : String(t.status)),
+      h(
+        'td',
+        { class: t.status >= 500 ? 'num bad' : 'num' },
+        t.status === 0 ? (t.aborted ? '' : '–') : String(t.status),
+        t.aborted ? h('span', { class: 'tag aborted', title: ABORTED_WHY }, 'aborted') : null,
+      ),
       h('td', { class: 'num' }, fmt.ms(t.response)),
       h('td', { class: 'num' }, fmt.ms(t.duration)),
       ...[t.cpu, t.external, t.blocking].map((v) => (v === null ? h('td', { class: 'num muted', title: fmt.UNKNOWN_WHY }, '—') : h('td', { class: 'num' }, fmt.ms(v)))),
@@ -22,7 +30,7 @@ export function traceList(title: string, traces: TraceSummary[], link: (traceId:
     { class: 'card', 'data-traces': title },
     h('h3', {}, title, action ?? null),
     traces.length === 0
-      ? h('p', { class: 'muted' }, 'No traces in this window. The agent ships the slowest trace per endpoint every second, every error and a random sample.')
+      ? h('p', { class: 'muted' }, 'No traces in this window. The agent ships the slowest trace per endpoint every second, every error and aborted request, and a random sample.')
       : h('table', { class: 'table traces' }, h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { class: i === 0 || c === 'Endpoint' ? 'name' : 'num' }, c)))), h('tbody', {}, ...rows)),
   );
 }

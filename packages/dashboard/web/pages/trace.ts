@@ -6,6 +6,7 @@
 import * as api from '../api.js';
 import { breakdown } from '../charts/breakdown.js';
 import { empty } from '../components/states.js';
+import { ABORTED_WHY } from '../components/trace-list.js';
 import { waterfall } from '../components/waterfall.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
@@ -38,6 +39,11 @@ export const tracePage: PageFactory = ({ route }) => {
         : [[trace.endpoint, undefined]];
       const warnings = [
         trace.error ? `Failed${trace.errorMessage ? `: ${trace.errorMessage}` : ''}` : undefined,
+        trace.aborted === true
+          ? `Aborted: the connection closed before the response was finished, so no answer reached the client. ${
+              trace.status === 0 ? 'The app never answered' : `The app answered ${trace.status}`
+            }; the response ends when the app stopped working on it.`
+          : undefined,
         trace.truncated ? 'Closed by the linger limit with work still pending: the numbers stop there.' : undefined,
         trace.droppedSegments ? `${fmt.count(trace.droppedSegments)} segments were dropped (per-transaction segment limit).` : undefined,
       ].filter((w): w is string => w !== undefined);
@@ -49,7 +55,9 @@ export const tracePage: PageFactory = ({ route }) => {
         h(
           'div',
           { class: 'stats' },
-          card('Status', trace.status === 0 ? 'not HTTP' : String(trace.status)),
+          trace.aborted === true
+            ? card('Status', 'aborted', h('span', { class: 'tag aborted', title: ABORTED_WHY }, trace.status === 0 ? 'never answered' : `answered ${trace.status}`))
+            : card('Status', trace.status === 0 ? 'not HTTP' : String(trace.status)),
           card('Response', fmt.ms(trace.response)),
           card('Duration', fmt.ms(trace.duration)),
           trace.firstByte === undefined ? null : card('First byte', fmt.ms(trace.firstByte), 'until the status line'),
