@@ -10,7 +10,7 @@ import type { TransactionRecord } from '@loopscope/protocol';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 
-test('an ESM app importing pg, mysql2, ioredis, redis, amqplib and nats gets their segments', () => {
+test('an ESM app importing pg, mysql2, ioredis, redis, amqplib and nats gets their segments, and the agent prints nothing', () => {
   const report = join(mkdtempSync(join(tmpdir(), 'loopscope-')), 'records.jsonl');
   const run = spawnSync(process.execPath, ['--import', 'loopscope/register', '--import', './report.mjs', 'datastores.mjs'], {
     cwd: fixtures,
@@ -19,6 +19,8 @@ test('an ESM app importing pg, mysql2, ioredis, redis, amqplib and nats gets the
     timeout: 20_000,
   });
   assert.equal(run.status, 0, run.stderr);
+  // no warning of the agent's in the app's output (Node 26 deprecates module.register(): DEP0205)
+  assert.equal(run.stderr, '');
   const records = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TransactionRecord);
   const ops = (name: string): string[] => records.find((r) => r.endpoint === name)!.segments.map((s) => `${s.kind} ${s.operation}`);
   assert.deepEqual(ops('esm pg'), ['db checkout', 'db SELECT']);

@@ -1,13 +1,15 @@
 /**
  * Patching the libraries that publish no diagnostics channels: one hook for `require`
  * (require-in-the-middle) and one for `import` (import-in-the-middle's loader, registered for the
- * instrumented packages only). Each instrumentation names its package, the major versions it
+ * instrumented packages only: in the app's thread through `module.registerHooks()` where Node's
+ * synchronous hooks can run it, 22.22.3, 24.11.1 and 26 on; elsewhere in a loader thread through
+ * `module.register()`, which Node 26 deprecates with a warning the app must not see). Each instrumentation names its package, the major versions it
  * supports and a `patch` that wraps methods in place. A package loaded both ways, or twice, is
  * patched once per copy: `wrapMethod` marks what it wrapped. An exception inside a patch is
  * counted and never reaches the app's `require`/`import`.
  */
 import { readFileSync } from 'node:fs';
-import { register } from 'node:module';
+import { createRequire, register } from 'node:module';
 import { join } from 'node:path';
 import { Hook as ImportHook } from 'import-in-the-middle';
 import { Hook as RequireHook } from 'require-in-the-middle';
@@ -72,6 +74,17 @@ function supported(inst: ModuleInstrumentation, version: string | undefined): ve
 let loaderRegistered = false;
 
 /**
+ * Registers import-in-the-middle's loader for `include`. Its synchronous flavour is loaded only
+ * where it runs (require of its ES modules: no await in the agent's start).
+ */
+function registerLoader(include: string[]): void {
+  const load = createRequire(import.meta.url);
+  const { supportsSyncHooks } = load('import-in-the-middle/supports-sync-hooks.mjs') as { supportsSyncHooks(): boolean };
+  if (supportsSyncHooks()) (load('import-in-the-middle/register-hooks.mjs') as { register(o: { include: string[] }): void }).register({ include });
+  else register('import-in-the-middle/hook.mjs', import.meta.url, { data: { include } });
+}
+
+/**
  * Installs the hooks for `list`. Packages already loaded before this call are not patched, which is
  * why the agent is loaded first (`--import loopscope/register`). Returns the uninstaller (hooks
  * stop patching new loads; what is patched stays patched).
@@ -103,7 +116,7 @@ export function instrumentModules(list: readonly ModuleInstrumentation[], tracke
 
   if (!loaderRegistered) {
     // only the instrumented packages go through the ESM loader's wrapper
-    register('import-in-the-middle/hook.mjs', import.meta.url, { data: { include: [...byName.keys()] } });
+    registerLoader([...byName.keys()]);
     loaderRegistered = true;
   }
   const importHook = new ImportHook([...byName.keys()], (namespace, name, baseDir, format) => {
