@@ -4,7 +4,8 @@
  * - response: from when the request was ready to when its response finished.
  * - duration: from the same start to the end of its last slice, segment or response.
  * - cpu: the sum of its slices on the event loop.
- * - external: the union of the intervals of its segments of an external kind (and per kind).
+ * - external: the union of the intervals of its segments of an external kind (and per kind), less
+ *   the time it was blocked meanwhile (a callback of its own ready while a call was in flight).
  * - blocking: the time it was ready to run while the loop ran something else.
  *
  * The slices, waits and segment ends are observed by loop/observer.ts; this module only adds them
@@ -28,6 +29,34 @@ export function unionLength(spans: Array<[number, number]>): number {
   }
   if (curEnd > curStart) total += curEnd - curStart;
   return total;
+}
+
+/**
+ * Length of the union of the [start, end) intervals `spans` less the part of it inside `holes`
+ * (flat start, end pairs in time order, not overlapping each other); sorts `spans` in place.
+ */
+export function unionLengthOutside(spans: Array<[number, number]>, holes: readonly number[] | null): number {
+  const total = unionLength(spans);
+  if (holes === null || holes.length === 0 || spans.length === 0) return total;
+  // spans are sorted now: walk their union against the holes
+  let inside = 0;
+  let h = 0;
+  let curStart = spans[0]![0];
+  let curEnd = spans[0]![1];
+  const cut = (from: number, to: number): void => {
+    while (h < holes.length && holes[h + 1]! <= from) h += 2;
+    for (let i = h; i < holes.length && holes[i]! < to; i += 2) inside += Math.max(0, Math.min(to, holes[i + 1]!) - Math.max(from, holes[i]!));
+  };
+  for (let i = 1; i < spans.length; i++) {
+    const [s, e] = spans[i]!;
+    if (s > curEnd) {
+      cut(curStart, curEnd);
+      curStart = s;
+      curEnd = e;
+    } else if (e > curEnd) curEnd = e;
+  }
+  cut(curStart, curEnd);
+  return total - inside;
 }
 
 const round = roundMs;
@@ -68,7 +97,7 @@ export function measure(tx: Transaction, closedAt?: number): Measures {
       if (kind === undefined) kind = seg.kind;
       else if (seg.kind !== kind) mixed = true;
     }
-    external = round(unionLength(spans));
+    external = round(unionLengthOutside(spans, tx.waits));
     if (kind !== undefined) externalByKind = mixed ? unionByKind(tx, end) : { [kind]: external };
   }
   return {
@@ -92,7 +121,7 @@ function unionByKind(tx: Transaction, end: number): ExternalByKind {
     list.push([seg.start, seg.end >= 0 ? seg.end : end]);
   }
   const out: ExternalByKind = {};
-  for (const [kind, spans] of byKind) out[kind] = round(unionLength(spans));
+  for (const [kind, spans] of byKind) out[kind] = round(unionLengthOutside(spans, tx.waits));
   return out;
 }
 

@@ -122,9 +122,29 @@ const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1000 });
 /** What each handler saw, by its request's query: its trace and when it ended the response (performance.now()). */
 const ended = new Map<string, { traceId: string; at: number }>();
 
+/** /hold waits for /fresh to start its call, then burns HOLD_MS of CPU (the last test). */
+const HOLD_MS = 60;
+let release: (() => void) | undefined;
+const noKeepAlive = new http.Agent({ keepAlive: false });
+
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
   const name = url.pathname.slice(1);
+  if (name === 'hold') {
+    await new Promise<void>((resolve) => (release = resolve));
+    burn(HOLD_MS);
+    res.end('ok');
+    return;
+  }
+  if (name === 'fresh') {
+    // a new connection: its connect callback, which writes the request, comes while the call is in flight
+    const answer = get(`${upstream.url}/delay/${LATENCY_MS}`, noKeepAlive);
+    release?.();
+    await answer;
+    res.end('ok');
+    ended.set(url.search, { traceId: current()!.traceId, at: performance.now() });
+    return;
+  }
   const call = calls[name];
   if (call === undefined) {
     res.statusCode = 404;
@@ -272,4 +292,31 @@ test('a quiet loop blocks nobody: one request at a time over kept-alive connecti
     const sorted = [...errors].sort((a, b) => a - b);
     assert.ok(median(errors) <= 1.5 && sorted[Math.floor(0.9 * sorted.length) - 1]! <= 3, `${via}: blocking beyond the GC pauses it met: ${fmt(errors)} ms`);
   }
+});
+
+/*
+ * A callback of the request that waits behind another request while its own call is in flight: /fresh
+ * starts a call on a new connection, and /hold, released by it, burns HOLD_MS before the connect
+ * callback that writes the request can run. The request was blocked HOLD_MS (its call could not go
+ * out), then waited LATENCY_MS on the upstream: that wait inside the call is blocking, not external
+ * too. Tolerances: blocking within 5 ms of HOLD_MS (the loopback and the agent's own callbacks),
+ * external within 5 ms of LATENCY_MS (the connection's set-up and the loopback), and external and
+ * blocking never add up to more than the response (0.5 ms of rounding). cpu may add to them: the
+ * connect callback's own slice runs while the call is in flight, and is cpu and external both.
+ */
+test('a wait while the call is in flight is blocking, and not external as well', async () => {
+  const seen: TransactionRecord[] = [];
+  for (let round = 0; round < 3; round++) {
+    release = undefined;
+    const hold = get(`${app}/hold`, keepAlive);
+    await until('/hold to arrive', () => (release !== undefined ? true : undefined));
+    const query = `?r=${++requests}`;
+    await Promise.all([hold, get(`${app}/fresh${query}`, keepAlive)]);
+    const { traceId } = ended.get(query)!;
+    seen.push(await until(`the record of /fresh${query}`, () => records.all.find((r) => r.traceId === traceId)));
+  }
+  const report = seen.map((r) => `response ${r.response} cpu ${r.cpu} external ${r.external} blocking ${r.blocking}`).join('\n');
+  for (const r of seen) assert.ok(r.external + r.blocking <= r.response + 0.5, report);
+  assert.ok(Math.abs(median(seen.map((r) => r.blocking)) - HOLD_MS) <= 5, report);
+  assert.ok(Math.abs(median(seen.map((r) => r.external)) - LATENCY_MS) <= 5, report);
 });
