@@ -3,7 +3,7 @@
  * belongs to. It follows callbacks, promises and async/await, timers, setImmediate,
  * process.nextTick and I/O on its own; `wrap` binds the rest.
  *
- * The same mechanism as Node 20's AsyncLocalStorage (every async resource is given, when it is
+ * The same mechanism as AsyncLocalStorage on async hooks (before AsyncContextFrame) (every async resource is given, when it is
  * created, the scope of the code that created it; the running resource's scope is the current
  * one), with less work per resource, for it runs for every tick, promise and handle of every
  * request:
