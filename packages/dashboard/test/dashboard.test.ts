@@ -160,10 +160,13 @@ test('clicking an endpoint, then a trace, shows the waterfall with the critical 
   assert.equal(rows.length, 3);
   // the page marks exactly the segments the trace says are on the path...
   assert.deepEqual(rows.filter((r) => r.critical).map((r) => r.id).sort(), record.segments.filter((s) => s.onCriticalPath).map((s) => s.id).sort());
-  // ...and the call that finished last, the 40 ms one, is among them, outlined in red
-  const last = record.segments.reduce((a, b) => (b.end > a.end ? b : a));
-  assert.ok(last.end - last.start >= 40, `the last call took ${last.end - last.start} ms`);
-  assert.ok(rows.find((r) => r.id === last.id)!.critical, 'the call that finished last is marked');
+  // ...and the call that finished last is among them, outlined in red. (Not always the 40 ms one:
+  // the slowest trace is one whose answers waited behind a long task, and an answer that arrived
+  // during one is dated from the poll before it, docs/metrics.md; two may then end together.)
+  const lastEnd = Math.max(...record.segments.map((s) => s.end));
+  const lasts = record.segments.filter((s) => s.end === lastEnd);
+  assert.ok(lasts.some((s) => rows.find((r) => r.id === s.id)!.critical), 'the call that finished last is marked');
+  const last = lasts[0]!;
   for (const r of rows) assert.equal(r.outline === 'rgb(224, 32, 27)', r.critical, `segment ${r.id}: red outline if and only if on the critical path`);
 
   const onPath = record.segments.filter((s) => s.onCriticalPath).length;
