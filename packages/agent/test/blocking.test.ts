@@ -234,10 +234,14 @@ const fmt = (values: number[]): string => values.map((v) => v.toFixed(1)).join('
  * client's clock) and its blocking can differ by as much either way. So each request is within
  * CPU_MS + 2 ms, and the median within
  * 5 ms (answers of a burst arrive a few ms apart; the far side's own work, the loopback and the
- * timer's rounding add under 2 ms). And for every request, cpu + external + blocking never add up
+ * timer's rounding add under 2 ms). External may exceed the latency by up to LATE_MS for a whole
+ * burst: in CI on Node 22 and 24, on 2 shared cores, every answer of one burst came 4.6-6.3 ms after
+ * the upstream's 30 ms with blocking short by as much (the far side answering 16 requests at once
+ * late, not the agent moving time: external + blocking matched the clocks). And for every request, cpu + external + blocking never add up
  * to more than the response (0.5 ms of rounding).
  */
 const ITERATION = CPU_MS + 2;
+const LATE_MS = 8;
 for (const name of Object.keys(calls)) {
   test(`${name}: under bursts of ${BURST}, an answer that waits behind other requests' CPU is blocking, not external`, async (t) => {
     const urls = (): string[] => Array.from({ length: BURST }, (_, i) => `${app}/${name}?i=${i}&r=${++requests}`);
@@ -250,7 +254,7 @@ for (const name of Object.keys(calls)) {
     const truth = seen.map((s) => s.response - TIMER_MS - LATENCY_MS - s.record.cpu);
     t.diagnostic(`median external ${median(seen.map((s) => s.record.external)).toFixed(1)} (truth ${LATENCY_MS}, error ${median(external).toFixed(1)}), blocking ${median(seen.map((s) => s.record.blocking)).toFixed(1)} (truth ${median(truth).toFixed(1)}, error ${median(blocking).toFixed(1)}, range ${Math.min(...blocking).toFixed(1)}..${Math.max(...blocking).toFixed(1)})`);
     assert.ok(median(seen.map((s) => s.record.blocking)) > 5 * CPU_MS, `the scenario must queue the answers: ${report}`);
-    assert.ok(Math.abs(median(external)) <= 5 && external.every((e) => e >= -ITERATION && e <= 5), `external: ${report}`);
+    assert.ok(Math.abs(median(external)) <= 5 && external.every((e) => e >= -ITERATION && e <= LATE_MS), `external: ${report}`);
     assert.ok(Math.abs(median(blocking)) <= 5 && blocking.every((e) => Math.abs(e) <= ITERATION), `blocking: ${report}`);
     for (const { record: r } of seen) assert.ok(r.cpu + r.external + r.blocking <= r.response + 0.5, `cpu ${r.cpu} + external ${r.external} + blocking ${r.blocking} > response ${r.response}`);
   });
