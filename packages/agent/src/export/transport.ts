@@ -5,8 +5,7 @@
  * the app and never keeps the process alive by itself: its timers are unref'd, and a request in
  * flight is the only thing that holds the loop.
  */
-import http from 'node:http';
-import https from 'node:https';
+import type { Agent } from 'node:http';
 import { gzip } from 'node:zlib';
 import type { WireBatch } from '@loopscope/protocol';
 
@@ -23,6 +22,10 @@ interface Queued {
 
 type Outcome = 'sent' | 'refused' | 'retry';
 
+// not `import`: see instrument/http-server.ts (an ES module's import of node:http loads undici)
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
+
 const REQUEST_TIMEOUT_MS = 10_000;
 const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
@@ -35,7 +38,7 @@ export class Transport {
   private readonly headers: Record<string, string>;
   private readonly maxQueue: number;
   private readonly client: typeof http | typeof https;
-  private readonly keepAlive: http.Agent;
+  private readonly keepAlive: Agent;
   private readonly queue: Queued[] = [];
   private inflight: Promise<Outcome> | null = null;
   private backoffMs = 0;

@@ -4,13 +4,17 @@
  * when Node hands its last bytes to the socket (no listener per request unless the kernel could not
  * take them at once).
  */
-import http from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endpointName } from '@loopscope/protocol';
 import { runInScope } from '../context.js';
 import { enterArrived, ioReadySince, pollCount } from '../timing.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
+
+// not `import`: an ES module's import of node:http makes Node load its fetch (undici) too, some
+// 10 ms of the app's start (docs/benchmarks.md); CommonJS's, and this, do not
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 
 const TX = Symbol('loopscope.transaction');
 /**
@@ -32,7 +36,7 @@ interface TracedSocket {
   [ANSWERED]?: number;
 }
 
-interface TracedResponse extends http.ServerResponse {
+interface TracedResponse extends ServerResponse {
   [TX]?: Transaction;
 }
 
@@ -68,11 +72,11 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
       }
       let tx: Transaction | undefined;
       try {
-        const request = req as http.IncomingMessage;
+        const request = req as IncomingMessage;
         tx = tracker.begin(endpointName(request.method ?? 'GET', request.url ?? '/'), true);
         if (tx !== undefined) {
           (res as TracedResponse)[TX] = tx;
-          tx.respondsWith(res as http.ServerResponse);
+          tx.respondsWith(res as ServerResponse);
           if (!finishPatched) (res as TracedResponse).on('finish', onFinish);
           // the transaction owns the loop from here: what the parser does after the handler
           // returns is work for this request too
