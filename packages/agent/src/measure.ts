@@ -16,19 +16,7 @@ import type { Segment, Transaction } from './transaction.js';
 
 /** Total length of the union of [start, end) intervals; sorts `spans` in place. */
 export function unionLength(spans: Array<[number, number]>): number {
-  spans.sort((a, b) => a[0] - b[0]);
-  let total = 0;
-  let curStart = -Infinity;
-  let curEnd = -Infinity;
-  for (const [s, e] of spans) {
-    if (s > curEnd) {
-      if (curEnd > curStart) total += curEnd - curStart;
-      curStart = s;
-      curEnd = e;
-    } else if (e > curEnd) curEnd = e;
-  }
-  if (curEnd > curStart) total += curEnd - curStart;
-  return total;
+  return unionLengthOutside(spans, null);
 }
 
 /**
@@ -36,27 +24,28 @@ export function unionLength(spans: Array<[number, number]>): number {
  * (flat start, end pairs in time order, not overlapping each other); sorts `spans` in place.
  */
 export function unionLengthOutside(spans: Array<[number, number]>, holes: readonly number[] | null): number {
-  const total = unionLength(spans);
-  if (holes === null || holes.length === 0 || spans.length === 0) return total;
-  // spans are sorted now: walk their union against the holes
-  let inside = 0;
+  spans.sort((a, b) => a[0] - b[0]);
+  let total = 0;
   let h = 0;
-  let curStart = spans[0]![0];
-  let curEnd = spans[0]![1];
-  const cut = (from: number, to: number): void => {
+  // adds one interval of the union, less what the holes cover of it
+  const add = (from: number, to: number): void => {
+    if (to <= from) return;
+    total += to - from;
+    if (holes === null) return;
     while (h < holes.length && holes[h + 1]! <= from) h += 2;
-    for (let i = h; i < holes.length && holes[i]! < to; i += 2) inside += Math.max(0, Math.min(to, holes[i + 1]!) - Math.max(from, holes[i]!));
+    for (let i = h; i < holes.length && holes[i]! < to; i += 2) total -= Math.max(0, Math.min(to, holes[i + 1]!) - Math.max(from, holes[i]!));
   };
-  for (let i = 1; i < spans.length; i++) {
-    const [s, e] = spans[i]!;
+  let curStart = -Infinity;
+  let curEnd = -Infinity;
+  for (const [s, e] of spans) {
     if (s > curEnd) {
-      cut(curStart, curEnd);
+      add(curStart, curEnd);
       curStart = s;
       curEnd = e;
     } else if (e > curEnd) curEnd = e;
   }
-  cut(curStart, curEnd);
-  return total - inside;
+  add(curStart, curEnd);
+  return total;
 }
 
 const round = roundMs;

@@ -6,27 +6,14 @@
  * context travels, while timing each step as a segment through the agent.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { TransactionRecord } from '@loopscope/protocol';
-
-const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+import { runToEnd } from './helpers.js';
 const STEPS = ['await', 'setTimeout', 'setImmediate', 'queueMicrotask', 'nextTick'];
 const frameFlag = process.allowedNodeEnvironmentFlags.has('--no-async-context-frame');
 
 for (const flags of frameFlag ? [[], ['--no-async-context-frame']] : [[]]) {
   test(`an app's own AsyncLocalStorage under the agent${flags.length > 0 ? ' (' + flags[0] + ')' : ''}: the app sees its store, the agent its transactions`, () => {
-    const report = join(mkdtempSync(join(tmpdir(), 'loopscope-')), 'records.jsonl');
-    const run = spawnSync(process.execPath, [...flags, '--import', 'loopscope/register', '--import', './report.mjs', 'als-app.mjs'], {
-      cwd: fixtures,
-      env: { ...process.env, REPORT_FILE: report, LOOPSCOPE_COLLECTOR: 'off' },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const run = runToEnd(flags, 'als-app.mjs', 30_000);
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stderr, '');
     const { answers, outside } = JSON.parse(run.stdout) as { answers: Array<{ n: number; got: Record<string, unknown> }>; outside: unknown };
@@ -37,7 +24,7 @@ for (const flags of frameFlag ? [[], ['--no-async-context-frame']] : [[]]) {
     }
     assert.equal(outside, null, 'no store leaked out of the requests');
     // the agent: one transaction per request, each with its own steps and its own fetch
-    const records = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TransactionRecord).filter((r) => r.endpoint === 'GET /req/:id');
+    const records = run.records.filter((r) => r.endpoint === 'GET /req/:id');
     assert.equal(records.length, 40);
     for (const r of records) {
       const names = r.segments.map((s) => s.name);

@@ -1,5 +1,5 @@
 /** Real parts for the agent's tests: an upstream and a client in processes of their own. */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -224,6 +224,22 @@ export async function spawnApp(preload: string[], app: string, cwd: string, env:
       await deadline(`${app} to exit`, exited);
     },
   };
+}
+
+/**
+ * Runs `node [flags] --import loopscope/register --import ./report.mjs <app>` in test/fixtures to its end,
+ * every finished transaction written to a file: its exit status, its output, and those records.
+ */
+export function runToEnd(flags: string[], app: string, timeoutMs: number): { status: number | null; stdout: string; stderr: string; records: TransactionRecord[] } {
+  const report = join(mkdtempSync(join(tmpdir(), 'loopscope-')), 'records.jsonl');
+  const run = spawnSync(process.execPath, [...flags, '--import', 'loopscope/register', '--import', './report.mjs', app], {
+    cwd: fileURLToPath(new URL('../../test/fixtures/', import.meta.url)),
+    env: { ...process.env, REPORT_FILE: report, LOOPSCOPE_COLLECTOR: 'off' },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  const text = existsSync(report) ? readFileSync(report, 'utf8') : '';
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr, records: text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as TransactionRecord) };
 }
 
 /** What fixtures/fingerprint.mjs reports of its process. */

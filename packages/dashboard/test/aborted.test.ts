@@ -4,11 +4,10 @@
  * the trace page says it in its status and a banner, with what the app answered (or that it never did).
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startCollector, type Collector } from '@loopscope/collector';
+import { test } from 'node:test';
 import type { WireBatch, WireTrace } from '@loopscope/protocol';
-import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, openPage, tempDir } from './harness.js';
+import type { Page } from 'playwright-core';
+import { withIngested } from './harness.js';
 
 const SERVICE = 'aborting';
 const T = Math.floor(Date.now() / 1000) * 1000 - 30_000;
@@ -54,24 +53,7 @@ const batch: WireBatch = {
   dropped: { batches: 0, transactions: 0, traces: 0 },
 };
 
-let collector: Collector;
-let browser: Browser;
-const incidents: string[] = [];
-
-before(async () => {
-  collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-  const res = await fetch(`${collector.url}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
-  assert.equal(res.status, 200, await res.text());
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await collector?.close();
-  assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
-});
-
-const open = (path: string): Promise<Page> => openPage(browser, `${collector.url}${path}`, incidents);
+const open = withIngested(batch);
 
 /** Each listed trace's status cell, by trace id. */
 async function statusCells(page: Page): Promise<Map<string, { text: string; label: string | null }>> {

@@ -8,6 +8,9 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { startCollector, type Collector } from '@loopscope/collector';
+import type { WireBatch } from '@loopscope/protocol';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -131,4 +134,26 @@ export function parseRate(text: string): number {
 /** Equal within the rounding of the display (3 significant digits at least). */
 export function closeTo(shown: number, actual: number, what: string): void {
   assert.ok(Math.abs(shown - actual) <= Math.max(0.006, Math.abs(actual) * 0.006), `${what}: shown ${shown}, API ${actual}`);
+}
+
+/**
+ * For a test file: a real collector that has ingested `batch` and a browser, started before the
+ * file's tests and closed after them (checking no page opened a dialog or threw). Returns `open`.
+ */
+export function withIngested(batch: WireBatch): (path: string) => Promise<Page> {
+  let collector: Collector;
+  let browser: Browser;
+  const incidents: string[] = [];
+  before(async () => {
+    collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
+    const res = await fetch(`${collector.url}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+    assert.equal(res.status, 200, await res.text());
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await collector?.close();
+    assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
+  });
+  return (path) => openPage(browser, `${collector.url}${path}`, incidents);
 }

@@ -6,11 +6,10 @@
  * the duration at most.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startCollector, type Collector } from '@loopscope/collector';
+import { test } from 'node:test';
 import type { WireBatch, WireTrace } from '@loopscope/protocol';
-import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, openPage, parseMs, ready, tempDir } from './harness.js';
+import type { Page } from 'playwright-core';
+import { withIngested, parseMs, ready } from './harness.js';
 
 const SERVICE = 'timeline';
 const T = Math.floor(Date.now() / 1000) * 1000 - 30_000;
@@ -79,24 +78,7 @@ const batch: WireBatch = {
   dropped: { batches: 0, transactions: 0, traces: 0 },
 };
 
-let collector: Collector;
-let browser: Browser;
-const incidents: string[] = [];
-
-before(async () => {
-  collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-  const res = await fetch(`${collector.url}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
-  assert.equal(res.status, 200, await res.text());
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await collector?.close();
-  assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
-});
-
-const open = (path: string): Promise<Page> => openPage(browser, `${collector.url}${path}`, incidents);
+const open = withIngested(batch);
 
 /** Where an element of the event-loop lane is drawn, in ms of the axis (0..100 here: the track is the trace's 100 ms). */
 async function drawnAt(page: Page, selector: string): Promise<Array<{ from: number; to: number; start: number; end: number; cls: string; title: string; href: string | null }>> {
