@@ -137,6 +137,22 @@ test('timeseries: throughput and errors per second equal the counts; percentiles
   assert.deepEqual(max.points, [[T0, Math.max(...all(endpoint).map((t) => t.duration))]]);
 });
 
+test('timeseries: a point holds the data of the range only, also when its step is wider than the range (one quantile over a window)', async () => {
+  // the dashboard asks for one point over a window as a step of `to` (its first point starts at 0)
+  const endpoint = ENDPOINTS[2]!;
+  const halves = [0, SECONDS / 2].map((first) => sent.get(endpoint)!.slice(first, first + SECONDS / 2).flat());
+  const maxOf = (txs: Tx[]): number => Math.max(...txs.map((t) => t.response));
+  // the later half's window must not see the earlier half, whose max differs
+  assert.notEqual(maxOf(halves[0]!), maxOf(halves[1]!));
+  const from = T0 + (SECONDS / 2) * 1000;
+  const to = T0 + SECONDS * 1000 + 1000;
+  const one = (await get(`${collector.url}/api/timeseries?service=${SERVICE}&endpoint=${encodeURIComponent(endpoint)}&metric=response&q=1&step=${to}&from=${from}&to=${to}`)).body;
+  assert.deepEqual(one.points, [[0, maxOf(halves[1]!)]]);
+  // and a window after the data has none, rather than the data before it
+  const later = (await get(`${collector.url}/api/timeseries?service=${SERVICE}&metric=response&step=${to + 60_000}&from=${to}&to=${to + 60_000}`)).body;
+  assert.deepEqual(later.points, [[0, null]]);
+});
+
 test('traces: slowest and recent order, filters, limit; a trace comes back unchanged', async () => {
   const base = `${collector.url}/api/traces?service=${SERVICE}&${range}`;
   const slowest = (await get(`${base}&sort=slowest&limit=5`)).body;

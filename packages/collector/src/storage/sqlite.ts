@@ -493,7 +493,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       // per-second rates of a count column; the other metrics are sketches
       const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
       const counted = column !== undefined;
-      const rows = aggregateRows(res, counted ? 'count, errors, aborted' : `count, ${query.metric}`, query.service, query.endpoint, t0, query.to) as Array<
+      // the range's buckets only: a first point that starts before `from` (always, with a step wider
+      // than the range) holds no data from before it
+      const rows = aggregateRows(res, counted ? 'count, errors, aborted' : `count, ${query.metric}`, query.service, query.endpoint, query.from, query.to) as Array<
         Partial<StoredRow> & { bucket: number }
       >;
       const sums = new Array<number | null>(points).fill(null);
