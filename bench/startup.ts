@@ -25,7 +25,7 @@
  * the batches away (LOOPSCOPE_COLLECTOR off would also switch the loop watch and the profiler off).
  *
  * Run (from the repository root): npm run bench:startup [-- --rounds N --requests N --connections N
- * --variants none,loopscope,agent:/tmp/before/src/register.js]. Results also go to
+ * --variants none,loopscope,agent:/tmp/before/bundle/register.js]. Results also go to
  * bench/results/startup-*.json.
  */
 import autocannon from 'autocannon';

@@ -9,7 +9,7 @@
  * blocking null.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { WIRE_VERSION, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
@@ -26,7 +26,8 @@ export const FINAL_FLUSH_MS = 2000;
 
 export const agentVersion = ((): string => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    // by the package's own name: the same from dist/src and from the bundle (dist/bundle)
+    return (createRequire(import.meta.url)('loopscope/package.json') as { version: string }).version;
   } catch {
     return 'unknown';
   }
