@@ -208,6 +208,11 @@ export interface Measurement {
   requests: number;
   /** errors, timeouts and non-2xx answers seen by the client */
   errors: number;
+  /** the heap in use after a full GC at the window's end, and its growth since its start (bytes) */
+  heapBytes: number;
+  heapGrowthBytes: number;
+  /** the process's peak resident set size (bytes) */
+  maxRssBytes: number;
   /**
    * The server's CPU time over the window's length: how busy its CPU was (1: all the time). Under
    * closed-loop load a server below ~0.9 was not the bottleneck — the load generator was — and
@@ -280,6 +285,9 @@ export async function measureServers(file: string, procs: ProcessOptions[], load
       requests: usages[i]!.requests,
       errors: result.errors + result.non2xx,
       busy: usages[i]!.cpuUs / 1e6 / seconds,
+      heapBytes: usages[i]!.heapEndBytes,
+      heapGrowthBytes: usages[i]!.heapEndBytes - usages[i]!.heapStartBytes,
+      maxRssBytes: usages[i]!.maxRssBytes,
     }));
   } finally {
     await Promise.all(servers.map(stopProcess));

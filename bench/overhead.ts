@@ -8,7 +8,9 @@
  * runs are named after the table, see warnUnsaturated), and the user-mode part of the CPU time
  * (the rest is the kernel's: syscalls, and waking the load generator and the upstream when it
  * writes to them, which is dear on this VM; how often that happens moves with the server's
- * timing, so the kernel's part can change with an agent that makes no syscall),
+ * timing, so the kernel's part can change with an agent that makes no syscall), and memory: the
+ * heap in use after a full GC at the window's end, its growth over the window (context retained
+ * per request would show here), and the process's peak RSS,
  * once per variant, where a variant is how the server's node process is started:
  *
  *   none       node server.js
@@ -20,7 +22,7 @@
  *   loopscope-noprofiler  the same with LOOPSCOPE_PROFILER=false: what naming long tasks costs
  *   agent:FILE  node --import FILE server.js, FILE being another build's register.js (a copy of
  *              packages/agent/dist, say, taken before a change): `--together --variants
- *              agent:/tmp/before/src/register.js,loopscope` measures the change
+ *              agent:/tmp/before/bundle/register.js,loopscope` measures the change
  *
  * Scenarios (servers/*.ts, which never import an agent):
  *   hello  a node:http hello world: the fixed cost per request
@@ -186,7 +188,9 @@ async function measureTogether(opts: Options, env: Record<string, string>): Prom
   return runs;
 }
 
-const describe = (run: ScenarioRun): string => `${run.cpuUsPerReq.toFixed(1)} µs/req (user ${run.userUsPerReq.toFixed(1)}), ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms, server busy ${(run.busy * 100).toFixed(0)} %`;
+const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+const describe = (run: ScenarioRun): string =>
+  `${run.cpuUsPerReq.toFixed(1)} µs/req (user ${run.userUsPerReq.toFixed(1)}), ${run.reqPerSec.toFixed(0)} req/s, p99 ${run.p99Ms} ms, server busy ${(run.busy * 100).toFixed(0)} %, heap ${mb(run.heapBytes)} MB (${run.heapGrowthBytes >= 0 ? '+' : ''}${mb(run.heapGrowthBytes)} over the window), max rss ${mb(run.maxRssBytes)} MB`;
 
 /** A variant's change against the baseline run of the same round: median and interquartile range, in %. */
 interface Change {
@@ -219,6 +223,9 @@ function summarize(runs: ScenarioRun[], opts: Options) {
         reqPerSec: median(mine.map((r) => r.reqPerSec)),
         p99Ms: median(mine.map((r) => r.p99Ms)),
         busy: median(mine.map((r) => r.busy)),
+        heapBytes: median(mine.map((r) => r.heapBytes)),
+        heapGrowthBytes: median(mine.map((r) => r.heapGrowthBytes)),
+        maxRssBytes: median(mine.map((r) => r.maxRssBytes)),
         errors: mine.reduce((sum, r) => sum + r.errors, 0),
         cpuChange: vsBaseline ? change(runs, row, baseline, (r) => r.cpuUsPerReq) : undefined,
         userChange: vsBaseline ? change(runs, row, baseline, (r) => r.userUsPerReq) : undefined,
@@ -232,7 +239,7 @@ const percent = (n: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(1)} %`;
 const showChange = (c: Change | undefined): string => (c === undefined ? '-' : `${percent(c.median)} [${percent(c.q1)}, ${percent(c.q3)}]`);
 
 function printTable(rows: ReturnType<typeof summarize>, baseline: string): void {
-  const header = ['scenario', 'variant', 'cpu µs/req', 'user', 'req/s', 'p99 ms', 'busy', `cpu/req vs ${baseline} [IQR]`, `user/req vs ${baseline} [IQR]`, `req/s vs ${baseline} [IQR]`, 'errors'];
+  const header = ['scenario', 'variant', 'cpu µs/req', 'user', 'req/s', 'p99 ms', 'busy', `cpu/req vs ${baseline} [IQR]`, `user/req vs ${baseline} [IQR]`, `req/s vs ${baseline} [IQR]`, 'heap MB', 'growth', 'max rss MB', 'errors'];
   const lines = rows.map((r) => [
     r.scenario,
     r.variant,
@@ -244,6 +251,9 @@ function printTable(rows: ReturnType<typeof summarize>, baseline: string): void 
     showChange(r.cpuChange),
     showChange(r.userChange),
     showChange(r.throughputChange),
+    mb(r.heapBytes),
+    mb(r.heapGrowthBytes),
+    mb(r.maxRssBytes),
     String(r.errors),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));

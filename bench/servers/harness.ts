@@ -3,17 +3,32 @@
 // Knows nothing of any agent: the variant under test is chosen by how node is started.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 export type ServerMessage =
   | { type: 'listening'; port: number }
-  | { type: 'usage'; cpuUs: number; userUs: number; requests: number };
+  | { type: 'usage'; cpuUs: number; userUs: number; requests: number; heapStartBytes: number; heapEndBytes: number; maxRssBytes: number };
 
 function send(message: ServerMessage): void {
   process.send?.(message);
 }
 
+/**
+ * The heap in use after a full collection: what the process keeps. Taken outside the CPU window
+ * (the collection costs CPU), so that memory held per request (context kept alive by a closure,
+ * an agent's retained frames) shows as growth over the window without changing the CPU figure.
+ */
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+function heapAfterGc(): number {
+  collect();
+  return process.memoryUsage().heapUsed;
+}
+
 export function serve(handler: http.RequestListener): void {
   let requests = 0;
+  let heapStartBytes = 0;
   let cpuAtStart = process.cpuUsage();
   const server = http.createServer((req, res) => {
     requests++;
@@ -22,11 +37,14 @@ export function serve(handler: http.RequestListener): void {
 
   process.on('message', (message) => {
     if (message === 'start') {
+      heapStartBytes = heapAfterGc();
       requests = 0;
       cpuAtStart = process.cpuUsage();
     } else if (message === 'stop') {
       const { user, system } = process.cpuUsage(cpuAtStart);
-      send({ type: 'usage', cpuUs: user + system, userUs: user, requests });
+      const served = requests;
+      const heapEndBytes = heapAfterGc();
+      send({ type: 'usage', cpuUs: user + system, userUs: user, requests: served, heapStartBytes, heapEndBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024 });
     }
   });
 
