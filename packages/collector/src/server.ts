@@ -11,6 +11,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
+import { assembleTrace, rootPart } from './trace-parts.js';
 import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 
@@ -122,15 +123,16 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get('/api/traces', async (request) => storage.traces(parseTraces(request.query as QueryString, Date.now())));
 
   app.get<{ Params: { traceId: string } }>('/api/traces/:traceId', async (request) => {
-    const record = await storage.trace(request.params.traceId);
-    if (!record) throw new HttpError(404, `no trace ${request.params.traceId} (it may be older than the trace retention)`);
-    return record;
+    const trace = assembleTrace(await storage.traceParts(request.params.traceId));
+    if (!trace) throw new HttpError(404, `no trace ${request.params.traceId} (it may be older than the trace retention)`);
+    return trace;
   });
 
   // who held the loop during each of a trace's waits: long tasks and other traces of its process
   app.get<{ Params: { traceId: string } }>('/api/traces/:traceId/holders', async (request) => {
     const { traceId, limit } = parseHolders(request.params.traceId, request.query as QueryString);
-    const source = await storage.traceSource(traceId);
+    // the root's waits (a trace of several services: its first part)
+    const source = rootPart(await storage.traceParts(traceId));
     if (!source) throw new HttpError(404, `no trace ${traceId} (it may be older than the trace retention)`);
     const { record, instance } = source;
     const window = waitWindow(record);

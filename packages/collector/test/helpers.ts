@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /** Real parts for the collector's tests: batches built by hand, a collector on 127.0.0.1, HTTP. */
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -163,4 +164,17 @@ export function sendBatch(url: string, b: WireBatch, headers: Record<string, str
 export async function get(url: string): Promise<Answer> {
   const res = await fetch(url);
   return { status: res.status, body: await res.json() };
+}
+
+/**
+ * A one-service trace from `GET /api/traces/:traceId`, as its sender sent it: the root's record at
+ * the top level; its `parts` (GUIDE §3.5) must be that one part, which this checks and takes off.
+ */
+export function asSent(body: Record<string, unknown>): Record<string, unknown> {
+  const { parts, ...record } = body as { parts: Array<{ spanId: string | null; endpoint: string; orphan: boolean }> } & Record<string, unknown>;
+  assert.equal(parts.length, 1, `one part: ${JSON.stringify(parts).slice(0, 300)}`);
+  assert.equal(parts[0]!.endpoint, record.endpoint);
+  assert.equal(parts[0]!.spanId, record.spanId ?? null);
+  assert.equal(parts[0]!.orphan, false);
+  return record;
 }

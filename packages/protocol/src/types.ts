@@ -28,6 +28,11 @@ export const EXTERNAL_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'q
 export interface SegmentRecord {
   id: number;
   parentId: number | null;
+  /**
+   * Its W3C span id (16 hex digits): a call that carried it in a `traceparent` is the parent of the
+   * callee's transaction (absent from senders before trace context)
+   */
+  spanId?: string;
   name: string;
   kind: SegmentKind;
   /** ms from the transaction start */
@@ -58,6 +63,10 @@ export type ExternalByKind = Partial<Record<SegmentKind, number>>;
  */
 export interface TransactionRecord<Inside extends number | null = number> {
   traceId: string;
+  /** its W3C span id (16 hex digits; absent from senders before trace context) */
+  spanId?: string;
+  /** the span of the caller whose trace it continues (its request's `traceparent`); null at a trace's root */
+  parentSpanId?: string | null;
   service: string;
   endpoint: string;
   /** ms since the epoch */

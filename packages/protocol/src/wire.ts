@@ -77,10 +77,14 @@ const Timeline = Type.Array(Type.Tuple([Ms, Ms]), { maxItems: TIMELINE_LIMIT });
 const Kind = Type.Union([Type.Literal('http'), Type.Literal('db'), Type.Literal('cache'), Type.Literal('queue'), Type.Literal('other')]);
 // (the agent assigns TransactionRecords to WireTraces: a kind missing here fails its build)
 
+/** A W3C span id: 16 lowercase hex digits. */
+const SpanId = Type.String({ pattern: '^[0-9a-f]{16}$' });
+
 export const SegmentSchema = Type.Object(
   {
     id: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }),
     parentId: Type.Union([Type.Integer({ minimum: 0, maximum: 1_000_000_000 }), Type.Null()]),
+    spanId: Type.Optional(SpanId),
     name: Name(1024),
     kind: Kind,
     start: Ms,
@@ -98,6 +102,8 @@ export const SegmentSchema = Type.Object(
 export const TraceSchema = Type.Object(
   {
     traceId: Type.String({ pattern: '^[0-9a-f]{16,64}$' }),
+    spanId: Type.Optional(SpanId),
+    parentSpanId: Type.Optional(Type.Union([SpanId, Type.Null()])),
     service: Name(256),
     endpoint: Name(512),
     start: PreciseEpoch,

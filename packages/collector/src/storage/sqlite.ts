@@ -63,8 +63,13 @@ export const DB_FILE = 'loopscope.db';
  *    instances remember their sender (`agent`: loopscope, loopscope-proxy, loopscope-probe).
  * 4: a trace remembers the instance (process) that sent it (NULL for traces stored before).
  * 5: aggregates count the aborted requests (0 in rows stored before).
+ * 6: a trace is stored as its parts, one per transaction (W3C span), keyed by trace and span id
+ *    (span id '' for parts stored before, and from senders that have none).
  */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
+
+/** The most parts one trace id keeps; later ones are refused (a client can send any trace id). */
+export const MAX_TRACE_PARTS = 100;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
@@ -75,10 +80,11 @@ const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, res
  */
 const TRACES_TABLE = (name: string): string => `
     CREATE TABLE IF NOT EXISTS ${name} (
-      traceId TEXT PRIMARY KEY, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
+      traceId TEXT NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL, start REAL NOT NULL,
       status INTEGER NOT NULL, error INTEGER NOT NULL,
       response REAL NOT NULL, duration REAL NOT NULL, cpu REAL, external REAL, blocking REAL,
-      record TEXT NOT NULL, instance TEXT
+      record TEXT NOT NULL, instance TEXT, spanId TEXT NOT NULL DEFAULT '', parentSpanId TEXT,
+      PRIMARY KEY (traceId, spanId)
     );`;
 
 const table = (res: Resolution): string => `agg_${res.name}`;
@@ -242,12 +248,18 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     // SQLite cannot drop a NOT NULL: the traces table is copied into its new form
     db.transaction(() => {
       db.exec(
-        `${TRACES_TABLE('traces_v3')} INSERT INTO traces_v3 (${TRACES_V3_COLUMNS}) SELECT * FROM traces; DROP TABLE traces; ALTER TABLE traces_v3 RENAME TO traces;`,
+        `${TRACES_TABLE('traces_v3')} INSERT INTO traces_v3 (${TRACES_V3_COLUMNS}) SELECT ${TRACES_V3_COLUMNS} FROM traces; DROP TABLE traces; ALTER TABLE traces_v3 RENAME TO traces;`,
       );
       db.exec('ALTER TABLE instances ADD COLUMN agent TEXT NOT NULL DEFAULT \'loopscope\'');
     })();
   }
   if (version === 3) db.exec('ALTER TABLE traces ADD COLUMN instance TEXT');
+  if (version >= 3 && version < 6) {
+    // a new primary key: the table is copied (the indexes follow in schema())
+    db.exec(
+      `${TRACES_TABLE('traces_v6')} INSERT INTO traces_v6 (${TRACES_V3_COLUMNS}, instance) SELECT ${TRACES_V3_COLUMNS}, instance FROM traces; DROP TABLE traces; ALTER TABLE traces_v6 RENAME TO traces;`,
+    );
+  }
   if (version >= 1 && version < 5) {
     for (const res of RESOLUTIONS) {
       // (a table schema() has yet to create gets the column there)
@@ -266,8 +278,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
        droppedTraces = MAX(droppedTraces, excluded.droppedTraces)`,
   );
   const insertTrace = db.prepare(
-    `INSERT OR IGNORE INTO traces (${TRACES_V3_COLUMNS}, instance)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT OR IGNORE INTO traces (${TRACES_V3_COLUMNS}, instance, spanId, parentSpanId)
+     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM traces WHERE traceId = ?) < ${MAX_TRACE_PARTS}`,
   );
   const perResolution = RESOLUTIONS.map((res) => ({
     res,
@@ -300,8 +312,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
        SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, GROUP_CONCAT(DISTINCT agent) AS agents
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
-  const selectTrace = db.prepare('SELECT record FROM traces WHERE traceId = ?');
-  const selectTraceSource = db.prepare('SELECT record, instance FROM traces WHERE traceId = ?');
+  const selectTraceParts = db.prepare('SELECT record, instance FROM traces WHERE traceId = ? ORDER BY start');
   // what ran on a service's loop around [from, to): with @instance NULL, on every process of the service
   const longTasksOverlapping = db.prepare(
     `SELECT at, ms, endpoint, traceId, function, location, instance FROM long_tasks
@@ -389,7 +400,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     }
     if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
     for (const t of batch.traces) {
-      insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance);
+      insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance, t.spanId ?? '', t.parentSpanId ?? null, t.traceId);
     }
     // the span of time this instance's data covers, by its own clock (the collector's clock could
     // disagree with the timestamps the data is queried by)
@@ -558,14 +569,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       };
     },
 
-    async trace(traceId: string) {
-      const row = selectTrace.get(traceId) as { record: string } | undefined;
-      return row ? (JSON.parse(row.record) as object) : undefined;
-    },
-
-    async traceSource(traceId: string) {
-      const row = selectTraceSource.get(traceId) as { record: string; instance: string | null } | undefined;
-      return row ? { record: JSON.parse(row.record) as TraceRecord, instance: row.instance } : undefined;
+    async traceParts(traceId: string) {
+      return (selectTraceParts.all(traceId) as Array<{ record: string; instance: string | null }>).map((row) => ({ record: JSON.parse(row.record) as TraceRecord, instance: row.instance }));
     },
 
     async loopWork(query: LoopWorkQuery): Promise<LoopWork> {

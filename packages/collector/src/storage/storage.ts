@@ -83,6 +83,12 @@ export interface LoopWork {
   traces: Array<{ traceId: string; endpoint: string; instance: string | null; slices: Array<[number, number]> }>;
 }
 
+/** One transaction of a trace, as stored. */
+export interface TracePart {
+  record: TraceRecord;
+  instance: string | null;
+}
+
 export interface Storage {
   readonly kind: 'sqlite';
   /**
@@ -97,10 +103,11 @@ export interface Storage {
   timeseries(query: TimeseriesQuery): Promise<TimeseriesResult>;
   traces(query: TracesQuery): Promise<TraceSummary[]>;
   loop(query: LoopQuery): Promise<LoopSummary>;
-  /** The full transaction record as the agent sent it, or undefined. */
-  trace(traceId: string): Promise<object | undefined>;
-  /** The record and the instance that sent it (null for traces stored before schema 4), or undefined. */
-  traceSource(traceId: string): Promise<{ record: TraceRecord; instance: string | null } | undefined>;
+  /**
+   * Every part of a trace (one per transaction, from every service), earliest first: the record as
+   * its sender sent it and the instance that sent it (null for traces stored before schema 4).
+   */
+  traceParts(traceId: string): Promise<TracePart[]>;
   /** The long tasks and the slices (ms since the epoch) of stored traces that overlap the window on the loop of the service (or one process of it). */
   loopWork(query: LoopWorkQuery): Promise<LoopWork>;
   /** Deletes what is older than the retention allows at `now`. */

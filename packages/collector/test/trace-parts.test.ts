@@ -1,0 +1,66 @@
+/**
+ * One trace from many services: the parts two agents send under one W3C trace id come back as one
+ * trace, root first, each with the span it continues; a part whose parent never arrived is kept as
+ * an orphan; a trace id that a client sends on every request keeps a bounded number of parts.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { WireTrace } from '@loopscope/protocol';
+import { batch, get, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
+import { MAX_TRACE_PARTS } from '../src/storage/sqlite.js';
+
+const rand = random(21);
+const now = Date.now() - 60_000;
+let collector: TestCollector;
+before(async () => {
+  collector = await startTestCollector();
+});
+after(() => collector.close());
+
+/** A part of trace `traceId`: span `spanId`, continuing `parentSpanId`, its first segment span `callSpan`. */
+function part(service: string, endpoint: string, start: number, traceId: string, spanId: string, parentSpanId: string | null, callSpan: string): WireTrace {
+  const t = trace(service, endpoint, start, randomTx(rand, 0));
+  return { ...t, traceId, spanId, parentSpanId, segments: t.segments.map((s, i) => (i === 0 ? { ...s, spanId: callSpan } : s)) };
+}
+
+test('the parts of one trace from two services come back as one trace, root first; a late part with an unknown parent is an orphan', async () => {
+  const traceId = 'a'.repeat(32);
+  const gateway = part('gateway', 'GET /checkout', now, traceId, '1'.repeat(16), null, '2'.repeat(16));
+  const orders = part('orders', 'GET /orders/:id', now + 1, traceId, '3'.repeat(16), '2'.repeat(16), '4'.repeat(16));
+  // the callee's agent ships first: it finished first
+  assert.equal((await sendBatch(collector.url, batch('orders', 'o:1', [], [orders]))).status, 200);
+  assert.equal((await sendBatch(collector.url, batch('gateway', 'g:1', [], [gateway]))).status, 200);
+  const stray = part('audit', 'AMQP consume audit', now + 2, traceId, '5'.repeat(16), '6'.repeat(16), '7'.repeat(16));
+  assert.equal((await sendBatch(collector.url, batch('audit', 'a:1', [], [stray]))).status, 200);
+
+  const { status, body } = await get(`${collector.url}/api/traces/${traceId}`);
+  assert.equal(status, 200);
+  // the root's record at the top level, as for a trace of one service
+  assert.equal(body.service, 'gateway');
+  assert.equal(body.spanId, gateway.spanId);
+  assert.deepEqual(
+    body.parts.map((p: any) => [p.service, p.instance, p.endpoint, p.spanId, p.parentSpanId, p.orphan]),
+    [
+      ['gateway', 'g:1', 'GET /checkout', gateway.spanId, null, false],
+      ['orders', 'o:1', 'GET /orders/:id', orders.spanId, gateway.segments[0]!.spanId, false],
+      ['audit', 'a:1', 'AMQP consume audit', stray.spanId, stray.parentSpanId, true],
+    ],
+  );
+  const ordersPart = body.parts[1];
+  for (const key of ['start', 'response', 'duration', 'cpu', 'external', 'blocking', 'segments', 'criticalPath'] as const) assert.deepEqual(ordersPart[key], orders[key], key);
+  // each service still lists its own part
+  const listed = (await get(`${collector.url}/api/traces?service=orders&from=${now - 1000}&to=${now + 1000}`)).body;
+  assert.deepEqual(listed.map((t: any) => t.traceId), [traceId]);
+});
+
+test(`a trace id sent with every request keeps ${MAX_TRACE_PARTS} parts; the rest of each batch is stored`, async () => {
+  const traceId = 'b'.repeat(32);
+  const hex = (n: number) => n.toString(16).padStart(16, '0');
+  const parts = Array.from({ length: MAX_TRACE_PARTS + 50 }, (_, i) => part('flood', 'GET /same', now + i, traceId, hex(i + 1), 'c'.repeat(16), hex(10_000 + i)));
+  const other = part('flood', 'GET /other', now, 'd'.repeat(32), 'e'.repeat(16), null, 'f'.repeat(16));
+  for (let i = 0; i < parts.length; i += 50) assert.equal((await sendBatch(collector.url, batch('flood', 'f:1', [], [...parts.slice(i, i + 50), ...(i === 0 ? [other] : [])]))).status, 200);
+  const { status, body } = await get(`${collector.url}/api/traces/${traceId}`);
+  assert.equal(status, 200);
+  assert.equal(body.parts.length, MAX_TRACE_PARTS);
+  assert.equal((await get(`${collector.url}/api/traces/${'d'.repeat(32)}`)).body.endpoint, 'GET /other');
+});
