@@ -12,6 +12,7 @@ import { running, start, subscribe } from './agent.js';
 import { currentScope, runIn } from './context.js';
 import { callInScope } from './instrument/calls.js';
 import { isThenable, runTransaction } from './run.js';
+import { formatTraceParent } from './trace-context.js';
 import type { TransactionListener } from './tracker.js';
 
 export type { SegmentKind, SegmentRecord, TransactionRecord, ExternalByKind } from '@loopscope/protocol';
@@ -68,6 +69,13 @@ export function wrap<F extends (...args: any[]) => any>(fn: F): F {
 /** The transaction the calling code runs in. */
 export interface CurrentTransaction {
   readonly traceId: string;
+  /** its W3C span id */
+  readonly spanId: string;
+  /**
+   * A W3C `traceparent` naming this transaction as the caller, for a call over a transport the
+   * agent does not see (the callee's agent, or any OpenTelemetry SDK, continues the trace)
+   */
+  readonly traceparent: string;
   readonly endpoint: string;
   /** Renames the transaction (for example with a route template the agent does not know). */
   setName(name: string): void;
@@ -80,6 +88,8 @@ export function current(): CurrentTransaction | undefined {
   if (tx === undefined) return undefined;
   return {
     traceId: tx.traceId,
+    spanId: tx.spanId,
+    traceparent: formatTraceParent(tx.traceId, tx.spanId, tx.traceFlags),
     get endpoint() {
       return tx.endpoint;
     },

@@ -126,6 +126,8 @@ export function buildRecord(tx: Transaction, service: string, m: Measures): Tran
   for (const s of segments) s.onCriticalPath = onPath.has(s.id);
   return {
     traceId: tx.traceId,
+    spanId: tx.spanId,
+    parentSpanId: tx.parentSpanId,
     service,
     endpoint: tx.endpoint,
     start: tx.startEpoch,
@@ -159,6 +161,7 @@ function segmentRecord(seg: Segment, txStart: number, end: number): SegmentRecor
   const rec: SegmentRecord = {
     id: seg.id,
     parentId: seg.parentId,
+    spanId: seg.spanId,
     name: seg.name,
     kind: seg.kind,
     start: round(seg.start - txStart),

@@ -4,6 +4,7 @@
  */
 import { runIn } from './context.js';
 import { enter, enterArrived, leave } from './timing.js';
+import type { RemoteParent } from './trace-context.js';
 import type { Tracker } from './tracker.js';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -13,11 +14,13 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /**
  * Runs `fn` (sync or async) as a transaction named `name` and returns its result. `arrived`: it is
  * the work of a message that came in (a consumer's callback), so it starts when that message was
- * ready, and the wait until now is blocking (as for a request).
+ * ready, and the wait until now is blocking (as for a request). `parent`: the trace the message
+ * carried in (its producer's `traceparent`), which the transaction continues.
  */
-export function runTransaction<T>(tracker: Tracker | undefined, name: string, fn: () => T, arrived = false): T {
+export function runTransaction<T>(tracker: Tracker | undefined, name: string, fn: () => T, arrived = false, parent?: RemoteParent): T {
   const tx = tracker?.begin(name, false);
   if (tx === undefined) return fn();
+  if (parent !== undefined) tx.continues(parent);
   const prev = arrived ? enterArrived(tx) : enter(tx);
   let result: T;
   try {

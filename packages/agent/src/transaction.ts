@@ -3,9 +3,9 @@
  * a transaction open (its done condition). The loop observer (loop/observer.ts) tells it
  * what ran and waited; the numbers are added up from it in measure.ts.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
+import { formatTraceParent, newSpanId, traceIdOf, type RemoteParent } from './trace-context.js';
 import { now } from './clock.js';
 
 /** What the context (context.ts) holds: a transaction is its own scope; a segment opened by hand gets one. */
@@ -14,12 +14,7 @@ export interface Scope {
   readonly segment: Segment | null;
 }
 
-/** Trace ids: 16 random hex digits per process, then a counter; built only when a record is. */
-const tracePrefix = randomBytes(8).toString('hex');
 let traceCounter = 0;
-function traceIdOf(n: number): string {
-  return tracePrefix + n.toString(16).padStart(16, '0');
-}
 
 export class Segment implements Scope {
   readonly tx: Transaction;
@@ -40,6 +35,8 @@ export class Segment implements Scope {
   operation: string | undefined;
   target: string | undefined;
   statement: string | undefined;
+  /** its W3C span id, made when first asked for (a call that carried it out, or the record) */
+  private ownSpanId: string | undefined;
 
   constructor(tx: Transaction, id: number, parent: Segment | null, name: string, kind: SegmentKind) {
     this.tx = tx;
@@ -53,6 +50,15 @@ export class Segment implements Scope {
   }
 
   readonly segment: Segment = this;
+
+  get spanId(): string {
+    return (this.ownSpanId ??= newSpanId());
+  }
+
+  /** The `traceparent` a call made by this segment carries to what it calls. */
+  get traceParent(): string {
+    return formatTraceParent(this.tx.traceId, this.spanId, this.tx.traceFlags);
+  }
 
   /**
    * Ends the segment (idempotent). A call to the outside ends when its answer was ready (the loop
@@ -229,6 +235,9 @@ export class Transaction implements Scope {
   pending = 0;
   /** Timers and immediates created in the transaction, checked lazily for being done. */
   timers: TimerLike[] | null = null;
+  /** The caller's trace, when the request came with a valid `traceparent` (null: it is a trace's root). */
+  private remote: RemoteParent | null = null;
+  private ownSpanId: string | undefined;
 
   constructor(host: TransactionHost, endpoint: string, isHttp: boolean) {
     this.host = host;
@@ -361,7 +370,32 @@ export class Transaction implements Scope {
   }
 
   get traceId(): string {
-    return traceIdOf(this.serial);
+    return this.remote === null ? traceIdOf(this.serial) : this.remote.traceId;
+  }
+
+  /** Its W3C span id, made when first asked for. */
+  get spanId(): string {
+    return (this.ownSpanId ??= newSpanId());
+  }
+
+  /** The span of the caller it continues (null: it is the root of its trace). */
+  get parentSpanId(): string | null {
+    return this.remote === null ? null : this.remote.parentSpanId;
+  }
+
+  /** The trace-flags it passes on: the caller's, or "01" (sampled) at the root. */
+  get traceFlags(): string {
+    return this.remote === null ? '01' : this.remote.flags;
+  }
+
+  /** The caller's `tracestate`, passed on unchanged. */
+  get traceState(): string | undefined {
+    return this.remote === null ? undefined : this.remote.traceState;
+  }
+
+  /** It continues the trace of the caller that sent `parent` (from its request's `traceparent`). */
+  continues(parent: RemoteParent): void {
+    this.remote = parent;
   }
 
   /** ms since the epoch */

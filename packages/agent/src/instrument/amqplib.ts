@@ -3,10 +3,13 @@
  * `sendToQueue` are segments of kind `queue` (on a plain channel the call only hands the message to
  * the socket, so the segment is as short as that; on a confirm channel with a callback it lasts until
  * the broker confirms); each message a consumer receives runs as a transaction of its own, named
- * `AMQP consume <queue>`.
+ * `AMQP consume <queue>`. A published message carries the segment's W3C `traceparent` (and
+ * `tracestate`) in its headers, and the consumer's transaction continues that trace.
  */
 import { runTransaction } from '../run.js';
+import { parseTraceParent } from '../trace-context.js';
 import type { Tracker } from '../tracker.js';
+import type { Segment } from '../transaction.js';
 import { activeScope, finishThenCall, finishWhenReturned, startCall } from './calls.js';
 import { wrapMethod, type Exports, type ModuleInstrumentation } from './modules.js';
 
@@ -27,6 +30,21 @@ function targetOf(channel: AmqpChannel, exchange: unknown, routingKey: unknown):
   return `${address}/${exchange === '' || exchange === undefined ? String(routingKey) : String(exchange)}`;
 }
 
+/** publish's options with the trace headers of `seg` added (a copy: the app's object is left alone). */
+function withTraceHeaders(options: unknown, seg: Segment): unknown {
+  const given = options !== null && typeof options === 'object' ? (options as { headers?: unknown }) : {};
+  const headers = given.headers !== null && typeof given.headers === 'object' ? (given.headers as Record<string, unknown>) : {};
+  if (headers.traceparent !== undefined) return options;
+  const state = seg.tx.traceState;
+  return { ...given, headers: { ...headers, traceparent: seg.traceParent, ...(state !== undefined && headers.tracestate === undefined ? { tracestate: state } : {}) } };
+}
+
+/** The trace a delivered message carries (its producer's), if any. */
+function parentOf(message: unknown) {
+  const headers = (message as { properties?: { headers?: Record<string, unknown> } }).properties?.headers;
+  return headers === undefined || headers === null ? undefined : parseTraceParent(headers.traceparent, headers.tracestate);
+}
+
 /** Plain channel: the message is written to the socket buffer, nothing is awaited. */
 function wrapPublish(confirmClass: unknown): (original: Fn) => Fn {
   return (original) =>
@@ -35,6 +53,7 @@ function wrapPublish(confirmClass: unknown): (original: Fn) => Fn {
       // a confirm channel's publish comes through here too: it has its own segment
       if (scope === undefined || this instanceof (confirmClass as new () => object)) return Reflect.apply(original, this, args);
       const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, args[0], args[1]), undefined);
+      args[3] = withTraceHeaders(args[3], seg);
       return finishWhenReturned(seg, original, this, args);
     };
 }
@@ -45,8 +64,9 @@ function wrapConfirmPublish(original: Fn): Fn {
     const scope = activeScope();
     if (scope === undefined) return original.call(this, exchange, routingKey, content, options, cb);
     const seg = startCall(scope, 'amqp publish', 'queue', 'publish', targetOf(this, exchange, routingKey), undefined);
-    if (typeof cb !== 'function') return finishWhenReturned(seg, original, this, [exchange, routingKey, content, options]);
-    return original.call(this, exchange, routingKey, content, options, finishThenCall(seg, scope, cb as Fn));
+    const traced = withTraceHeaders(options, seg);
+    if (typeof cb !== 'function') return finishWhenReturned(seg, original, this, [exchange, routingKey, content, traced]);
+    return original.call(this, exchange, routingKey, content, traced, finishThenCall(seg, scope, cb as Fn));
   };
 }
 
@@ -59,7 +79,7 @@ function wrapConsume(tracker: Tracker): (original: Fn) => Fn {
       const onMessage = function (this: unknown, message: unknown): unknown {
       // null: the broker cancelled the consumer; no message, no transaction
         if (message === null) return (callback as Fn).call(this, message);
-        return runTransaction(tracker, name, () => (callback as Fn).call(this, message), true);
+        return runTransaction(tracker, name, () => (callback as Fn).call(this, message), true, parentOf(message));
       };
       return original.call(this, queue, onMessage, ...rest);
     };

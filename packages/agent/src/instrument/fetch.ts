@@ -1,7 +1,8 @@
 /**
  * Global fetch (undici) as segments of kind `http`. The call is wrapped so that the segment starts
  * in the caller's context and a rejected fetch ends it; undici's own channels say when the body
- * has arrived (`undici:request:trailers`) or failed (`undici:request:error`).
+ * has arrived (`undici:request:trailers`) or failed (`undici:request:error`). The request carries
+ * the segment's W3C `traceparent` (and the transaction's `tracestate`) unless the app set its own.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { currentScope, runIn } from '../context.js';
@@ -13,6 +14,25 @@ const SEG = Symbol('loopscope.segment');
 interface UndiciRequest {
   [SEG]?: Segment;
   statusCode?: number;
+  /** undici's: name, value, name, value (a string of header lines in older undici) */
+  headers?: unknown;
+  addHeader?(name: string, value: string): unknown;
+}
+
+function hasHeader(headers: unknown, name: string): boolean {
+  if (Array.isArray(headers)) {
+    for (let i = 0; i < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return true;
+    return false;
+  }
+  return typeof headers === 'string' && `\r\n${headers.toLowerCase()}`.includes(`\r\n${name}:`);
+}
+
+/** The W3C trace headers of `seg` on undici's request, unless the app set its own. */
+function propagate(request: UndiciRequest, seg: Segment): void {
+  if (typeof request.addHeader !== 'function' || hasHeader(request.headers, 'traceparent')) return;
+  request.addHeader('traceparent', seg.traceParent);
+  const state = seg.tx.traceState;
+  if (state !== undefined && !hasHeader(request.headers, 'tracestate')) request.addHeader('tracestate', state);
 }
 
 function describeTarget(input: unknown, init: unknown): { method: string; origin: string; path: string } {
@@ -77,7 +97,11 @@ export function instrumentFetch(onError: () => void): () => void {
   const link = (message: unknown): void => {
     try {
       const scope = currentScope();
-      if (scope instanceof Segment && scope.end < 0) (message as { request: UndiciRequest }).request[SEG] = scope;
+      if (scope instanceof Segment && scope.end < 0) {
+        const { request } = message as { request: UndiciRequest };
+        request[SEG] = scope;
+        propagate(request, scope);
+      }
     } catch {
       onError();
     }

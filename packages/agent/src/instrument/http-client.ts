@@ -1,7 +1,9 @@
 /**
  * Outbound node:http / node:https requests as segments of kind `http`, from Node's own
- * diagnostics channels: `http.client.request.start` (in the caller's context), the response's
- * `end` (the body is in: the wait is over), `http.client.request.error`, or `close` for anything else.
+ * diagnostics channels: `http.client.request.created` (in the caller's context, while the request's
+ * headers can still be set: the segment's W3C `traceparent` and the transaction's `tracestate` go out
+ * with it, unless the app set its own), the response's `end` (the body is in: the wait is over),
+ * `http.client.request.error`, or `close` for anything else.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingMessage } from 'node:http';
@@ -10,6 +12,14 @@ import { currentScope } from '../context.js';
 import type { Segment } from '../transaction.js';
 
 const SEG = Symbol('loopscope.segment');
+
+/** The W3C trace headers of `seg` on a request whose headers are not written yet (the app's own win). */
+function propagate(request: ClientRequest, seg: Segment): void {
+  if (request.headersSent || request.hasHeader('traceparent')) return;
+  request.setHeader('traceparent', seg.traceParent);
+  const state = seg.tx.traceState;
+  if (state !== undefined && !request.hasHeader('tracestate')) request.setHeader('tracestate', state);
+}
 
 interface TracedRequest extends ClientRequest {
   [SEG]?: Segment;
@@ -56,13 +66,14 @@ export function instrumentHttpClient(onError: () => void): () => void {
         }
       };
 
-  const onStart = guard<{ request: TracedRequest }>(({ request }) => {
+  const onCreated = guard<{ request: TracedRequest }>(({ request }) => {
     const scope = currentScope();
     if (scope === undefined || !scope.tx.open) return;
     const host = request.getHeader('host') ?? request.host ?? 'localhost';
     const seg = scope.tx.startSegment(httpSegmentName(request.method, String(host), request.path), 'http', scope.segment);
     request[SEG] = seg;
     request.on('close', onRequestClose);
+    propagate(request, seg);
   });
   const onResponse = guard<{ request: TracedRequest; response: TracedResponse }>(({ request, response }) => {
     const seg = request[SEG];
@@ -75,11 +86,11 @@ export function instrumentHttpClient(onError: () => void): () => void {
     request[SEG]?.finish(error);
   });
 
-  subscribe('http.client.request.start', onStart);
+  subscribe('http.client.request.created', onCreated);
   subscribe('http.client.response.finish', onResponse);
   subscribe('http.client.request.error', onRequestError);
   return () => {
-    unsubscribe('http.client.request.start', onStart);
+    unsubscribe('http.client.request.created', onCreated);
     unsubscribe('http.client.response.finish', onResponse);
     unsubscribe('http.client.request.error', onRequestError);
   };

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endpointName } from '@loopscope/protocol';
 import { runInScope } from '../context.js';
 import { enterArrived, ioReadySince, pollCount } from '../timing.js';
+import { parseTraceParent } from '../trace-context.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
 
@@ -75,6 +76,11 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
         const request = req as IncomingMessage;
         tx = tracker.begin(endpointName(request.method ?? 'GET', request.url ?? '/'), true);
         if (tx !== undefined) {
+          const traceparent = request.headers.traceparent;
+          if (traceparent !== undefined) {
+            const parent = parseTraceParent(traceparent, request.headers.tracestate);
+            if (parent !== undefined) tx.continues(parent);
+          }
           (res as TracedResponse)[TX] = tx;
           tx.respondsWith(res as ServerResponse);
           if (!finishPatched) (res as TracedResponse).on('finish', onFinish);

@@ -1,0 +1,72 @@
+/**
+ * W3C Trace Context (https://www.w3.org/TR/trace-context/): the `traceparent` and `tracestate`
+ * headers a request carries in from its caller and out to what it calls, and the span ids that
+ * name each transaction and segment in them. The headers come from untrusted clients: anything
+ * that is not a valid header is ignored (a new trace starts), never thrown.
+ */
+import { randomBytes, randomFillSync } from 'node:crypto';
+
+/** Where a transaction's trace came from: its caller's trace, span and flags. */
+export interface RemoteParent {
+  /** 32 lowercase hex digits */
+  readonly traceId: string;
+  /** the caller's span (the segment that called): 16 lowercase hex digits */
+  readonly parentSpanId: string;
+  /** trace-flags, two hex digits ("01": the caller sampled the trace) */
+  readonly flags: string;
+  /** the caller's tracestate, passed on unchanged to what this transaction calls */
+  readonly traceState: string | undefined;
+}
+
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+/** version 00 is exactly this; a later version may append fields after a dash (the spec's rule) */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+/** the spec's limit on what a vendor must pass on; longer lists are dropped, not cut */
+const MAX_TRACESTATE = 512;
+/** visible ASCII, spaces and tabs: what a header value may carry back out */
+const PRINTABLE = /^[\t\x20-\x7e]*$/;
+
+/** The parent a `traceparent` header names, or undefined for a missing or invalid one. */
+export function parseTraceParent(traceparent: unknown, tracestate?: unknown): RemoteParent | undefined {
+  // 55 characters for version 00; a longer header is a later version's, bounded all the same
+  if (typeof traceparent !== 'string' || traceparent.length < 55 || traceparent.length > 256) return undefined;
+  const m = TRACEPARENT.exec(traceparent);
+  if (m === null) return undefined;
+  const [, version, traceId, parentSpanId, flags, rest] = m as unknown as [string, string, string, string, string, string | undefined];
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  if (traceId === ZERO_TRACE || parentSpanId === ZERO_SPAN) return undefined;
+  const state = typeof tracestate === 'string' && tracestate.length > 0 && tracestate.length <= MAX_TRACESTATE && PRINTABLE.test(tracestate) ? tracestate : undefined;
+  return { traceId, parentSpanId, flags, traceState: state };
+}
+
+/** The `traceparent` of a call made by span `spanId` of trace `traceId`. */
+export function formatTraceParent(traceId: string, spanId: string, flags: string): string {
+  return `00-${traceId}-${spanId}-${flags}`;
+}
+
+/**
+ * The trace id of the process's n-th root transaction: 16 random hex digits per process, then the
+ * counter (32 in all, as W3C's are); built only when a record or a header needs it.
+ */
+const tracePrefix = randomBytes(8).toString('hex');
+export function traceIdOf(n: number): string {
+  return tracePrefix + n.toString(16).padStart(16, '0');
+}
+
+/**
+ * Span ids: 8 random bytes each, from a pool filled 64 ids at a time (one call into the crypto
+ * library per 64 spans, not per span).
+ */
+const pool = Buffer.alloc(8 * 64);
+let next = pool.length;
+export function newSpanId(): string {
+  if (next === pool.length) {
+    randomFillSync(pool);
+    next = 0;
+  }
+  const id = pool.toString('hex', next, next + 8);
+  next += 8;
+  // all zeros is not a span id (a chance of 2^-64, but the spec forbids it)
+  return id === ZERO_SPAN ? newSpanId() : id;
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatTraceParent, newSpanId, parseTraceParent, traceIdOf } from '../../src/trace-context.js';
+
+const TRACE = '0af7651916cd43dd8448eb211c80319c';
+const SPAN = 'b7ad6b7169203331';
+const VALID = `00-${TRACE}-${SPAN}-01`;
+
+test('a valid traceparent names the caller: trace, span, flags, and the tracestate to pass on', () => {
+  assert.deepEqual(parseTraceParent(VALID, 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7'), {
+    traceId: TRACE,
+    parentSpanId: SPAN,
+    flags: '01',
+    traceState: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7',
+  });
+  assert.deepEqual(parseTraceParent(`00-${TRACE}-${SPAN}-00`), { traceId: TRACE, parentSpanId: SPAN, flags: '00', traceState: undefined });
+  // a later version may append fields after a dash: the known four are used
+  assert.equal(parseTraceParent(`cc-${TRACE}-${SPAN}-01-what-the-future-holds`)?.traceId, TRACE);
+});
+
+test('an invalid or hostile traceparent is ignored, never thrown', () => {
+  for (const bad of [
+    undefined,
+    '',
+    42,
+    ['00', TRACE],
+    `00-${TRACE}-${SPAN}-1`, // wrong length
+    `00-${TRACE.slice(1)}-${SPAN}-01`,
+    `00-${TRACE}-${SPAN}-01-extra`, // version 00 has exactly four fields
+    VALID.toUpperCase(), // upper case
+    `ff-${TRACE}-${SPAN}-01`, // version ff is invalid
+    `00-${'0'.repeat(32)}-${SPAN}-01`, // all-zero trace id
+    `00-${TRACE}-${'0'.repeat(16)}-01`, // all-zero span id
+    `00_${TRACE}_${SPAN}_01`,
+    `${VALID}, ${VALID}`, // two headers, joined by Node
+    `00-${TRACE}-${SPAN}-01`.replace('a', 'g'),
+    'x'.repeat(10_000),
+    `cc-${TRACE}-${SPAN}-01-${'x'.repeat(10_000)}`,
+  ]) {
+    assert.equal(parseTraceParent(bad), undefined, String(bad).slice(0, 80));
+  }
+});
+
+test('a tracestate that cannot be passed on unchanged is dropped, the traceparent kept', () => {
+  assert.equal(parseTraceParent(VALID, 'a=1'.padEnd(513, 'x'))?.traceState, undefined);
+  assert.equal(parseTraceParent(VALID, 'a=1\r\nInjected: yes')?.traceState, undefined);
+  assert.equal(parseTraceParent(VALID, 'a=é')?.traceState, undefined);
+  assert.equal(parseTraceParent(VALID, ['a=1'])?.traceState, undefined);
+  assert.equal(parseTraceParent(VALID, '')?.traceId, TRACE);
+});
+
+test('the agent writes what it reads: version 00, 32-digit trace ids, 16-digit span ids, never all zeros', () => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 1000; i++) ids.add(newSpanId());
+  assert.equal(ids.size, 1000);
+  for (const id of ids) assert.match(id, /^[0-9a-f]{16}$/);
+  assert.match(traceIdOf(1), /^[0-9a-f]{32}$/);
+  assert.notEqual(traceIdOf(1), traceIdOf(2));
+  const header = formatTraceParent(traceIdOf(7), SPAN, '01');
+  assert.deepEqual(parseTraceParent(header), { traceId: traceIdOf(7), parentSpanId: SPAN, flags: '01', traceState: undefined });
+});
