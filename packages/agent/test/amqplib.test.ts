@@ -15,7 +15,8 @@ interface Channel {
   assertQueue(q: string, o?: object): Promise<unknown>;
   deleteQueue(q: string): Promise<unknown>;
   sendToQueue(q: string, content: Buffer, options?: object, cb?: (err: unknown) => void): boolean;
-  consume(q: string, cb: (msg: { content: Buffer } | null) => void, o?: object): Promise<{ consumerTag: string }>;
+  consume(q: string, cb: (msg: { content: Buffer; properties: { headers?: Record<string, unknown> } } | null) => void, o?: object): Promise<{ consumerTag: string }>;
+  cancel(consumerTag: string): Promise<unknown>;
   ack(msg: object): void;
 }
 interface CallbackChannel {
@@ -87,6 +88,37 @@ test('each consumed message is a transaction of its own; 200 publishers each get
   assert.ok(seen.every((name) => name === `AMQP consume ${queue}`));
   const consumed = await rec.next(`AMQP consume ${queue}`);
   assert.equal(consumed.status, 0);
+});
+
+test("a consumed message continues its publisher's trace under the publish segment; the app's headers are kept, its options left alone", async () => {
+  const q = `${queue}-trace`;
+  await channel.assertQueue(q, { autoDelete: true });
+  const got: Array<{ endpoint?: string; headers?: Record<string, unknown>; traceId?: string }> = [];
+  const all = new Promise<void>((resolve) => {
+    void channel.consume(q, (msg) => {
+      if (msg === null) return;
+      got.push({ endpoint: current()?.endpoint, headers: msg.properties.headers, traceId: current()?.traceId });
+      channel.ack(msg);
+      if (got.length === 20) resolve();
+    });
+  });
+  const options = { headers: { 'x-app': 'kept' } };
+  await Promise.all(Array.from({ length: 20 }, (_, i) => transaction(`amqp traced ${i}`, async () => channel.sendToQueue(q, Buffer.from(String(i)), options))));
+  await all;
+  await flush();
+  assert.deepEqual(options, { headers: { 'x-app': 'kept' } }, 'the options object the app passed is not changed');
+  const consumers = rec.all.filter((r) => r.endpoint === `AMQP consume ${q}`);
+  assert.equal(consumers.length, 20);
+  for (let i = 0; i < 20; i++) {
+    const publisher = await rec.next(`amqp traced ${i}`);
+    const publish = publisher.segments[0]!;
+    const consumer = consumers.find((c) => c.traceId === publisher.traceId);
+    assert.ok(consumer, `a consumer transaction in trace ${publisher.traceId}`);
+    assert.equal(consumer.parentSpanId, publish.spanId);
+    const message = got.find((g) => g.traceId === publisher.traceId)!;
+    assert.equal(message.headers?.['x-app'], 'kept');
+    assert.equal(message.headers?.traceparent, `00-${publisher.traceId}-${publish.spanId}-01`);
+  }
 });
 
 test('the callback API: publish is a segment, a consumed message a transaction', async () => {
