@@ -57,6 +57,7 @@ export class Segment implements Scope {
 
   /** The `traceparent` a call made by this segment carries to what it calls. */
   get traceParent(): string {
+    this.tx.carriedOn = true;
     return formatTraceParent(this.tx.traceId, this.spanId, this.tx.traceFlags);
   }
 
@@ -238,6 +239,8 @@ export class Transaction implements Scope {
   /** The caller's trace, when the request came with a valid `traceparent` (null: it is a trace's root). */
   private remote: RemoteParent | null = null;
   private ownSpanId: string | undefined;
+  /** A call of its carried its trace on to another service. */
+  carriedOn = false;
 
   constructor(host: TransactionHost, endpoint: string, isHttp: boolean) {
     this.host = host;
@@ -398,6 +401,11 @@ export class Transaction implements Scope {
     this.remote = parent;
   }
 
+  /** Its trace crosses services: it continued a caller's, or carried its own on to a callee. */
+  get crossesServices(): boolean {
+    return this.remote !== null || this.carriedOn;
+  }
+
   /** ms since the epoch */
   get startEpoch(): number {
     return performance.timeOrigin + this.start;
@@ -505,8 +513,11 @@ export class Transaction implements Scope {
   forget(): void {
     this.res = undefined;
     this.ioResource = null;
-    this.segments = [];
     this.timers = null;
+    // a part of a trace across services may be asked for later (export/held.ts): its record is
+    // built then, from these
+    if (this.crossesServices) return;
+    this.segments = [];
     this.slices = this.waits = null;
   }
 

@@ -12,6 +12,7 @@ import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
 import { assembleTrace, rootPart } from './trace-parts.js';
+import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
 import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 
@@ -79,6 +80,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
   }
 
+  const wanted = new WantedTraces();
   app.register(async (ingest) => {
     // the body is read as bytes: decompression and validation are ingest.ts's job
     ingest.removeAllContentTypeParsers();
@@ -100,7 +102,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       const bytes = await decodeBody(body, Array.isArray(header) ? header.join(',') : header, limits);
       const batch = parseBatch(bytes, receivedAt);
       const { duplicate } = await storage.ingest(batch, receivedAt); // resolves after the commit
-      return { ok: true, batchId: batch.batchId, duplicate };
+      // traces across services that miss a part: the agents that hold one are asked for it
+      if (!duplicate) {
+        for (const t of batch.traces) if (crossesServices(t)) wanted.note(t.traceId, incomplete(await storage.traceParts(t.traceId)), receivedAt);
+      }
+      const want = wanted.forAnswer(`${batch.service}\n${batch.instance}`, receivedAt);
+      return { ok: true, batchId: batch.batchId, duplicate, ...(want.length > 0 ? { want } : {}) };
     });
   });
 

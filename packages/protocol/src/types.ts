@@ -53,6 +53,9 @@ export interface SegmentRecord {
 }
 
 /** The longest operation, target and statement a segment carries (the agent cuts, the collector refuses longer). */
+/** The most full traces one batch may carry. */
+export const MAX_TRACES = 1000;
+
 export const SEGMENT_TEXT_LIMITS = { operation: 64, target: 256, statement: 2048 } as const;
 
 export type ExternalByKind = Partial<Record<SegmentKind, number>>;

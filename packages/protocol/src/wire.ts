@@ -7,14 +7,15 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
-import { SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
+import { MAX_TRACES, SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
+
+export { MAX_TRACES };
 
 /** The longest time a wire value may hold: 7 days in ms. */
 export const MAX_MS = 7 * 24 * 3600 * 1000;
 /** Earliest timestamp accepted (2020-01-01): catches seconds-for-milliseconds and zeroed clocks. */
 export const MIN_EPOCH_MS = 1_577_836_800_000;
 export const MAX_INTERVALS = 5000;
-export const MAX_TRACES = 1000;
 export const MAX_SEGMENTS = 1000;
 
 const Ms = Type.Number({ minimum: 0, maximum: MAX_MS });

@@ -11,11 +11,12 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { WIRE_VERSION, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
+import { MAX_TRACES, WIRE_VERSION, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
 import { IntervalAggregate, type Observation } from './aggregate.js';
+import { HeldTraces } from './held.js';
 import { TraceSampler } from './sampling.js';
 import { Transport } from './transport.js';
 
@@ -47,6 +48,7 @@ export class Exporter {
   private readonly schedule: <T>(fn: () => T) => T;
   private readonly instance = `${hostname()}:${process.pid}`;
   private readonly sampler: TraceSampler;
+  private readonly held = new HeldTraces();
   private interval = new IntervalAggregate(Date.now());
   private timer: NodeJS.Timeout | null = null;
   private lastSent = 0;
@@ -58,7 +60,7 @@ export class Exporter {
     this.sender = config.sender ?? 'loopscope';
     this.schedule = config.schedule ?? ((fn) => fn());
     this.sampler = new TraceSampler(config.sampleRate);
-    this.transport = new Transport({ collector: config.collector, token: config.token, maxQueue: config.maxQueue });
+    this.transport = new Transport({ collector: config.collector, token: config.token, maxQueue: config.maxQueue, onWant: (ids) => this.held.want(ids, Date.now()) });
   }
 
   start(): void {
@@ -77,12 +79,15 @@ export class Exporter {
   /**
    * A finished transaction: five values into its endpoint's sketches; its record only if sampled.
    * `keep`: a trace something else links to (a long task ran in it). `aborted`: its connection
-   * closed before its response was finished; its trace is kept as an error's is.
+   * closed before its response was finished; its trace is kept as an error's is. `crossing`: its
+   * trace crosses services (export/held.ts).
    */
-  observe(endpoint: string, error: boolean, keep: boolean, m: Observation, build: () => TraceRecord, aborted = false): void {
+  observe(endpoint: string, error: boolean, keep: boolean, m: Observation, build: () => TraceRecord, aborted = false, crossing?: { traceId: string; spanId: string }): void {
     const entry = this.interval.entry(endpoint);
     entry.add(m, error, aborted);
     this.sampler.offer(entry, m.duration, error || keep || aborted, build);
+    // `crossing`: a part of a trace across services, held in case another service keeps the trace
+    if (crossing !== undefined) this.held.hold(crossing.traceId, crossing.spanId, build, Date.now());
   }
 
   /** Closes the interval into a batch and sends what is queued, within FINAL_FLUSH_MS. */
@@ -153,6 +158,7 @@ export class Exporter {
     const interval = this.interval;
     this.interval = new IntervalAggregate(end);
     const traces = this.sampler.take(interval.endpoints.values());
+    traces.push(...this.held.take(traces, end, MAX_TRACES - traces.length));
     this.transport.dropped.traces += this.sampler.skipped;
     this.sampler.skipped = 0;
     const empty = interval.endpoints.size === 0 && traces.length === 0 && this.loop === undefined;

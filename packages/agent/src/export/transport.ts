@@ -27,6 +27,7 @@ const http = process.getBuiltinModule('node:http');
 const https = process.getBuiltinModule('node:https');
 
 const REQUEST_TIMEOUT_MS = 10_000;
+const TRACE_ID = /^[0-9a-f]{16,64}$/;
 const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
 
@@ -46,7 +47,11 @@ export class Transport {
   private warned = new Set<string>();
   private stopped = false;
 
-  constructor(opts: { collector: string; token: string | undefined; maxQueue: number }) {
+  /** Called with the trace ids a collector's answer asks for (export/held.ts). */
+  private readonly onWant: ((traceIds: string[]) => void) | undefined;
+
+  constructor(opts: { collector: string; token: string | undefined; maxQueue: number; onWant?: (traceIds: string[]) => void }) {
+    this.onWant = opts.onWant;
     this.url = new URL('/v1/ingest', opts.collector);
     this.client = this.url.protocol === 'https:' ? https : http;
     this.keepAlive = new this.client.Agent({ keepAlive: true, maxSockets: 1 });
@@ -170,6 +175,7 @@ export class Transport {
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) {
               this.lastError = undefined;
+              this.answered(chunks);
               resolve('sent');
               return;
             }
@@ -188,6 +194,19 @@ export class Transport {
         req.end(zipped);
       });
     });
+  }
+
+  /** A collector's answer may name trace ids it wants whole (`want`); anything else in it is ignored. */
+  private answered(chunks: Buffer[]): void {
+    if (this.onWant === undefined || chunks.length === 0) return;
+    try {
+      const want = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { want?: unknown }).want;
+      if (!Array.isArray(want)) return;
+      const ids = want.filter((id): id is string => typeof id === 'string' && TRACE_ID.test(id));
+      if (ids.length > 0) this.onWant(ids);
+    } catch {
+      // not JSON: an older collector, or something else answering
+    }
   }
 
   /** Remembers the problem; warns the app's operator once per kind of refusal. */
