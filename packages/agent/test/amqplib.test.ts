@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { current, flush, start, transaction } from '../src/index.js';
 import { measured, only, requireLib, theSegment } from './datastore-helpers.js';
-import { recorder } from './helpers.js';
+import { recorder, until } from './helpers.js';
 
 start({ service: 'amqplib-test' });
 const rec = recorder();
@@ -107,7 +107,11 @@ test("a consumed message continues its publisher's trace under the publish segme
   await all;
   await flush();
   assert.deepEqual(options, { headers: { 'x-app': 'kept' } }, 'the options object the app passed is not changed');
-  const consumers = rec.all.filter((r) => r.endpoint === `AMQP consume ${q}`);
+  // the last consumer's transaction ends after its callback has run
+  const consumers = await until('20 consumer transactions', () => {
+    const found = rec.all.filter((r) => r.endpoint === `AMQP consume ${q}`);
+    return found.length >= 20 ? found : undefined;
+  });
   assert.equal(consumers.length, 20);
   for (let i = 0; i < 20; i++) {
     const publisher = await rec.next(`amqp traced ${i}`);
