@@ -21,7 +21,8 @@ export function runTransaction<T>(tracker: Tracker | undefined, name: string, fn
   const tx = tracker?.begin(name, false);
   if (tx === undefined) return fn();
   if (parent !== undefined) tx.continues(parent);
-  const prev = arrived ? enterArrived(tx) : enter(tx);
+  // a message was not ready before its producer sent it, when the producer's agent said when
+  const prev = arrived ? enterArrived(tx, tx.calledAt) : enter(tx);
   let result: T;
   try {
     result = runIn(tx, fn);

@@ -14,8 +14,13 @@ export interface RemoteParent {
   readonly parentSpanId: string;
   /** trace-flags, two hex digits ("01": the caller sampled the trace) */
   readonly flags: string;
-  /** the caller's tracestate, passed on unchanged to what this transaction calls */
+  /** the caller's tracestate but for loopscope's own member, passed on unchanged to what this transaction calls */
   readonly traceState: string | undefined;
+  /**
+   * When the caller's agent made the call (ms since the epoch, its clock): the request cannot have
+   * been ready before (loopscope's own tracestate member, `loopscope=t<ms>`)
+   */
+  readonly sentAt: number | undefined;
 }
 
 const ZERO_TRACE = '0'.repeat(32);
@@ -37,7 +42,34 @@ export function parseTraceParent(traceparent: unknown, tracestate?: unknown): Re
   if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
   if (traceId === ZERO_TRACE || parentSpanId === ZERO_SPAN) return undefined;
   const state = typeof tracestate === 'string' && tracestate.length > 0 && tracestate.length <= MAX_TRACESTATE && PRINTABLE.test(tracestate) ? tracestate : undefined;
-  return { traceId, parentSpanId, flags, traceState: state };
+  if (state === undefined || !state.includes(OWN)) return { traceId, parentSpanId, flags, traceState: state, sentAt: undefined };
+  // loopscope's member (the caller's) is read, and replaced by this agent's own on the way out
+  let sentAt: number | undefined;
+  const others: string[] = [];
+  for (const member of state.split(',')) {
+    // loopscope's key, valid or not, is never passed on (the agent puts its own first)
+    if (!member.trim().startsWith(OWN)) others.push(member);
+    else sentAt ??= parseSentAt(member);
+  }
+  return { traceId, parentSpanId, flags, traceState: others.length > 0 ? others.join(',') : undefined, sentAt };
+}
+
+/** loopscope's tracestate member: when the caller's call started, ms since the epoch (its clock). */
+const OWN = 'loopscope=';
+const OWN_MEMBER = /^\s*loopscope=t(\d{1,16}(?:\.\d{1,6})?)\s*$/;
+function parseSentAt(member: string): number | undefined {
+  const m = OWN_MEMBER.exec(member);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/**
+ * The `tracestate` a call started at `sentAt` (ms since the epoch) carries: loopscope's member first,
+ * as the spec asks of a vendor that updates its own, then the caller's others (dropped, not cut,
+ * when they would not fit in MAX_TRACESTATE).
+ */
+export function formatTraceState(others: string | undefined, sentAt: number): string {
+  const own = `${OWN}t${sentAt.toFixed(3)}`;
+  return others === undefined || own.length + 1 + others.length > MAX_TRACESTATE ? own : `${own},${others}`;
 }
 
 /** The `traceparent` of a call made by span `spanId` of trace `traceId`. */

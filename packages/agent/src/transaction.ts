@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
-import { formatTraceParent, newSpanId, traceIdOf, type RemoteParent } from './trace-context.js';
+import { formatTraceParent, formatTraceState, newSpanId, traceIdOf, type RemoteParent } from './trace-context.js';
 import { now } from './clock.js';
 
 /** What the context (context.ts) holds: a transaction is its own scope; a segment opened by hand gets one. */
@@ -53,6 +53,11 @@ export class Segment implements Scope {
 
   get spanId(): string {
     return (this.ownSpanId ??= newSpanId());
+  }
+
+  /** The `tracestate` a call made by this segment carries: when it started, and the caller's members. */
+  get traceState(): string {
+    return formatTraceState(this.tx.traceState, performance.timeOrigin + this.start);
   }
 
   /** The `traceparent` a call made by this segment carries to what it calls. */
@@ -391,9 +396,17 @@ export class Transaction implements Scope {
     return this.remote === null ? '01' : this.remote.flags;
   }
 
-  /** The caller's `tracestate`, passed on unchanged. */
+  /** The caller's `tracestate` (but for loopscope's member), passed on unchanged. */
   get traceState(): string | undefined {
     return this.remote === null ? undefined : this.remote.traceState;
+  }
+
+  /** When the caller made the call that began it, on the now() clock, if it said so and that is not later than now. */
+  get calledAt(): number | undefined {
+    const sentAt = this.remote?.sentAt;
+    if (sentAt === undefined) return undefined;
+    const t = sentAt - performance.timeOrigin;
+    return t <= now() ? t : undefined;
   }
 
   /** It continues the trace of the caller that sent `parent` (from its request's `traceparent`). */

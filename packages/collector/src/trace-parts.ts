@@ -3,10 +3,23 @@
  * agent sent, joined by their W3C span ids. The root's record stays at the top level, as a
  * one-service trace always was; `parts` lists every part, root first, each with the span it
  * continues; a part whose parent never arrived (its caller's agent did not ship it, or not yet) is
- * kept and said to be an orphan, never dropped.
+ * kept and said to be an orphan, never dropped. `path` is the critical path across services: where
+ * the limiting call of one service was a call to another, it goes on inside the callee's part.
  */
 import type { TraceRecord } from '@loopscope/protocol';
 import type { TracePart } from './storage/storage.js';
+
+/** One step of the critical path across services (GUIDE §3.5); times in ms since the epoch. */
+export interface PathStep {
+  service: string;
+  /** the span of the transaction (kind `transaction`) or of the segment */
+  spanId: string | null;
+  name: string;
+  /** a segment kind, or `transaction` for the service's own time (its cpu and its waits for the loop) */
+  kind: string;
+  start: number;
+  end: number;
+}
 
 export interface TracePartSummary {
   service: string;
@@ -42,8 +55,73 @@ export function rootPart(parts: TracePart[]): TracePart | undefined {
   return parts.find(({ record }) => record.parentSpanId == null || !spans.has(record.parentSpanId)) ?? parts[0];
 }
 
-/** The trace as the API answers it: the root's record, and every part (root first). */
-export function assembleTrace(parts: TracePart[]): (TraceRecord & { parts: TracePartSummary[] }) | undefined {
+/** How far the path descends from service to service (a loop of calls in a hostile trace ends there). */
+const MAX_DEPTH = 32;
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+/** Where a part's path ends, in ms from its start: an HTTP transaction's at its response, another's at its end. */
+const pathEnd = (r: TraceRecord): number => (r.status > 0 ? r.response : r.duration);
+
+/**
+ * The critical path across services from `part`: its own critical path, each call on it replaced
+ * by the callee's path when the callee's part is there (the one of them that ended last). The
+ * callee's steps are placed inside the call, never before `notBefore` (the call's start). A part's
+ * end is exact (its response's last bytes handed to the kernel), its start a bound: a request that
+ * arrived while the callee's loop was busy is dated from the loop's last poll, which can be before
+ * the call, unless the caller's agent said when it called. So when the callee's part does not end
+ * inside the call (the two machines' clocks disagree), it is moved to end with it, and whatever is
+ * before the call's start is cut. The call's remainder before and after the callee's part is the
+ * caller's (the network, and the callee's queue before its server saw the request), under the
+ * call's name.
+ */
+function pathFrom(part: TracePart, children: Map<string, TracePart>, shift: number, notBefore: number, depth: number, out: PathStep[]): void {
+  const r = part.record;
+  const t0 = r.start + shift;
+  const step = (spanId: string | null | undefined, name: string, kind: string, from: number, end: number): void => {
+    const start = Math.max(from, notBefore);
+    if (end - start > 0.0005) out.push({ service: r.service, spanId: spanId ?? null, name, kind, start: round(start), end: round(end) });
+  };
+  const byId = new Map(r.segments.map((s) => [s.id, s]));
+  let cursor = 0;
+  for (const id of r.criticalPath) {
+    const s = byId.get(id);
+    if (s === undefined || s.end <= cursor) continue;
+    const from = Math.max(s.start, cursor);
+    step(r.spanId, r.endpoint, 'transaction', t0 + cursor, t0 + from);
+    const child = s.spanId === undefined || depth >= MAX_DEPTH ? undefined : children.get(s.spanId);
+    if (child === undefined) step(s.spanId, s.name, s.kind, t0 + from, t0 + s.end);
+    else {
+      const callStart = t0 + from;
+      const callEnd = t0 + s.end;
+      const length = pathEnd(child.record);
+      const childEnd = child.record.start + length;
+      const moved = childEnd > callEnd || childEnd <= callStart ? callEnd - childEnd : 0;
+      step(s.spanId, s.name, s.kind, callStart, child.record.start + moved);
+      pathFrom(child, children, moved, Math.max(notBefore, callStart), depth + 1, out);
+      step(s.spanId, s.name, s.kind, childEnd + moved, callEnd);
+    }
+    cursor = s.end;
+  }
+  step(r.spanId, r.endpoint, 'transaction', t0 + cursor, t0 + Math.max(cursor, pathEnd(r)));
+}
+
+/** The critical path across services, from the root part. */
+export function crossServicePath(parts: TracePart[], root: TracePart): PathStep[] {
+  const children = new Map<string, TracePart>();
+  for (const p of parts) {
+    const parent = p.record.parentSpanId;
+    if (parent == null || p === root) continue;
+    const other = children.get(parent);
+    // called twice under one span (a retry the agent did not see): the one that ended last
+    if (other === undefined || p.record.start + pathEnd(p.record) > other.record.start + pathEnd(other.record)) children.set(parent, p);
+  }
+  const out: PathStep[] = [];
+  pathFrom(root, children, 0, -Infinity, 0, out);
+  return out;
+}
+
+/** The trace as the API answers it: the root's record, every part (root first) and the path across them. */
+export function assembleTrace(parts: TracePart[]): (TraceRecord & { parts: TracePartSummary[]; path: PathStep[] }) | undefined {
   const root = rootPart(parts);
   if (root === undefined) return undefined;
   const spans = knownSpans(parts);
@@ -66,5 +144,6 @@ export function assembleTrace(parts: TracePart[]): (TraceRecord & { parts: Trace
       segments: r.segments,
       criticalPath: r.criticalPath,
     })),
+    path: crossServicePath(parts, root),
   };
 }

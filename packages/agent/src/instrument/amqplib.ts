@@ -35,8 +35,7 @@ function withTraceHeaders(options: unknown, seg: Segment): unknown {
   const given = options !== null && typeof options === 'object' ? (options as { headers?: unknown }) : {};
   const headers = given.headers !== null && typeof given.headers === 'object' ? (given.headers as Record<string, unknown>) : {};
   if (headers.traceparent !== undefined) return options;
-  const state = seg.tx.traceState;
-  return { ...given, headers: { ...headers, traceparent: seg.traceParent, ...(state !== undefined && headers.tracestate === undefined ? { tracestate: state } : {}) } };
+  return { ...given, headers: { ...headers, traceparent: seg.traceParent, ...(headers.tracestate === undefined ? { tracestate: seg.traceState } : {}) } };
 }
 
 /** The trace a delivered message carries (its producer's), if any. */

@@ -31,8 +31,7 @@ function hasHeader(headers: unknown, name: string): boolean {
 function propagate(request: UndiciRequest, seg: Segment): void {
   if (typeof request.addHeader !== 'function' || hasHeader(request.headers, 'traceparent')) return;
   request.addHeader('traceparent', seg.traceParent);
-  const state = seg.tx.traceState;
-  if (state !== undefined && !hasHeader(request.headers, 'tracestate')) request.addHeader('tracestate', state);
+  if (!hasHeader(request.headers, 'tracestate')) request.addHeader('tracestate', seg.traceState);
 }
 
 function describeTarget(input: unknown, init: unknown): { method: string; origin: string; path: string } {

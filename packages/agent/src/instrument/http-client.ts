@@ -17,8 +17,7 @@ const SEG = Symbol('loopscope.segment');
 function propagate(request: ClientRequest, seg: Segment): void {
   if (request.headersSent || request.hasHeader('traceparent')) return;
   request.setHeader('traceparent', seg.traceParent);
-  const state = seg.tx.traceState;
-  if (state !== undefined && !request.hasHeader('tracestate')) request.setHeader('tracestate', state);
+  if (!request.hasHeader('tracestate')) request.setHeader('tracestate', seg.traceState);
 }
 
 interface TracedRequest extends ClientRequest {

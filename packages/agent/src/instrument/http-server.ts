@@ -92,7 +92,10 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
             socket![ACCEPT_READY] = undefined;
             if (pollCount() - socket![ACCEPT_POLL]! > 1) acceptReady = undefined;
           }
-          enterArrived(tx, socket?.[ANSWERED], acceptReady);
+          // nor before its caller made the call, when the caller's agent said when (trace context)
+          const answered = socket?.[ANSWERED];
+          const called = tx.calledAt;
+          enterArrived(tx, called !== undefined && (answered === undefined || called > answered) ? called : answered, acceptReady);
         }
       } catch {
         onError();

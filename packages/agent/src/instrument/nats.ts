@@ -46,8 +46,7 @@ function withTraceHeaders(nc: Connection, options: unknown, seg: Segment): unkno
   const headers = makeHeaders();
   if (given.headers !== undefined) for (const k of given.headers.keys()) for (const v of given.headers.values(k)) headers.append(k, v);
   headers.set('traceparent', seg.traceParent);
-  const state = seg.tx.traceState;
-  if (state !== undefined && given.headers?.has('tracestate') !== true) headers.set('tracestate', state);
+  if (given.headers?.has('tracestate') !== true) headers.set('tracestate', seg.traceState);
   return { ...given, headers };
 }
 

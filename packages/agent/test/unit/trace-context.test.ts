@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatTraceParent, newSpanId, parseTraceParent, traceIdOf } from '../../src/trace-context.js';
+import { formatTraceParent, formatTraceState, newSpanId, parseTraceParent, traceIdOf } from '../../src/trace-context.js';
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c';
 const SPAN = 'b7ad6b7169203331';
@@ -12,8 +12,9 @@ test('a valid traceparent names the caller: trace, span, flags, and the tracesta
     parentSpanId: SPAN,
     flags: '01',
     traceState: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7',
+    sentAt: undefined,
   });
-  assert.deepEqual(parseTraceParent(`00-${TRACE}-${SPAN}-00`), { traceId: TRACE, parentSpanId: SPAN, flags: '00', traceState: undefined });
+  assert.deepEqual(parseTraceParent(`00-${TRACE}-${SPAN}-00`), { traceId: TRACE, parentSpanId: SPAN, flags: '00', traceState: undefined, sentAt: undefined });
   // a later version may append fields after a dash: the known four are used
   assert.equal(parseTraceParent(`cc-${TRACE}-${SPAN}-01-what-the-future-holds`)?.traceId, TRACE);
 });
@@ -57,5 +58,21 @@ test('the agent writes what it reads: version 00, 32-digit trace ids, 16-digit s
   assert.match(traceIdOf(1), /^[0-9a-f]{32}$/);
   assert.notEqual(traceIdOf(1), traceIdOf(2));
   const header = formatTraceParent(traceIdOf(7), SPAN, '01');
-  assert.deepEqual(parseTraceParent(header), { traceId: traceIdOf(7), parentSpanId: SPAN, flags: '01', traceState: undefined });
+  assert.deepEqual(parseTraceParent(header), { traceId: traceIdOf(7), parentSpanId: SPAN, flags: '01', traceState: undefined, sentAt: undefined });
+});
+
+test("loopscope's tracestate member says when the caller called; it is read, and replaced on the way out", () => {
+  const parent = parseTraceParent(VALID, 'loopscope=t1780000000123.456,congo=t61rcWkgMzE');
+  assert.equal(parent?.sentAt, 1780000000123.456);
+  assert.equal(parent?.traceState, 'congo=t61rcWkgMzE');
+  assert.equal(formatTraceState(parent?.traceState, 1780000000200.5), 'loopscope=t1780000000200.500,congo=t61rcWkgMzE');
+  assert.equal(formatTraceState(undefined, 1), 'loopscope=t1.000');
+  // others that would not fit are dropped, loopscope's member kept
+  assert.equal(formatTraceState(`a=${'x'.repeat(500)}`, 1), 'loopscope=t1.000');
+  // a member that is not a time is not trusted, and not passed on (the agent's own goes first instead)
+  for (const bad of ['loopscope=tnope', 'loopscope=t1e9', 'loopscope=t-5', `loopscope=t${'9'.repeat(40)}`]) {
+    const p = parseTraceParent(VALID, `${bad},other=1`);
+    assert.equal(p?.sentAt, undefined, bad);
+    assert.equal(p?.traceState, 'other=1', bad);
+  }
 });
