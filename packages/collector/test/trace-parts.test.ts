@@ -53,7 +53,7 @@ test('the parts of one trace from two services come back as one trace, root firs
   assert.deepEqual(listed.map((t: any) => t.traceId), [traceId]);
 });
 
-test(`a trace id sent with every request keeps ${MAX_TRACE_PARTS} parts; the rest of each batch is stored`, async () => {
+test(`a trace id sent with every request keeps ${MAX_TRACE_PARTS} parts, the rest counted; the rest of each batch is stored`, async () => {
   const traceId = 'b'.repeat(32);
   const hex = (n: number) => n.toString(16).padStart(16, '0');
   const parts = Array.from({ length: MAX_TRACE_PARTS + 50 }, (_, i) => part('flood', 'GET /same', now + i, traceId, hex(i + 1), 'c'.repeat(16), hex(10_000 + i)));
@@ -62,5 +62,7 @@ test(`a trace id sent with every request keeps ${MAX_TRACE_PARTS} parts; the res
   const { status, body } = await get(`${collector.url}/api/traces/${traceId}`);
   assert.equal(status, 200);
   assert.equal(body.parts.length, MAX_TRACE_PARTS);
+  const services = (await get(`${collector.url}/api/services?from=${now - 60_000}&to=${now + 60_000}`)).body as Array<{ service: string; dropped: { parts: number } }>;
+  assert.equal(services.find((s) => s.service === 'flood')?.dropped.parts, 50);
   assert.equal((await get(`${collector.url}/api/traces/${'d'.repeat(32)}`)).body.endpoint, 'GET /other');
 });

@@ -64,7 +64,8 @@ export const DB_FILE = 'loopscope.db';
  * 4: a trace remembers the instance (process) that sent it (NULL for traces stored before).
  * 5: aggregates count the aborted requests (0 in rows stored before).
  * 6: a trace is stored as its parts, one per transaction (W3C span), keyed by trace and span id
- *    (span id '' for parts stored before, and from senders that have none).
+ *    (span id '' for parts stored before, and from senders that have none); instances count the
+ *    parts not kept past a trace's limit.
  */
 const SCHEMA_VERSION = 6;
 
@@ -130,7 +131,7 @@ function schema(): string {
     CREATE TABLE IF NOT EXISTS instances (
       service TEXT NOT NULL, instance TEXT NOT NULL, firstSeen INTEGER NOT NULL, lastSeen INTEGER NOT NULL,
       droppedBatches INTEGER NOT NULL, droppedTransactions INTEGER NOT NULL, droppedTraces INTEGER NOT NULL,
-      agent TEXT NOT NULL DEFAULT 'loopscope',
+      agent TEXT NOT NULL DEFAULT 'loopscope', refusedParts INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (service, instance)
     );
     CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
@@ -254,6 +255,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     })();
   }
   if (version === 3) db.exec('ALTER TABLE traces ADD COLUMN instance TEXT');
+  if (version >= 1 && version < 6) {
+    const columns = db.prepare("SELECT name FROM pragma_table_info('instances')").pluck().all() as string[];
+    if (!columns.includes('refusedParts')) db.exec('ALTER TABLE instances ADD COLUMN refusedParts INTEGER NOT NULL DEFAULT 0');
+  }
   if (version >= 3 && version < 6) {
     // a new primary key: the table is copied (the indexes follow in schema())
     db.exec(
@@ -309,10 +314,12 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
   const selectServices = db.prepare(
     `SELECT service, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances,
-       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, GROUP_CONCAT(DISTINCT agent) AS agents
+       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, SUM(refusedParts) AS parts, GROUP_CONCAT(DISTINCT agent) AS agents
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
   const selectTraceParts = db.prepare('SELECT record, instance FROM traces WHERE traceId = ? ORDER BY start');
+  const countParts = db.prepare('SELECT COUNT(*) FROM traces WHERE traceId = ?').pluck();
+  const addRefusedParts = db.prepare('UPDATE instances SET refusedParts = refusedParts + ? WHERE service = ? AND instance = ?');
   // what ran on a service's loop around [from, to): with @instance NULL, on every process of the service
   const longTasksOverlapping = db.prepare(
     `SELECT at, ms, endpoint, traceId, function, location, instance FROM long_tasks
@@ -399,8 +406,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       }
     }
     if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
+    let refused = 0;
     for (const t of batch.traces) {
-      insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance, t.spanId ?? '', t.parentSpanId ?? null, t.traceId);
+      const { changes } = insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance, t.spanId ?? '', t.parentSpanId ?? null, t.traceId);
+      // not stored: a part already there (sent again), or one past the trace's limit (counted)
+      if (changes === 0 && (countParts.get(t.traceId) as number) >= MAX_TRACE_PARTS) refused++;
     }
     // the span of time this instance's data covers, by its own clock (the collector's clock could
     // disagree with the timestamps the data is queried by)
@@ -412,6 +422,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     // the agent's drop counters only grow (per process): the largest one seen is the latest
     const { dropped } = batch;
     upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces, batch.agent.name);
+    if (refused > 0) addRefusedParts.run(refused, batch.service, batch.instance);
     return false;
   });
 
@@ -470,11 +481,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async services({ from, to }) {
       type Row = Omit<ServiceSummary, 'dropped' | 'agents'> & ServiceSummary['dropped'] & { agents: string };
-      return (selectServices.all(to, from) as Row[]).map(({ service, lastSeen, instances, batches, transactions, traces, agents }) => ({
+      return (selectServices.all(to, from) as Row[]).map(({ service, lastSeen, instances, batches, transactions, traces, parts, agents }) => ({
         service,
         lastSeen,
         instances,
-        dropped: { batches, transactions, traces },
+        dropped: { batches, transactions, traces, parts },
         agents: agents.split(',').sort(),
       }));
     },
