@@ -22,6 +22,11 @@ export const MAX_LONG_TASKS_PER_BATCH = 100;
 const RECENT = 16;
 /** A task is shipped once this long has passed since it ended: the waits it caused are counted by then. */
 const SETTLE_MS = 250;
+/**
+ * A task that names a transaction still open (its final name may yet come: a router after an auth
+ * middleware that ran the task) waits for it this long at most, then goes with the names as they are.
+ */
+const MAX_DEFER_MS = 10_000;
 const MAX_BLOCKED_ENDPOINTS = 100;
 /** Waiting transactions a task keeps by reference until it is shipped; more are counted under their name of the moment. */
 const MAX_WAITING = 1000;
@@ -47,7 +52,6 @@ interface Task {
   /** beyond MAX_WAITING: per endpoint as named at the wait */
   blocked: Map<string, { count: number; ms: number }>;
   /** settled, but shipped one batch later, for a transaction it names that was still open */
-  deferred: boolean;
 }
 
 /** Still open: its name may change (a router, `setName`, a 4xx on an unmatched URL). */
@@ -113,7 +117,6 @@ export class LongTasks implements LongTaskSink {
       explained: false,
       waiting: new Map(),
       blocked: new Map(),
-      deferred: false,
     };
     if (tx !== null) tx.ranLongTask();
     if (this.pending.length < MAX_LONG_TASKS_PER_BATCH) this.pending.push(task);
@@ -153,13 +156,18 @@ export class LongTasks implements LongTaskSink {
       });
     } else this.profiler?.maintain();
     const settledBefore = performance.now() - SETTLE_MS;
+    const deferredBefore = performance.now() - MAX_DEFER_MS;
     const ready: Task[] = [];
     const later: Task[] = [];
     for (const task of this.pending) {
       if (task.start + task.span >= settledBefore) later.push(task);
-      else if (!task.deferred && (unsettledName(task.tx) || [...task.waiting.keys()].some(unsettledName))) {
-        // a transaction it names is still open: its final name is likely known by the next batch
-        task.deferred = true;
+      else if (
+        task.start + task.span >= deferredBefore &&
+        // (while the queue has room: a task dropped for waiting would lose more than a name)
+        this.pending.length < MAX_LONG_TASKS_PER_BATCH / 2 &&
+        (unsettledName(task.tx) || [...task.waiting.keys()].some(unsettledName))
+      ) {
+        // a transaction it names is still open: its final name is known once it ends
         later.push(task);
       } else ready.push(task);
     }

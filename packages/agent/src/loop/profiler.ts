@@ -69,9 +69,14 @@ const AGENT_CODE: readonly string[] = [
 
 const HOOK_LIBRARY = /\/node_modules\/(?:require|import)-in-the-middle\//;
 
+/** The agent's own frames (and its module hooks'). */
+function isAgentFrame(f: CallFrame): boolean {
+  return AGENT_CODE.some((dir) => f.url.startsWith(dir)) || HOOK_LIBRARY.test(f.url);
+}
+
 /** Frames that are the app's (or its libraries') code, not the runtime's or the agent's. */
 function isAppFrame(f: CallFrame): boolean {
-  return f.url !== '' && !f.url.startsWith('node:') && !AGENT_CODE.some((dir) => f.url.startsWith(dir)) && !HOOK_LIBRARY.test(f.url);
+  return f.url !== '' && !f.url.startsWith('node:') && !isAgentFrame(f);
 }
 
 /**
@@ -179,12 +184,13 @@ export function culprits(profile: Profile, windows: Array<{ from: number; to: nu
   });
 }
 
-/** `node` and its callers, innermost first, up to MAX_STACK frames. */
+/** `node` and its callers, innermost first, up to MAX_STACK frames, without the agent's own (its wrappers and hooks are not the app's code). */
 function stackOf(node: ProfileNode, parent: Map<number, ProfileNode>): string[] {
   const stack: string[] = [];
   for (let at: ProfileNode | undefined = node; at !== undefined && stack.length < MAX_STACK; at = parent.get(at.id)) {
     const f = at.callFrame;
     if (f.functionName === '(root)') break;
+    if (isAgentFrame(f)) continue;
     stack.push(f.url === '' ? nameOf(f) : `${nameOf(f)} (${locationOf(f)})`);
   }
   return stack;
