@@ -92,22 +92,7 @@ export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = 
   };
 }
 
-/**
- * The Node.js lines the agent runs on, as every package.json's `engines` says: each from its first
- * release with the fix for the async_hooks stack-overflow crash (CVE-2025-59466). Odd lines and
- * 20 (end of life) are not supported.
- */
-export const SUPPORTED_NODE = '^22.22.0 || ^24.13.0 || >=26';
-
-/** Whether `version` (`process.version`, e.g. `v24.13.0`) is one SUPPORTED_NODE covers. */
-export function supportedNode(version: string): boolean {
-  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version);
-  if (m === null) return false;
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  if (major === 22) return minor >= 22;
-  if (major === 24) return minor >= 13;
-  return major >= 26;
-}
+export { SUPPORTED_NODE, supportedNode } from '@loopscope/protocol';
 
 /** What the agent says, once, when it stays off on a Node.js it does not support. */
 export function unsupportedNodeMessage(version: string): string {

@@ -51,8 +51,11 @@ export async function startCommand(args: string[], env: Record<string, string> =
 }
 
 /** Runs `loopscope ...args` to its end. */
-export async function runCommand(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** The command as users start it (bin/loopscope.js, which checks the Node.js first). */
+export const BIN = fileURLToPath(new URL('../../bin/loopscope.js', import.meta.url));
+
+export async function runCommand(args: string[], node = process.execPath, script = MAIN): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(node, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c));

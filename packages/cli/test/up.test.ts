@@ -3,7 +3,7 @@
  * file in a temp directory, batches over HTTP on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { METRICS, addValue, newSketch, toWire, type WireBatch } from '@loopscope/protocol';
-import { runCommand, startCommand } from './helpers.js';
+import { BIN, runCommand, startCommand } from './helpers.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -161,6 +161,18 @@ test('--data that is a file, or under one: exit 1 and a message that says it mus
     assert.equal(code, 1, `${command} --data ${data}`);
     assert.equal(stdout, '');
     assert.equal(stderr.trim(), `loopscope ${command}: --data must be a directory (it is created if missing), and ${data} is a file or lies under one`);
+  }
+});
+
+test('on a Node.js it does not support (the machine\'s own 20), the command says which it needs instead of crashing', async (t) => {
+  const node20 = '/usr/bin/node';
+  const version = existsSync(node20) ? execFileSync(node20, ['--version'], { encoding: 'utf8' }).trim() : '';
+  if (!version.startsWith('v20.')) return t.skip(`no Node.js 20 at ${node20} (${version || 'none'})`);
+  for (const args of [['up', '--port', '0', '--data', tempDir()], ['demo'], ['--help']]) {
+    const { code, stdout, stderr } = await run(args, node20, BIN);
+    assert.equal(code, 1, args.join(' '));
+    assert.equal(stdout, '');
+    assert.equal(stderr.trim(), `loopscope: Node.js ${version} is not supported; use one of ^22.22.0 || ^24.13.0 || >=26 (22.22.0 or later on 22, 24.13.0 or later on 24, or 26 and later)`);
   }
 });
 

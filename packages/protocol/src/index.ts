@@ -5,3 +5,4 @@ export * from './sketch.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
 export type { WireBatch, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
 export * from './api.js';
+export { SUPPORTED_NODE, supportedNode } from './node-support.js';
