@@ -15,4 +15,3 @@ export function supportedNode(version: string): boolean {
   if (major === 24) return minor >= 13;
   return major >= 26;
 }
-
