@@ -159,7 +159,8 @@ export class Tracker implements TransactionHost {
       if (tx.responseEnd < 0 && !tx.aborted && res !== undefined && !res.writableFinished && (res.destroyed || res.req?.socket?.destroyed === true)) {
         // the connection closed before the response was finished (docs/metrics.md#the-done-condition):
         // aborted, its response ending with the app's answer or its last work, not now
-        tx.abort(res.writableEnded ? res.statusCode : undefined);
+        // (headers sent, a body on its way: the app answered with their status)
+        tx.abort(res.writableEnded || res.headersSent ? res.statusCode : undefined);
       }
       if (tx.isDone()) this.deliver(tx);
       else if (tx.responseEnd >= 0 && t - tx.responseEnd > this.maxLingerMs) this.deliver(tx, true);

@@ -177,6 +177,8 @@ export interface ServerResponseLike {
   destroyed: boolean;
   /** the app has called end() */
   writableEnded: boolean;
+  /** the status line and headers have gone out (a body may be streaming) */
+  headersSent: boolean;
   writableFinished: boolean;
   statusCode: number;
   req?: { socket: { destroyed: boolean } | null };

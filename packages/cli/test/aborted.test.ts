@@ -159,3 +159,24 @@ test('the collector\'s API counts them per endpoint and per second, and flags th
   const { status } = await get(`${app.url}/stops`);
   assert.equal(status, 200, 'the app is still up');
 });
+
+test('a client that goes away while the body streams: aborted, with the status its headers carried, ending when the app stopped', async () => {
+  const before = app.records().length;
+  const got = await new Promise<{ status: number; chunks: number }>((resolve, reject) => {
+    const req = http.get(`${app.url}/stream/s1`, { agent: false }, (res) => {
+      let chunks = 0;
+      res.on('data', () => {
+        // gone after the third chunk: the app has answered 200, its body is on its way
+        if (++chunks === 3) {
+          req.destroy();
+          resolve({ status: res.statusCode!, chunks });
+        }
+      });
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+  });
+  assert.deepEqual(got, { status: 200, chunks: 3 });
+  const [r] = await recordsOf(before, ['GET /stream/:id'], 1);
+  assert.equal(r!.status, 200, 'its headers said 200: the app answered');
+  assertAborted(r!, (await stops())['/stream/s1']!, 'streaming');
+});
