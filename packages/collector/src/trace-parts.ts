@@ -65,20 +65,23 @@ const pathEnd = (r: TraceRecord): number => (r.status > 0 ? r.response : r.durat
 /**
  * The critical path across services from `part`: its own critical path, each call on it replaced
  * by the callee's path when the callee's part is there (the one of them that ended last). The
- * callee's steps are placed inside the call, never before `notBefore` (the call's start). A part's
- * end is exact (its response's last bytes handed to the kernel), its start a bound: a request that
- * arrived while the callee's loop was busy is dated from the loop's last poll, which can be before
- * the call, unless the caller's agent said when it called. So when the callee's part does not end
- * inside the call (the two machines' clocks disagree), it is moved to end with it, and whatever is
- * before the call's start is cut. The call's remainder before and after the callee's part is the
- * caller's (the network, and the callee's queue before its server saw the request), under the
- * call's name.
+ * callee's steps are placed inside the call, and the steps follow each other (one never starts
+ * before the previous one ended). Both ends of a call and of a part are bounds, not exact: a
+ * request or an answer that arrived while a loop was busy is dated from that loop's last poll, so a
+ * callee's part can seem to start before the call (unless the caller's agent said when it called)
+ * and to end after the caller had its answer (a response is over when the kernel took its last
+ * bytes, which Node can report an iteration late). The caller's view wins: the callee's steps are
+ * cut to the call. Only a part that lies wholly outside its call (two machines whose clocks
+ * disagree) is moved, to end with the call. The call's remainder before and after the callee's part is the caller's (the
+ * network, and the callee's queue before its server saw the request), under the call's name.
  */
-function pathFrom(part: TracePart, children: Map<string, TracePart>, shift: number, notBefore: number, depth: number, out: PathStep[]): void {
+function pathFrom(part: TracePart, children: Map<string, TracePart>, shift: number, within: { from: number; to: number }, depth: number, out: PathStep[]): void {
   const r = part.record;
   const t0 = r.start + shift;
-  const step = (spanId: string | null | undefined, name: string, kind: string, from: number, end: number): void => {
-    const start = Math.max(from, notBefore);
+  const step = (spanId: string | null | undefined, name: string, kind: string, from: number, to: number): void => {
+    const last = out.length > 0 ? out[out.length - 1]!.end : -Infinity;
+    const start = Math.max(from, within.from, last);
+    const end = Math.min(to, within.to);
     if (end - start > 0.0005) out.push({ service: r.service, spanId: spanId ?? null, name, kind, start: round(start), end: round(end) });
   };
   const byId = new Map(r.segments.map((s) => [s.id, s]));
@@ -95,9 +98,9 @@ function pathFrom(part: TracePart, children: Map<string, TracePart>, shift: numb
       const callEnd = t0 + s.end;
       const length = pathEnd(child.record);
       const childEnd = child.record.start + length;
-      const moved = childEnd > callEnd || childEnd <= callStart ? callEnd - childEnd : 0;
+      const moved = childEnd <= callStart || child.record.start >= callEnd ? callEnd - childEnd : 0;
       step(s.spanId, s.name, s.kind, callStart, child.record.start + moved);
-      pathFrom(child, children, moved, Math.max(notBefore, callStart), depth + 1, out);
+      pathFrom(child, children, moved, { from: Math.max(within.from, callStart), to: Math.min(within.to, callEnd) }, depth + 1, out);
       step(s.spanId, s.name, s.kind, childEnd + moved, callEnd);
     }
     cursor = s.end;
@@ -116,7 +119,7 @@ export function crossServicePath(parts: TracePart[], root: TracePart): PathStep[
     if (other === undefined || p.record.start + pathEnd(p.record) > other.record.start + pathEnd(other.record)) children.set(parent, p);
   }
   const out: PathStep[] = [];
-  pathFrom(root, children, 0, -Infinity, 0, out);
+  pathFrom(root, children, 0, { from: -Infinity, to: Infinity }, 0, out);
   return out;
 }
 
