@@ -1,8 +1,9 @@
 /**
  * `loopscope demo`: the whole data flow on one machine. The collector on the embedded default, the
  * puppy service of Amy Boyle's talk "Monitoring Asynchronous Applications" under the agent (a
- * process of its own, with its upstream in another), and traffic driven at it, with a progress line
- * that shows the live numbers the query API answers.
+ * process of its own) and its upstream, a second service under the agent in another process (so
+ * that a trace follows a request from one to the other), and traffic driven at the puppies, with
+ * a progress line that shows the live numbers the query API answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -14,8 +15,8 @@ import { COLLECTOR_FLAGS, parseDuration, parsePort, UsageError } from './args.js
 import { startCollectorExplained } from './collector.js';
 
 export const DEMO_USAGE = `loopscope demo [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--app-port 4500] [--rps 20] [--duration 30s] [--service puppies]
-  Starts the collector, the puppies example app under the agent, and traffic at it, until Ctrl-C
-  (or for --duration).`;
+  Starts the collector, the puppies example app and its upstream (service "<service>-upstream"),
+  both under the agent, and traffic at the puppies, until Ctrl-C (or for --duration).`;
 
 interface Endpoint {
   endpoint: string;
@@ -89,7 +90,12 @@ export async function runDemo(argv: string[]): Promise<void> {
   process.once('SIGTERM', () => void stop());
 
   try {
-    const upstream = await startProcess([fileURLToPath(import.meta.resolve('@loopscope/example-puppies/upstream'))], { PORT: '0' }, /upstream: (http:\S+)/);
+    const upstreamService = `${values.service}-upstream`;
+    const upstream = await startProcess(
+      ['--import', import.meta.resolve('loopscope/register'), fileURLToPath(import.meta.resolve('@loopscope/example-puppies/upstream'))],
+      { PORT: '0', LOOPSCOPE_COLLECTOR: collector.url, LOOPSCOPE_SERVICE: upstreamService },
+      /upstream: (http:\S+)/,
+    );
     children.push(upstream.child);
     const app = await startProcess(
       ['--import', import.meta.resolve('loopscope/register'), fileURLToPath(import.meta.resolve('@loopscope/example-puppies/main'))],
@@ -101,6 +107,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(`loopscope demo
   collector   ${collector.url}   (data in ${values.data}/)
   app         ${app.match[1]}   (the puppies example under the agent, service "${values.service}", ~${rps} req/s)
+  upstream    ${upstream.match[1]}   (what the puppies call, under the agent too: service "${upstreamService}")
   open        ${collector.url}/
   live API    ${live}
 Ctrl-C stops it.`);

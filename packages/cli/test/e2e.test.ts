@@ -187,7 +187,7 @@ test('collector down for 10 s under load: no app errors, bounded memory, data fl
   }
 });
 
-test('loopscope demo: collector, puppies app and traffic; the API shows the live numbers', async () => {
+test('loopscope demo: collector, puppies app, its upstream and traffic; the API shows the live numbers and traces across the two', async () => {
   const dataDir = tempDir();
   const demo = spawn(process.execPath, [cli, 'demo', '--port', '0', '--app-port', '0', '--duration', '5s', '--rps', '30', '--data', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -206,6 +206,18 @@ test('loopscope demo: collector, puppies app and traffic; the API shows the live
   // the feeding's time splits by kind: the upstream (http) and the database (db: PostgreSQL, or SQLite by hand)
   const feed = rows.find((r) => r.endpoint === 'GET /feed')!;
   assert.ok(feed.externalByKind.http! > 0 && feed.externalByKind.db! > 0, JSON.stringify(feed.externalByKind));
+  // a trace of /async goes on into the upstream, the second service
+  const base = live.replace(/\/api.*/, '');
+  const whole = await until('a trace of GET /async with the upstream\'s part', async () => {
+    const list = await api<Array<{ traceId: string }>>(base, `/api/traces?service=puppies&endpoint=${encodeURIComponent('GET /async')}&limit=20`);
+    for (const t of list) {
+      const trace = await api<{ parts: Array<{ service: string }>; path: Array<{ service: string }> }>(base, `/api/traces/${t.traceId}`);
+      if (trace.parts.some((p) => p.service === 'puppies-upstream')) return trace;
+    }
+    return undefined;
+  });
+  assert.equal(whole.parts[0]!.service, 'puppies');
+  assert.ok(whole.path.some((s) => s.service === 'puppies-upstream'), 'the path goes on into the upstream');
   const [code] = (await once(demo, 'exit')) as [number];
   assert.equal(code, 0, err);
   // what the demo stored is still there for the next collector on that directory

@@ -6,38 +6,8 @@
  * kept and said to be an orphan, never dropped. `path` is the critical path across services: where
  * the limiting call of one service was a call to another, it goes on inside the callee's part.
  */
-import type { TraceRecord } from '@loopscope/protocol';
+import type { PathStep, TraceAnswer, TraceRecord } from '@loopscope/protocol';
 import type { TracePart } from './storage/storage.js';
-
-/** One step of the critical path across services (GUIDE §3.5); times in ms since the epoch. */
-export interface PathStep {
-  service: string;
-  /** the span of the transaction (kind `transaction`) or of the segment */
-  spanId: string | null;
-  name: string;
-  /** a segment kind, or `transaction` for the service's own time (its cpu and its waits for the loop) */
-  kind: string;
-  start: number;
-  end: number;
-}
-
-export interface TracePartSummary {
-  service: string;
-  instance: string | null;
-  endpoint: string;
-  spanId: string | null;
-  parentSpanId: string | null;
-  /** the part names a parent span that no part of the trace has */
-  orphan: boolean;
-  start: number;
-  response: number;
-  duration: number;
-  cpu: number | null;
-  external: number | null;
-  blocking: number | null;
-  segments: TraceRecord['segments'];
-  criticalPath: number[];
-}
 
 /** The span ids of every transaction and segment in the parts. */
 function knownSpans(parts: TracePart[]): Set<string> {
@@ -124,7 +94,7 @@ export function crossServicePath(parts: TracePart[], root: TracePart): PathStep[
 }
 
 /** The trace as the API answers it: the root's record, every part (root first) and the path across them. */
-export function assembleTrace(parts: TracePart[]): (TraceRecord & { parts: TracePartSummary[]; path: PathStep[] }) | undefined {
+export function assembleTrace(parts: TracePart[]): TraceAnswer | undefined {
   const root = rootPart(parts);
   if (root === undefined) return undefined;
   const spans = knownSpans(parts);

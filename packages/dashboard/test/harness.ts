@@ -137,17 +137,19 @@ export function closeTo(shown: number, actual: number, what: string): void {
 }
 
 /**
- * For a test file: a real collector that has ingested `batch` and a browser, started before the
+ * For a test file: a real collector that has ingested `batches` (in order) and a browser, started before the
  * file's tests and closed after them (checking no page opened a dialog or threw). Returns `open`.
  */
-export function withIngested(batch: WireBatch): (path: string) => Promise<Page> {
+export function withIngested(batches: WireBatch | WireBatch[]): (path: string) => Promise<Page> {
   let collector: Collector;
   let browser: Browser;
   const incidents: string[] = [];
   before(async () => {
     collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-    const res = await fetch(`${collector.url}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
-    assert.equal(res.status, 200, await res.text());
+    for (const batch of Array.isArray(batches) ? batches : [batches]) {
+      const res = await fetch(`${collector.url}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+      assert.equal(res.status, 200, await res.text());
+    }
     browser = await launchBrowser();
   });
   after(async () => {

@@ -16,8 +16,8 @@ import type {
   SeriesMetric,
   ServiceSummary,
   TimeseriesResult,
+  TraceAnswer,
   TraceHolders,
-  TraceRecord,
   TraceSummary,
 } from '@loopscope/protocol';
 
@@ -30,7 +30,7 @@ export type EndpointRow = EndpointSummary;
 export type Series = TimeseriesResult;
 export type View = EndpointView;
 export type Segment = SegmentRecord;
-export type Trace = TraceRecord;
+export type Trace = TraceAnswer;
 export type LongTask = LongTaskRow;
 export type Loop = LoopSummary;
 

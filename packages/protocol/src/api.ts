@@ -2,7 +2,7 @@
  * The answers of the query API (docs/collector.md states it): what the collector serves and what
  * the dashboard and users' scripts read. All times in ms; timestamps in ms since the epoch.
  */
-import type { ExternalByKind, MetricName } from './types.js';
+import type { ExternalByKind, MetricName, TraceRecord } from './types.js';
 import type { Quantiles } from './sketch.js';
 
 export interface ServiceSummary {
@@ -122,4 +122,43 @@ export interface TraceHolders {
   instance: string | null;
   /** the trace's waits in its order, [start, end] in ms from its start as in the record, each with what held the loop then, largest overlap first */
   waits: Array<{ start: number; end: number; holders: LoopHolder[] }>;
+}
+
+// ---- GET /api/traces/:traceId: one trace from many services (GUIDE §3.5) ----
+
+/** One step of the critical path across services (GUIDE §3.5); times in ms since the epoch. */
+export interface PathStep {
+  service: string;
+  /** the span of the transaction (kind `transaction`) or of the segment */
+  spanId: string | null;
+  name: string;
+  /** a segment kind, or `transaction` for the service's own time (its cpu and its waits for the loop) */
+  kind: string;
+  start: number;
+  end: number;
+}
+
+/** One transaction of a trace, from the service that ran it, as the trace answer lists it. */
+export interface TracePartSummary {
+  service: string;
+  instance: string | null;
+  endpoint: string;
+  spanId: string | null;
+  parentSpanId: string | null;
+  /** the part names a parent span that no part of the trace has */
+  orphan: boolean;
+  start: number;
+  response: number;
+  duration: number;
+  cpu: number | null;
+  external: number | null;
+  blocking: number | null;
+  segments: TraceRecord['segments'];
+  criticalPath: number[];
+}
+
+/** A trace as `GET /api/traces/:traceId` answers it: the root part's record, every part, and the path across them. */
+export interface TraceAnswer extends TraceRecord {
+  parts: TracePartSummary[];
+  path: PathStep[];
 }

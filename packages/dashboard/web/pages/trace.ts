@@ -1,10 +1,12 @@
 /**
- * One transaction: its numbers, where its time went (parts that do not overlap: partition.ts) and
+ * One transaction: its numbers, where its time went (parts that do not overlap: partition.ts), the
+ * other services' parts when the request crossed services (components/across-services.ts), and
  * its waterfall with the critical path and, from agents that list them, its slices on the event
  * loop and its waits, each wait linked to what held the loop then (`/api/traces/:id/holders`).
  */
 import * as api from '../api.js';
 import { breakdown } from '../charts/breakdown.js';
+import { acrossServices } from '../components/across-services.js';
 import { empty } from '../components/states.js';
 import { ABORTED_WHY } from '../components/trace-list.js';
 import { waterfall } from '../components/waterfall.js';
@@ -71,6 +73,7 @@ export const tracePage: PageFactory = ({ route }) => {
           trace.responseBytes === undefined ? null : card('Bytes', `${fmt.count(trace.responseBytes)} B`, `response body; request body ${fmt.count(trace.requestBytes ?? 0)} B`),
         ),
         section('Where the time went', breakdown([{ label: 'this request', parts: partitionTime(trace), response: trace.response }])),
+        acrossServices(trace, (s) => href(routeTo(route, { page: 'service', service: s }))),
         waterfall(trace, service ? { holders, linkOf: (holder) => href(holderRoute(route, service, holder)) } : undefined),
       );
     },
