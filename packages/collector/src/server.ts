@@ -13,6 +13,7 @@ import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
 import { assembleTrace, rootPart } from './trace-parts.js';
 import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
+import { buildServiceMap, targetsOf } from './service-map.js';
 import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 
@@ -80,6 +81,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
   }
 
+  /** A target learned to be a service is taken as one for this long before a map's range. */
+  const DEFAULT_TARGET_MEMORY_MS = 24 * 3_600_000;
   const wanted = new WantedTraces();
   app.register(async (ingest) => {
     // the body is read as bytes: decompression and validation are ingest.ts's job
@@ -103,8 +106,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       const batch = parseBatch(bytes, receivedAt);
       const { duplicate } = await storage.ingest(batch, receivedAt); // resolves after the commit
       // traces across services that miss a part: the agents that hold one are asked for it
+      // and which targets are services (the service map)
       if (!duplicate) {
-        for (const t of batch.traces) if (crossesServices(t)) wanted.note(t.traceId, incomplete(await storage.traceParts(t.traceId)), receivedAt);
+        for (const t of batch.traces) {
+          if (!crossesServices(t)) continue;
+          const parts = await storage.traceParts(t.traceId);
+          wanted.note(t.traceId, incomplete(parts), receivedAt);
+          for (const [target, service] of targetsOf(parts)) await storage.learnTarget(target, service, receivedAt);
+        }
       }
       const want = wanted.forAnswer(`${batch.service}\n${batch.instance}`, receivedAt);
       return { ok: true, batchId: batch.batchId, duplicate, ...(want.length > 0 ? { want } : {}) };
@@ -128,6 +137,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get('/api/timeseries', async (request) => storage.timeseries(parseTimeseries(request.query as QueryString, Date.now())));
 
   app.get('/api/traces', async (request) => storage.traces(parseTraces(request.query as QueryString, Date.now())));
+
+  app.get('/api/servicemap', async (request) => {
+    const range = parseRange(request.query as QueryString, Date.now());
+    const [calls, targets, services] = await Promise.all([storage.calls(range), storage.targets(range.from - DEFAULT_TARGET_MEMORY_MS), storage.services(range)]);
+    return buildServiceMap(calls, targets, services.map((s) => s.service));
+  });
 
   app.get<{ Params: { traceId: string } }>('/api/traces/:traceId', async (request) => {
     const trace = assembleTrace(await storage.traceParts(request.params.traceId));

@@ -12,6 +12,17 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { get, startTestCollector, type TestCollector } from './helpers.js';
 
+/** Polls `probe` until it returns something (every 200 ms, for 15 s at most). */
+async function until<T>(what: string, probe: () => Promise<T | undefined>, detail: () => string): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`${what}: not within 15 s (${detail()})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 let collector: TestCollector;
 const apps: ChildProcess[] = [];
@@ -70,4 +81,22 @@ test('every failed trace of the gateway arrives with the parts of orders and sto
   assert.deepEqual(one.parts.map((p: { service: string }) => p.service), ['gateway', 'orders', 'stock']);
   // the stock service's own parts: all of them under orders' calls
   assert.ok(one.parts[2].parentSpanId === one.parts[1].segments[0].spanId);
+});
+
+test('the service map: gateway calls orders, orders calls stock, every call counted (not a sample)', async () => {
+  const range = `from=${Date.now() - 120_000}&to=${Date.now() + 60_000}`;
+  type Map = { nodes: Array<{ id: string; kind: string; name: string }>; edges: Array<{ from: string; to: string; kind: string; count: number; errors: number; p95: number }> };
+  const map = await until('every call of the 60 requests in the map', async () => {
+    const m = (await get(`${collector.url}/api/servicemap?${range}`)).body as Map;
+    return m.edges.length === 2 && m.edges.every((e) => e.count === 60) ? m : undefined;
+  }, () => `${collector.url}/api/servicemap?${range}`);
+  assert.deepEqual(map.nodes.map((n) => `${n.kind} ${n.name}`), ['service gateway', 'service orders', 'service stock']);
+  assert.deepEqual(
+    map.edges.map((e) => [e.from, e.to, e.kind, e.count, e.errors]).sort(),
+    [
+      ['service:gateway', 'service:orders', 'http', 60, 0],
+      ['service:orders', 'service:stock', 'http', 60, 0],
+    ],
+  );
+  for (const e of map.edges) assert.ok(e.p95 > 0, JSON.stringify(e));
 });

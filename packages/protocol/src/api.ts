@@ -162,3 +162,29 @@ export interface TraceAnswer extends TraceRecord {
   parts: TracePartSummary[];
   path: PathStep[];
 }
+
+// ---- GET /api/servicemap (GUIDE §3.5) ----
+
+/** A service that reported, or something its calls went to that no agent reports (a database, a cache, a queue, a host). */
+export interface ServiceMapNode {
+  /** `service:<name>`, or `<kind>:<target>` for what the services call */
+  id: string;
+  kind: 'service' | 'external';
+  name: string;
+}
+
+/** Calls from a service to a node over the range: how many, how many failed, and their p95 (ms, as the caller saw them). */
+export interface ServiceMapEdge {
+  from: string;
+  to: string;
+  /** the segment kind of the calls: http, db, cache, queue */
+  kind: string;
+  count: number;
+  errors: number;
+  p95: number;
+}
+
+export interface ServiceMap {
+  nodes: ServiceMapNode[];
+  edges: ServiceMapEdge[];
+}

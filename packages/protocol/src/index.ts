@@ -3,6 +3,6 @@ export { criticalPath, type PathSegment } from './critical-path.js';
 export { normalizePath, endpointName, memoizeNames } from './endpoint.js';
 export * from './sketch.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
-export type { WireBatch, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
+export type { WireBatch, WireCalls, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
 export * from './api.js';
 export { SUPPORTED_NODE, supportedNode } from './node-support.js';

@@ -56,6 +56,10 @@ export interface SegmentRecord {
 /** The most full traces one batch may carry. */
 export const MAX_TRACES = 1000;
 
+/** Call targets an agent reports per batch (`calls`); the rest are counted under OTHER_TARGET. */
+export const MAX_CALL_TARGETS = 500;
+export const OTHER_TARGET = 'OTHER (target limit reached)';
+
 export const SEGMENT_TEXT_LIMITS = { operation: 64, target: 256, statement: 2048 } as const;
 
 export type ExternalByKind = Partial<Record<SegmentKind, number>>;

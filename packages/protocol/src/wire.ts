@@ -7,9 +7,9 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
-import { MAX_TRACES, SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
+import { MAX_CALL_TARGETS, MAX_TRACES, SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
 
-export { MAX_TRACES };
+export { MAX_CALL_TARGETS, MAX_TRACES };
 
 /** The longest time a wire value may hold: 7 days in ms. */
 export const MAX_MS = 7 * 24 * 3600 * 1000;
@@ -77,6 +77,24 @@ const Timeline = Type.Array(Type.Tuple([Ms, Ms]), { maxItems: TIMELINE_LIMIT });
 
 const Kind = Type.Union([Type.Literal('http'), Type.Literal('db'), Type.Literal('cache'), Type.Literal('queue'), Type.Literal('other')]);
 // (the agent assigns TransactionRecords to WireTraces: a kind missing here fails its build)
+
+/**
+ * The calls of one interval to one target (a host:port for http, the segment's target for a
+ * database, cache or queue): how many, how many failed, and a sketch of how long they took. What
+ * the service map's edges are made of (GET /api/servicemap).
+ */
+export const CallsSchema = Type.Object(
+  {
+    start: Epoch,
+    ms: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
+    kind: Kind,
+    target: Name(256),
+    count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+    errors: Count,
+    duration: WireSketchSchema,
+  },
+  { additionalProperties: false },
+);
 
 /** A W3C span id: 16 lowercase hex digits. */
 const SpanId = Type.String({ pattern: '^[0-9a-f]{16}$' });
@@ -196,6 +214,8 @@ export const BatchSchema = Type.Object(
     traces: Type.Array(TraceSchema, { maxItems: MAX_TRACES }),
     /** the process's event-loop health over the batch's interval (agents may leave it out) */
     loop: Type.Optional(LoopSchema),
+    /** its outbound calls over the interval, per target (agents from before the field leave it out) */
+    calls: Type.Optional(Type.Array(CallsSchema, { maxItems: MAX_CALL_TARGETS })),
     /** what the agent could not ship, counted since it started */
     dropped: Type.Object({ batches: Count, transactions: Count, traces: Count }, { additionalProperties: false }),
   },
@@ -204,6 +224,7 @@ export const BatchSchema = Type.Object(
 
 export type WireInterval = Static<typeof IntervalSchema>;
 export type WireTrace = Static<typeof TraceSchema>;
+export type WireCalls = Static<typeof CallsSchema>;
 export type WireBatch = Static<typeof BatchSchema>;
 export type WireLoop = Static<typeof LoopSchema>;
 export type WireLongTask = Static<typeof LongTaskSchema>;

@@ -3,6 +3,8 @@
  * each metric. Its size depends on the number of endpoints, never on the request rate.
  */
 import {
+  MAX_CALL_TARGETS,
+  OTHER_TARGET,
   addValue,
   newSketch,
   roundMs,
@@ -13,9 +15,39 @@ import {
   type InsideMetric,
   type Sketch,
   type TraceRecord,
+  type WireCalls,
   type WireInterval,
   type WireSketch,
 } from '@loopscope/protocol';
+
+/** What the interval needs of a finished transaction's segment (transaction.ts's Segment). */
+export interface CallLike {
+  readonly kind: SegmentKind;
+  readonly name: string;
+  readonly target: string | undefined;
+  readonly external: boolean;
+  readonly start: number;
+  /** -1: unfinished */
+  readonly end: number;
+  readonly error: string | undefined;
+}
+
+/** Where a call went: its target, or for an http call the host:port of its name (`GET host:port/path`). */
+function targetOf(call: CallLike): string | undefined {
+  if (call.target !== undefined) return call.target;
+  if (call.kind !== 'http') return undefined;
+  const space = call.name.indexOf(' ');
+  const slash = call.name.indexOf('/', space + 1);
+  return space < 0 ? undefined : call.name.slice(space + 1, slash < 0 ? undefined : slash);
+}
+
+interface CallAggregate {
+  kind: SegmentKind;
+  target: string;
+  count: number;
+  errors: number;
+  duration: Sketch;
+}
 
 /**
  * What one finished transaction adds to its endpoint's aggregate. cpu, external and blocking are
@@ -80,6 +112,8 @@ export class EndpointAggregate {
 export class IntervalAggregate {
   readonly start: number;
   readonly endpoints = new Map<string, EndpointAggregate>();
+  /** outbound calls by kind and target (the service map's edges) */
+  private readonly calls = new Map<string, CallAggregate>();
 
   constructor(start: number) {
     this.start = start;
@@ -94,6 +128,33 @@ export class IntervalAggregate {
       if (e === undefined) this.endpoints.set(endpoint, (e = new EndpointAggregate()));
     }
     return e;
+  }
+
+  /** A finished transaction's calls, each to its target (those with none, like a manual segment's, are left out). */
+  addCalls(calls: readonly CallLike[]): void {
+    for (const call of calls) {
+      if (!call.external || call.end < 0) continue;
+      let target = targetOf(call);
+      if (target === undefined || target === '') continue;
+      let key = call.kind + ' ' + target;
+      let entry = this.calls.get(key);
+      if (entry === undefined) {
+        if (this.calls.size >= MAX_CALL_TARGETS - 1) {
+          target = OTHER_TARGET;
+          key = call.kind + ' ' + target;
+          entry = this.calls.get(key);
+        }
+        if (entry === undefined) this.calls.set(key, (entry = { kind: call.kind, target, count: 0, errors: 0, duration: newSketch() }));
+      }
+      entry.count++;
+      if (call.error !== undefined) entry.errors++;
+      addValue(entry.duration, call.end - call.start);
+    }
+  }
+
+  callsToWire(end: number): WireCalls[] {
+    const ms = Math.max(1, Math.round(end - this.start));
+    return [...this.calls.values()].map((c) => ({ start: Math.round(this.start), ms, kind: c.kind, target: c.target.slice(0, 256), count: c.count, errors: c.errors, duration: toWire(c.duration) }));
   }
 
   /** Transactions counted in the interval. */

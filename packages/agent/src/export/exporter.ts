@@ -15,7 +15,7 @@ import { MAX_TRACES, WIRE_VERSION, type TraceRecord, type WireBatch, type WireLo
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
-import { IntervalAggregate, type Observation } from './aggregate.js';
+import { IntervalAggregate, type CallLike, type Observation } from './aggregate.js';
 import { HeldTraces } from './held.js';
 import { TraceSampler } from './sampling.js';
 import { Transport } from './transport.js';
@@ -80,11 +80,21 @@ export class Exporter {
    * A finished transaction: five values into its endpoint's sketches; its record only if sampled.
    * `keep`: a trace something else links to (a long task ran in it). `aborted`: its connection
    * closed before its response was finished; its trace is kept as an error's is. `crossing`: its
-   * trace crosses services (export/held.ts).
+   * trace crosses services (export/held.ts). `calls`: its segments, counted by target.
    */
-  observe(endpoint: string, error: boolean, keep: boolean, m: Observation, build: () => TraceRecord, aborted = false, crossing?: { traceId: string; spanId: string }): void {
+  observe(
+    endpoint: string,
+    error: boolean,
+    keep: boolean,
+    m: Observation,
+    build: () => TraceRecord,
+    aborted = false,
+    crossing?: { traceId: string; spanId: string },
+    calls: readonly CallLike[] = [],
+  ): void {
     const entry = this.interval.entry(endpoint);
     entry.add(m, error, aborted);
+    if (calls.length > 0) this.interval.addCalls(calls);
     this.sampler.offer(entry, m.duration, error || keep || aborted, build);
     // `crossing`: a part of a trace across services, held in case another service keeps the trace
     if (crossing !== undefined) this.held.hold(crossing.traceId, crossing.spanId, build, Date.now());
@@ -161,6 +171,7 @@ export class Exporter {
     traces.push(...this.held.take(traces, end, MAX_TRACES - traces.length));
     this.transport.dropped.traces += this.sampler.skipped;
     this.sampler.skipped = 0;
+    const calls = interval.callsToWire(end);
     const empty = interval.endpoints.size === 0 && traces.length === 0 && this.loop === undefined;
     if (empty && !force && end - this.lastSent < HEARTBEAT_MS) return;
     this.lastSent = end;
@@ -174,6 +185,7 @@ export class Exporter {
       intervals: interval.toWire(end),
       traces,
       ...(this.loop !== undefined ? { loop: this.loopSample(interval.start, end) } : {}),
+      ...(calls.length > 0 ? { calls } : {}),
       dropped: { ...this.transport.dropped },
     };
     this.transport.enqueue(batch, interval.count);

@@ -65,7 +65,8 @@ export const DB_FILE = 'loopscope.db';
  * 5: aggregates count the aborted requests (0 in rows stored before).
  * 6: a trace is stored as its parts, one per transaction (W3C span), keyed by trace and span id
  *    (span id '' for parts stored before, and from senders that have none); instances count the
- *    parts not kept past a trace's limit.
+ *    parts not kept past a trace's limit; outbound calls per minute and target (`calls`), and which
+ *    service a target is (`call_targets`), for the service map.
  */
 const SCHEMA_VERSION = 6;
 
@@ -134,6 +135,13 @@ function schema(): string {
       agent TEXT NOT NULL DEFAULT 'loopscope', refusedParts INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (service, instance)
     );
+    CREATE TABLE IF NOT EXISTS calls (
+      service TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, bucket INTEGER NOT NULL,
+      count INTEGER NOT NULL, errors INTEGER NOT NULL, duration BLOB NOT NULL,
+      UNIQUE (service, kind, target, bucket)
+    );
+    CREATE INDEX IF NOT EXISTS calls_bucket ON calls (bucket);
+    CREATE TABLE IF NOT EXISTS call_targets (target TEXT PRIMARY KEY, service TEXT NOT NULL, seen INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS batches_receivedAt ON batches (receivedAt);`;
 }
@@ -319,6 +327,16 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   );
   const selectTraceParts = db.prepare('SELECT record, instance FROM traces WHERE traceId = ? ORDER BY start');
   const countParts = db.prepare('SELECT COUNT(*) FROM traces WHERE traceId = ?').pluck();
+  const selectCallRow = db.prepare('SELECT count, errors, duration FROM calls WHERE service = ? AND kind = ? AND target = ? AND bucket = ?');
+  const upsertCallRow = db.prepare(
+    `INSERT INTO calls (service, kind, target, bucket, count, errors, duration) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (service, kind, target, bucket) DO UPDATE SET count = excluded.count, errors = excluded.errors, duration = excluded.duration`,
+  );
+  const selectCalls = db.prepare('SELECT service, kind, target, count, errors, duration FROM calls WHERE bucket >= ? AND bucket < ?');
+  const pruneCalls = db.prepare('DELETE FROM calls WHERE bucket < ?');
+  const upsertTarget = db.prepare('INSERT INTO call_targets (target, service, seen) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET service = excluded.service, seen = excluded.seen');
+  const selectTargets = db.prepare('SELECT target, service FROM call_targets WHERE seen >= ?');
+  const pruneTargets = db.prepare('DELETE FROM call_targets WHERE seen < ?');
   const addRefusedParts = db.prepare('UPDATE instances SET refusedParts = refusedParts + ? WHERE service = ? AND instance = ?');
   // what ran on a service's loop around [from, to): with @instance NULL, on every process of the service
   const longTasksOverlapping = db.prepare(
@@ -406,6 +424,16 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       }
     }
     if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
+    // outbound calls, per minute (the service map reads them over its range)
+    const minute = RESOLUTIONS.find((r) => r.name === 'minute')!;
+    for (const c of batch.calls ?? []) {
+      const bucket = bucketOf(c.start, minute);
+      if (bucket < receivedAt - retention.minutes) continue;
+      const old = selectCallRow.get(batch.service, c.kind, c.target, bucket) as { count: number; errors: number; duration: Buffer } | undefined;
+      const duration = old === undefined ? c.duration : decodeSketch(old.duration);
+      if (old !== undefined) mergeWire(duration, c.duration);
+      upsertCallRow.run(batch.service, c.kind, c.target, bucket, c.count + (old?.count ?? 0), c.errors + (old?.errors ?? 0), encodeSketch(duration));
+    }
     let refused = 0;
     for (const t of batch.traces) {
       const { changes } = insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance, t.spanId ?? '', t.parentSpanId ?? null, t.traceId);
@@ -433,6 +461,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     }
     pruneTraces.run(now - retention.traces);
     pruneLongTasks.run(now - retention.traces);
+    pruneCalls.run(now - retention.minutes);
+    pruneTargets.run(now - retention.traces);
     pruneBatches.run(now - retention.batches);
     pruneInstances.run(now - retention.hours);
   });
@@ -578,6 +608,30 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         memory: { rss: total.rss, heapUsed: total.heapUsed, heapTotal: total.heapTotal },
         longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
       };
+    },
+
+    async calls({ from, to }: Range) {
+      const minute = RESOLUTIONS.find((r) => r.name === 'minute')!;
+      const merged = new Map<string, { service: string; kind: string; target: string; count: number; errors: number; duration: WireSketch }>();
+      for (const r of selectCalls.all(bucketOf(from, minute), to) as Array<{ service: string; kind: string; target: string; count: number; errors: number; duration: Buffer }>) {
+        const key = `${r.service}\n${r.kind}\n${r.target}`;
+        const e = merged.get(key);
+        if (e === undefined) merged.set(key, { service: r.service, kind: r.kind, target: r.target, count: r.count, errors: r.errors, duration: decodeSketch(r.duration) });
+        else {
+          e.count += r.count;
+          e.errors += r.errors;
+          mergeWire(e.duration, decodeSketch(r.duration));
+        }
+      }
+      return [...merged.values()];
+    },
+
+    async learnTarget(target: string, service: string, now: number) {
+      upsertTarget.run(target, service, now);
+    },
+
+    async targets(since: number) {
+      return new Map((selectTargets.all(since) as Array<{ target: string; service: string }>).map((r) => [r.target, r.service]));
     },
 
     async traceParts(traceId: string) {

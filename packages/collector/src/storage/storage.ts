@@ -14,6 +14,7 @@ import type {
   TraceRecord,
   TraceSummary,
   WireBatch,
+  WireSketch,
 } from '@loopscope/protocol';
 
 // the answers of the query API are the protocol's; the collector's callers find them here too
@@ -83,6 +84,16 @@ export interface LoopWork {
   traces: Array<{ traceId: string; endpoint: string; instance: string | null; slices: Array<[number, number]> }>;
 }
 
+/** A service's calls to one target over a range. */
+export interface CallTotals {
+  service: string;
+  kind: string;
+  target: string;
+  count: number;
+  errors: number;
+  duration: WireSketch;
+}
+
 /** One transaction of a trace, as stored. */
 export interface TracePart {
   record: TraceRecord;
@@ -108,6 +119,12 @@ export interface Storage {
    * its sender sent it and the instance that sent it (null for traces stored before schema 4).
    */
   traceParts(traceId: string): Promise<TracePart[]>;
+  /** Every service's outbound calls over the range, per kind and target (from per-minute rows). */
+  calls(range: Range): Promise<CallTotals[]>;
+  /** `target` (a host:port an http call went to) is `service`: a part of `service` was under such a call. */
+  learnTarget(target: string, service: string, now: number): Promise<void>;
+  /** The targets known to be services, learned since `since`. */
+  targets(since: number): Promise<Map<string, string>>;
   /** The long tasks and the slices (ms since the epoch) of stored traces that overlap the window on the loop of the service (or one process of it). */
   loopWork(query: LoopWorkQuery): Promise<LoopWork>;
   /** Deletes what is older than the retention allows at `now`. */
