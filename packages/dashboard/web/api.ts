@@ -14,6 +14,7 @@ import type {
   SegmentKind,
   SegmentRecord,
   SeriesMetric,
+  ServiceMap,
   ServiceSummary,
   TimeseriesResult,
   TraceAnswer,
@@ -22,7 +23,7 @@ import type {
 } from '@loopscope/protocol';
 
 // the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
-export type { LoopHolder, Quantiles, SeriesMetric, TraceHolders, TraceSummary };
+export type { LoopHolder, Quantiles, SeriesMetric, ServiceMap, TraceHolders, TraceSummary };
 export type Metric = MetricName;
 export type ExternalKind = SegmentKind;
 export type Service = ServiceSummary;
@@ -83,6 +84,8 @@ export const timeseries = (p: { service: string; endpoint?: string | undefined; 
 
 export const traces = (p: { service: string; endpoint?: string | undefined; sort: 'slowest' | 'recent'; limit: number } & Window): Promise<TraceSummary[]> =>
   get('/api/traces', p);
+
+export const serviceMap = (w: Window): Promise<ServiceMap> => get('/api/servicemap', w);
 
 export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${encodeURIComponent(traceId)}`, {});
 

@@ -9,19 +9,20 @@ import { problem, loading } from './components/states.js';
 import { h, replace } from './dom.js';
 import { endpointPage } from './pages/endpoint.js';
 import { loopPage } from './pages/loop.js';
+import { mapPage } from './pages/map.js';
 import { overviewPage } from './pages/overview.js';
 import type { PageFactory, View } from './pages/page.js';
 import { servicePage } from './pages/service.js';
 import { tracePage } from './pages/trace.js';
 import { href, parseRoute, type Page, type Route } from './route.js';
 
-const PAGES: Record<Page, PageFactory> = { overview: overviewPage, service: servicePage, endpoint: endpointPage, trace: tracePage, loop: loopPage };
+const PAGES: Record<Page, PageFactory> = { overview: overviewPage, service: servicePage, endpoint: endpointPage, trace: tracePage, loop: loopPage, map: mapPage };
 const REFRESH_MS = 1000;
 
 const banner = h('div', { class: 'banner-slot' });
 const main = h('main', {});
 document.body.append(
-  h('header', { class: 'top' }, h('a', { class: 'brand', href: '/' }, h('span', { class: 'logo' }, '◔'), 'loopscope'), h('nav', {}, h('a', { href: '/' }, 'Services'))),
+  h('header', { class: 'top' }, h('a', { class: 'brand', href: '/' }, h('span', { class: 'logo' }, '◔'), 'loopscope'), h('nav', {}, h('a', { href: '/' }, 'Services'), h('a', { href: '/map' }, 'Service map'))),
   banner,
   main,
 );

@@ -5,7 +5,7 @@
  */
 import type { LoopHolder } from '@loopscope/protocol';
 
-export type Page = 'overview' | 'service' | 'endpoint' | 'trace' | 'loop';
+export type Page = 'overview' | 'service' | 'endpoint' | 'trace' | 'loop' | 'map';
 
 export const RANGES = { '5m': 5 * 60_000, '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
 export type RangeName = keyof typeof RANGES;
@@ -28,7 +28,7 @@ export interface Route {
   moment?: { from: number; to: number } | undefined;
 }
 
-const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop' };
+const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop', map: '/map' };
 const DEFAULTS = { range: '5m', percentile: 'p95' } as const;
 
 const isKey = <T extends object>(o: T, k: string | null): k is Extract<keyof T, string> => k !== null && Object.hasOwn(o, k);

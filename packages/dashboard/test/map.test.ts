@@ -1,0 +1,81 @@
+/**
+ * The service map in real Chromium: two services' agents ship their calls (gateway → orders over
+ * http, orders → PostgreSQL) and one trace that crossed them (so the collector knows that the host
+ * gateway calls is orders); the map page draws the two services and the database, laid out by
+ * dagre, with an arrow per kind of call labelled with its rate and p95, as /api/servicemap says.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { addValue, newSketch, toWire, type ServiceMap, type WireBatch, type WireCalls, type WireTrace } from '@loopscope/protocol';
+import { api, withIngested } from './harness.js';
+
+const T = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+const TRACE = 'a1'.repeat(16);
+
+function calls(kind: WireCalls['kind'], target: string, count: number, ms: number, errors = 0): WireCalls {
+  const s = newSketch();
+  for (let i = 0; i < count; i++) addValue(s, ms);
+  return { start: T, ms: 1000, kind, target, count, errors, duration: toWire(s) };
+}
+
+function part(service: string, spanId: string, parentSpanId: string | null, call: { spanId: string; name: string } | null): WireTrace {
+  return {
+    traceId: TRACE,
+    spanId,
+    parentSpanId,
+    service,
+    endpoint: `GET /${service}`,
+    start: T + 100,
+    status: 200,
+    error: false,
+    response: 20,
+    duration: 20,
+    cpu: 1,
+    external: call === null ? 0 : 15,
+    externalByKind: call === null ? {} : { http: 15 },
+    blocking: 0,
+    segments: call === null ? [] : [{ id: 1, parentId: null, spanId: call.spanId, name: call.name, kind: 'http', start: 2, end: 17, onCriticalPath: true }],
+    criticalPath: call === null ? [] : [1],
+    truncated: false,
+    droppedSegments: 0,
+  };
+}
+
+const batch = (service: string, c: WireCalls[], traces: WireTrace[]): WireBatch => ({
+  v: 1,
+  batchId: `map-${service}-${process.pid}`,
+  service,
+  instance: `${service}-1:1`,
+  agent: { name: 'loopscope', version: '0.1.0' },
+  sentAt: T + 1000,
+  intervals: [],
+  traces,
+  calls: c,
+  dropped: { batches: 0, transactions: 0, traces: 0 },
+});
+
+const open = withIngested([
+  batch('orders', [calls('db', '127.0.0.1:5432/shop', 120, 4)], [part('orders', 'b'.repeat(16), '1'.repeat(16), null)]),
+  batch('gateway', [calls('http', '10.0.0.7:8080', 60, 25, 3)], [part('gateway', 'a'.repeat(16), null, { spanId: '1'.repeat(16), name: 'GET 10.0.0.7:8080/orders/:id' })]),
+]);
+
+test('the map draws the services, the database they use, and their calls as /api/servicemap has them', async () => {
+  const page = await open(`/map?range=1h`);
+  const nodes = await page.locator('[data-node]').evaluateAll((els) => els.map((el) => el.getAttribute('data-node')));
+  const answer = await api<ServiceMap>(new URL(page.url()).origin, `/api/servicemap?from=${T - 60_000}&to=${Date.now()}`);
+  assert.deepEqual(answer.nodes.map((n) => n.id), ['db:127.0.0.1:5432/shop', 'service:gateway', 'service:orders']);
+  assert.deepEqual(nodes.sort(), answer.nodes.map((n) => n.id).sort());
+  const edges = await page.locator('[data-edge]').evaluateAll((els) => els.map((el) => ({ edge: el.getAttribute('data-edge'), labels: [...el.querySelectorAll('text')].map((t) => t.textContent) })));
+  assert.deepEqual(edges.map((e) => e.edge).sort(), ['service:gateway -> service:orders', 'service:orders -> db:127.0.0.1:5432/shop']);
+  const toOrders = edges.find((e) => e.edge === 'service:gateway -> service:orders')!;
+  // 60 calls in the hour: under 0.1/s, the count
+  assert.equal(toOrders.labels[0], 'http 60 calls');
+  assert.match(toOrders.labels[1]!, /^p95 2[45]\.\d+ ms · 3 errors$/);
+  // laid out left to right: the caller before what it calls
+  const xOf = async (id: string): Promise<number> => Number(await page.locator(`[data-node="${id}"] rect`).getAttribute('x'));
+  assert.ok((await xOf('service:gateway')) < (await xOf('service:orders')));
+  assert.ok((await xOf('service:orders')) < (await xOf('db:127.0.0.1:5432/shop')));
+  await page.locator('[data-node="service:orders"]').click();
+  await page.waitForURL(/\/service\?service=orders/);
+  await page.close();
+});
