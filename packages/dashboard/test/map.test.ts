@@ -60,7 +60,7 @@ const open = withIngested([
 ]);
 
 test('the map draws the services, the database they use, and their calls as /api/servicemap has them', async () => {
-  const page = await open(`/map?range=1h`);
+  const page = await open('/map?range=1h');
   const nodes = await page.locator('[data-node]').evaluateAll((els) => els.map((el) => el.getAttribute('data-node')));
   const answer = await api<ServiceMap>(new URL(page.url()).origin, `/api/servicemap?from=${T - 60_000}&to=${Date.now()}`);
   assert.deepEqual(answer.nodes.map((n) => n.id), ['db:127.0.0.1:5432/shop', 'service:gateway', 'service:orders']);
