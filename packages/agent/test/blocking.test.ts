@@ -237,11 +237,12 @@ const fmt = (values: number[]): string => values.map((v) => v.toFixed(1)).join('
  * timer's rounding add under 2 ms). External may exceed the latency by up to LATE_MS for a whole
  * burst: in CI on Node 22 and 24, on 2 shared cores, every answer of one burst came 4.6-6.3 ms after
  * the upstream's 30 ms with blocking short by as much (the far side answering 16 requests at once
- * late, not the agent moving time: external + blocking matched the clocks). And for every request, cpu + external + blocking never add up
+ * late, not the agent moving time: external + blocking matched the clocks), and on a slower evening
+ * 7.5-10 ms (redis, nats, fetch). LATE_MS still fails an answer dated a whole iteration (CPU_MS) late. And for every request, cpu + external + blocking never add up
  * to more than the response (0.5 ms of rounding).
  */
 const ITERATION = CPU_MS + 2;
-const LATE_MS = 8;
+const LATE_MS = 12;
 for (const name of Object.keys(calls)) {
   test(`${name}: under bursts of ${BURST}, an answer that waits behind other requests' CPU is blocking, not external`, async (t) => {
     const urls = (): string[] => Array.from({ length: BURST }, (_, i) => `${app}/${name}?i=${i}&r=${++requests}`);

@@ -163,9 +163,9 @@ test('one request: the path descends gateway → orders → inventory, and each 
   // orders waits on inventory (42 ms) and PostgreSQL (20 ms) at once: the union of the two (the
   // timer's lateness and the network above it)
   within('orders external', runs.map((r) => byService(r.trace, 'orders').external), 42, { below: 0.5, above: 3 });
-  // the gateway's external is orders' response and the network between them: at least as long
-  const margins = runs.map(({ trace: t }) => byService(t, 'gateway').external - byService(t, 'orders').response);
-  within('what the caller waited beyond the callee\'s response', margins, 1.5, { below: 1.5, above: 3.5 });
+  // (the gateway's external against orders' response is not checked: the first is dated when the
+  // gateway's loop saw the answer, the second when Node reported the kernel took it, each a bound
+  // that can err by an iteration, in opposite directions)
 });
 
 test('two requests at once: the second waits in the gateway and in orders, for the first one\'s code, and nowhere else', async () => {
