@@ -4,16 +4,8 @@
  * counts of their outbound calls per target (every call, not a sample: the `calls` of each batch);
  * a target is known to be a service once a trace shows a part of that service under a call to it.
  */
-import { fromWire, mergeWire, quantile, type ServiceMap, type ServiceMapEdge, type ServiceMapNode, type WireSketch } from '@loopscope/protocol';
+import { callHost, fromWire, mergeWire, quantile, type ServiceMap, type ServiceMapEdge, type ServiceMapNode, type WireSketch } from '@loopscope/protocol';
 import type { CallTotals, TracePart } from './storage/storage.js';
-
-/** host:port of an http segment's name (`GET host:port/path`). */
-function hostOf(name: string): string | undefined {
-  const space = name.indexOf(' ');
-  if (space < 0) return undefined;
-  const slash = name.indexOf('/', space + 1);
-  return name.slice(space + 1, slash < 0 ? undefined : slash);
-}
 
 /** [target, service] for each part of the trace that was called over http by another part. */
 export function targetsOf(parts: readonly TracePart[]): Array<[string, string]> {
@@ -23,8 +15,8 @@ export function targetsOf(parts: readonly TracePart[]): Array<[string, string]> 
   for (const { record } of parts) {
     const call = record.parentSpanId == null ? undefined : calls.get(record.parentSpanId);
     if (call === undefined || call.kind !== 'http' || call.service === record.service) continue;
-    const host = hostOf(call.name);
-    if (host !== undefined && host !== '') out.push([host, record.service]);
+    const host = callHost(call.name);
+    if (host !== '') out.push([host, record.service]);
   }
   return out;
 }

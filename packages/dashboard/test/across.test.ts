@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TraceAnswer, WireBatch, WireTrace } from '@loopscope/protocol';
-import { api, withIngested } from './harness.js';
+import { agentBatch, api, withIngested } from './harness.js';
 
 const T = Math.floor(Date.now() / 1000) * 1000 - 30_000;
 const TRACE = 'e'.repeat(32);
@@ -41,17 +41,7 @@ const inventory = part('inventory', 'GET /stock', T + 21, 43, 'c'.repeat(16), '2
 // a request of the gateway's that called no other service
 const alone = { ...part('gateway', 'GET /health', T + 500, 1, 'd'.repeat(16), null, null, { cpu: 0.5, blocking: 0 }), traceId: 'f'.repeat(32) };
 
-const batch = (service: string, traces: WireTrace[]): WireBatch => ({
-  v: 1,
-  batchId: `across-${service}-${process.pid}`,
-  service,
-  instance: `${service}-1:1`,
-  agent: { name: 'loopscope', version: '0.1.0' },
-  sentAt: T + 1000,
-  intervals: [],
-  traces,
-  dropped: { batches: 0, transactions: 0, traces: 0 },
-});
+const batch = (service: string, traces: WireTrace[]): WireBatch => agentBatch(service, T + 1000, { traces });
 
 // the callee's agents ship first: their parts finished first
 const open = withIngested([batch('inventory', [inventory]), batch('orders', [orders]), batch('gateway', [gateway, alone])]);

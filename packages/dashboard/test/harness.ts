@@ -159,3 +159,19 @@ export function withIngested(batches: WireBatch | WireBatch[]): (path: string) =
   });
   return (path) => openPage(browser, `${collector.url}${path}`, incidents);
 }
+
+/** One agent's batch of `service` (instance `<service>-1:1`), sent at `sentAt`, with `fields` on top (traces, calls, ...). */
+export function agentBatch(service: string, sentAt: number, fields: Partial<WireBatch>): WireBatch {
+  return {
+    v: 1,
+    batchId: `test-${service}-${process.pid}-${sentAt}`,
+    service,
+    instance: `${service}-1:1`,
+    agent: { name: 'loopscope', version: '0.1.0' },
+    sentAt,
+    intervals: [],
+    traces: [],
+    dropped: { batches: 0, transactions: 0, traces: 0 },
+    ...fields,
+  };
+}

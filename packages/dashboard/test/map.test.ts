@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addValue, newSketch, toWire, type ServiceMap, type WireBatch, type WireCalls, type WireTrace } from '@loopscope/protocol';
-import { api, withIngested } from './harness.js';
+import { agentBatch, api, withIngested } from './harness.js';
 
 const T = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
 const TRACE = 'a1'.repeat(16);
@@ -41,18 +41,7 @@ function part(service: string, spanId: string, parentSpanId: string | null, call
   };
 }
 
-const batch = (service: string, c: WireCalls[], traces: WireTrace[]): WireBatch => ({
-  v: 1,
-  batchId: `map-${service}-${process.pid}`,
-  service,
-  instance: `${service}-1:1`,
-  agent: { name: 'loopscope', version: '0.1.0' },
-  sentAt: T + 1000,
-  intervals: [],
-  traces,
-  calls: c,
-  dropped: { batches: 0, transactions: 0, traces: 0 },
-});
+const batch = (service: string, calls: WireCalls[], traces: WireTrace[]): WireBatch => agentBatch(service, T + 1000, { traces, calls });
 
 const open = withIngested([
   batch('orders', [calls('db', '127.0.0.1:5432/shop', 120, 4)], [part('orders', 'b'.repeat(16), '1'.repeat(16), null)]),

@@ -105,5 +105,13 @@ export function memoizeNames(limit: number, make: (method: string, key: string) 
   };
 }
 
+/** Where an http call went: the host:port of its segment's name (`GET host:port/path`), or ''. */
+export function callHost(name: string): string {
+  const space = name.indexOf(' ');
+  if (space < 0) return '';
+  const slash = name.indexOf('/', space + 1);
+  return name.slice(space + 1, slash < 0 ? undefined : slash);
+}
+
 /** `GET /users/:id`, from the method and the raw URL. */
 export const endpointName = memoizeNames(2000, (method, rawUrl) => method + ' ' + normalizePath(rawUrl));

@@ -1,6 +1,6 @@
 export * from './types.js';
 export { criticalPath, type PathSegment } from './critical-path.js';
-export { normalizePath, endpointName, memoizeNames } from './endpoint.js';
+export { normalizePath, endpointName, memoizeNames, callHost } from './endpoint.js';
 export * from './sketch.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
 export type { WireBatch, WireCalls, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';

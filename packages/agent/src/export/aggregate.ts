@@ -6,6 +6,8 @@ import {
   MAX_CALL_TARGETS,
   OTHER_TARGET,
   addValue,
+  callHost,
+  memoizeNames,
   newSketch,
   roundMs,
   toWire,
@@ -32,13 +34,13 @@ export interface CallLike {
   readonly error: string | undefined;
 }
 
-/** Where a call went: its target, or for an http call the host:port of its name (`GET host:port/path`). */
+/** host:port of an http call's name, memoized: the names repeat, and this runs for every call. */
+const httpHost = memoizeNames(2000, (_kind, name) => callHost(name));
+
+/** Where a call went: its target, or for an http call the host:port of its name. */
 function targetOf(call: CallLike): string | undefined {
   if (call.target !== undefined) return call.target;
-  if (call.kind !== 'http') return undefined;
-  const space = call.name.indexOf(' ');
-  const slash = call.name.indexOf('/', space + 1);
-  return space < 0 ? undefined : call.name.slice(space + 1, slash < 0 ? undefined : slash);
+  return call.kind === 'http' ? httpHost('http', call.name) : undefined;
 }
 
 interface CallAggregate {
@@ -112,8 +114,9 @@ export class EndpointAggregate {
 export class IntervalAggregate {
   readonly start: number;
   readonly endpoints = new Map<string, EndpointAggregate>();
-  /** outbound calls by kind and target (the service map's edges) */
-  private readonly calls = new Map<string, CallAggregate>();
+  /** outbound calls by kind, then target (the service map's edges) */
+  private readonly calls = new Map<SegmentKind, Map<string, CallAggregate>>();
+  private targets = 0;
 
   constructor(start: number) {
     this.start = start;
@@ -136,15 +139,18 @@ export class IntervalAggregate {
       if (!call.external || call.end < 0) continue;
       let target = targetOf(call);
       if (target === undefined || target === '') continue;
-      let key = call.kind + ' ' + target;
-      let entry = this.calls.get(key);
+      let byTarget = this.calls.get(call.kind);
+      if (byTarget === undefined) this.calls.set(call.kind, (byTarget = new Map()));
+      let entry = byTarget.get(target);
       if (entry === undefined) {
-        if (this.calls.size >= MAX_CALL_TARGETS - 1) {
+        if (this.targets >= MAX_CALL_TARGETS - 1) {
           target = OTHER_TARGET;
-          key = call.kind + ' ' + target;
-          entry = this.calls.get(key);
+          entry = byTarget.get(target);
         }
-        if (entry === undefined) this.calls.set(key, (entry = { kind: call.kind, target, count: 0, errors: 0, duration: newSketch() }));
+        if (entry === undefined) {
+          byTarget.set(target, (entry = { kind: call.kind, target, count: 0, errors: 0, duration: newSketch() }));
+          this.targets++;
+        }
       }
       entry.count++;
       if (call.error !== undefined) entry.errors++;
@@ -154,7 +160,7 @@ export class IntervalAggregate {
 
   callsToWire(end: number): WireCalls[] {
     const ms = Math.max(1, Math.round(end - this.start));
-    return [...this.calls.values()].map((c) => ({ start: Math.round(this.start), ms, kind: c.kind, target: c.target.slice(0, 256), count: c.count, errors: c.errors, duration: toWire(c.duration) }));
+    return [...this.calls.values()].flatMap((byTarget) => [...byTarget.values()]).map((c) => ({ start: Math.round(this.start), ms, kind: c.kind, target: c.target.slice(0, 256), count: c.count, errors: c.errors, duration: toWire(c.duration) }));
   }
 
   /** Transactions counted in the interval. */
