@@ -204,9 +204,13 @@ test('three parallel calls of 10/40/25 ms give external ~40 ms (the union, not 7
   }
 });
 
+// fetch() runs JS of its own before it creates undici's request (the Request, its headers) and
+// after the last byte has arrived (the body's stream into text()): cpu, not external, yet inside
+// the handler's stopwatch. Here 0.5-1.1 ms per fetch, three fetches: external may be below what
+// the handler sees by 4 ms, never below the upstream's 60 ms.
 test('sequential fetches: external is their sum, and all of them are on the critical path in order', async () => {
   const runs = await check('/sequential', {
-    external: { value: (r) => r.record.external, truth: (r) => r.handler.waited, tolerance: 2 },
+    external: { value: (r) => r.record.external, truth: (r) => r.handler.waited, tolerance: { below: 4, above: 2 } },
   });
   for (const { record } of runs) {
     assert.ok(record.external >= 60, `external ${record.external}`);
