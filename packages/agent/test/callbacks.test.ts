@@ -68,24 +68,37 @@ test('the same callback unwrapped runs outside the request: its cpu is not count
 
 test('a transaction is not done while a wrapped callback is pending', async () => {
   const { transaction } = await import('../src/index.js');
-  let pendingCallback: (() => void) | undefined;
-  const t0 = performance.now();
-  transaction('job with callback', () => {
-    pendingCallback = wrap(() => burn(5));
-  });
-  // a job that finishes after it: finished transactions are delivered in the order they finished,
-  // so once this one is, the job would have been too had it been taken for done
-  transaction('job after it', () => {});
-  await records.next('job after it');
-  assert.equal(records.all.filter((r) => r.endpoint === 'job with callback').length, 0, 'delivered before the callback ran');
-  // the callback comes 40 ms after the job started
-  await new Promise((r) => setTimeout(r, Math.max(0, t0 + 40 - performance.now())));
-  const called = performance.now();
-  pendingCallback!();
-  const record = await records.next('job with callback');
-  assert.ok(record.duration >= called - t0 && record.duration <= performance.now() - t0, `duration ${record.duration}, callback called ${(called - t0).toFixed(2)} ms after the start`);
-  assert.ok(Math.abs(record.cpu - 5) <= 1, `cpu ${record.cpu}`);
-  assert.equal(record.truncated, false);
+  // three jobs, the median checked: a shared machine can stall any single one
+  const errors: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    let pendingCallback: (() => void) | undefined;
+    // the truth of its cpu: the job's own code and the callback's, timed by hand
+    let ran = 0;
+    const t0 = performance.now();
+    transaction('job with callback', () => {
+      const start = performance.now();
+      pendingCallback = wrap(() => {
+        const from = performance.now();
+        burn(5);
+        ran += performance.now() - from;
+      });
+      ran += performance.now() - start;
+    });
+    // a job that finishes after it: finished transactions are delivered in the order they finished,
+    // so once this one is, the job would have been too had it been taken for done
+    transaction('job after it', () => {});
+    await records.next('job after it');
+    assert.equal(records.all.filter((r) => r.endpoint === 'job with callback').length, round, 'delivered before the callback ran');
+    // the callback comes 40 ms after the job started
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 40 - performance.now())));
+    const called = performance.now();
+    pendingCallback!();
+    const record = await records.next('job with callback');
+    assert.ok(record.duration >= called - t0 && record.duration <= performance.now() - t0, `duration ${record.duration}, callback called ${(called - t0).toFixed(2)} ms after the start`);
+    assert.equal(record.truncated, false);
+    errors.push(record.cpu - ran);
+  }
+  assert.ok(Math.abs(median(errors)) <= 1, `cpu minus the time its code ran: ${errors.map((e) => e.toFixed(2)).join(', ')} ms`);
 });
 
 test('manual segments: sync and async, nested, with kinds; external counts the union per kind', async () => {

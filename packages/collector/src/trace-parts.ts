@@ -6,7 +6,7 @@
  * kept and said to be an orphan, never dropped. `path` is the critical path across services: where
  * the limiting call of one service was a call to another, it goes on inside the callee's part.
  */
-import type { PathStep, TraceAnswer, TraceRecord } from '@loopscope/protocol';
+import { MAX_TRACE_PARTS, type PathStep, type TraceAnswer, type TraceRecord } from '@loopscope/protocol';
 import type { TracePart } from './storage/storage.js';
 
 /** The span ids of every transaction and segment in the parts. */
@@ -118,5 +118,6 @@ export function assembleTrace(parts: TracePart[]): TraceAnswer | undefined {
       criticalPath: r.criticalPath,
     })),
     path: crossServicePath(parts, root),
+    atPartLimit: parts.length >= MAX_TRACE_PARTS,
   };
 }

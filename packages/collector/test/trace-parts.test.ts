@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { WireTrace } from '@loopscope/protocol';
+import { MAX_TRACE_PARTS, type TraceAnswer, type WireTrace } from '@loopscope/protocol';
 import { batch, get, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
-import { MAX_TRACE_PARTS } from '../src/storage/sqlite.js';
 
 const rand = random(21);
 const now = Date.now() - 60_000;
@@ -62,7 +61,10 @@ test(`a trace id sent with every request keeps ${MAX_TRACE_PARTS} parts, the res
   const { status, body } = await get(`${collector.url}/api/traces/${traceId}`);
   assert.equal(status, 200);
   assert.equal(body.parts.length, MAX_TRACE_PARTS);
+  assert.equal(body.atPartLimit, true);
   const services = (await get(`${collector.url}/api/services?from=${now - 60_000}&to=${now + 60_000}`)).body as Array<{ service: string; dropped: { parts: number } }>;
   assert.equal(services.find((s) => s.service === 'flood')?.dropped.parts, 50);
-  assert.equal((await get(`${collector.url}/api/traces/${'d'.repeat(32)}`)).body.endpoint, 'GET /other');
+  const unrelated = (await get(`${collector.url}/api/traces/${'d'.repeat(32)}`)).body as TraceAnswer;
+  assert.equal(unrelated.endpoint, 'GET /other');
+  assert.equal(unrelated.atPartLimit, false);
 });

@@ -2,11 +2,12 @@
  * A trace across services in real Chromium: three services' agents ship their parts of one request
  * (gateway → orders → inventory) to a real collector; the trace page shows each service's part
  * under the call that reached it, with its own cpu, external and blocking, and the critical path
- * across the services as one lane, step for step what the API answers.
+ * across the services as one lane, step for step what the API answers; the waterfall nests each
+ * part and its segments under the very segment that called it.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { TraceAnswer, WireBatch, WireTrace } from '@loopscope/protocol';
+import { MAX_TRACE_PARTS, type TraceAnswer, type WireBatch, type WireTrace } from '@loopscope/protocol';
 import { agentBatch, api, withIngested } from './harness.js';
 
 const T = Math.floor(Date.now() / 1000) * 1000 - 30_000;
@@ -43,8 +44,16 @@ const alone = { ...part('gateway', 'GET /health', T + 500, 1, 'd'.repeat(16), nu
 
 const batch = (service: string, traces: WireTrace[]): WireBatch => agentBatch(service, T + 1000, { traces });
 
+// a client that sends the same traceparent with 10 000 requests: ten batches of 1000 parts of one trace id
+const FLOOD = '9'.repeat(32);
+const flood = Array.from({ length: 10 }, (_, b) =>
+  agentBatch('flood', T + 2000 + b, {
+    traces: Array.from({ length: 1000 }, (_, i) => ({ ...part('flood', 'GET /same', T + b * 1000 + i, 10, (b * 1000 + i + 1).toString(16).padStart(16, '0'), '7'.repeat(16), null, { cpu: 1, blocking: 0 }), traceId: FLOOD })),
+  }),
+);
+
 // the callee's agents ship first: their parts finished first
-const open = withIngested([batch('inventory', [inventory]), batch('orders', [orders]), batch('gateway', [gateway, alone])]);
+const open = withIngested([batch('inventory', [inventory]), batch('orders', [orders]), batch('gateway', [gateway, alone]), ...flood]);
 
 test('the trace page shows every service of the request under its caller, with their numbers and the path across them', async () => {
   const page = await open(`/trace?id=${TRACE}`);
@@ -70,6 +79,37 @@ test('the trace page shows every service of the request under its caller, with t
   assert.deepEqual(answer.path.map((s) => s.service), ['gateway', 'gateway', 'orders', 'orders', 'inventory', 'orders', 'orders', 'gateway', 'gateway']);
   const bars = await section.locator('.path-step').evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset['service']));
   assert.deepEqual(bars, answer.path.map((s) => s.service));
+  // one waterfall: each service's part under the segment that called it, its own segments under
+  // it, on the root's axis; the path runs through all three, so every row is on the critical path
+  const waterfall = page.locator('section.waterfall');
+  const lines = await waterfall.locator('.wf-row[data-segment]').evaluateAll((els) =>
+    els.map((el) => ({
+      name: el.querySelector('.wf-name')!.textContent!.trim(),
+      service: (el as HTMLElement).dataset['service'] ?? 'root',
+      part: el.classList.contains('wf-part'),
+      critical: el.classList.contains('critical'),
+      indent: parseFloat(getComputedStyle(el.querySelector('.wf-name')!).paddingLeft),
+      left: parseFloat((el.querySelector('.wf-bar') as HTMLElement).style.left),
+    })),
+  );
+  assert.deepEqual(
+    lines.map((l) => [l.name, l.service, l.part, l.critical]),
+    [
+      ['GET orders:80/order', 'root', false, true],
+      ['orders GET /order', 'orders', true, true],
+      ['GET inventory:80/stock', 'orders', false, true],
+      ['inventory GET /stock', 'inventory', true, true],
+    ],
+  );
+  assert.ok(lines.every((l, i) => i === 0 || l.indent > lines[i - 1]!.indent), `nested: ${lines.map((l) => l.indent).join(', ')}`);
+  // on the root's axis (0-100 ms): orders started 15 ms in, its call 5 ms later, inventory 21 ms in
+  assert.deepEqual(lines.map((l) => Math.round(l.left)), [10, 15, 20, 21]);
+  assert.deepEqual(await waterfall.locator('[data-legend-service]').evaluateAll((els) => els.map((el) => el.textContent!.trim())), ['gateway', 'orders', 'inventory']);
+  // a click on a service's row gives its numbers as its agent sent them
+  await waterfall.locator('.wf-part[data-service="orders"]').click();
+  const details = await waterfall.locator('.wf-details').innerText();
+  assert.match(details, /^Service/);
+  for (const fact of [/endpoint\s+GET \/order/, /response\s+70(\.0)? ms/, /cpu\s+25(\.0)? ms/, /blocking\s+7\.50? ms/]) assert.match(details, fact);
   // a service's name leads to its page
   await section.locator('tr[data-service="orders"] a').click();
   await page.waitForURL(/\/service\?service=orders/);
@@ -80,5 +120,17 @@ test('a trace of one service has no such section', async () => {
   const page = await open(`/trace?id=${alone.traceId}`);
   assert.equal((await page.locator('.page-head h2').textContent())!.trim(), 'GET /health');
   assert.equal(await page.locator('section[data-across]').count(), 0);
+  await page.close();
+});
+
+test('a trace id sent with 10 000 requests: the page shows the parts the collector kept, and says the rest were counted, not kept', async () => {
+  const page = await open(`/trace?id=${FLOOD}`);
+  assert.equal(await page.locator('section[data-across]').getAttribute('data-across'), String(MAX_TRACE_PARTS));
+  assert.match((await page.locator('.banner.warn').allTextContents()).join('\n'), new RegExp(`most parts the collector keeps \\(${MAX_TRACE_PARTS}\\): later transactions with it were counted, not kept`));
+  // every kept part is a row of the waterfall, at the top: the parent they name is in no part
+  assert.equal(await page.locator('section.waterfall .wf-part').count(), MAX_TRACE_PARTS - 1);
+  assert.equal(await page.locator('section.waterfall .wf-part .tag.orphan').count(), MAX_TRACE_PARTS - 1);
+  const services = await api<Array<{ service: string; dropped: { parts: number } }>>(new URL(page.url()).origin, `/api/services?from=${T - 60_000}&to=${T + 60_000}`);
+  assert.equal(services.find((s) => s.service === 'flood')?.dropped.parts, 10_000 - MAX_TRACE_PARTS);
   await page.close();
 });

@@ -157,10 +157,15 @@ export interface TracePartSummary {
   criticalPath: number[];
 }
 
+/** The most parts the collector keeps of one trace id; later ones are counted, not kept (a client can send any trace id). */
+export const MAX_TRACE_PARTS = 100;
+
 /** A trace as `GET /api/traces/:traceId` answers it: the root part's record, every part, and the path across them. */
 export interface TraceAnswer extends TraceRecord {
   parts: TracePartSummary[];
   path: PathStep[];
+  /** the trace id holds MAX_TRACE_PARTS parts: any later part with it was counted (the service's `dropped.parts`), not kept */
+  atPartLimit: boolean;
 }
 
 // ---- GET /api/servicemap (GUIDE §3.5) ----

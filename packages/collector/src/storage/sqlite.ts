@@ -14,6 +14,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  MAX_TRACE_PARTS,
   METRICS,
   emptyWire,
   fromWire,
@@ -69,9 +70,6 @@ export const DB_FILE = 'loopscope.db';
  *    service a target is (`call_targets`), for the service map.
  */
 const SCHEMA_VERSION = 6;
-
-/** The most parts one trace id keeps; later ones are refused (a client can send any trace id). */
-export const MAX_TRACE_PARTS = 100;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';

@@ -1,12 +1,13 @@
 /**
  * The dashboard's logic that needs no browser: addresses (the state of a view) round-trip, the
- * live window, and the waterfall's tree order and axis ticks.
+ * live window, the waterfall's tree order and axis ticks, and one tree from a trace's parts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tickStep, treeOrder } from '../../web/components/waterfall.js';
 import { href, parseRoute, windowOf, type Route } from '../../web/route.js';
-import type { Segment } from '../../web/api.js';
+import type { Segment, Trace } from '../../web/api.js';
+import { wholeTrace } from '../../web/whole-trace.js';
 import * as fmt from '../../web/format.js';
 
 const parse = (address: string): Route => parseRoute(new URL(address, 'http://127.0.0.1:4400'));
@@ -79,4 +80,43 @@ test('numbers carry their unit and a precision that suits their size', () => {
   assert.deepEqual([25, 0.5, 0.0033, 0.0001].map((r) => fmt.rate(r)), ['25.0 req/s', '0.50 req/s', '0.20 req/min', '0.36 req/h']);
   assert.equal(fmt.rate(0.5, 'min'), '30.0 req/min', 'a column keeps the unit of its largest value');
   assert.deepEqual([0, 0.0123, 0.5].map(fmt.percent), ['0 %', '1.23 %', '50.0 %']);
+});
+
+test("a trace across services is one tree: each part under the segment that called it, on the root's axis; the critical path goes on only where the path across services does", () => {
+  const seg = (id: number, spanId: string, start: number, end: number, onCriticalPath = true): Segment => ({ id, parentId: null, spanId, name: `call ${spanId}`, kind: 'http', start, end, onCriticalPath });
+  type Part = Trace['parts'][number];
+  const part = (service: string, spanId: string, parentSpanId: string | null, start: number, segments: Segment[], orphan = false): Part => ({
+    service, instance: null, endpoint: `GET /${service}`, spanId, parentSpanId, orphan, start, response: 50, duration: 60, cpu: 5, external: 40, blocking: 2, segments, criticalPath: segments.map((s) => s.id),
+  });
+  const T = 1_800_000_000_000;
+  // the gateway calls orders twice (span g1, g2); orders calls stock; a part whose caller never arrived
+  const parts = [
+    part('gateway', 'G', null, T, [seg(1, 'g1', 10, 80), seg(2, 'g2', 85, 95, false)]),
+    part('orders', 'O1', 'g1', T + 12, [seg(1, 'o1', 5, 40)]),
+    part('orders', 'O2', 'g2', T + 86, [seg(1, 'o2', 1, 5)]),
+    part('stock', 'S', 'o1', T + 19, []),
+    part('mailer', 'M', 'nowhere', T + 100, [], true),
+  ];
+  const path = [{ service: 'gateway', spanId: 'G', name: 'GET /gateway', kind: 'transaction', start: T, end: T + 10 }, { service: 'orders', spanId: 'O1', name: 'GET /orders', kind: 'transaction', start: T + 12, end: T + 17 }];
+  const trace = { start: T, segments: parts[0]!.segments, parts, path } as unknown as Trace;
+  const whole = wholeTrace(trace);
+  const rows = treeOrder(whole.segments).map(({ segment: s, depth }) => ({ name: s.name, depth, start: s.start, end: s.end, critical: s.onCriticalPath, service: whole.serviceOf.get(s.id) ?? 'root' }));
+  assert.deepEqual(
+    rows.map((r) => `${'  '.repeat(r.depth)}${r.name} [${r.service}] ${r.start}-${r.end}${r.critical ? ' *' : ''}`),
+    [
+      'call g1 [root] 10-80 *',
+      '  orders GET /orders [orders] 12-72 *',
+      '    call o1 [orders] 17-52 *',
+      '      stock GET /stock [stock] 19-79',
+      'call g2 [root] 85-95',
+      '  orders GET /orders [orders] 86-146',
+      '    call o2 [orders] 87-91',
+      'mailer GET /mailer [mailer] 100-160',
+    ],
+  );
+  assert.equal([...whole.parts.values()].filter((p) => p.orphan).length, 1);
+  // a trace of one service keeps its own segments as they are
+  const alone = { start: T, segments: parts[0]!.segments, parts: [parts[0]], path: [] } as unknown as Trace;
+  assert.deepEqual(wholeTrace(alone).segments.map((s) => [s.id, s.start, s.onCriticalPath]), [[1, 10, true], [2, 85, false]]);
+  assert.equal(wholeTrace(alone).parts.size, 0);
 });

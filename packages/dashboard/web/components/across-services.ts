@@ -1,18 +1,17 @@
 /**
- * A trace that crossed services (`parts` of `GET /api/traces/:traceId`): each service's transaction
- * nested under the one that called it, with its own cpu, external and blocking, and the critical
- * path across them as one lane on the trace's time axis, a colour per service. What only loopscope
+ * A trace that crossed services (`parts` of `GET /api/traces/:traceId`): a table of each service's
+ * transaction nested under the one that called it, with its own cpu, external and blocking, and the
+ * critical path across them as one lane on the trace's time axis, a colour per service (the same as
+ * in the waterfall below, which nests each part under the very segment that called it). What only loopscope
  * can say, hop by hop: how much of each service's time was its own code, and how much it waited
  * for its event loop.
  */
 import type { Trace } from '../api.js';
 import { h } from '../dom.js';
 import * as fmt from '../format.js';
+import { serviceColors } from '../whole-trace.js';
 
 type Part = Trace['parts'][number];
-
-/** One colour per service, in the order they appear in the trace. */
-const SERVICE_COLORS = ['#2f6fdf', '#d9822b', '#2aa198', '#8e6cc9', '#b22222', '#2e8b3a', '#7d8590'];
 
 /** Parts in call order: each under the part whose segment called it, with its depth. */
 function nested(parts: Part[]): Array<{ part: Part; depth: number }> {
@@ -39,8 +38,7 @@ export function acrossServices(trace: Trace, serviceHref: (service: string) => s
   const parts = trace.parts ?? [];
   if (parts.length < 2) return null;
   const t0 = parts[0]!.start;
-  const colorOf = new Map<string, string>();
-  for (const p of parts) if (!colorOf.has(p.service)) colorOf.set(p.service, SERVICE_COLORS[colorOf.size % SERVICE_COLORS.length]!);
+  const colorOf = serviceColors(parts);
 
   const rows = nested(parts).map(({ part: p, depth }) =>
     h(

@@ -5,6 +5,10 @@
  * diagrams of Amy Boyle's talk "Monitoring Asynchronous Applications". Hover shows a segment's
  * numbers; a click pins them in the details panel.
  *
+ * A trace that crossed services draws every service's part under the segment that called it, with
+ * that part's own segments under it (whole-trace.ts), a colour per service; the critical path goes
+ * on into a part only where the path across services does.
+ *
  * Above the segments, the "event loop" lane: when the transaction's own code ran (its cpu slices)
  * and when it was ready but the loop ran other work (its waits, hatched yellow as the talk draws
  * blocking; the wait before its first slice, "queued before start", in a darker yellow). A wait
@@ -15,6 +19,7 @@ import { COLORS } from '../colors.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
 import { QUEUED, QUEUED_COLOR, queuedBeforeStart, type Interval } from '../partition.js';
+import { serviceColors, wholeTrace, type WholeTrace } from '../whole-trace.js';
 
 /** Beyond this many rows the page would crawl; the rest are counted, not drawn. */
 const MAX_ROWS = 3000;
@@ -64,13 +69,33 @@ function callFacts(s: Segment): Array<[string, string]> {
   return rows;
 }
 
-function facts(s: Segment, byId: Map<number, Segment>): Array<[string, string]> {
-  const parent = s.parentId === null ? undefined : byId.get(s.parentId);
+/** A row that is another service's transaction: its part of the request, as its agent measured it. */
+function partFacts(p: Trace['parts'][number], s: Segment): Array<[string, string]> {
   return [
+    ['service', p.instance ? `${p.service} (${p.instance})` : p.service],
+    ['endpoint', p.endpoint],
+    ['start', `${fmt.ms(s.start)} after the root transaction's start`],
+    ['response', fmt.ms(p.response)],
+    ['duration', fmt.ms(p.duration)],
+    ['cpu', fmt.insideMs(p.cpu)],
+    ['external', fmt.insideMs(p.external)],
+    ['blocking', fmt.insideMs(p.blocking)],
+    ['critical path', s.onCriticalPath ? 'yes: the path across services goes through it' : 'no'],
+    ...(p.orphan ? [['caller', 'not in the trace: its part was not shipped (or not yet)'] as [string, string]] : []),
+  ];
+}
+
+function facts(s: Segment, byId: Map<number, Segment>, whole: WholeTrace): Array<[string, string]> {
+  const part = whole.parts.get(s.id);
+  if (part) return partFacts(part, s);
+  const parent = s.parentId === null ? undefined : byId.get(s.parentId);
+  const service = whole.serviceOf.get(s.id);
+  return [
+    ...(service !== undefined ? [['service', service] as [string, string]] : []),
     ['name', s.name],
     ['kind', s.kind],
     ...callFacts(s),
-    ['start', `${fmt.ms(s.start)} after the transaction start`],
+    ['start', `${fmt.ms(s.start)} after the ${service !== undefined ? "root transaction's" : 'transaction'} start`],
     ['end', fmt.ms(s.end)],
     ['duration', fmt.ms(s.end - s.start)],
     ['critical path', s.onCriticalPath ? 'yes: it decided when the transaction finished' : 'no'],
@@ -137,7 +162,7 @@ function loopLane(trace: Trace, pct: (ms: number) => string, lane: LoopLane | un
   const row = h(
     'div',
     { class: 'wf-row wf-loop', 'data-lane': 'loop' },
-    h('div', { class: 'wf-name', title: 'when its own code ran on the event loop (cpu) and when it was ready but waited for the loop (blocking)' }, 'event loop'),
+    h('div', { class: 'wf-name', title: 'when its own code ran on the event loop (cpu) and when it was ready but waited for the loop (blocking)' }, (trace.parts?.length ?? 0) > 1 && trace.service ? `event loop (${trace.service})` : 'event loop'),
     h('div', { class: 'wf-track' }, ...items),
   );
   const held = waits
@@ -171,10 +196,12 @@ function loopLane(trace: Trace, pct: (ms: number) => string, lane: LoopLane | un
 }
 
 export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
-  const placed = treeOrder(trace.segments);
-  const byId = new Map(trace.segments.map((s) => [s.id, s]));
+  const whole = wholeTrace(trace);
+  const placed = treeOrder(whole.segments);
+  const byId = new Map(whole.segments.map((s) => [s.id, s]));
+  const colorOf = serviceColors(trace.parts ?? []);
   const timeline = [...(trace.slices ?? []), ...(trace.waits ?? [])].map(([, e]) => e);
-  const total = Math.max(trace.duration, trace.response, ...trace.segments.map((s) => s.end), ...timeline, 1e-3);
+  const total = Math.max(trace.duration, trace.response, ...whole.segments.map((s) => s.end), ...timeline, 1e-3);
   const pct = (ms: number): string => `${(Math.min(Math.max(ms, 0), total) / total) * 100}%`;
   const step = tickStep(total);
 
@@ -187,7 +214,7 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
   const transactionRow = h(
     'div',
     { class: 'wf-row wf-transaction' },
-    h('div', { class: 'wf-name', title: trace.endpoint }, trace.endpoint),
+    h('div', { class: 'wf-name', title: trace.endpoint }, colorOf.size > 1 && trace.service ? `${trace.service} ${trace.endpoint}` : trace.endpoint),
     h(
       'div',
       { class: 'wf-track' },
@@ -197,14 +224,36 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
       h('span', { class: 'wf-response', style: `left:${pct(trace.response)}`, title: `response sent at ${fmt.ms(trace.response)}` }),
     ),
   );
-  const rows = placed.slice(0, MAX_ROWS).map(({ segment: s, depth }) =>
-    h(
+  const rows = placed.slice(0, MAX_ROWS).map(({ segment: s, depth }) => {
+    const part = whole.parts.get(s.id);
+    const service = whole.serviceOf.get(s.id);
+    const color = service === undefined ? undefined : colorOf.get(service);
+    return h(
       'div',
-      { class: `wf-row${s.onCriticalPath ? ' critical' : ''}${s.error !== undefined ? ' failed' : ''}`, 'data-segment': s.id, tabindex: 0 },
-      h('div', { class: 'wf-name', style: `padding-left:${0.5 + Math.min(depth, 12) * 1}rem`, title: s.name }, s.name),
-      h('div', { class: 'wf-track' }, bar('wf-bar', s.start, s.end, kindColor(s.kind), fmt.ms(s.end - s.start))),
-    ),
-  );
+      {
+        class: `wf-row${part ? ' wf-part' : ''}${s.onCriticalPath ? ' critical' : ''}${s.error !== undefined ? ' failed' : ''}`,
+        'data-segment': s.id,
+        'data-service': service ?? null,
+        style: color ? `--s:${color}` : null,
+        tabindex: 0,
+      },
+      h(
+        'div',
+        { class: 'wf-name', style: `padding-left:${0.5 + Math.min(depth, 12) * 1}rem`, title: s.name },
+        part ? h('span', { class: 'swatch', style: `--c:${color}` }) : null,
+        part ? ' ' : null,
+        s.name,
+        part?.orphan ? h('span', { class: 'tag orphan' }, 'caller unknown') : null,
+      ),
+      h(
+        'div',
+        { class: 'wf-track' },
+        part
+          ? bar('wf-bar', s.start, s.end, color!, `${part.service}: response ${fmt.ms(part.response)} · cpu ${fmt.insideMs(part.cpu)} · blocking ${fmt.insideMs(part.blocking)}`)
+          : bar('wf-bar', s.start, s.end, kindColor(s.kind), fmt.ms(s.end - s.start)),
+      ),
+    );
+  });
 
   const loop = loopLane(trace, pct, lane);
   const details = h('div', { class: 'wf-details muted' }, 'Click a segment for its details.');
@@ -217,7 +266,7 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
   rowsBox.addEventListener('mousemove', (e) => {
     const s = segmentOf(e);
     if (!s) return void (tooltip.hidden = true);
-    replace(tooltip, factList(facts(s, byId).slice(0, 6 + callFacts(s).length)));
+    replace(tooltip, factList(facts(s, byId, whole).slice(0, 9 + callFacts(s).length)));
     tooltip.hidden = false;
     tooltip.style.left = `${e.clientX + 14}px`;
     tooltip.style.top = `${e.clientY + 14}px`;
@@ -229,7 +278,7 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
     for (const r of rowsBox.querySelectorAll('.selected')) r.classList.remove('selected');
     (e.target as Element).closest('[data-segment]')!.classList.add('selected');
     details.classList.remove('muted');
-    replace(details, h('h4', {}, 'Segment'), factList(facts(s, byId)));
+    replace(details, h('h4', {}, whole.parts.has(s.id) ? 'Service' : 'Segment'), factList(facts(s, byId, whole)));
   };
   rowsBox.addEventListener('click', select);
   rowsBox.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select(e));
@@ -244,7 +293,8 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
           queuedBeforeStart(trace).length > 0 ? h('span', { class: 'legend-item' }, h('span', { class: 'swatch hatched', style: `--c:${QUEUED_COLOR}` }), QUEUED) : null,
         ]
       : []),
-    ...[...new Set(trace.segments.map((s) => s.kind))].map((k) => h('span', { class: 'legend-item' }, h('span', { class: 'swatch', style: `--c:${kindColor(k)}` }), k)),
+    ...(colorOf.size > 1 ? [...colorOf].map(([service, c]) => h('span', { class: 'legend-item', 'data-legend-service': service }, h('span', { class: 'swatch', style: `--c:${c}` }), service)) : []),
+    ...[...new Set(whole.segments.filter((s) => !whole.parts.has(s.id)).map((s) => s.kind))].map((k) => h('span', { class: 'legend-item' }, h('span', { class: 'swatch', style: `--c:${kindColor(k)}` }), k)),
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch critical' }), 'critical path'),
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch response' }), 'response sent'),
   );

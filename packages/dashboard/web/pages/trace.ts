@@ -47,6 +47,9 @@ export const tracePage: PageFactory = ({ route }) => {
             }; the response ends when the app stopped working on it.`
           : undefined,
         trace.truncated ? 'Closed by the linger limit with work still pending: the numbers stop there.' : undefined,
+        trace.atPartLimit
+          ? `This trace id has the most parts the collector keeps (${fmt.count(trace.parts.length)}): later transactions with it were counted, not kept. A client may be sending the same traceparent with every request.`
+          : undefined,
         trace.droppedSegments ? `${fmt.count(trace.droppedSegments)} segments were dropped (per-transaction segment limit).` : undefined,
       ].filter((w): w is string => w !== undefined);
       replace(
