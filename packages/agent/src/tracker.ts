@@ -137,7 +137,7 @@ export class Tracker implements TransactionHost {
     const m = measure(tx, truncated ? now() : undefined);
     let record: TransactionRecord | undefined;
     const build = (): TransactionRecord => (record ??= buildRecord(tx, this.service, m));
-    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build, tx.aborted, tx.crossesServices ? tx : undefined, tx.segments);
+    this.exporter?.observe(tx.endpoint, tx.error, tx.hadLongTask, m, build, tx.aborted, tx.continuesCaller ? tx : undefined, tx.segments);
     if (this.listeners.length === 0) return;
     const built = build();
     for (const listener of this.listeners) {

@@ -79,8 +79,8 @@ export class Exporter {
   /**
    * A finished transaction: five values into its endpoint's sketches; its record only if sampled.
    * `keep`: a trace something else links to (a long task ran in it). `aborted`: its connection
-   * closed before its response was finished; its trace is kept as an error's is. `crossing`: its
-   * trace crosses services (export/held.ts). `calls`: its segments, counted by target.
+   * closed before its response was finished; its trace is kept as an error's is. `crossing`: it
+   * continued a caller's trace (export/held.ts). `calls`: its segments, counted by target.
    */
   observe(
     endpoint: string,
@@ -96,7 +96,7 @@ export class Exporter {
     entry.add(m, error, aborted);
     if (calls.length > 0) this.interval.addCalls(calls);
     this.sampler.offer(entry, m.duration, error || keep || aborted, build);
-    // `crossing`: a part of a trace across services, held in case another service keeps the trace
+    // `crossing`: a callee's part of a trace, held in case another service keeps the trace
     if (crossing !== undefined) this.held.hold(crossing.traceId, crossing.spanId, build, Date.now());
   }
 

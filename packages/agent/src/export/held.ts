@@ -1,8 +1,7 @@
 /**
  * Whole traces across services (docs/instrumentation.md, "Whole traces across services"). Each
- * agent decides alone which traces it ships (sampling.ts); a part of a trace that crosses services
- * (it continued a caller's trace, or carried its own on to a callee) and that was not shipped is
- * held here for a few seconds, and shipped after all if the collector asks for its trace: another
+ * agent decides alone which traces it ships (sampling.ts); a part of a trace that continued a
+ * caller's trace (not a root: it decides for itself) and that was not shipped is held here for a few seconds, and shipped after all if the collector asks for its trace: another
  * service kept its own part of that trace (the root found it slow or failed, a callee failed), and
  * the trace would be incomplete without this one. The collector's answer to each batch names the
  * trace ids it wants (transport.ts).
