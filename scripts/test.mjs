@@ -12,8 +12,12 @@
 // `node scripts/test.mjs --workspace packages/agent,packages/collector,packages/cli` (what .ci/run
 // runs on the older Node lines).
 // Test files are found from the sources, so a test moved or deleted leaves no stale dist/ file behind.
+// The tests' temporary files (collectors' databases, apps' reports, browsers' profiles) go to one
+// directory of this run (TMPDIR), removed at its end: a suite run twice a day fills no /tmp.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const USAGE = 'usage: node scripts/test.mjs [unit] [--workspace DIR[,DIR...]]...';
@@ -49,7 +53,14 @@ const compiled = (dir) =>
     );
 
 // agents started by the tests ship nowhere unless a test points them at its own collector
-const env = { ...process.env, LOOPSCOPE_COLLECTOR: 'off' };
+const scratch = mkdtempSync(join(tmpdir(), 'loopscope-tests-'));
+const env = { ...process.env, LOOPSCOPE_COLLECTOR: 'off', TMPDIR: scratch };
+// Ctrl-C ends the tests that run; this process stays to remove the scratch directory
+process.on('SIGINT', () => {});
+const finish = (status) => {
+  rmSync(scratch, { recursive: true, force: true });
+  process.exit(status);
+};
 const run = (files, args) => {
   const missing = files.filter((f) => !existsSync(f));
   if (missing.length) {
@@ -63,6 +74,6 @@ const unit = compiled('test/unit');
 const started = performance.now();
 const unitStatus = run(unit, ['--import', './scripts/unit-guard.mjs', '--test-timeout=30000']);
 console.log(`unit tier: ${unit.length} files, ${((performance.now() - started) / 1000).toFixed(1)} s${unitStatus ? ', failed' : ''}`);
-if (unitStatus || tiers.includes('unit')) process.exit(unitStatus);
+if (unitStatus || tiers.includes('unit')) finish(unitStatus);
 
-process.exit(run(compiled('test'), ['--test-concurrency=1', '--test-timeout=120000']));
+finish(run(compiled('test'), ['--test-concurrency=1', '--test-timeout=120000']));

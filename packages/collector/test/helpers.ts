@@ -168,11 +168,12 @@ export async function get(url: string): Promise<Answer> {
 
 /**
  * A one-service trace from `GET /api/traces/:traceId`, as its sender sent it: the root's record at
- * the top level; its `parts` (GUIDE §3.5) must be that one part and its `path` stay in its service,
- * which this checks and takes off.
+ * the top level; its `parts` (GUIDE §3.5) must be that one part, its `path` stay in its service and
+ * `atPartLimit` be false, which this checks and takes off.
  */
 export function asSent(body: Record<string, unknown>): Record<string, unknown> {
-  const { parts, path, ...record } = body as { parts: Array<{ spanId: string | null; endpoint: string; orphan: boolean }>; path: Array<{ service: string }> } & Record<string, unknown>;
+  const { parts, path, atPartLimit, ...record } = body as { parts: Array<{ spanId: string | null; endpoint: string; orphan: boolean }>; path: Array<{ service: string }>; atPartLimit: boolean } & Record<string, unknown>;
+  assert.equal(atPartLimit, false);
   assert.ok(path.length > 0 && path.every((step) => step.service === record.service), `the path stays in the one service: ${JSON.stringify(path).slice(0, 300)}`);
   assert.equal(parts.length, 1, `one part: ${JSON.stringify(parts).slice(0, 300)}`);
   assert.equal(parts[0]!.endpoint, record.endpoint);
