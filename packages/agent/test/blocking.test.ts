@@ -243,12 +243,38 @@ const fmt = (values: number[]): string => values.map((v) => v.toFixed(1)).join('
  */
 const ITERATION = CPU_MS + 2;
 const LATE_MS = 12;
+/*
+ * A far side that answers a whole burst later still (seen once in CI: redis behind its proxy,
+ * every answer of a burst 35-38 ms late, blocking short by as much, the two adding up to the
+ * clocks' truth within 1 ms) is the machine, not the agent: such a burst is run again, at most
+ * MAX_RERUNS times a test. What it takes: every answer late by more than LATE_MS, and external +
+ * blocking within 2 ms of the truth for every request; an agent that moved time between the two
+ * would do so in the reruns too, and fail.
+ */
+const MAX_RERUNS = 2;
+function farSideLate(burst: Seen[]): boolean {
+  return burst.every((s) => {
+    const late = s.record.external - LATENCY_MS;
+    const truth = s.response - TIMER_MS - LATENCY_MS - s.record.cpu;
+    return late > LATE_MS && Math.abs(late + (s.record.blocking - truth)) <= 2;
+  });
+}
 for (const name of Object.keys(calls)) {
   test(`${name}: under bursts of ${BURST}, an answer that waits behind other requests' CPU is blocking, not external`, async (t) => {
     const urls = (): string[] => Array.from({ length: BURST }, (_, i) => `${app}/${name}?i=${i}&r=${++requests}`);
     await run(urls(), 'fetch'); // warm-up: connections, JIT
     const seen: Seen[] = [];
-    for (let b = 0; b < BURSTS; b++) seen.push(...(await run(urls(), b % 2 === 0 ? 'fetch' : 'http')));
+    let reruns = 0;
+    for (let b = 0; b < BURSTS; b++) {
+      const burst = await run(urls(), b % 2 === 0 ? 'fetch' : 'http');
+      if (farSideLate(burst) && reruns < MAX_RERUNS) {
+        reruns++;
+        t.diagnostic(`burst ${b} rerun: the far side answered every request late (external - ${LATENCY_MS}: ${fmt(burst.map((s) => s.record.external - LATENCY_MS))}), external + blocking matching the clocks`);
+        b--;
+        continue;
+      }
+      seen.push(...burst);
+    }
     const external = seen.map((s) => s.record.external - LATENCY_MS);
     const blocking = seen.map((s) => s.record.blocking - (s.response - TIMER_MS - LATENCY_MS - s.record.cpu));
     const report = `external - ${LATENCY_MS}: ${fmt(external)}\nblocking - truth: ${fmt(blocking)}\nblocking: ${fmt(seen.map((s) => s.record.blocking))}`;
