@@ -2,6 +2,8 @@ export * from './types.js';
 export { criticalPath, type PathSegment } from './critical-path.js';
 export { normalizePath, endpointName, memoizeNames, callHost } from './endpoint.js';
 export * from './sketch.js';
+export * from './aggregate.js';
+export { unionLength, unionLengthOutside } from './union.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
 export type { WireBatch, WireCalls, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
 export * from './api.js';

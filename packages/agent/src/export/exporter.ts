@@ -15,7 +15,7 @@ import { MAX_TRACES, WIRE_VERSION, type TraceRecord, type WireBatch, type WireLo
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
-import { IntervalAggregate, type CallLike, type Observation } from './aggregate.js';
+import { IntervalAggregate, type CallLike, type Observation } from '@loopscope/protocol';
 import { HeldTraces } from './held.js';
 import { TraceSampler } from './sampling.js';
 import { Transport } from './transport.js';

@@ -4,5 +4,5 @@
  * (`loopscope proxy`, `loopscope probe`). Importing it starts no agent and installs nothing.
  */
 export { Exporter, FINAL_FLUSH_MS, agentVersion, type ExporterOptions } from './exporter.js';
-export type { Observation } from './aggregate.js';
+export type { Observation } from '@loopscope/protocol';
 export { readConfig, type AgentConfig } from '../config.js';

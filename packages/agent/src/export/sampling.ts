@@ -5,7 +5,7 @@
  * built only when one of these wants it.
  */
 import type { TraceRecord } from '@loopscope/protocol';
-import type { EndpointAggregate } from './aggregate.js';
+import type { EndpointAggregate } from '@loopscope/protocol';
 
 export const MAX_KEPT_TRACES = 20;
 export const MAX_RANDOM_TRACES = 10;

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Kind, LoopObserver } from '../../src/loop/observer.js';
-import { measure, unionLength } from '../../src/measure.js';
+import { unionLength } from '@loopscope/protocol';
+import { measure } from '../../src/measure.js';
 import { Transaction, type TransactionHost } from '../../src/transaction.js';
 
 /** A loop at `base` (a little before the transactions below are created on the real clock). */

@@ -1,28 +1,15 @@
 /**
  * Aggregation of one flush interval: per endpoint, the count, the errors and a quantile sketch of
- * each metric. Its size depends on the number of endpoints, never on the request rate.
+ * each metric; outbound calls per kind and target. Its size depends on the number of endpoints and
+ * targets, never on the request rate. The agent builds its batches' intervals with it, and the
+ * collector those of what it receives from other senders (OTLP).
  */
-import {
-  MAX_CALL_TARGETS,
-  OTHER_TARGET,
-  addValue,
-  callHost,
-  memoizeNames,
-  newSketch,
-  roundMs,
-  toWire,
-  type ExternalByKind,
-  type MetricName,
-  type SegmentKind,
-  type InsideMetric,
-  type Sketch,
-  type TraceRecord,
-  type WireCalls,
-  type WireInterval,
-  type WireSketch,
-} from '@loopscope/protocol';
+import { callHost, memoizeNames } from './endpoint.js';
+import { addValue, newSketch, toWire, type Sketch, type WireSketch } from './sketch.js';
+import { MAX_CALL_TARGETS, OTHER_TARGET, roundMs, type ExternalByKind, type InsideMetric, type MetricName, type SegmentKind, type TraceRecord } from './types.js';
+import type { WireCalls, WireInterval } from './wire.js';
 
-/** What the interval needs of a finished transaction's segment (transaction.ts's Segment). */
+/** What the interval needs of a finished transaction's segment (the agent's Segment, a segment record). */
 export interface CallLike {
   readonly kind: SegmentKind;
   readonly name: string;

@@ -1,7 +1,7 @@
-/** The pure arithmetic of measure.ts, with fixed intervals: every expected value is worked by hand. */
+/** The union of intervals (external time), with fixed intervals: every expected value is worked by hand. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { unionLength, unionLengthOutside } from '../../src/measure.js';
+import { unionLength, unionLengthOutside } from '../../src/union.js';
 
 test('unionLength counts overlapping and touching intervals once', () => {
   assert.equal(unionLength([[0, 10], [5, 20], [30, 40], [40, 45]]), 35);
