@@ -15,8 +15,11 @@ export async function startCollectorExplained(options: CollectorOptions): Promis
       if (code === 'EEXIST' || code === 'ENOTDIR') throw new Error(`--data must be a directory (it is created if missing), and ${dataDir} is a file or lies under one`);
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new Error(`cannot create the data directory ${dataDir} (${code}): choose one you may write to with --data`);
     }
-    if (code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use: stop what listens there, or choose another port with --port`);
-    if (code === 'EACCES') throw new Error(`not allowed to listen on ${host}:${port}: choose a port above 1023 with --port`);
+    // the port that failed: the collector's, or the OTLP port
+    const failed = (err as { port?: number }).port ?? port;
+    const flag = options.otlpPort !== undefined && failed === options.otlpPort && failed !== port ? '--otlp-port' : '--port';
+    if (code === 'EADDRINUSE') throw new Error(`port ${failed} on ${host} is already in use: stop what listens there, or choose another port with ${flag}`);
+    if (code === 'EACCES') throw new Error(`not allowed to listen on ${host}:${failed}: choose a port above 1023 with ${flag}`);
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new Error(`cannot listen on host ${host}: it is not an address of this machine`);
     throw err;
   }

@@ -10,13 +10,14 @@ import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
-export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--token TOKEN]
+export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--token TOKEN] [--otlp-port 4318]
              [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
   Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
   DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}). --port 0 picks a free port. With --token (or
   LOOPSCOPE_TOKEN) ingest requires "Authorization: Bearer TOKEN"; the query API stays open.
   Retention flags take durations such as 90m, 2h, 7d: how long per-second, per-minute and per-hour
-  aggregates and full traces are kept.`;
+  aggregates and full traces are kept. OpenTelemetry SDKs may send OTLP/HTTP traces to POST
+  /v1/traces on the collector's port, or on --otlp-port (4318 is OTLP's own) as well.`;
 
 const RETENTION_FLAGS = {
   'retention-seconds': 'seconds',
@@ -31,6 +32,7 @@ export async function runUp(argv: string[]): Promise<void> {
     options: {
       ...COLLECTOR_FLAGS,
       token: { type: 'string' },
+      'otlp-port': { type: 'string' },
       'retention-seconds': { type: 'string' },
       'retention-minutes': { type: 'string' },
       'retention-hours': { type: 'string' },
@@ -48,8 +50,9 @@ export async function runUp(argv: string[]): Promise<void> {
   }
   const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
 
-  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention });
-  console.log(`loopscope collector listening on ${collector.url}`);
+  const otlpPort = values['otlp-port'] === undefined ? undefined : parsePort(values['otlp-port'], '--otlp-port');
+  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention, otlpPort });
+  console.log(`loopscope collector listening on ${collector.url}${collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : ''}`);
   await untilSignal();
   await collector.close();
 }

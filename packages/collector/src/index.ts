@@ -24,11 +24,15 @@ export interface CollectorOptions {
   pruneEveryMs?: number;
   /** Fastify's logger option; default warnings and errors as JSON lines on stderr */
   logger?: FastifyServerOptions['logger'];
+  /** a port of OTLP/HTTP's receiver alone (4318 is OTLP's), on `host`; the collector's own port takes `POST /v1/traces` too */
+  otlpPort?: number;
 }
 
 export interface Collector {
   /** e.g. http://127.0.0.1:4400 */
   url: string;
+  /** the OTLP port's base URL, when `otlpPort` was given */
+  otlpUrl: string | undefined;
   storage: Storage;
   /** Stops accepting, lets requests in flight finish, then closes the storage. */
   close(): Promise<void>;
@@ -41,16 +45,19 @@ export const DEFAULT_DATA_DIR = '.loopscope';
 export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
   const host = options.host ?? DEFAULT_HOST;
   const storage = openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention: options.retention ?? {} });
-  const app = buildServer({
+  const { app, otlp } = buildServer({
     storage,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     token: options.token,
     logger: options.logger ?? { level: 'warn', stream: process.stderr },
+    otlpServer: options.otlpPort !== undefined,
   });
   try {
     await storage.prune(Date.now());
     await app.listen({ port: options.port ?? DEFAULT_PORT, host });
+    await otlp?.listen({ port: options.otlpPort, host });
   } catch (err) {
+    await otlp?.close();
     await app.close();
     await storage.close();
     throw err;
@@ -59,15 +66,19 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     storage.prune(Date.now()).catch((err: unknown) => app.log.error({ err }, 'pruning failed'));
   }, options.pruneEveryMs ?? 60_000);
   pruner.unref();
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const base = (server: typeof app.server): string => {
+    const address = server.address();
+    return `http://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address ? address.port : ''}`;
+  };
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: base(app.server),
+    otlpUrl: otlp ? base(otlp.server) : undefined,
     storage,
     close() {
       closing ??= (async () => {
         clearInterval(pruner);
+        await otlp?.close();
         await app.close();
         await storage.close();
       })();

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Type from 'typebox';
 import Compile from 'typebox/compile';
-import { METRICS, WIRE_VERSION, fromWire, type WireBatch } from '@loopscope/protocol';
+import { METRICS, WIRE_VERSION, fromWire, type WireBatch, type WireTrace } from '@loopscope/protocol';
 import { BatchSchema, IntervalSchema, MAX_INTERVALS, MAX_TRACES, TraceSchema } from '@loopscope/protocol/wire';
 import { HttpError } from './http-error.js';
 
@@ -111,10 +111,45 @@ export function parseBatch(bytes: Buffer, receivedAt: number): WireBatch {
     const said = v === undefined ? 'no wire version (field "v")' : `unsupported wire version ${JSON.stringify(v)}`;
     throw new HttpError(400, `${said}; this collector speaks version ${WIRE_VERSION}`);
   }
+  return validBatch(value, receivedAt);
+}
+
+/** The batch, if it is one the storage may take; else an HttpError 400 saying what is wrong. */
+export function validBatch(value: unknown, receivedAt: number): WireBatch {
   if (!batchValidator.Check(value)) throw new HttpError(400, schemaProblem(value));
   const problem = semanticProblem(value, receivedAt);
   if (problem) throw new HttpError(400, problem);
   return value;
+}
+
+/** What is wrong with one trace of a batch (the schema's first complaint, or a rule's), or undefined. */
+export function traceProblem(t: WireTrace, receivedAt: number): string | undefined {
+  if (!traceValidator.Check(t)) {
+    const errors: SchemaError[] = traceValidator.Errors(t);
+    const e = errors[0];
+    return e ? `${e.instancePath || 'trace'} ${e.message}` : 'not a trace of the wire format';
+  }
+  return traceRuleBroken(t, receivedAt + MAX_FUTURE_MS, '');
+}
+
+/** The rules of a trace the schema cannot express; `at` prefixes where. */
+function traceRuleBroken(t: WireTrace, latest: number, at: string): string | undefined {
+  if (t.start > latest) return `${at}/start ${t.start} is more than a day ahead of the collector's clock (${latest - MAX_FUTURE_MS})`;
+  const ids = new Set<number>();
+  for (const [k, s] of t.segments.entries()) {
+    if (s.end < s.start) return `${at}/segments/${k}/end ${s.end} is before its start ${s.start}`;
+    if (ids.has(s.id)) return `${at}/segments/${k}/id ${s.id} is used by another segment`;
+    ids.add(s.id);
+  }
+  for (const [k, id] of t.criticalPath.entries()) {
+    if (!ids.has(id)) return `${at}/criticalPath/${k} is segment ${id}, which is not in segments`;
+  }
+  for (const list of ['slices', 'waits'] as const) {
+    for (const [k, [start, end]] of (t[list] ?? []).entries()) {
+      if (end < start) return `${at}/${list}/${k} ends at ${end}, before its start ${start}`;
+    }
+  }
+  return undefined;
 }
 
 /** The rules the schema cannot express; the first one broken, or undefined. */
@@ -152,21 +187,8 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
   for (const [j, t] of batch.traces.entries()) {
     const at = `/traces/${j}`;
     if (t.service !== batch.service) return `${at}/service "${t.service}" is not the batch's service "${batch.service}"`;
-    if (t.start > latest) return `${at}/start ${t.start} is more than a day ahead of the collector's clock (${receivedAt})`;
-    const ids = new Set<number>();
-    for (const [k, s] of t.segments.entries()) {
-      if (s.end < s.start) return `${at}/segments/${k}/end ${s.end} is before its start ${s.start}`;
-      if (ids.has(s.id)) return `${at}/segments/${k}/id ${s.id} is used by another segment`;
-      ids.add(s.id);
-    }
-    for (const [k, id] of t.criticalPath.entries()) {
-      if (!ids.has(id)) return `${at}/criticalPath/${k} is segment ${id}, which is not in segments`;
-    }
-    for (const list of ['slices', 'waits'] as const) {
-      for (const [k, [start, end]] of (t[list] ?? []).entries()) {
-        if (end < start) return `${at}/${list}/${k} ends at ${end}, before its start ${start}`;
-      }
-    }
+    const broken = traceRuleBroken(t, latest, at);
+    if (broken) return broken;
   }
   return undefined;
 }

@@ -16,6 +16,9 @@ import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
 import { buildServiceMap, targetsOf } from './service-map.js';
 import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
+import { otlpRoutes } from './otlp/routes.js';
+import { OtlpAssembler } from './otlp/transactions.js';
+import type { WireBatch } from '@loopscope/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -25,6 +28,15 @@ export interface ServerOptions {
   /** when set, ingest requires `Authorization: Bearer <token>`; the query API stays open */
   token?: string | undefined;
   logger: FastifyServerOptions['logger'];
+  /** also build a server of OTLP's receiver alone, for the OTLP port (`loopscope up --otlp-port`) */
+  otlpServer?: boolean;
+}
+
+export interface Servers {
+  /** ingest, the query API, the dashboard, and OTLP's `POST /v1/traces` */
+  app: FastifyInstance;
+  /** `POST /v1/traces` alone, when asked for */
+  otlp: FastifyInstance | undefined;
 }
 
 /** Messages for Fastify's own client errors that say what to do instead. */
@@ -47,7 +59,7 @@ const DASHBOARD_DIR = fileURLToPath(new URL('dist/public/', import.meta.resolve(
 /** A page of the dashboard (history routing), as opposed to a file or an API path. */
 const isPagePath = (path: string): boolean => !path.startsWith('/api/') && !path.startsWith('/v1/') && !/\.[a-z0-9]+$/i.test(path);
 
-export function buildServer(options: ServerOptions): FastifyInstance {
+export function buildServer(options: ServerOptions): Servers {
   const { storage, limits } = options;
   const app = Fastify({ logger: options.logger, bodyLimit: limits.maxBodyBytes });
 
@@ -84,11 +96,29 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** A target learned to be a service is taken as one for this long before a map's range. */
   const DEFAULT_TARGET_MEMORY_MS = 24 * 3_600_000;
   const wanted = new WantedTraces();
+  /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
+  const stored = async (batch: WireBatch, receivedAt: number): Promise<void> => {
+    for (const t of batch.traces) {
+      if (!crossesServices(t)) continue;
+      const parts = await storage.traceParts(t.traceId);
+      wanted.note(t.traceId, incomplete(parts), receivedAt);
+      for (const [target, service] of targetsOf(parts)) await storage.learnTarget(target, service, receivedAt);
+    }
+  };
+  const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`);
+  // OTLP spans waiting for their transaction, whichever port they came to
+  const otlp = { storage, limits, assembler: new OtlpAssembler(), expected, digest, stored };
+  app.register(async (scope) => otlpRoutes(scope, otlp));
+  let otlpApp: FastifyInstance | undefined;
+  if (options.otlpServer) {
+    otlpApp = Fastify({ logger: options.logger, bodyLimit: limits.maxBodyBytes });
+    otlpApp.register(async (scope) => otlpRoutes(scope, otlp));
+    otlpApp.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}; this port takes OTLP/HTTP traces at POST /v1/traces` }));
+  }
   app.register(async (ingest) => {
     // the body is read as bytes: decompression and validation are ingest.ts's job
     ingest.removeAllContentTypeParsers();
     ingest.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-    const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`);
     if (expected) {
       // before the body is read: a client without the token does not get to upload 5 MB
       ingest.addHook('onRequest', async (request) => {
@@ -105,16 +135,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       const bytes = await decodeBody(body, Array.isArray(header) ? header.join(',') : header, limits);
       const batch = parseBatch(bytes, receivedAt);
       const { duplicate } = await storage.ingest(batch, receivedAt); // resolves after the commit
-      // traces across services that miss a part: the agents that hold one are asked for it
-      // and which targets are services (the service map)
-      if (!duplicate) {
-        for (const t of batch.traces) {
-          if (!crossesServices(t)) continue;
-          const parts = await storage.traceParts(t.traceId);
-          wanted.note(t.traceId, incomplete(parts), receivedAt);
-          for (const [target, service] of targetsOf(parts)) await storage.learnTarget(target, service, receivedAt);
-        }
-      }
+      if (!duplicate) await stored(batch, receivedAt);
       const want = wanted.forAnswer(`${batch.service}\n${batch.instance}`, receivedAt);
       return { ok: true, batchId: batch.batchId, duplicate, ...(want.length > 0 ? { want } : {}) };
     });
@@ -164,5 +185,5 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));
 
-  return app;
+  return { app, otlp: otlpApp };
 }

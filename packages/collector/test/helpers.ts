@@ -131,30 +131,34 @@ export interface Answer {
 }
 
 /**
- * POSTs raw bytes. The answer is taken even when the server answers before reading the whole body
- * (a 413 on a 10 MB upload) and the upload then fails.
+ * POSTs raw bytes and takes the answer's bytes. The answer is taken even when the server answers
+ * before reading the whole body (a 413 on a 10 MB upload) and the upload then fails.
  */
-export function post(url: string, body: Buffer | string, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Answer> {
+export function postRaw(url: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; raw: Buffer }> {
   return new Promise((resolve, reject) => {
     let answered = false;
     const req = http.request(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
       answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        try {
-          resolve({ status: res.statusCode!, body: JSON.parse(text) });
-        } catch {
-          reject(new Error(`not JSON (status ${res.statusCode}): ${text.slice(0, 200)}`));
-        }
-      });
+      res.on('end', () => resolve({ status: res.statusCode!, raw: Buffer.concat(chunks) }));
     });
     req.on('error', (err) => {
       if (!answered) reject(err);
     });
     req.end(body);
   });
+}
+
+/** POSTs raw bytes; the answer must be JSON. */
+export async function post(url: string, body: Buffer | string, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Answer> {
+  const { status, raw } = await postRaw(url, body, headers);
+  const text = raw.toString();
+  try {
+    return { status, body: JSON.parse(text) };
+  } catch {
+    throw new Error(`not JSON (status ${status}): ${text.slice(0, 200)}`);
+  }
 }
 
 export function sendBatch(url: string, b: WireBatch, headers: Record<string, string> = {}): Promise<Answer> {
@@ -180,4 +184,15 @@ export function asSent(body: Record<string, unknown>): Record<string, unknown> {
   assert.equal(parts[0]!.spanId, record.spanId ?? null);
   assert.equal(parts[0]!.orphan, false);
   return record;
+}
+
+/** Polls `probe` until it returns something (every 200 ms, for 15 s at most). */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, detail: () => string): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`${what}: not within 15 s (${detail()})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -10,18 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { get, startTestCollector, type TestCollector } from './helpers.js';
-
-/** Polls `probe` until it returns something (every 200 ms, for 15 s at most). */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, detail: () => string): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`${what}: not within 15 s (${detail()})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { get, startTestCollector, until, type TestCollector } from './helpers.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 let collector: TestCollector;
