@@ -5,19 +5,22 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, type Retention } from '@loopscope/collector';
-import { COLLECTOR_FLAGS, parseDuration, parsePort, untilSignal } from './args.js';
+import { COLLECTOR_FLAGS, UsageError, parseDuration, parsePort, untilSignal } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
 export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--token TOKEN] [--otlp-port 4318]
+             [--otlp-endpoint URL [--otlp-header K=V]...]
              [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
   Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
   DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}). --port 0 picks a free port. With --token (or
   LOOPSCOPE_TOKEN) ingest requires "Authorization: Bearer TOKEN"; the query API stays open.
   Retention flags take durations such as 90m, 2h, 7d: how long per-second, per-minute and per-hour
   aggregates and full traces are kept. OpenTelemetry SDKs may send OTLP/HTTP traces to POST
-  /v1/traces on the collector's port, or on --otlp-port (4318 is OTLP's own) as well.`;
+  /v1/traces on the collector's port, or on --otlp-port (4318 is OTLP's own) as well. With
+  --otlp-endpoint, every stored trace is forwarded as OTLP spans to URL/v1/traces (an
+  OpenTelemetry Collector, Jaeger, Tempo...), with each --otlp-header (an API key, say).`;
 
 const RETENTION_FLAGS = {
   'retention-seconds': 'seconds',
@@ -26,6 +29,28 @@ const RETENTION_FLAGS = {
   'retention-traces': 'traces',
 } as const satisfies Record<string, keyof Retention>;
 
+function parseEndpoint(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--otlp-endpoint must be a URL such as http://127.0.0.1:4318, not ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--otlp-endpoint must be an http or https URL, not ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+function parseHeaders(raw: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const h of raw) {
+    const eq = h.indexOf('=');
+    const name = h.slice(0, eq).trim();
+    if (eq <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new UsageError(`--otlp-header must be NAME=VALUE with a valid header name, not ${JSON.stringify(h)}`);
+    headers[name] = h.slice(eq + 1);
+  }
+  return headers;
+}
+
 export async function runUp(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -33,6 +58,8 @@ export async function runUp(argv: string[]): Promise<void> {
       ...COLLECTOR_FLAGS,
       token: { type: 'string' },
       'otlp-port': { type: 'string' },
+      'otlp-endpoint': { type: 'string' },
+      'otlp-header': { type: 'string', multiple: true },
       'retention-seconds': { type: 'string' },
       'retention-minutes': { type: 'string' },
       'retention-hours': { type: 'string' },
@@ -51,7 +78,9 @@ export async function runUp(argv: string[]): Promise<void> {
   const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
 
   const otlpPort = values['otlp-port'] === undefined ? undefined : parsePort(values['otlp-port'], '--otlp-port');
-  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention, otlpPort });
+  const otlpExport = values['otlp-endpoint'] === undefined ? undefined : { endpoint: parseEndpoint(values['otlp-endpoint']), headers: parseHeaders(values['otlp-header'] ?? []) };
+  if (otlpExport === undefined && values['otlp-header'] !== undefined) throw new UsageError('--otlp-header goes with --otlp-endpoint');
+  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention, otlpPort, otlpExport });
   console.log(`loopscope collector listening on ${collector.url}${collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : ''}`);
   await untilSignal();
   await collector.close();

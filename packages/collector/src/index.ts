@@ -5,6 +5,7 @@
 import type { FastifyServerOptions } from 'fastify';
 import { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 import { buildServer } from './server.js';
+import { OtlpExporter } from './otlp/exporter.js';
 import { openSqliteStorage } from './storage/sqlite.js';
 import type { Retention, Storage } from './storage/storage.js';
 
@@ -26,6 +27,8 @@ export interface CollectorOptions {
   logger?: FastifyServerOptions['logger'];
   /** a port of OTLP/HTTP's receiver alone (4318 is OTLP's), on `host`; the collector's own port takes `POST /v1/traces` too */
   otlpPort?: number;
+  /** forward every stored trace as OTLP spans to this backend (base URL; traces go to URL/v1/traces), with these headers */
+  otlpExport?: { endpoint: string; headers?: Record<string, string> };
 }
 
 export interface Collector {
@@ -45,12 +48,15 @@ export const DEFAULT_DATA_DIR = '.loopscope';
 export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
   const host = options.host ?? DEFAULT_HOST;
   const storage = openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention: options.retention ?? {} });
+  const logger = options.logger ?? { level: 'warn', stream: process.stderr };
+  let exporter: OtlpExporter | undefined;
   const { app, otlp } = buildServer({
     storage,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     token: options.token,
-    logger: options.logger ?? { level: 'warn', stream: process.stderr },
+    logger,
     otlpServer: options.otlpPort !== undefined,
+    exporter: options.otlpExport ? (exporter = new OtlpExporter({ ...options.otlpExport, warn: (message) => app.log.warn(message) })) : undefined,
   });
   try {
     await storage.prune(Date.now());
@@ -62,6 +68,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     await storage.close();
     throw err;
   }
+  exporter?.start();
   const pruner = setInterval(() => {
     storage.prune(Date.now()).catch((err: unknown) => app.log.error({ err }, 'pruning failed'));
   }, options.pruneEveryMs ?? 60_000);
@@ -80,6 +87,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         clearInterval(pruner);
         await otlp?.close();
         await app.close();
+        await exporter?.stop();
         await storage.close();
       })();
       return closing;

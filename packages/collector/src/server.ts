@@ -18,6 +18,7 @@ import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requ
 import type { Storage } from './storage/storage.js';
 import { otlpRoutes } from './otlp/routes.js';
 import { OtlpAssembler } from './otlp/transactions.js';
+import type { OtlpExporter } from './otlp/exporter.js';
 import type { WireBatch } from '@loopscope/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -30,6 +31,8 @@ export interface ServerOptions {
   logger: FastifyServerOptions['logger'];
   /** also build a server of OTLP's receiver alone, for the OTLP port (`loopscope up --otlp-port`) */
   otlpServer?: boolean;
+  /** forwards what is stored to an OpenTelemetry backend (`loopscope up --otlp-endpoint`) */
+  exporter?: OtlpExporter | undefined;
 }
 
 export interface Servers {
@@ -98,6 +101,7 @@ export function buildServer(options: ServerOptions): Servers {
   const wanted = new WantedTraces();
   /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
   const stored = async (batch: WireBatch, receivedAt: number): Promise<void> => {
+    options.exporter?.offer(batch);
     for (const t of batch.traces) {
       if (!crossesServices(t)) continue;
       const parts = await storage.traceParts(t.traceId);
@@ -141,7 +145,7 @@ export function buildServer(options: ServerOptions): Servers {
     });
   });
 
-  app.get('/api/health', async () => ({ status: 'ok', version: VERSION, storage: storage.kind }));
+  app.get('/api/health', async () => ({ status: 'ok', version: VERSION, storage: storage.kind, ...(options.exporter ? { otlpExport: options.exporter.stats } : {}) }));
 
   app.get('/api/services', async (request) => storage.services(parseRange(request.query as QueryString, Date.now())));
 

@@ -18,7 +18,7 @@ const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => PROTO_DIR + target;
 root.loadSync(['opentelemetry/proto/collector/trace/v1/trace_service.proto', 'google/rpc/status.proto']);
-const RequestType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+export const RequestType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
 export const ResponseType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
 export const StatusType = root.lookupType('google.rpc.Status');
 
@@ -63,11 +63,15 @@ export interface DecodedTraces {
 // ---- the protobuf encoding ----------------------------------------------------------------------
 
 type Long = number | string | protobuf.Long | null | undefined;
-/** ns since the epoch (a uint64) as ms; NaN when absent */
+/**
+ * ns since the epoch (a uint64: a Long, a decimal string, or a number) as ms, exact to the µs (a
+ * double of ns is not: 1.8e18 has no room for its last digits); NaN when absent or not an integer.
+ */
 function nsToMs(value: Long): number {
   if (value === null || value === undefined) return NaN;
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : protobuf.util.LongBits.from(value).toNumber(true);
-  return n / 1e6;
+  if (typeof value === 'string' && !/^\d{1,20}$/.test(value)) return NaN;
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) return Number.isFinite(value) ? value / 1e6 : NaN;
+  return Number(BigInt(typeof value === 'object' ? value.toString() : value) / 1000n) / 1000;
 }
 
 /** bytes as hex; protobufjs gives a Buffer, or an empty array for a field that is absent */
@@ -214,8 +218,8 @@ const list = (v: unknown, where: string): unknown[] => {
   if (!Array.isArray(v)) throw new HttpError(400, `${where} must be an array`);
   return v;
 };
-/** An int64 of OTLP/JSON: a decimal string or a number. */
-const jsonNs = (v: unknown): number => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) / 1e6 : typeof v === 'number' ? v / 1e6 : NaN);
+/** A uint64 of OTLP/JSON: a decimal string or a number. */
+const jsonNs = (v: unknown): number => (typeof v === 'string' || typeof v === 'number' ? nsToMs(v) : NaN);
 const jsonHex = (v: unknown): string => (typeof v === 'string' ? v.toLowerCase() : '');
 
 export function decodeJson(bytes: Buffer, maxSpans: number): DecodedTraces {

@@ -50,9 +50,13 @@ const isCall = (s: OtlpSpan): boolean => s.kind === SpanKind.CLIENT || s.kind ==
 
 const CACHES = new Set(['redis', 'memcached', 'valkey']);
 
-/** The segment kind of a span, from the semantic conventions. */
+const KINDS = new Set<string>(['http', 'db', 'cache', 'queue', 'other']);
+
+/** The segment kind of a span: loopscope's own (a span a loopscope collector exported), else from the semantic conventions. */
 export function kindOf(s: OtlpSpan): SegmentKind {
   const a = s.attributes;
+  const own = a.get('loopscope.kind');
+  if (typeof own === 'string' && KINDS.has(own)) return own as SegmentKind;
   const db = first(a, 'db.system.name', 'db.system');
   if (db !== undefined) return CACHES.has(db) ? 'cache' : 'db';
   if (first(a, 'messaging.system') !== undefined || s.kind === SpanKind.PRODUCER) return 'queue';
@@ -104,6 +108,16 @@ function endpointOf(s: OtlpSpan): string {
 function describe(s: OtlpSpan, kind: SegmentKind): Pick<SegmentRecord, 'name' | 'operation' | 'target' | 'statement'> {
   const a = s.attributes;
   const out: Pick<SegmentRecord, 'name' | 'operation' | 'target' | 'statement'> = { name: nameOf(s.name, kind, 1024) };
+  if (a.has('loopscope.kind')) {
+    // a segment a loopscope collector exported (spans.ts): as it was
+    const operation = first(a, 'db.operation.name', 'messaging.operation.name');
+    const target = first(a, 'server.address');
+    const statement = first(a, 'db.query.text');
+    if (operation !== undefined) out.operation = cut(operation, SEGMENT_TEXT_LIMITS.operation);
+    if (target !== undefined) out.target = cut(target, SEGMENT_TEXT_LIMITS.target);
+    if (statement !== undefined) out.statement = cut(statement, SEGMENT_TEXT_LIMITS.statement);
+    return out;
+  }
   const host = hostOf(a);
   if (kind === 'http') {
     const method = first(a, 'http.request.method', 'http.method') ?? 'GET';
@@ -147,6 +161,7 @@ export function transactionOf(service: string, tx: OtlpSpan, descendants: OtlpSp
       start: rel(s.start),
       end: rel(s.end),
       onCriticalPath: false,
+      ...(s.attributes.get('loopscope.unfinished') === true ? { unfinished: true } : {}),
       ...(error !== undefined ? { error } : {}),
     };
     segments.push(segment);
@@ -159,7 +174,13 @@ export function transactionOf(service: string, tx: OtlpSpan, descendants: OtlpSp
     }
   });
   const duration = rel(end);
-  const path = criticalPath(segments, duration);
+  // a span a loopscope collector exported says what its agent measured: taken as it is
+  const said = (key: string): number | undefined => {
+    const v = tx.attributes.get(`loopscope.${key}_ms`);
+    return typeof v === 'number' && v >= 0 ? v : undefined;
+  };
+  const marked = kept.every((s) => typeof s.attributes.get('loopscope.critical_path') === 'boolean') && kept.length > 0;
+  const path = marked ? segments.filter((_, i) => kept[i]!.attributes.get('loopscope.critical_path') === true).map((s) => s.id) : criticalPath(segments, duration);
   const onPath = new Set(path);
   for (const s of segments) s.onCriticalPath = onPath.has(s.id);
   const externalByKind: ExternalByKind = {};
@@ -181,12 +202,13 @@ export function transactionOf(service: string, tx: OtlpSpan, descendants: OtlpSp
     status,
     error: message !== undefined || status >= 500,
     ...(message !== undefined ? { errorMessage: cut(message, 2048) } : {}),
-    response: rel(tx.end),
+    response: said('response') ?? rel(tx.end),
     duration,
-    cpu: null,
-    external: roundMs(unionLength(all)),
+    cpu: said('cpu') ?? null,
+    external: said('external') ?? roundMs(unionLength(all)),
     externalByKind,
-    blocking: null,
+    blocking: said('blocking') ?? null,
+    ...(tx.attributes.get('loopscope.aborted') === true ? { aborted: true } : {}),
     segments,
     criticalPath: path,
     truncated: false,
