@@ -84,6 +84,13 @@ export function fromWire(wire: WireSketch): Sketch {
   return sketch;
 }
 
+const MAPPING = newSketch().mapping;
+
+/** The value a key of the wire's bins stands for (within RELATIVE_ACCURACY of every value counted in it). */
+export function keyValue(key: number): number {
+  return MAPPING.value(key);
+}
+
 export function emptyWire(): WireSketch {
   return { n: 0, sum: 0, min: 0, max: 0, zero: 0, k0: 0, bins: [] };
 }

@@ -17,10 +17,12 @@ const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => PROTO_DIR + target;
-root.loadSync(['opentelemetry/proto/collector/trace/v1/trace_service.proto', 'google/rpc/status.proto']);
+root.loadSync(['opentelemetry/proto/collector/trace/v1/trace_service.proto', 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto', 'google/rpc/status.proto']);
 export const RequestType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
 export const ResponseType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
 export const StatusType = root.lookupType('google.rpc.Status');
+/** What OTLP out sends to /v1/metrics (metrics.ts). */
+export const MetricsRequestType = root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
 
 /** OTLP span kinds (trace.proto's Span.SpanKind). */
 export const SpanKind = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
