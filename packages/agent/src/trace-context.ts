@@ -78,12 +78,28 @@ export function formatTraceParent(traceId: string, spanId: string, flags: string
 }
 
 /**
- * The trace id of the process's n-th root transaction: 16 random hex digits per process, then the
- * counter (32 in all, as W3C's are); built only when a record or a header needs it.
+ * The trace id of the process's n-th root transaction (32 hex digits, as W3C's are), built only
+ * when a record or a header needs it: 16 random hex digits per process, then 16 that look random
+ * too, as W3C Trace Context Level 2 wants the right half of a trace id to be (samplers downstream,
+ * OpenTelemetry's ratio sampler among them, decide on it). They are the counter through two
+ * bijections of 32 bits keyed per process (MurmurHash3's finalizer), so no two ids of the process
+ * are the same and no crypto call is made per trace.
  */
-const tracePrefix = randomBytes(8).toString('hex');
+const traceSeed = randomBytes(16);
+const tracePrefix = traceSeed.subarray(0, 8).toString('hex');
+const [k1, k2] = [traceSeed.readUInt32BE(8), traceSeed.readUInt32BE(12)];
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 export function traceIdOf(n: number): string {
-  return tracePrefix + n.toString(16).padStart(16, '0');
+  const low = n >>> 0;
+  return tracePrefix + hex8((fmix32(low ^ k2) ^ Math.floor(n / 2 ** 32)) >>> 0) + hex8(fmix32(low ^ k1));
 }
 
 /**

@@ -49,10 +49,13 @@ function pathFrom(part: TracePart, children: Map<string, TracePart>, shift: numb
   const r = part.record;
   const t0 = r.start + shift;
   const step = (spanId: string | null | undefined, name: string, kind: string, from: number, to: number): void => {
-    const last = out.length > 0 ? out[out.length - 1]!.end : -Infinity;
-    const start = Math.max(from, within.from, last);
+    const previous = out.length > 0 ? out[out.length - 1]! : undefined;
+    const start = Math.max(from, within.from, previous?.end ?? -Infinity);
     const end = Math.min(to, within.to);
-    if (end - start > 0.0005) out.push({ service: r.service, spanId: spanId ?? null, name, kind, start: round(start), end: round(end) });
+    if (end - start <= 0.0005) return;
+    // the same step again right after itself (around a call that took no time): one step
+    if (previous !== undefined && previous.service === r.service && previous.kind === kind && previous.spanId === (spanId ?? null) && round(start) === previous.end) previous.end = round(end);
+    else out.push({ service: r.service, spanId: spanId ?? null, name, kind, start: round(start), end: round(end) });
   };
   const byId = new Map(r.segments.map((s) => [s.id, s]));
   let cursor = 0;
@@ -109,6 +112,9 @@ export function assembleTrace(parts: TracePart[]): TraceAnswer | undefined {
       parentSpanId: r.parentSpanId ?? null,
       orphan: r.parentSpanId != null && !spans.has(r.parentSpanId),
       start: r.start,
+      status: r.status,
+      error: r.error,
+      ...(r.errorMessage !== undefined ? { errorMessage: r.errorMessage } : {}),
       response: r.response,
       duration: r.duration,
       cpu: r.cpu,

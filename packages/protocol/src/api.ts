@@ -148,6 +148,10 @@ export interface TracePartSummary {
   /** the part names a parent span that no part of the trace has */
   orphan: boolean;
   start: number;
+  /** its HTTP status (0: not HTTP), whether it failed, and why */
+  status: number;
+  error: boolean;
+  errorMessage?: string;
   response: number;
   duration: number;
   cpu: number | null;

@@ -76,3 +76,19 @@ test("loopscope's tracestate member says when the caller called; it is read, and
     assert.equal(p?.traceState, 'other=1', bad);
   }
 });
+
+test("a root's trace ids are unique, and their right half looks random (W3C Level 2): a ratio sampler downstream keeps its share", () => {
+  const n = 100_000;
+  const ids = Array.from({ length: n }, (_, i) => traceIdOf(i + 1));
+  assert.equal(new Set(ids).size, n);
+  assert.equal(new Set(ids.map((id) => id.slice(0, 16))).size, 1, 'one prefix per process');
+  // a sampler that keeps a trace when the right of its id, as a fraction, is below its ratio (W3C
+  // Level 2's random trace ids, OpenTelemetry's consistent probability sampling): with a counter
+  // there every id is near 0, and a sampler at 1 % kept all 100 000
+  for (const ratio of [0.01, 0.1, 0.5]) {
+    const kept = ids.filter((id) => parseInt(id.slice(-13), 16) / 2 ** 52 < ratio).length;
+    assert.ok(Math.abs(kept / n - ratio) < 0.005 + ratio * 0.05, `ratio ${ratio}: kept ${kept / n}`);
+  }
+  // and ids past 2^32 roots stay unique
+  assert.notEqual(traceIdOf(5), traceIdOf(5 + 2 ** 32));
+});

@@ -86,7 +86,7 @@ test("a trace across services is one tree: each part under the segment that call
   const seg = (id: number, spanId: string, start: number, end: number, onCriticalPath = true): Segment => ({ id, parentId: null, spanId, name: `call ${spanId}`, kind: 'http', start, end, onCriticalPath });
   type Part = Trace['parts'][number];
   const part = (service: string, spanId: string, parentSpanId: string | null, start: number, segments: Segment[], orphan = false): Part => ({
-    service, instance: null, endpoint: `GET /${service}`, spanId, parentSpanId, orphan, start, response: 50, duration: 60, cpu: 5, external: 40, blocking: 2, segments, criticalPath: segments.map((s) => s.id),
+    service, instance: null, endpoint: `GET /${service}`, spanId, parentSpanId, orphan, start, status: 200, error: false, response: 50, duration: 60, cpu: 5, external: 40, blocking: 2, segments, criticalPath: segments.map((s) => s.id),
   });
   const T = 1_800_000_000_000;
   // the gateway calls orders twice (span g1, g2); orders calls stock; a part whose caller never arrived

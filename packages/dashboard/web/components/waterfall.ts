@@ -74,6 +74,8 @@ function partFacts(p: Trace['parts'][number], s: Segment): Array<[string, string
   return [
     ['service', p.instance ? `${p.service} (${p.instance})` : p.service],
     ['endpoint', p.endpoint],
+    ['status', p.status === 0 ? 'not HTTP' : String(p.status)],
+    ...(p.error ? [['error', p.errorMessage ?? 'failed'] as [string, string]] : []),
     ['start', `${fmt.ms(s.start)} after the root transaction's start`],
     ['response', fmt.ms(p.response)],
     ['duration', fmt.ms(p.duration)],
@@ -231,7 +233,7 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
     return h(
       'div',
       {
-        class: `wf-row${part ? ' wf-part' : ''}${s.onCriticalPath ? ' critical' : ''}${s.error !== undefined ? ' failed' : ''}`,
+        class: `wf-row${part ? ' wf-part' : ''}${s.onCriticalPath ? ' critical' : ''}${s.error !== undefined || part?.error ? ' failed' : ''}`,
         'data-segment': s.id,
         'data-service': service ?? null,
         style: color ? `--s:${color}` : null,
