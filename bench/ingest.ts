@@ -10,6 +10,10 @@
  *   http discard    a plain node:http server that reads each body and answers 200: the transport
  *   collector       startCollector(): decompression, validation, the one-transaction rollup into
  *                   per-second, per-minute and per-hour rows, traces, commit with synchronous=FULL
+ *   collector OTLP  the same collector taking OTLP/HTTP traces (POST /v1/traces): exports of 512
+ *                   spans as an SDK's batch span processor sends them (64 server spans of 8 client
+ *                   spans each, protobuf, gzip), each server span a transaction stored as a trace
+ *                   and counted in the aggregates: spans/s on one core
  *
  * The batches are realistic agent flushes: one process, 20 endpoints, a 1 s interval each with
  * 20–120 transactions (five sketches per endpoint), three sampled traces of eight segments,
@@ -31,6 +35,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import Compile from 'typebox/compile';
 import { METRICS, addValue, newSketch, roundMs, toWire } from '@loopscope/protocol';
 import { BatchSchema } from '@loopscope/protocol/wire';
+import protobuf from 'protobufjs';
 import type { TargetMessage } from './servers/ingest-target.js';
 
 const { values: opts } = parseArgs({
@@ -117,6 +122,40 @@ interface Batch {
   gz: Buffer;
   rawBytes: number;
   transactions: number;
+  /** OTLP exports: their spans */
+  spans?: number;
+}
+
+/** OTLP exports of 512 spans: 64 transactions (server spans) of 8 client calls each, protobuf, gzip. */
+function buildOtlpExports(count: number): Batch[] {
+  const root = new protobuf.Root();
+  const dir = fileURLToPath(new URL('../../packages/collector/proto/', import.meta.url));
+  root.resolvePath = (_origin, target) => dir + target;
+  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto');
+  const Request = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+  const str = (key: string, value: string) => ({ key, value: { stringValue: value } });
+  const ns = (ms: number): string => (BigInt(Math.round(ms * 1000)) * 1000n).toString();
+  const t0 = Date.now() - 60_000;
+  const out: Batch[] = [];
+  let id = 0;
+  for (let b = 0; b < count; b++) {
+    const spans: object[] = [];
+    for (let t = 0; t < 64; t++) {
+      const traceId = Buffer.from((++id).toString(16).padStart(32, '0'), 'hex');
+      const server = Buffer.from(id.toString(16).padStart(16, '0'), 'hex');
+      const start = t0 + b * 10 + t * 0.1;
+      spans.push({ traceId, spanId: server, name: 'GET /api/resource/:id', kind: 2, startTimeUnixNano: ns(start), endTimeUnixNano: ns(start + 22), attributes: [str('http.request.method', 'GET'), str('http.route', `/api/resource${t % ENDPOINTS}/:id`), { key: 'http.response.status_code', value: { intValue: 200 } }] });
+      for (let c = 0; c < 8; c++) {
+        const spanId = Buffer.alloc(8);
+        spanId.writeUInt32BE(id, 0);
+        spanId.writeUInt32BE(c + 1, 4);
+        spans.push({ traceId, spanId, parentSpanId: server, name: c % 2 ? 'GET' : 'SELECT puppies', kind: 3, startTimeUnixNano: ns(start + c * 2), endTimeUnixNano: ns(start + c * 2 + 5), attributes: c % 2 ? [str('http.request.method', 'GET'), str('url.full', `http://upstream:8080/api/${c}`)] : [str('db.system.name', 'postgresql'), str('db.query.text', 'SELECT * FROM puppies WHERE id = $1'), str('server.address', 'db')] });
+      }
+    }
+    const bytes = Buffer.from(Request.encode(Request.fromObject({ resourceSpans: [{ resource: { attributes: [str('service.name', 'bench-otlp'), str('service.instance.id', `host:${b % INSTANCES}`)] }, scopeSpans: [{ spans }] }] })).finish());
+    out.push({ gz: gzipSync(bytes), rawBytes: bytes.length, transactions: 64, spans: spans.length });
+  }
+  return out;
 }
 
 function buildBatches(): Batch[] {
@@ -150,6 +189,7 @@ interface Result {
   name: string;
   batches: number;
   transactions: number;
+  spans?: number;
   seconds: number;
   cpuMsPerBatch: number;
 }
@@ -174,10 +214,11 @@ function parseAndValidate(batches: Batch[]): Result {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(port: number, body: Buffer): Promise<number> {
+function post(port: number, body: Buffer, otlp: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
+    const [path, type] = otlp ? ['/v1/traces', 'application/x-protobuf'] : ['/v1/ingest', 'application/json'];
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/v1/ingest', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length } },
+      { host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': type, 'content-encoding': 'gzip', 'content-length': body.length } },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode!));
@@ -197,26 +238,28 @@ async function overHttp(name: string, mode: 'collector' | 'discard', batches: Ba
   let next = 0;
   /** with unique batches, each prepared batch is sent once: the run ends early when they run out */
   const limit = unique ? batches.length : Infinity;
-  const drive = async (until: number): Promise<{ n: number; transactions: number }> => {
+  const drive = async (until: number): Promise<{ n: number; transactions: number; spans: number }> => {
     let n = 0;
     let transactions = 0;
+    let spans = 0;
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         while (performance.now() < until && next < limit) {
           const b = batches[next++ % batches.length]!;
-          const status = await post(listening.port, b.gz);
+          const status = await post(listening.port, b.gz, b.spans !== undefined);
           if (status !== 200) throw new Error(`${name}: status ${status}`);
           n++;
           transactions += b.transactions;
+          spans += b.spans ?? 0;
         }
       }),
     );
-    return { n, transactions };
+    return { n, transactions, spans };
   };
   await drive(performance.now() + 1000);
   target.send('start');
   const started = performance.now();
-  const { n, transactions } = await drive(started + DURATION_MS);
+  const { n, transactions, spans } = await drive(started + DURATION_MS);
   const seconds = (performance.now() - started) / 1000;
   target.send('stop');
   const [usage] = (await once(target, 'message')) as [TargetMessage];
@@ -224,7 +267,7 @@ async function overHttp(name: string, mode: 'collector' | 'discard', batches: Ba
   await once(target, 'exit');
   const cpuUs = usage.type === 'usage' ? usage.cpuUs : NaN;
   if (unique && next >= batches.length) console.log(`  (${name}: the ${batches.length} prepared batches ran out after ${seconds.toFixed(1)} s; use --batches for more)`);
-  return { name, batches: n, transactions, seconds, cpuMsPerBatch: cpuUs / 1000 / n };
+  return { name, batches: n, transactions, ...(spans > 0 ? { spans } : {}), seconds, cpuMsPerBatch: cpuUs / 1000 / n };
 }
 
 // ---- main ------------------------------------------------------------------------------------
@@ -241,14 +284,17 @@ console.log(
 const results: Result[] = [parseAndValidate(batches)];
 results.push(await overHttp('http discard (node:http)', 'discard', batches, false));
 results.push(await overHttp('collector (SQLite, FULL sync)', 'collector', batches, true));
+console.log(`building ${Math.ceil(POOL / 8)} OTLP exports (512 spans each, protobuf, gzip)...`);
+results.push(await overHttp('collector OTLP (POST /v1/traces)', 'collector', buildOtlpExports(Math.ceil(POOL / 8)), true));
 agent.destroy();
 
 const floor = results[0]!;
 const rows = results.map((r) => {
   const perSecond = r.batches / r.seconds;
-  return [r.name, perSecond.toFixed(0), (r.transactions / r.seconds / 1000).toFixed(0) + ' k', r.cpuMsPerBatch.toFixed(2), `${((100 * perSecond) / (floor.batches / floor.seconds)).toFixed(0)} %`];
+  const spans = r.spans === undefined ? '' : `${(r.spans / r.seconds / 1000).toFixed(1)} k`;
+  return [r.name, perSecond.toFixed(0), (r.transactions / r.seconds / 1000).toFixed(1) + ' k', spans, r.cpuMsPerBatch.toFixed(2), r.spans === undefined ? `${((100 * perSecond) / (floor.batches / floor.seconds)).toFixed(0)} %` : ''];
 });
-const header = ['', 'batches/s', 'transactions/s', 'CPU ms/batch', 'of parse+validate'];
+const header = ['', 'requests/s', 'transactions/s', 'spans/s', 'CPU ms/request', 'of parse+validate'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 console.log(line(header));
