@@ -19,7 +19,7 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { TransactionRecord } from '@loopscope/protocol';
+import { unionLength, type TransactionRecord } from '@loopscope/protocol';
 import { current, segment, start } from '../src/index.js';
 import { requireLib } from './datastore-helpers.js';
 import { burn, deadline, firstLine, get, listen, median, recorder, startUpstream, until } from './helpers.js';
@@ -246,8 +246,9 @@ const LATE_MS = 12;
 /*
  * Two stalls of this shared machine hit a whole burst, and are not the agent's to see; such a burst
  * is run again, at most MAX_RERUNS times a test (an agent that erred would err in the reruns too):
- * - the far side answered every request late by more than LATE_MS, external + blocking adding up
- *   to the clocks' truth within 2 ms (seen in CI: redis behind its proxy, a burst 35-38 ms late);
+ * - the far side answered requests late by more than LATE_MS, external + blocking adding up to the
+ *   clocks' truth within 2 ms, and every other request of the burst is within the bounds (seen in
+ *   CI: redis behind its proxy, a whole burst 35-38 ms late; nats, 3 answers of a burst 21 ms late);
  * - the app's process ran the whole burst late: every request's blocking short of the truth by
  *   more than an iteration, its external right (seen in CI: pg, a burst 24-27 ms short). The
  *   requests were in the app's socket, but its process was not running: no loop iteration of it
@@ -259,7 +260,9 @@ function stalled(burst: Seen[]): string | undefined {
     const truth = s.response - TIMER_MS - LATENCY_MS - s.record.cpu;
     return { late: s.record.external - LATENCY_MS, short: s.record.blocking - truth };
   });
-  if (errors.every((e) => e.late > LATE_MS && Math.abs(e.late + e.short) <= 2)) return 'the far side answered every request late';
+  const farLate = (e: { late: number; short: number }): boolean => e.late > LATE_MS && Math.abs(e.late + e.short) <= 2;
+  const fine = (e: { late: number; short: number }): boolean => e.late >= -ITERATION && e.late <= LATE_MS && Math.abs(e.short) <= ITERATION;
+  if (errors.some(farLate) && errors.every((e) => farLate(e) || fine(e))) return 'the far side answered requests late';
   if (errors.every((e) => e.short < -ITERATION && Math.abs(e.late) <= LATE_MS)) return "the app's process ran every request late";
   return undefined;
 }
@@ -295,10 +298,13 @@ for (const name of Object.keys(calls)) {
 /*
  * One request at a time: the client sends the next as soon as it has the answer to the one before,
  * so the loop is idle when it comes, or finishing what it does after a response. That is little,
- * but a garbage collection can fall there, and a request that arrives during one really waits: the
- * truth of each request's blocking is the GC pauses that overlapped it: within 1.5 ms in the median
- * and 3 ms for 9 requests in 10 (the loopback, the client's own wake-up and the loop's few other
- * callbacks after a response; now and then the test runner's own timers run there too).
+ * but a garbage collection can fall there, or the previous request's last callbacks (its response's
+ * 'finish', on a slow machine a few ms of them), and a request that arrives then really waits: the
+ * truth of each request's blocking is the GC pauses and the other requests' own slices that
+ * overlapped its waits: within 1.5 ms in the median and 5 ms for 9 requests in 10 (the loopback,
+ * the client's own wake-up and the loop's few callbacks of no request: the agent's own work as a
+ * transaction ends, this test's recorder, now and then the test runner's timers; on this machine
+ * at a slow hour, 3-4 ms for 2 or 3 requests in 20).
  * node:http's Agent and autocannon send it on the connection that was just answered; undici's pool
  * often picks another of its connections, and then the wait can be dated from the loop's previous
  * poll (docs/metrics.md, "When was a callback ready?"): not tested here.
@@ -319,14 +325,19 @@ test('a quiet loop blocks nobody: one request at a time over kept-alive connecti
   seen.autocannon = await until("the records of autocannon's 20 requests", () => (fetches().length >= 20 ? fetches() : undefined), undefined, () => `${fetches().length} so far`);
   assert.equal(seen.autocannon.length, 20);
   gc.disconnect();
+  // every request's own slices, on this process's clock: what the loop ran for whom
+  const at = (r: TransactionRecord, [a, b]: [number, number]): [number, number] => [r.start - performance.timeOrigin + a, r.start - performance.timeOrigin + b];
+  const everyone = Object.values(seen).flat();
   for (const [via, list] of Object.entries(seen)) {
     const errors = list.map((r) => {
-      const start = r.start - performance.timeOrigin;
-      const inGc = pauses.reduce((sum, [a, b]) => sum + Math.max(0, Math.min(b, start + r.duration) - Math.max(a, start)), 0);
-      return r.blocking - inGc;
+      const held = [...pauses, ...everyone.filter((o) => o !== r).flatMap((o) => (o.slices ?? []).map((sl) => at(o, sl)))];
+      const waited = (r.waits ?? []).map((w) => at(r, w));
+      // the union of what held the loop, within each wait
+      const inHolders = waited.reduce((sum, [ws, we]) => sum + unionLength(held.map(([a, b]): [number, number] => [Math.max(a, ws), Math.min(b, we)]).filter(([a, b]) => b > a)), 0);
+      return r.blocking - inHolders;
     });
     const sorted = [...errors].sort((a, b) => a - b);
-    assert.ok(median(errors) <= 1.5 && sorted[Math.floor(0.9 * sorted.length) - 1]! <= 3, `${via}: blocking beyond the GC pauses it met: ${fmt(errors)} ms`);
+    assert.ok(median(errors) <= 1.5 && sorted[Math.floor(0.9 * sorted.length) - 1]! <= 5, `${via}: blocking beyond the GC pauses and other requests' slices it met: ${fmt(errors)} ms`);
   }
 });
 
