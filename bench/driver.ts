@@ -22,6 +22,9 @@ export interface Variant {
 }
 
 /** How the server process is started for each variant; overhead is computed against the first one run. */
+/** OpenTelemetry's setup for the `otel` variants (a CommonJS file beside the sources). */
+const OTEL_SETUP = fileURLToPath(new URL('../otel-setup.cjs', import.meta.url));
+
 export const VARIANTS: Variant[] = [
   { name: 'none', execArgv: [], env: {} },
   {
@@ -41,6 +44,9 @@ export const VARIANTS: Variant[] = [
     execArgv: ['--import', 'loopscope/register'],
     env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_PROFILER: 'false' },
   },
+  // OpenTelemetry's SDK and http instrumentation alone (otel-setup.cjs), and with loopscope next to it
+  { name: 'otel', execArgv: ['--require', OTEL_SETUP], env: {} },
+  { name: 'otel+loopscope', execArgv: ['--require', OTEL_SETUP, '--import', 'loopscope/register'], env: { LOOPSCOPE_SERVICE: 'bench' } },
 ];
 
 /**

@@ -20,6 +20,10 @@
  *   loopscope-noloop  the same with LOOPSCOPE_LOOP=false (no event-loop health, long tasks or
  *              sampling profiler): `--variants loopscope-noloop,loopscope` shows what those cost
  *   loopscope-noprofiler  the same with LOOPSCOPE_PROFILER=false: what naming long tasks costs
+ *   otel       node --require otel-setup.cjs server.js: OpenTelemetry's SDK and http instrumentation,
+ *              every request traced and exported over OTLP to the same collector
+ *   otel+loopscope  both in one process: `--together --variants otel,otel+loopscope` is what adding
+ *              loopscope to a service OpenTelemetry traces costs (docs/benchmarks.md)
  *   agent:FILE  node --import FILE server.js, FILE being another build's register.js (a copy of
  *              packages/agent/dist, say, taken before a change): `--together --variants
  *              agent:/tmp/before/bundle/register.js,loopscope` measures the change

@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
-import { formatTraceParent, formatTraceState, newSpanId, traceIdOf, type RemoteParent } from './trace-context.js';
+import { formatTraceParent, formatTraceState, newSpanId, parseTraceParent, traceIdOf, type RemoteParent } from './trace-context.js';
 import { now } from './clock.js';
 
 /** What the context (context.ts) holds: a transaction is its own scope; a segment opened by hand gets one. */
@@ -63,6 +63,17 @@ export class Segment implements Scope {
   /** The `traceparent` a call made by this segment carries to what it calls. */
   get traceParent(): string {
     return formatTraceParent(this.tx.traceId, this.spanId, this.tx.traceFlags);
+  }
+
+  /**
+   * The call already carries `header` (another tracer's, or the app's own): the segment is the span
+   * it names, when it is of the transaction's trace (a root not yet seen takes that trace), so that
+   * what the callee continues is this segment.
+   */
+  carries(header: string | undefined, state?: string): void {
+    const given = parseTraceParent(header, state);
+    if (given === undefined || this.ownSpanId !== undefined) return;
+    if (this.tx.adoptTrace(given.traceId)) this.ownSpanId = given.parentSpanId;
   }
 
   /**
@@ -377,13 +388,27 @@ export class Transaction implements Scope {
   }
 
   get traceId(): string {
-    return this.remote === null ? traceIdOf(this.serial) : this.remote.traceId;
+    this.traceIdShown = true;
+    return this.remote?.traceId ?? this.adoptedTraceId ?? traceIdOf(this.serial);
+  }
+
+  /**
+   * Another tracer in the process (OpenTelemetry) put trace `traceId` on a call of this transaction
+   * (docs/instrumentation.md, "Next to OpenTelemetry"): a root whose trace id nobody has seen yet
+   * takes it, so that both tell one trace. Whether the transaction is now of that trace.
+   */
+  adoptTrace(traceId: string): boolean {
+    if (this.remote === null && !this.traceIdShown && this.adoptedTraceId === undefined) this.adoptedTraceId = traceId;
+    return this.traceId === traceId;
   }
 
   /** Its W3C span id, made when first asked for. */
   get spanId(): string {
     return (this.ownSpanId ??= newSpanId());
   }
+
+  private traceIdShown = false;
+  private adoptedTraceId: string | undefined;
 
   /** The span of the caller it continues (null: it is the root of its trace). */
   get parentSpanId(): string | null {

@@ -19,19 +19,30 @@ interface UndiciRequest {
   addHeader?(name: string, value: string): unknown;
 }
 
-function hasHeader(headers: unknown, name: string): boolean {
+/** A header's value on undici's request (its headers are an array of name, value, or raw text). */
+function headerOf(headers: unknown, name: string): string | undefined {
   if (Array.isArray(headers)) {
-    for (let i = 0; i < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return true;
-    return false;
+    for (let i = 0; i < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+    return undefined;
   }
-  return typeof headers === 'string' && `\r\n${headers.toLowerCase()}`.includes(`\r\n${name}:`);
+  if (typeof headers !== 'string') return undefined;
+  const at = `\r\n${headers.toLowerCase()}`.indexOf(`\r\n${name}:`);
+  if (at < 0) return undefined;
+  const from = at + name.length + 1;
+  const end = headers.indexOf('\r\n', from);
+  return headers.slice(from, end < 0 ? undefined : end).trim();
 }
 
-/** The W3C trace headers of `seg` on undici's request, unless the app set its own. */
+/**
+ * The W3C trace headers of `seg` on undici's request. Those already on it (the app's own, or
+ * another tracer's) win, and the segment takes the span they name.
+ */
 function propagate(request: UndiciRequest, seg: Segment): void {
-  if (typeof request.addHeader !== 'function' || hasHeader(request.headers, 'traceparent')) return;
+  if (typeof request.addHeader !== 'function') return;
+  const given = headerOf(request.headers, 'traceparent');
+  if (given !== undefined) return seg.carries(given);
   request.addHeader('traceparent', seg.traceParent);
-  if (!hasHeader(request.headers, 'tracestate')) request.addHeader('tracestate', seg.traceState);
+  if (headerOf(request.headers, 'tracestate') === undefined) request.addHeader('tracestate', seg.traceState);
 }
 
 function describeTarget(input: unknown, init: unknown): { method: string; origin: string; path: string } {

@@ -13,9 +13,14 @@ import type { Segment } from '../transaction.js';
 
 const SEG = Symbol('loopscope.segment');
 
-/** The W3C trace headers of `seg` on a request whose headers are not written yet (the app's own win). */
+/**
+ * The W3C trace headers of `seg` on a request whose headers are not written yet. Those already on
+ * it (the app's own, or OpenTelemetry's, set first) win, and the segment takes the span they name.
+ */
 function propagate(request: ClientRequest, seg: Segment): void {
-  if (request.headersSent || request.hasHeader('traceparent')) return;
+  if (request.headersSent) return;
+  const given = request.getHeader('traceparent');
+  if (given !== undefined) return seg.carries(String(given));
   request.setHeader('traceparent', seg.traceParent);
   if (!request.hasHeader('tracestate')) request.setHeader('tracestate', seg.traceState);
 }
