@@ -145,7 +145,14 @@ export function buildServer(options: ServerOptions): Servers {
     });
   });
 
-  app.get('/api/health', async () => ({ status: 'ok', version: VERSION, storage: storage.kind, ...(options.exporter ? { otlpExport: options.exporter.stats } : {}) }));
+  app.get('/api/health', async () => ({
+    status: 'ok',
+    version: VERSION,
+    storage: storage.kind,
+    // OTLP spans waiting for their transaction, and those that waited in vain
+    otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
+    ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
+  }));
 
   app.get('/api/services', async (request) => storage.services(parseRange(request.query as QueryString, Date.now())));
 

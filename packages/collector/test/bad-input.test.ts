@@ -243,7 +243,7 @@ test('gzip-compressed good batches are accepted', async () => {
 });
 
 test('after all that: the collector is up, every good batch is stored and nothing else, the query API needs no token', async () => {
-  assert.deepEqual((await get(`${collector.url}/api/health`)).body, { status: 'ok', version: '0.1.0', storage: 'sqlite' });
+  assert.deepEqual((await get(`${collector.url}/api/health`)).body, { status: 'ok', version: '0.1.0', storage: 'sqlite', otlpIn: { waiting: 0, expired: 0 } });
   const [row] = (await get(`${collector.url}/api/endpoints?service=bad-input`)).body;
   assert.equal(row.endpoint, 'GET /ok');
   assert.equal(row.count, goodSent * 2);

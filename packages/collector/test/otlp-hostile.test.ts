@@ -175,4 +175,7 @@ test('100 000 spans in one request: the first 50 000 are taken, the rest rejecte
   const decoded = Response.toObject(Response.decode(res.raw), { longs: Number }) as { partialSuccess: { rejectedSpans: number; errorMessage: string } };
   assert.equal(decoded.partialSuccess.rejectedSpans, 50_000);
   assert.match(decoded.partialSuccess.errorMessage, /more than 50000 spans in one request/);
+  // the 50 000 taken wait for a transaction that never comes, in memory, within its bound
+  const { otlpIn } = (await get(`${collector.url}/api/health`)).body as { otlpIn: { waiting: number; expired: number } };
+  assert.ok(otlpIn.waiting >= 50_000 && otlpIn.waiting <= 100_000, JSON.stringify(otlpIn));
 });

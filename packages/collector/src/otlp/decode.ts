@@ -5,6 +5,8 @@
  * JSON encoding follows the OTLP spec's mapping (lowerCamelCase fields, hex ids, int64 as strings
  * or numbers, enums as integers).
  *
+ * The protocol definitions loaded here serve OTLP out too (its request and response types).
+ *
  * A body that is not an ExportTraceServiceRequest at all throws HttpError (400, never retried);
  * a span that is malformed on its own (ids of the wrong length, times missing or ending before they
  * start) is rejected alone and counted, as OTLP's partial success has it.
