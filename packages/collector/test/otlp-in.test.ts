@@ -109,16 +109,16 @@ test("each call is a segment, the callee's part hangs under it: one trace from O
     assert.equal(trace.cpu, null);
     assert.equal(trace.blocking, null);
     // each callee's response fits in its caller's call (which adds the connection, the network and
-    // the callee's queue: a first request's can be several ms more); within 5 ms, as each side
-    // dates the ends on its own loop (a callee's server span ends at its response's 'finish', which
-    // can come after the caller has read it; an agent dates an answer that came while its loop was
-    // busy from the loop's last poll). Timing truth across services is cross-service.test's; this
-    // is the nesting
+    // the callee's queue: a first request's can be several ms more); within 15 ms, as each side
+    // dates the ends on its own loop, each up to an iteration off on this shared machine (a
+    // callee's server span ends at its response's 'finish', which can come after the caller has
+    // read it; an agent dates an answer that came while its loop was busy from the loop's last
+    // poll; CI saw 6 ms). Timing truth across services is cross-service.test's; this is the nesting
     assert.ok(backPart!.response >= DELAY_MS, `back ${backPart!.response}`);
     const callOf = (p: TraceAnswer['parts'][number], child: TraceAnswer['parts'][number]) => p.segments.find((s) => s.spanId === child.parentSpanId)!;
     for (const [caller, callee] of [[trace.parts[0]!, agentPart!], [agentPart!, backPart!]] as const) {
       const call = callOf(caller, callee);
-      assert.ok(callee.response <= call.end - call.start + 5, `${caller.service}'s call ${call.end - call.start} ms, ${callee.service}'s response ${callee.response} ms`);
+      assert.ok(callee.response <= call.end - call.start + 15, `${caller.service}'s call ${call.end - call.start} ms, ${callee.service}'s response ${callee.response} ms`);
     }
     assert.ok(trace.response >= trace.external!);
     assert.equal(trace.error, trace.status === 500, JSON.stringify({ status: trace.status, error: trace.error, message: trace.errorMessage }));
