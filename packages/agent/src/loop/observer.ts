@@ -208,20 +208,15 @@ export class LoopObserver {
   enterArrived(tx: Transaction, idle: number, resource: object, notBefore = -Infinity, acceptReady = Infinity): Transaction | null {
     const prev = this.running;
     const seen = tx.start;
+    this.switchTo(tx, idle, null, false, false, seen);
+    tx.arrivedOn(resource);
     const io = this.ioReadySince();
     let ready = acceptReady < io ? acceptReady : io;
     if (ready < notBefore) ready = notBefore;
-    // The callback that brought the request has been reading it (Node's HTTP parser, a client
-    // library decoding a message) since it began, for no transaction yet: that is this one's own
-    // work, its first slice, not a wait. Unless another transaction was running in it.
-    let from = seen;
-    if ((prev === null || !prev.open) && this.sliceStart < seen) from = this.sliceStart > ready ? this.sliceStart : ready < seen ? ready : seen;
-    this.switchTo(tx, idle, null, false, false, from);
-    tx.arrivedOn(resource);
-    if (ready < from) {
+    if (ready < seen) {
       tx.startedAt(ready);
-      this.countBlocking(tx, ready, from);
-    } else if (from < seen) tx.startedAt(from);
+      this.countBlocking(tx, ready, seen);
+    }
     return prev;
   }
 
