@@ -48,7 +48,8 @@ export async function otlpRoutes(app: FastifyInstance, options: OtlpRouteOptions
     const message =
       err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `body is larger than ${limits.maxBodyBytes} bytes; send smaller batches` : status >= 500 ? 'internal error of the collector; its log has the details' : err.message;
     if (status >= 500) request.log.error({ err, url: request.url }, 'internal error');
-    return send(reply, encodingOfRequest(request), status, errorBody(encodingOfRequest(request), status, message));
+    const encoding = encodingOfRequest(request);
+    return send(reply, encoding, status, errorBody(encoding, status, message));
   });
   if (options.expected) {
     const expected = options.expected;
