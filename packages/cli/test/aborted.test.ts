@@ -3,7 +3,8 @@
  * (fixtures/aborted-app.mjs) → a real collector → the query API, with real clients that go away:
  * one that disconnects while its request is queued behind other requests' CPU before routing, one
  * that gives up while the handler awaits an upstream (`curl -m 0.03`), and a keep-alive client
- * that closes its sockets with requests in flight. Each is recorded as aborted, named by its route
+ * that closes its sockets with requests in flight, and one that leaves while the body streams (the
+ * app's listener of `close` works 15 ms more on it: its last work). Each is recorded as aborted, named by its route
  * (or `GET (unmatched)` when it never reached one), with its response ending when the app stopped
  * working on it (the app notes that moment), blocking within its duration; the API counts them.
  */

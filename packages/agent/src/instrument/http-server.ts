@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endpointName } from '@loopscope/protocol';
 import { runInScope } from '../context.js';
-import { enterArrived, ioReadySince, pollCount } from '../timing.js';
+import { enter, enterArrived, ioReadySince, leave, pollCount } from '../timing.js';
 import { parseTraceParent } from '../trace-context.js';
 import type { Tracker } from '../tracker.js';
 import type { Transaction } from '../transaction.js';
@@ -38,6 +38,10 @@ interface TracedSocket {
 }
 
 interface TracedResponse extends ServerResponse {
+  [TX]?: Transaction;
+}
+
+interface TracedRequest extends IncomingMessage {
   [TX]?: Transaction;
 }
 
@@ -81,7 +85,7 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
             const parent = parseTraceParent(traceparent, request.headers.tracestate);
             if (parent !== undefined) tx.continues(parent);
           }
-          (res as TracedResponse)[TX] = tx;
+          (res as TracedResponse)[TX] = (req as TracedRequest)[TX] = tx;
           tx.respondsWith(res as ServerResponse);
           if (!finishPatched) (res as TracedResponse).on('finish', onFinish);
           // the transaction owns the loop from here: what the parser does after the handler
@@ -139,6 +143,33 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
     };
     restore.push(() => {
       responseProto._finish = originalFinish;
+    });
+  }
+
+  // A connection that closes before the response is finished: the request is aborted now, and what
+  // the app's listeners of `close` do (stop a stream, release what it held) is its last work on
+  // the request. Node emits those from the socket's callback, outside the request's context.
+  for (const proto of [http.IncomingMessage.prototype, http.ServerResponse.prototype] as Array<{ emit: Emit }>) {
+    const own = Object.prototype.hasOwnProperty.call(proto, 'emit');
+    const original = proto.emit;
+    proto.emit = function emit(this: unknown): boolean {
+      if (arguments[0] !== 'close') return Reflect.apply(original, this, arguments) as boolean;
+      const tx = (this as TracedRequest | TracedResponse)[TX];
+      const res = tx?.response as ServerResponse | undefined;
+      if (tx === undefined || !tx.open || tx.responseEnd >= 0 || res === undefined || res.writableFinished || !(res.destroyed || res.socket === null || res.socket.destroyed)) {
+        return Reflect.apply(original, this, arguments) as boolean;
+      }
+      const prev = enter(tx);
+      try {
+        tx.abort(res.writableEnded || res.headersSent ? res.statusCode : undefined);
+        return runInScope(tx, Reflect.apply, undefined, original, this, arguments) as boolean;
+      } finally {
+        leave(prev);
+      }
+    };
+    restore.push(() => {
+      if (own) proto.emit = original;
+      else delete (proto as { emit?: Emit }).emit;
     });
   }
 
