@@ -15,3 +15,10 @@ const sdk = new NodeSDK({
   logRecordProcessors: [],
 });
 sdk.start();
+// OpenTelemetry's http instrumentation patches node:http when something require()s it. The
+// benchmark's servers are ES modules that import it, which without OpenTelemetry's ESM loader hook
+// (import-in-the-middle) would leave them untraced (and a loopscope/register next to it, which
+// does require node:http, would switch OpenTelemetry's patching on and be charged for it). The
+// servers use node:http's default export, the object this require returns: patched here, they are
+// traced as the hook would trace them.
+require('node:http');
