@@ -1,5 +1,6 @@
 /** What every subcommand needs to read its flags, and the error that means "you typed it wrong". */
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT } from '@loopscope/collector';
+import { durationMs } from '@loopscope/protocol';
 
 /** A mistake in the command line: main prints the message and the command's usage, and exits 2. */
 export class UsageError extends Error {}
@@ -15,13 +16,10 @@ export function parsePort(raw: string, flag = '--port'): number {
   return port;
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** "90s", "15m", "2h", "7d", "500ms" → ms. */
 export function parseDuration(raw: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(raw.trim());
-  const ms = m ? Number(m[1]) * UNITS[m[2]!]! : NaN;
-  if (!(ms > 0)) throw new UsageError(`${flag} must be a duration such as 90s, 15m, 2h or 7d, not ${JSON.stringify(raw)}`);
+  const ms = durationMs(raw);
+  if (ms === undefined) throw new UsageError(`${flag} must be a duration such as 90s, 15m, 2h or 7d, not ${JSON.stringify(raw)}`);
   return ms;
 }
 

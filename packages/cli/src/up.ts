@@ -4,14 +4,14 @@
  * stops it cleanly: requests in flight are answered, then the database is closed.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, type Retention } from '@loopscope/collector';
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, loadRules, type Retention } from '@loopscope/collector';
 import { COLLECTOR_FLAGS, UsageError, parseDuration, parsePort, untilSignal } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
 export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--token TOKEN] [--otlp-port 4318]
-             [--otlp-endpoint URL [--otlp-header K=V]...]
+             [--otlp-endpoint URL [--otlp-header K=V]...] [--rules FILE] [--metrics-window 60s]
              [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
   Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
   DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}). --port 0 picks a free port. With --token (or
@@ -20,7 +20,10 @@ export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT
   aggregates and full traces are kept. OpenTelemetry SDKs may send OTLP/HTTP traces to POST
   /v1/traces on the collector's port, or on --otlp-port (4318 is OTLP's own) as well. With
   --otlp-endpoint, every stored trace is forwarded as OTLP spans to URL/v1/traces (an
-  OpenTelemetry Collector, Jaeger, Tempo...), with each --otlp-header (an API key, say).`;
+  OpenTelemetry Collector, Jaeger, Tempo...), with each --otlp-header (an API key, say).
+  GET /metrics is for Prometheus: counters since start, quantiles over the last --metrics-window.
+  --rules FILE (YAML, docs/alerts.md) evaluates alert rules and sends their alerts to the
+  Alertmanagers and webhooks it names; GET /api/alerts lists them.`;
 
 const RETENTION_FLAGS = {
   'retention-seconds': 'seconds',
@@ -60,6 +63,8 @@ export async function runUp(argv: string[]): Promise<void> {
       'otlp-port': { type: 'string' },
       'otlp-endpoint': { type: 'string' },
       'otlp-header': { type: 'string', multiple: true },
+      rules: { type: 'string' },
+      'metrics-window': { type: 'string' },
       'retention-seconds': { type: 'string' },
       'retention-minutes': { type: 'string' },
       'retention-hours': { type: 'string' },
@@ -80,7 +85,14 @@ export async function runUp(argv: string[]): Promise<void> {
   const otlpPort = values['otlp-port'] === undefined ? undefined : parsePort(values['otlp-port'], '--otlp-port');
   const otlpExport = values['otlp-endpoint'] === undefined ? undefined : { endpoint: parseEndpoint(values['otlp-endpoint']), headers: parseHeaders(values['otlp-header'] ?? []) };
   if (otlpExport === undefined && values['otlp-header'] !== undefined) throw new UsageError('--otlp-header goes with --otlp-endpoint');
-  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention, otlpPort, otlpExport });
+  const metricsWindowMs = values['metrics-window'] === undefined ? undefined : parseDuration(values['metrics-window'], '--metrics-window');
+  let rules;
+  try {
+    rules = values.rules === undefined ? undefined : loadRules(values.rules);
+  } catch (err) {
+    throw new Error(`--rules: ${(err as Error).message}`);
+  }
+  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
   console.log(`loopscope collector listening on ${collector.url}${collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : ''}`);
   await untilSignal();
   await collector.close();

@@ -6,6 +6,9 @@ import type { FastifyServerOptions } from 'fastify';
 import { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 import { buildServer } from './server.js';
 import { OtlpExporter } from './otlp/exporter.js';
+import { AlertEngine } from './alerts/engine.js';
+import { Receivers } from './alerts/receivers.js';
+import type { RulesFile } from './alerts/rules.js';
 import { openSqliteStorage } from './storage/sqlite.js';
 import type { Retention, Storage } from './storage/storage.js';
 
@@ -29,6 +32,10 @@ export interface CollectorOptions {
   otlpPort?: number;
   /** forward every stored trace as OTLP spans to this backend (base URL; traces go to URL/v1/traces), with these headers */
   otlpExport?: { endpoint: string; headers?: Record<string, string> };
+  /** alert rules and their receivers (`loopscope up --rules FILE`: `loadRules(FILE)`) */
+  rules?: RulesFile;
+  /** what the quantiles of `GET /metrics` cover (ms); default the last 60 s */
+  metricsWindowMs?: number;
 }
 
 export interface Collector {
@@ -50,13 +57,18 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   const storage = openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention: options.retention ?? {} });
   const logger = options.logger ?? { level: 'warn', stream: process.stderr };
   let exporter: OtlpExporter | undefined;
+  let url: string | undefined;
+  const warn = (message: string): void => app.log.warn(message);
+  const alerts = options.rules ? new AlertEngine(options.rules, storage, new Receivers(options.rules.receivers, warn, () => url), warn) : undefined;
   const { app, otlp } = buildServer({
     storage,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     token: options.token,
     logger,
     otlpServer: options.otlpPort !== undefined,
-    exporter: options.otlpExport ? (exporter = new OtlpExporter({ ...options.otlpExport, warn: (message) => app.log.warn(message) })) : undefined,
+    exporter: options.otlpExport ? (exporter = new OtlpExporter({ ...options.otlpExport, warn })) : undefined,
+    alerts,
+    ...(options.metricsWindowMs !== undefined ? { metricsWindowMs: options.metricsWindowMs } : {}),
   });
   try {
     await storage.prune(Date.now());
@@ -77,9 +89,11 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const address = server.address();
     return `http://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address ? address.port : ''}`;
   };
+  const own = (url = base(app.server));
+  alerts?.start();
   let closing: Promise<void> | undefined;
   return {
-    url: base(app.server),
+    url: own,
     otlpUrl: otlp ? base(otlp.server) : undefined,
     storage,
     close() {
@@ -88,6 +102,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
         await otlp?.close();
         await app.close();
         await exporter?.stop();
+        await alerts?.stop();
         await storage.close();
       })();
       return closing;
@@ -99,3 +114,5 @@ export { buildServer, VERSION } from './server.js';
 export { openSqliteStorage, DB_FILE, type SqliteOptions } from './storage/sqlite.js';
 export { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 export * from './storage/storage.js';
+export { loadRules, parseRules, RulesError, RULE_METRICS, type Rule, type RulesFile, type Receiver } from './alerts/rules.js';
+export { SIGNATURE_HEADER } from './alerts/receivers.js';

@@ -19,6 +19,8 @@ import type { Storage } from './storage/storage.js';
 import { otlpRoutes } from './otlp/routes.js';
 import { OtlpAssembler } from './otlp/transactions.js';
 import type { OtlpExporter } from './otlp/exporter.js';
+import { DEFAULT_METRICS_WINDOW_MS, PrometheusCounters, renderMetrics } from './prometheus.js';
+import type { AlertEngine } from './alerts/engine.js';
 import type { WireBatch } from '@loopscope/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -33,6 +35,10 @@ export interface ServerOptions {
   otlpServer?: boolean;
   /** forwards what is stored to an OpenTelemetry backend (`loopscope up --otlp-endpoint`) */
   exporter?: OtlpExporter | undefined;
+  /** the alert rules (`loopscope up --rules`): `GET /api/alerts` lists theirs */
+  alerts?: AlertEngine | undefined;
+  /** what the quantiles of `GET /metrics` cover; default the last 60 s */
+  metricsWindowMs?: number;
 }
 
 export interface Servers {
@@ -100,7 +106,9 @@ export function buildServer(options: ServerOptions): Servers {
   const DEFAULT_TARGET_MEMORY_MS = 24 * 3_600_000;
   const wanted = new WantedTraces();
   /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
+  const counters = new PrometheusCounters();
   const stored = async (batch: WireBatch, receivedAt: number): Promise<void> => {
+    counters.observe(batch);
     options.exporter?.offer(batch);
     for (const t of batch.traces) {
       if (!crossesServices(t)) continue;
@@ -152,6 +160,7 @@ export function buildServer(options: ServerOptions): Servers {
     // OTLP spans waiting for their transaction, and those that waited in vain
     otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
     ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
+    ...(options.alerts ? { alerts: { rules: options.alerts.ruleCount, failures: options.alerts.failures, receivers: options.alerts.receiverStats } } : {}),
   }));
 
   app.get('/api/services', async (request) => storage.services(parseRange(request.query as QueryString, Date.now())));
@@ -195,6 +204,15 @@ export function buildServer(options: ServerOptions): Servers {
   });
 
   app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));
+
+  // Prometheus's scrape (docs/prometheus.md)
+  const metricsWindowMs = options.metricsWindowMs ?? DEFAULT_METRICS_WINDOW_MS;
+  app.get('/metrics', async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(counters, storage, Date.now(), metricsWindowMs)),
+  );
+
+  app.get('/api/alerts', async () => options.alerts?.list() ?? []);
+  app.get('/api/rules', async () => options.alerts?.rules() ?? []);
 
   return { app, otlp: otlpApp };
 }

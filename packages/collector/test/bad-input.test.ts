@@ -289,6 +289,8 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
     cpu: { user: 0, system: 0 },
     memory: { rss: 0, heapUsed: 0, heapTotal: 0 },
     longTasks: [],
+    longTaskCount: 0,
+    loopMs: 0,
   });
   for (const [query, error] of [
     ['service=s&sort=slowest', /^sort must be recent or worst/],

@@ -4,6 +4,8 @@
  */
 
 import type {
+  Alert,
+  AlertRule,
   EndpointSummary,
   EndpointView,
   LongTaskRow,
@@ -23,7 +25,7 @@ import type {
 } from '@loopscope/protocol';
 
 // the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
-export type { LoopHolder, Quantiles, SeriesMetric, ServiceMap, TraceHolders, TraceSummary };
+export type { Alert, AlertRule, LoopHolder, Quantiles, SeriesMetric, ServiceMap, TraceHolders, TraceSummary };
 export type Metric = MetricName;
 export type ExternalKind = SegmentKind;
 export type Service = ServiceSummary;
@@ -93,6 +95,12 @@ export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${enc
 export const holders = (traceId: string): Promise<TraceHolders> => get(`/api/traces/${encodeURIComponent(traceId)}/holders`, {});
 
 export const loop = (service: string, w: Window, sort: 'recent' | 'worst'): Promise<Loop> => get('/api/loop', { service, sort, ...w });
+
+/** Pending and firing alerts, then the recently resolved (empty without `--rules`). */
+export const alerts = (): Promise<Alert[]> => get('/api/alerts', {});
+
+/** The alert rules, with the state of each one's alert. */
+export const rules = (): Promise<AlertRule[]> => get('/api/rules', {});
 
 /**
  * One quantile over a whole window (say, a service's p95 response over the last hour), which the

@@ -106,6 +106,10 @@ export interface LoopSummary {
   /** the largest seen in the range (bytes) */
   memory: { rss: number; heapUsed: number; heapTotal: number };
   longTasks: LongTaskRow[];
+  /** every long task stored in the range, of which `longTasks` lists at most `limit` */
+  longTaskCount: number;
+  /** the loop time the range's samples cover (busy + idle, ms, summed over processes): 0 when no process reported its loop */
+  loopMs: number;
 }
 
 /**
@@ -196,4 +200,46 @@ export interface ServiceMapEdge {
 export interface ServiceMap {
   nodes: ServiceMapNode[];
   edges: ServiceMapEdge[];
+}
+
+/** The metrics an alert rule may watch (docs/alerts.md). */
+export type AlertMetric = 'response' | 'duration' | 'cpu' | 'external' | 'blocking' | 'error_rate' | 'throughput' | 'loop_delay' | 'long_tasks';
+
+/** An alert rule as `GET /api/rules` lists it, with the state of its alert. */
+export interface AlertRule {
+  name: string;
+  service: string;
+  endpoint: string | null;
+  metric: AlertMetric;
+  /** for the metrics that are distributions (1: the max); null for the others */
+  quantile: number | null;
+  direction: 'above' | 'below';
+  /** ms for times, 0..1 for error_rate, per second for throughput, per minute for long_tasks */
+  threshold: number;
+  forMs: number;
+  windowMs: number;
+  /** its alert's state now; `ok` when none is pending or firing */
+  state: 'ok' | 'pending' | 'firing';
+}
+
+/** An alert as `GET /api/alerts` lists it (GUIDE §3.6), and as a webhook receives it. */
+export interface Alert {
+  name: string;
+  state: 'pending' | 'firing' | 'resolved';
+  service: string;
+  endpoint: string | null;
+  metric: AlertMetric;
+  quantile: number | null;
+  /** the latest value (the threshold's unit); null: no data in the window */
+  value: number | null;
+  threshold: number;
+  direction: 'above' | 'below';
+  /** when it entered its state: pending since, firing since, resolved at (ms since the epoch) */
+  since: number;
+  /** when it started firing; null while pending */
+  firedAt: number | null;
+  /** when it resolved; null until then */
+  resolvedAt: number | null;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
 }

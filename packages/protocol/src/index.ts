@@ -8,3 +8,5 @@ export { unionLength, unionLengthOutside } from './union.js';
 export type { WireBatch, WireCalls, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
 export * from './api.js';
 export { SUPPORTED_NODE, supportedNode } from './node-support.js';
+export { durationMs } from './duration.js';
+export { describeAlert } from './alert-text.js';

@@ -40,6 +40,7 @@ import {
   type LoopQuery,
   type LoopSummary,
   type Range,
+  type RangeTotals,
   type Retention,
   type ServiceSummary,
   type Storage,
@@ -348,6 +349,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   );
   const longTaskColumns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
   const longTasksRecent = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY at DESC LIMIT ?`);
+  const longTaskCount = db.prepare('SELECT COUNT(*) AS n FROM long_tasks WHERE service = ? AND at >= ? AND at < ?');
   const longTasksWorst = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY ms DESC, at DESC LIMIT ?`);
 
   /** Merges a process's loop sample into the service's rows at every resolution; stores its long tasks. */
@@ -533,6 +535,19 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
     },
 
+    async summary(service: string, endpoint: string | undefined, { from, to }: Range): Promise<RangeTotals> {
+      const res = chooseResolution(retention, from, Date.now());
+      const rows = aggregateRows(res, `count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[];
+      const totals: RangeTotals = { count: 0, errors: 0, aborted: 0, sketches: Object.fromEntries(METRICS.map((m) => [m, emptyWire()])) as RangeTotals['sketches'] };
+      for (const r of rows) {
+        totals.count += r.count;
+        totals.errors += r.errors;
+        totals.aborted += r.aborted;
+        for (const m of METRICS) mergeWire(totals.sketches[m], decodeSketch(r[m]));
+      }
+      return totals;
+    },
+
     async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
       const res = chooseResolution(retention, query.from, Date.now(), query.step);
       // a step finer than the resolution's buckets would leave most points empty: widen it to whole buckets
@@ -605,6 +620,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         cpu: { user: round(total.cpuUser), system: round(total.cpuSystem) },
         memory: { rss: total.rss, heapUsed: total.heapUsed, heapTotal: total.heapTotal },
         longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
+        longTaskCount: (longTaskCount.get(query.service, query.from, query.to) as { n: number }).n,
+        loopMs: round(busy),
       };
     },
 

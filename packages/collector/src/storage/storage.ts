@@ -5,6 +5,7 @@
  */
 import type {
   EndpointSummary,
+  MetricName,
   EndpointView,
   LoopSummary,
   SeriesMetric,
@@ -84,6 +85,15 @@ export interface LoopWork {
   traces: Array<{ traceId: string; endpoint: string; instance: string | null; slices: Array<[number, number]> }>;
 }
 
+/** One service's requests over a range (or one endpoint's): counts, and each metric's merged sketch. */
+export interface RangeTotals {
+  count: number;
+  errors: number;
+  aborted: number;
+  /** empty (n 0) where no sender of the range knew the metric */
+  sketches: Record<MetricName, WireSketch>;
+}
+
 /** A service's calls to one target over a range. */
 export interface CallTotals {
   service: string;
@@ -112,6 +122,8 @@ export interface Storage {
   /** One endpoint in every service that reported it (its agent's view, a proxy's, a probe's), busiest first. */
   views(endpoint: string, range: Range): Promise<EndpointView[]>;
   timeseries(query: TimeseriesQuery): Promise<TimeseriesResult>;
+  /** The service's requests over the range, of every endpoint or of one (the alert rules' values). */
+  summary(service: string, endpoint: string | undefined, range: Range): Promise<RangeTotals>;
   traces(query: TracesQuery): Promise<TraceSummary[]>;
   loop(query: LoopQuery): Promise<LoopSummary>;
   /**

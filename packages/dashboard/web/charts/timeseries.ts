@@ -13,14 +13,23 @@ export interface Line {
   color: string;
 }
 
+/** A horizontal line at `value` (an alert rule's threshold), named by `label`. */
+export interface Threshold {
+  value: number;
+  label: string;
+}
+
 export interface TimeChart {
   element: HTMLElement;
   /** `x` in ms since the epoch; one array of values per line, null where there is no data */
   update(x: number[], lines: Array<Array<number | null>>): void;
+  /** Dashed lines across the plot at these values (the y scale reaches them); [] for none. */
+  thresholds(lines: Threshold[]): void;
   destroy(): void;
 }
 
 const HEIGHT = 220;
+const THRESHOLD_COLOR = '#c62828';
 const SPARSE = 60;
 
 const sparse = (u: uPlot, series: number): boolean => (u.data[series] as Array<number | null>).filter((v) => v !== null).length < SPARSE;
@@ -31,6 +40,7 @@ const sparse = (u: uPlot, series: number): boolean => (u.data[series] as Array<n
  */
 export function timeChart(title: string, unit: string, lines: Line[], format: (v: number) => string, onPick?: (t: number) => void): TimeChart {
   const plotArea = h('div', { class: 'chart-plot' });
+  let marks: Threshold[] = [];
   const element = h('section', { class: 'card chart', 'data-chart': title, 'data-points': 0 }, h('h3', {}, title), plotArea);
   const opts: uPlot.Options = {
     width: 600,
@@ -38,7 +48,39 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
     legend: { live: true },
     // the cursor moves on every chart of the page at once, so one moment can be read across them
     cursor: { drag: { x: false, y: false }, sync: { key: 'loopscope' } },
-    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    scales: {
+      x: { time: true },
+      y: {
+        range: (_u, _min, dataMax) => {
+          const max = Math.max(dataMax, ...marks.map((m) => m.value));
+          return [0, max > 0 ? max * 1.1 : 1];
+        },
+      },
+    },
+    hooks: {
+      draw: [
+        (u) => {
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.strokeStyle = THRESHOLD_COLOR;
+          ctx.fillStyle = THRESHOLD_COLOR;
+          ctx.setLineDash([6, 4]);
+          ctx.lineWidth = 1.5 * devicePixelRatio;
+          ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          ctx.textAlign = 'right';
+          ctx.textBaseline = 'bottom';
+          for (const m of marks) {
+            const y = Math.round(u.valToPos(m.value, 'y', true));
+            ctx.beginPath();
+            ctx.moveTo(u.bbox.left, y);
+            ctx.lineTo(u.bbox.left + u.bbox.width, y);
+            ctx.stroke();
+            ctx.fillText(m.label, u.bbox.left + u.bbox.width - 4 * devicePixelRatio, y - 3 * devicePixelRatio);
+          }
+          ctx.restore();
+        },
+      ],
+    },
     axes: [
       { stroke: '#555', grid: { stroke: '#eee' }, space: 70 },
       { stroke: '#555', grid: { stroke: '#eee' }, label: unit, size: 60 },
@@ -76,6 +118,12 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
     update(x, values) {
       plot.setData([x.map((t) => t / 1000), ...values] as uPlot.AlignedData);
       element.dataset['points'] = String(values.reduce((n, line) => n + line.filter((v) => v !== null).length, 0));
+    },
+    thresholds(lines) {
+      marks = lines;
+      element.dataset['thresholds'] = JSON.stringify(lines.map((l) => l.value));
+      element.title = lines.map((l) => l.label).join('\n');
+      plot.redraw(true);
     },
     destroy() {
       resize.disconnect();

@@ -2,10 +2,11 @@
  * The live charts of a service or of one endpoint: the chosen percentile of response, duration,
  * cpu, external and blocking on one chart (the "95% percentile" chart of Amy Boyle's talk
  * "Monitoring Asynchronous Applications"), throughput, and error rate (errors ÷ requests, point by
- * point). A click on a point picks its moment.
+ * point). A click on a point picks its moment. The thresholds of the alert rules on this scope
+ * (`loopscope up --rules`) are dashed lines across them.
  */
 import * as api from '../api.js';
-import { timeChart } from '../charts/timeseries.js';
+import { timeChart, type Threshold } from '../charts/timeseries.js';
 import { COLORS } from '../colors.js';
 import { h } from '../dom.js';
 import * as fmt from '../format.js';
@@ -31,7 +32,13 @@ export function scopeCharts(service: string, endpoint: string | undefined, onPic
     element,
     async refresh(window, q, label) {
       const ask = (metric: api.SeriesMetric): Promise<api.Series> => api.timeseries({ service, endpoint, metric, q, ...window });
-      const [lat, tp, er] = await Promise.all([Promise.all(LATENCY.map(ask)), ask('throughput'), ask('errors')]);
+      const [lat, tp, er, rules] = await Promise.all([Promise.all(LATENCY.map(ask)), ask('throughput'), ask('errors'), api.rules()]);
+      // the thresholds of the alert rules on what these charts show: this scope, and for latency this percentile
+      const mine = rules.filter((r) => r.service === service && r.endpoint === (endpoint ?? null));
+      const mark = (r: api.AlertRule, value: number): Threshold => ({ value, label: `${r.name}: ${r.direction} ${r.metric === 'error_rate' ? fmt.percent(r.threshold) : r.metric === 'throughput' ? fmt.rate(r.threshold) : fmt.ms(r.threshold)}${r.state === 'ok' ? '' : ` (${r.state})`}` });
+      latency.thresholds(mine.filter((r) => (LATENCY as string[]).includes(r.metric) && r.quantile === q).map((r) => mark(r, r.threshold)));
+      throughput.thresholds(mine.filter((r) => r.metric === 'throughput').map((r) => mark(r, r.threshold)));
+      errors.thresholds(mine.filter((r) => r.metric === 'error_rate').map((r) => mark(r, r.threshold * 100)));
       step = tp.step;
       const x = tp.points.map(([t]) => t);
       const values = (s: api.Series): Array<number | null> => s.points.map(([, v]) => v);

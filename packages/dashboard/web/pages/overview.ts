@@ -1,7 +1,8 @@
-/** Services: every service that reported in the window, with its load, errors and p95 response, and their trends. */
+/** Services: the alerts of the collector's rules, then every service that reported in the window, with its load, errors and p95 response, and their trends. */
 import * as api from '../api.js';
 import { sparkline } from '../charts/sparkline.js';
 import { COLORS } from '../colors.js';
+import { alertsPanel } from '../components/alerts.js';
 import { controls } from '../components/controls.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
@@ -11,7 +12,9 @@ import { heading, type PageFactory } from './page.js';
 
 export const overviewPage: PageFactory = ({ route, navigate }) => {
   const body = h('div', {});
-  const element = h('div', { class: 'page' }, heading('Services', controls(route, navigate, { percentile: false })), body);
+  const alerts = h('div', {});
+  const element = h('div', { class: 'page' }, heading('Services', controls(route, navigate, { percentile: false })), alerts, body);
+  const serviceLink = (service: string): string => href(routeTo(route, { page: 'service', service }));
 
   return {
     element,
@@ -19,7 +22,8 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
     async refresh() {
       const w = windowOf(route);
       const seconds = (w.to - w.from) / 1000;
-      const services = await api.services(w);
+      const [services, active] = await Promise.all([api.services(w), api.alerts()]);
+      replace(alerts, alertsPanel(active, serviceLink));
       if (services.length === 0) {
         replace(
           body,
@@ -53,7 +57,7 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
         return h(
           'tr',
           { 'data-service': s.service },
-          h('td', { class: 'name' }, h('a', { href: href(routeTo(route, { page: 'service', service: s.service })) }, s.service)),
+          h('td', { class: 'name' }, h('a', { href: serviceLink(s.service) }, s.service)),
           h('td', { 'data-col': 'agents' }, fmt.sender(s.agents)),
           h('td', { class: 'num' }, fmt.count(s.instances)),
           h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(throughput, COLORS.throughput, 'throughput', (v) => fmt.rate(v)), h('span', { 'data-col': 'throughput' }, fmt.rate(requests / seconds, unit)))),

@@ -1,9 +1,10 @@
 /**
- * A service: headline numbers, live charts of the chosen percentile, where the time went per
+ * A service: its alerts, headline numbers, live charts of the chosen percentile, where the time went per
  * endpoint, the sortable endpoint table and the service's slowest traces.
  */
 import * as api from '../api.js';
 import { breakdown, meanParts } from '../charts/breakdown.js';
+import { alertsPanel } from '../components/alerts.js';
 import { controls } from '../components/controls.js';
 import { endpointTable, formatSort, parseSort } from '../components/endpoint-table.js';
 import { momentTraces } from '../components/moment.js';
@@ -23,6 +24,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
   const charts = scopeCharts(service, undefined, (from, to) => navigate({ ...route, moment: { from, to } }));
   const picked = h('div', {});
   const stats = h('div', { class: 'stats' });
+  const alerts = h('div', {});
   const times = h('div', {});
   const table = h('div', {});
   const slowest = h('div', {});
@@ -32,6 +34,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     crumbs(route, [service, undefined]),
     heading(service, controls(route, navigate, { percentile: true })),
     serviceTabs(route, service),
+    alerts,
     stats,
     charts.element,
     picked,
@@ -53,6 +56,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
         api.traces({ service, sort: 'slowest', limit: SLOWEST, ...w }),
         charts.refresh(w, q, route.percentile),
         momentTraces(route, navigate, service).then((list) => replace(picked, list)),
+        api.alerts().then((list) => replace(alerts, alertsPanel(list.filter((a) => a.service === service), (s) => href(routeTo(route, { page: 'service', service: s }))))),
       ]);
       replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
       const requests = rows.reduce((n, r) => n + r.count, 0);
