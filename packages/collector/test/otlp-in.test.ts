@@ -70,7 +70,15 @@ const traces = async (service: string): Promise<TraceSummary[]> => (await get(`$
 test('each OpenTelemetry service of the chain is a service of its own, sent by opentelemetry, with its endpoint, counts and errors; cpu and blocking unknown', async () => {
   const seen = await until('the spans of both services', async () => ((await traces('otel-front')).length >= REQUESTS && (await traces('otel-back')).length >= REQUESTS ? true : undefined), () => 'fewer traces');
   assert.ok(seen);
-  const services = (await get(`${collector.url}/api/services?${range()}`)).body as ServiceSummary[];
+  // the agent's batches come once a second, maybe after the OpenTelemetry exporters' (CI saw it)
+  const services = await until(
+    'the agent-middle service',
+    async () => {
+      const list = (await get(`${collector.url}/api/services?${range()}`)).body as ServiceSummary[];
+      return list.some((s) => s.service === 'agent-middle') ? list : undefined;
+    },
+    () => 'not reported',
+  );
   for (const name of ['otel-front', 'otel-back']) assert.deepEqual(services.find((s) => s.service === name)?.agents, ['opentelemetry'], name);
   assert.deepEqual(services.find((s) => s.service === 'agent-middle')?.agents, ['loopscope']);
   for (const service of ['otel-front', 'otel-back']) {
