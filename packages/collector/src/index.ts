@@ -57,9 +57,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   const storage = openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention: options.retention ?? {} });
   const logger = options.logger ?? { level: 'warn', stream: process.stderr };
   let exporter: OtlpExporter | undefined;
-  let url: string | undefined;
   const warn = (message: string): void => app.log.warn(message);
-  const alerts = options.rules ? new AlertEngine(options.rules, storage, new Receivers(options.rules.receivers, warn, () => url), warn) : undefined;
+  const alerts = options.rules ? new AlertEngine(options.rules, storage, new Receivers(options.rules.receivers, warn, () => collectorUrl), warn) : undefined;
   const { app, otlp } = buildServer({
     storage,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
@@ -89,11 +88,12 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     const address = server.address();
     return `http://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address ? address.port : ''}`;
   };
-  const own = (url = base(app.server));
+  // (the receivers link back to it: they send nothing before alerts.start())
+  const collectorUrl = base(app.server);
   alerts?.start();
   let closing: Promise<void> | undefined;
   return {
-    url: own,
+    url: collectorUrl,
     otlpUrl: otlp ? base(otlp.server) : undefined,
     storage,
     close() {

@@ -1,6 +1,6 @@
 /**
  * `GET /metrics`: the Prometheus text exposition (version 0.0.4) of what the collector receives
- * (docs/prometheus.md). Counters (`_total`, and each summary's `_sum` and `_count`) count since the
+ * (docs/alerts.md). Counters (`_total`, and each summary's `_sum` and `_count`) count since the
  * collector started, from the batches it stores; a collector that restarts starts them again, as
  * any exporter's (Prometheus's `rate()` takes resets in its stride). The quantiles of each summary
  * are those of the merged sketches of the last `window` (60 s by default), ending at the last
@@ -171,11 +171,11 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
       requests.sample('', pairs, e.requests);
       errors.sample('', pairs, e.errors);
       aborted.sample('', pairs, e.aborted);
-      const now = byEndpoint.get(endpoint);
+      const inWindow = byEndpoint.get(endpoint);
       for (const m of METRICS) {
         // cpu, external and blocking are unknown for a service seen from outside: no series at all
-        if (e.metrics[m].count === 0 && (now === undefined || now[m] === null)) continue;
-        perRequest[m].summary(pairs, now?.[m], e.metrics[m]);
+        if (e.metrics[m].count === 0 && (inWindow === undefined || inWindow[m] === null)) continue;
+        perRequest[m].summary(pairs, inWindow?.[m], e.metrics[m]);
       }
     }
     if (c.delay.count > 0) {

@@ -105,8 +105,8 @@ export function buildServer(options: ServerOptions): Servers {
   /** A target learned to be a service is taken as one for this long before a map's range. */
   const DEFAULT_TARGET_MEMORY_MS = 24 * 3_600_000;
   const wanted = new WantedTraces();
-  /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
   const counters = new PrometheusCounters();
+  /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
   const stored = async (batch: WireBatch, receivedAt: number): Promise<void> => {
     counters.observe(batch);
     options.exporter?.offer(batch);
@@ -205,7 +205,7 @@ export function buildServer(options: ServerOptions): Servers {
 
   app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));
 
-  // Prometheus's scrape (docs/prometheus.md)
+  // Prometheus's scrape (docs/alerts.md)
   const metricsWindowMs = options.metricsWindowMs ?? DEFAULT_METRICS_WINDOW_MS;
   app.get('/metrics', async (_request, reply) =>
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(counters, storage, Date.now(), metricsWindowMs)),

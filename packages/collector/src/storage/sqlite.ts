@@ -181,27 +181,35 @@ const round = (v: number): number => Math.round(v * 1000) / 1000;
 
 const SUMMARY_COLUMNS = `count, errors, aborted, ${METRICS.join(', ')}, externalByKind`;
 
+/** No request yet: counts 0, every sketch empty. */
+const emptyTotals = (): RangeTotals => ({ count: 0, errors: 0, aborted: 0, sketches: Object.fromEntries(METRICS.map((m) => [m, emptyWire()])) as RangeTotals['sketches'] });
+
+/** Adds an aggregate row's counts and sketches to `into`. */
+function addRow(into: RangeTotals, r: Pick<StoredRow, 'count' | 'errors' | 'aborted' | MetricName>): void {
+  into.count += r.count;
+  into.errors += r.errors;
+  into.aborted += r.aborted;
+  for (const m of METRICS) mergeWire(into.sketches[m], decodeSketch(r[m]));
+}
+
 /**
  * Aggregate rows merged per key (an endpoint, or a service) into the query API's summaries. A
  * metric nobody could measure (cpu, external and blocking seen from outside the process: their
  * sketches stay empty) is null, never 0; where some senders knew it, it covers their requests.
  */
 function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): Map<string, Omit<EndpointSummary, 'endpoint'>> {
-  const merged = new Map<string, { count: number; errors: number; aborted: number; sketches: WireSketch[]; externalByKind: ExternalByKind }>();
+  const merged = new Map<string, RangeTotals & { externalByKind: ExternalByKind }>();
   for (const r of rows) {
     const key = keyOf(r);
     let e = merged.get(key);
-    if (!e) merged.set(key, (e = { count: 0, errors: 0, aborted: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} }));
-    e.count += r.count;
-    e.errors += r.errors;
-    e.aborted += r.aborted;
-    METRICS.forEach((m, i) => mergeWire(e.sketches[i]!, decodeSketch(r[m])));
+    if (!e) merged.set(key, (e = { ...emptyTotals(), externalByKind: {} }));
+    addRow(e, r);
     addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
   }
   const known = (sketch: WireSketch): Quantiles | null => (sketch.n === 0 ? null : summarize(fromWire(sketch)));
   const out = new Map<string, Omit<EndpointSummary, 'endpoint'>>();
   for (const [key, { count, errors, aborted, sketches, externalByKind }] of merged) {
-    const [response, duration, cpu, external, blocking] = sketches as [WireSketch, WireSketch, WireSketch, WireSketch, WireSketch];
+    const { response, duration, cpu, external, blocking } = sketches;
     out.set(key, {
       count,
       errors,
@@ -537,14 +545,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async summary(service: string, endpoint: string | undefined, { from, to }: Range): Promise<RangeTotals> {
       const res = chooseResolution(retention, from, Date.now());
-      const rows = aggregateRows(res, `count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[];
-      const totals: RangeTotals = { count: 0, errors: 0, aborted: 0, sketches: Object.fromEntries(METRICS.map((m) => [m, emptyWire()])) as RangeTotals['sketches'] };
-      for (const r of rows) {
-        totals.count += r.count;
-        totals.errors += r.errors;
-        totals.aborted += r.aborted;
-        for (const m of METRICS) mergeWire(totals.sketches[m], decodeSketch(r[m]));
-      }
+      const totals = emptyTotals();
+      for (const r of aggregateRows(res, `count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addRow(totals, r);
       return totals;
     },
 
