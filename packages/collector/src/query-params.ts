@@ -94,6 +94,17 @@ export function parseTraces(q: QueryString, now: number): TracesQuery {
   return { service, endpoint, sort, limit, ...parseRange(q, now) };
 }
 
+/** `GET /api/servicemap/calls`: the node, the calling service (optional), how many traces to list. */
+export function parseMapCalls(q: QueryString, now: number): Range & { node: string; caller: string | undefined; limit: number } {
+  const node = single(q, 'node');
+  if (!node || !/^[a-z]+:./.test(node)) throw new HttpError(400, `node is required, a node id of GET /api/servicemap (service:orders, db:127.0.0.1:5432/shop), got "${(node ?? '').slice(0, 80)}"`);
+  const caller = single(q, 'caller');
+  if (caller === '') throw new HttpError(400, 'caller is empty; leave it out for every service that calls the node');
+  const limit = integer(q, 'limit', 'a whole number from 1 to 100') ?? 20;
+  if (limit < 1 || limit > 100) throw new HttpError(400, `limit must be from 1 to 100, got ${limit}`);
+  return { node, caller, limit, ...parseRange(q, now) };
+}
+
 export const MAX_LONG_TASK_LIMIT = 1000;
 
 export function parseLoop(q: QueryString, now: number): LoopQuery {

@@ -13,15 +13,15 @@ import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
 import { assembleTrace, rootPart } from './trace-parts.js';
 import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
-import { buildServiceMap, targetsOf } from './service-map.js';
-import { parseHolders, parseLoop, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
+import { buildServiceMap, callsTo, nodeOf, targetsOf } from './service-map.js';
+import { parseHolders, parseLoop, parseMapCalls, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
 import type { Storage } from './storage/storage.js';
 import { otlpRoutes } from './otlp/routes.js';
 import { OtlpAssembler } from './otlp/transactions.js';
 import type { OtlpExporter } from './otlp/exporter.js';
 import { DEFAULT_METRICS_WINDOW_MS, PrometheusCounters, renderMetrics } from './prometheus.js';
 import type { AlertEngine } from './alerts/engine.js';
-import type { WireBatch } from '@loopscope/protocol';
+import type { ServiceMapCallTrace, ServiceMapCalls, WireBatch } from '@loopscope/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -104,6 +104,8 @@ export function buildServer(options: ServerOptions): Servers {
 
   /** A target learned to be a service is taken as one for this long before a map's range. */
   const DEFAULT_TARGET_MEMORY_MS = 24 * 3_600_000;
+  /** How many of each caller's slowest stored traces of the range `GET /api/servicemap/calls` looks into. */
+  const MAP_CALLS_SCAN = 200;
   const wanted = new WantedTraces();
   const counters = new PrometheusCounters();
   /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
@@ -183,6 +185,35 @@ export function buildServer(options: ServerOptions): Servers {
     const range = parseRange(request.query as QueryString, Date.now());
     const [calls, targets, services] = await Promise.all([storage.calls(range), storage.targets(range.from - DEFAULT_TARGET_MEMORY_MS), storage.services(range)]);
     return buildServiceMap(calls, targets, services.map((s) => s.service));
+  });
+
+  // an edge of the map (caller and node) or a node: the stored traces that made those calls
+  app.get('/api/servicemap/calls', async (request): Promise<ServiceMapCalls> => {
+    const { node, caller, limit, ...range } = parseMapCalls(request.query as QueryString, Date.now());
+    const [calls, targets] = await Promise.all([storage.calls(range), storage.targets(range.from - DEFAULT_TARGET_MEMORY_MS)]);
+    const callers = caller !== undefined ? [caller] : [...new Set(calls.filter((c) => nodeOf(c.kind, c.target, targets) === node).map((c) => c.service))].sort();
+    const ids = new Set<string>();
+    for (const service of callers) for (const t of await storage.traces({ service, sort: 'slowest', limit: MAP_CALLS_SCAN, ...range })) ids.add(t.traceId);
+    const found: ServiceMapCallTrace[] = [];
+    const callerSet = new Set(callers);
+    const list = [...ids];
+    for (let i = 0; i < list.length; i += 16) {
+      const parts = await Promise.all(list.slice(i, i + 16).map((id) => storage.traceParts(id)));
+      for (const p of parts) found.push(...callsTo(p, node, callerSet, targets).filter((t) => t.start >= range.from && t.start < range.to));
+    }
+    // a service node: its endpoints that these calls reached, in how many of the traces
+    const callee = node.startsWith('service:') ? node.slice('service:'.length) : undefined;
+    const endpoints = new Map<string, number>();
+    if (callee !== undefined) for (const t of found) for (const endpoint of t.callee) endpoints.set(endpoint, (endpoints.get(endpoint) ?? 0) + 1);
+    found.sort((a, b) => b.longest.ms - a.longest.ms || b.start - a.start);
+    return {
+      node,
+      caller: caller ?? null,
+      callers,
+      checked: ids.size,
+      endpoints: [...endpoints].map(([endpoint, traces]) => ({ service: callee!, endpoint, traces })).sort((a, b) => b.traces - a.traces || a.endpoint.localeCompare(b.endpoint)),
+      traces: found.slice(0, limit),
+    };
   });
 
   app.get<{ Params: { traceId: string } }>('/api/traces/:traceId', async (request) => {

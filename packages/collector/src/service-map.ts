@@ -4,7 +4,7 @@
  * counts of their outbound calls per target (every call, not a sample: the `calls` of each batch);
  * a target is known to be a service once a trace shows a part of that service under a call to it.
  */
-import { callHost, fromWire, mergeWire, quantile, type ServiceMap, type ServiceMapEdge, type ServiceMapNode, type WireSketch } from '@loopscope/protocol';
+import { callHost, fromWire, mergeWire, quantile, type ServiceMap, type ServiceMapCallTrace, type ServiceMapEdge, type ServiceMapNode, type WireSketch } from '@loopscope/protocol';
 import type { CallTotals, TracePart } from './storage/storage.js';
 
 /** [target, service] for each part of the trace that was called over http by another part. */
@@ -23,6 +23,44 @@ export function targetsOf(parts: readonly TracePart[]): Array<[string, string]> 
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
+/** The map's node a call of `kind` to `target` goes to: the service the target is known to be, else `<kind>:<target>`. */
+export function nodeOf(kind: string, target: string, targets: ReadonlyMap<string, string>): string {
+  const callee = kind === 'http' ? targets.get(target) : undefined;
+  return callee !== undefined ? `service:${callee}` : `${kind}:${target}`;
+}
+
+/**
+ * The parts of one trace that called `node` (a part of one of `callers`, by a segment whose node it
+ * is), each with its calls to it; for a service node, the callee's endpoints under them. A call is
+ * to a service when the target is known to be it, or when a part of that service is under the call.
+ */
+export function callsTo(parts: readonly TracePart[], node: string, callers: ReadonlySet<string>, targets: ReadonlyMap<string, string>): ServiceMapCallTrace[] {
+  const under = new Map<string, { service: string; endpoint: string }>();
+  for (const { record } of parts) if (record.parentSpanId != null) under.set(record.parentSpanId, { service: record.service, endpoint: record.endpoint });
+  const out: ServiceMapCallTrace[] = [];
+  for (const { record } of parts) {
+    if (!callers.has(record.service)) continue;
+    let calls = 0;
+    let errors = 0;
+    let longest = { name: '', ms: -1 };
+    const callee = new Set<string>();
+    for (const s of record.segments) {
+      const target = s.target ?? (s.kind === 'http' ? callHost(s.name) : '');
+      const child = s.spanId === undefined ? undefined : under.get(s.spanId);
+      const to = child !== undefined && child.service !== record.service ? `service:${child.service}` : target === '' ? '' : nodeOf(s.kind, target, targets);
+      if (to !== node) continue;
+      calls++;
+      if (s.error !== undefined) errors++;
+      const ms = round(s.end - s.start);
+      if (ms > longest.ms) longest = { name: s.name, ms };
+      if (child !== undefined) callee.add(child.endpoint);
+    }
+    if (calls === 0) continue;
+    out.push({ traceId: record.traceId, service: record.service, endpoint: record.endpoint, start: record.start, status: record.status, response: record.response, calls, errors, longest, callee: [...callee].sort() });
+  }
+  return out;
+}
+
 export function buildServiceMap(calls: readonly CallTotals[], targets: ReadonlyMap<string, string>, services: readonly string[]): ServiceMap {
   const nodes = new Map<string, ServiceMapNode>();
   const service = (name: string): string => {
@@ -34,13 +72,9 @@ export function buildServiceMap(calls: readonly CallTotals[], targets: ReadonlyM
   const edges = new Map<string, { edge: Omit<ServiceMapEdge, 'p95'>; duration: WireSketch }>();
   for (const c of calls) {
     const from = service(c.service);
-    const callee = c.kind === 'http' ? targets.get(c.target) : undefined;
-    let to: string;
-    if (callee !== undefined) to = service(callee);
-    else {
-      to = `${c.kind}:${c.target}`;
-      if (!nodes.has(to)) nodes.set(to, { id: to, kind: 'external', name: c.target });
-    }
+    const to = nodeOf(c.kind, c.target, targets);
+    if (to.startsWith('service:')) service(to.slice('service:'.length));
+    else if (!nodes.has(to)) nodes.set(to, { id: to, kind: 'external', name: c.target });
     const key = `${from}\n${to}\n${c.kind}`;
     const e = edges.get(key);
     if (e === undefined) edges.set(key, { edge: { from, to, kind: c.kind, count: c.count, errors: c.errors }, duration: { ...c.duration, bins: [...c.duration.bins] } });

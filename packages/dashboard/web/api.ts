@@ -17,6 +17,7 @@ import type {
   SegmentRecord,
   SeriesMetric,
   ServiceMap,
+  ServiceMapCalls,
   ServiceSummary,
   TimeseriesResult,
   TraceAnswer,
@@ -25,7 +26,7 @@ import type {
 } from '@loopscope/protocol';
 
 // the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
-export type { Alert, AlertRule, LoopHolder, Quantiles, SeriesMetric, ServiceMap, TraceHolders, TraceSummary };
+export type { Alert, AlertRule, LoopHolder, Quantiles, SeriesMetric, ServiceMap, ServiceMapCalls, TraceHolders, TraceSummary };
 export type Metric = MetricName;
 export type ExternalKind = SegmentKind;
 export type Service = ServiceSummary;
@@ -88,6 +89,9 @@ export const traces = (p: { service: string; endpoint?: string | undefined; sort
   get('/api/traces', p);
 
 export const serviceMap = (w: Window): Promise<ServiceMap> => get('/api/servicemap', w);
+
+/** The stored traces in which `caller` (or every service that does) called the map's node `node`. */
+export const mapCalls = (p: { node: string; caller?: string | undefined } & Window): Promise<ServiceMapCalls> => get('/api/servicemap/calls', p);
 
 export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${encodeURIComponent(traceId)}`, {});
 

@@ -7,6 +7,7 @@ import './styles.css';
 import { ApiError } from './api.js';
 import { problem, loading } from './components/states.js';
 import { h, replace } from './dom.js';
+import { callsPage } from './pages/calls.js';
 import { endpointPage } from './pages/endpoint.js';
 import { loopPage } from './pages/loop.js';
 import { mapPage } from './pages/map.js';
@@ -16,7 +17,7 @@ import { servicePage } from './pages/service.js';
 import { tracePage } from './pages/trace.js';
 import { href, parseRoute, type Page, type Route } from './route.js';
 
-const PAGES: Record<Page, PageFactory> = { overview: overviewPage, service: servicePage, endpoint: endpointPage, trace: tracePage, loop: loopPage, map: mapPage };
+const PAGES: Record<Page, PageFactory> = { overview: overviewPage, service: servicePage, endpoint: endpointPage, trace: tracePage, loop: loopPage, map: mapPage, calls: callsPage };
 const REFRESH_MS = 1000;
 
 const banner = h('div', { class: 'banner-slot' });

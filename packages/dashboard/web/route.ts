@@ -5,7 +5,7 @@
  */
 import type { LoopHolder } from '@loopscope/protocol';
 
-export type Page = 'overview' | 'service' | 'endpoint' | 'trace' | 'loop' | 'map';
+export type Page = 'overview' | 'service' | 'endpoint' | 'trace' | 'loop' | 'map' | 'calls';
 
 export const RANGES = { '5m': 5 * 60_000, '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
 export type RangeName = keyof typeof RANGES;
@@ -18,6 +18,8 @@ export interface Route {
   service?: string | undefined;
   endpoint?: string | undefined;
   traceId?: string | undefined;
+  /** a node of the service map (`service:orders`, `db:127.0.0.1:5432/shop`): the calls page lists the calls to it (of `service` alone when set) */
+  node?: string | undefined;
   range: RangeName;
   percentile: PercentileName;
   /** the end of a paused view (ms since the epoch); undefined = live */
@@ -28,7 +30,7 @@ export interface Route {
   moment?: { from: number; to: number } | undefined;
 }
 
-const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop', map: '/map' };
+const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop', map: '/map', calls: '/calls' };
 const DEFAULTS = { range: '5m', percentile: 'p95' } as const;
 
 const isKey = <T extends object>(o: T, k: string | null): k is Extract<keyof T, string> => k !== null && Object.hasOwn(o, k);
@@ -38,6 +40,7 @@ function complete(page: Page, q: URLSearchParams): Page {
   if (page === 'endpoint' && !q.get('endpoint')) return complete('service', q);
   if ((page === 'service' || page === 'loop') && !q.get('service')) return 'overview';
   if (page === 'trace' && !q.get('id')) return 'overview';
+  if (page === 'calls' && !q.get('node')) return 'map';
   return page;
 }
 
@@ -53,6 +56,7 @@ export function parseRoute(url: URL): Route {
     service: q.get('service') ?? undefined,
     endpoint: q.get('endpoint') ?? undefined,
     traceId: q.get('id') ?? undefined,
+    node: q.get('node') ?? undefined,
     range: isKey(RANGES, range) ? range : DEFAULTS.range,
     percentile: isKey(PERCENTILES, percentile) ? percentile : DEFAULTS.percentile,
     to: q.has('to') && Number.isFinite(to) && to > 0 ? to : undefined,
@@ -67,6 +71,7 @@ export function href(route: Route): string {
   if (route.service !== undefined) q.set('service', route.service);
   if (route.endpoint !== undefined) q.set('endpoint', route.endpoint);
   if (route.traceId !== undefined) q.set('id', route.traceId);
+  if (route.node !== undefined) q.set('node', route.node);
   if (route.range !== DEFAULTS.range) q.set('range', route.range);
   if (route.percentile !== DEFAULTS.percentile) q.set('p', route.percentile);
   if (route.to !== undefined) q.set('to', String(route.to));

@@ -202,6 +202,39 @@ export interface ServiceMap {
   edges: ServiceMapEdge[];
 }
 
+/**
+ * `GET /api/servicemap/calls?node=N[&caller=S]`: the stored traces in which a service called the node
+ * (an edge of the map, or every caller of a node), longest call first.
+ */
+export interface ServiceMapCalls {
+  node: string;
+  /** the calling service asked for; null: every service that calls the node */
+  caller: string | null;
+  /** the callers whose stored traces were looked at, and how many of their traces (the slowest of the range, up to a bound) */
+  callers: string[];
+  checked: number;
+  /** a service node: its endpoints these calls reached, and in how many of the traces found (all of them, not only the listed), most first */
+  endpoints: Array<{ service: string; endpoint: string; traces: number }>;
+  traces: ServiceMapCallTrace[];
+}
+
+/** One part of a trace that called the node: the caller's transaction, its calls to the node, and the longest of them. */
+export interface ServiceMapCallTrace {
+  traceId: string;
+  /** the calling part */
+  service: string;
+  endpoint: string;
+  start: number;
+  status: number;
+  response: number;
+  /** its calls to the node, how many failed, and the longest (name as the caller's segment has it, ms as the caller saw it) */
+  calls: number;
+  errors: number;
+  longest: { name: string; ms: number };
+  /** a service node: the callee's endpoints under these calls (empty where its part did not arrive) */
+  callee: string[];
+}
+
 /** The metrics an alert rule may watch (docs/alerts.md). */
 export type AlertMetric = 'response' | 'duration' | 'cpu' | 'external' | 'blocking' | 'error_rate' | 'throughput' | 'loop_delay' | 'long_tasks';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addValue, newSketch, toWire, type TraceRecord } from '@loopscope/protocol';
-import { buildServiceMap, targetsOf } from '../../src/service-map.js';
+import { buildServiceMap, callsTo, targetsOf } from '../../src/service-map.js';
 
 function sketch(values: number[]) {
   const s = newSketch();
@@ -51,4 +51,38 @@ test('edges come from the calls the agents counted: to services where the target
   assert.equal(edge('service:orders', 'db:127.0.0.1:5432/shop')?.count, 40);
   assert.equal(edge('service:gateway', 'http:api.example.com:443')?.errors, 1);
   assert.equal(map.edges.length, 3);
+});
+
+test('the calls behind an arrow or a node: the calling parts, their calls to it, the longest, and the callee endpoints under them', () => {
+  type Seg = { kind: string; name: string; spanId?: string; target?: string; start: number; end: number; error?: string };
+  const part = (service: string, endpoint: string, spanId: string, parentSpanId: string | null, segments: Seg[]) => ({
+    record: { traceId: 't1', service, endpoint, spanId, parentSpanId, start: 1000, status: 200, response: 30, segments: segments.map((s, id) => ({ id, parentId: null, onCriticalPath: false, ...s })) } as unknown as TraceRecord,
+    instance: null,
+  });
+  const parts = [
+    part('gateway', 'GET /checkout', 'g', null, [
+      { kind: 'http', name: 'GET 10.0.0.5:8080/orders/:id', spanId: 'c1', start: 1, end: 21 },
+      // a second call to orders whose part did not arrive: counted, no endpoint; it failed
+      { kind: 'http', name: 'POST 10.0.0.5:8080/orders', spanId: 'c2', start: 22, end: 25, error: 'HTTP 503' },
+      { kind: 'http', name: 'GET api.example.com:443/rates', spanId: 'c3', start: 0, end: 5 },
+    ]),
+    part('orders', 'GET /orders/:id', 'o', 'c1', [
+      { kind: 'db', name: 'pg SELECT', target: '127.0.0.1:5432/shop', start: 2, end: 6 },
+      { kind: 'db', name: 'pg UPDATE', target: '127.0.0.1:5432/shop', start: 7, end: 16 },
+    ]),
+  ];
+  // the target is not learned yet: the part under the call says it is orders
+  const targets = new Map<string, string>();
+  assert.deepEqual(callsTo(parts, 'service:orders', new Set(['gateway']), targets), [
+    { traceId: 't1', service: 'gateway', endpoint: 'GET /checkout', start: 1000, status: 200, response: 30, calls: 1, errors: 0, longest: { name: 'GET 10.0.0.5:8080/orders/:id', ms: 20 }, callee: ['GET /orders/:id'] },
+  ]);
+  // once learned, the call without a part is a call to orders too
+  const learned = new Map([['10.0.0.5:8080', 'orders']]);
+  const both = callsTo(parts, 'service:orders', new Set(['gateway']), learned);
+  assert.deepEqual([both[0]!.calls, both[0]!.errors, both[0]!.callee], [2, 1, ['GET /orders/:id']]);
+  assert.deepEqual(callsTo(parts, 'http:api.example.com:443', new Set(['gateway']), learned).map((t) => [t.calls, t.longest.name]), [[1, 'GET api.example.com:443/rates']]);
+  // a database: the caller's part, its two queries, the longest
+  assert.deepEqual(callsTo(parts, 'db:127.0.0.1:5432/shop', new Set(['orders', 'gateway']), learned).map((t) => [t.service, t.calls, t.longest]), [['orders', 2, { name: 'pg UPDATE', ms: 9 }]]);
+  // another caller's arrow: nothing
+  assert.deepEqual(callsTo(parts, 'db:127.0.0.1:5432/shop', new Set(['gateway']), learned), []);
 });

@@ -37,6 +37,7 @@ test('unknown or malformed values fall back to the defaults, missing subjects to
     service: undefined,
     endpoint: undefined,
     traceId: undefined,
+    node: undefined,
     range: '5m',
     percentile: 'p95',
     to: undefined,
@@ -50,6 +51,12 @@ test('unknown or malformed values fall back to the defaults, missing subjects to
   assert.equal(parse('/endpoint?service=a').page, 'service');
   assert.equal(parse('/endpoint').page, 'overview');
   assert.equal(parse('/trace').page, 'overview');
+  assert.equal(parse('/calls').page, 'map');
+  assert.equal(parse('/calls?service=a').page, 'map');
+  // a map node's id round-trips through the address
+  const calls = parse('/calls?node=db%3A127.0.0.1%3A5432%2Fshop&service=orders');
+  assert.deepEqual([calls.page, calls.node, calls.service], ['calls', 'db:127.0.0.1:5432/shop', 'orders']);
+  assert.equal(href(calls), '/calls?service=orders&node=db%3A127.0.0.1%3A5432%2Fshop');
 });
 
 test('a live window ends at the last whole second before the current one; a paused one where it was paused', () => {

@@ -2,7 +2,9 @@
  * The service map (`/api/servicemap`): the services that reported in the window, the databases,
  * caches, queues and hosts their calls went to, and an arrow per kind of call with its rate, errors
  * and p95. Laid out by dagre (layered, left to right: callers before what they call). A service
- * leads to its page; an arrow from a service to its traces.
+ * leads to its page; an arrow to the calls it stands for (the traces that made them and, to a
+ * service, the callee's endpoints they reached); a database, cache, queue or host to the calls of
+ * every service to it.
  */
 import dagre from '@dagrejs/dagre';
 import * as api from '../api.js';
@@ -66,7 +68,7 @@ export const mapPage: PageFactory = ({ route, navigate }) => {
         const from = map.nodes.find((n) => n.id === e.from)!;
         const link = svg(
           'a',
-          { href: href(routeTo(route, { page: 'service', service: from.name })), 'data-edge': `${e.from} -> ${e.to}` },
+          { href: href(routeTo(route, { page: 'calls', service: from.name, node: e.to })), 'data-edge': `${e.from} -> ${e.to}` },
           svg('title', {}, `${from.name} → ${e.to.replace(/^[a-z]+:/, '')}: ${fmt.count(e.count)} ${e.kind} calls, ${fmt.count(e.errors)} failed, p95 ${fmt.ms(e.p95)}`),
           svg('path', { d, fill: 'none', stroke: kindColor(e.kind), 'stroke-width': 2, 'marker-end': 'url(#arrow)' }),
           svg('text', { x: laid.x, y: laid.y - 4, 'text-anchor': 'middle', class: 'edge-label' }, `${e.kind} ${rate(e.count, seconds)}`),
@@ -82,11 +84,12 @@ export const mapPage: PageFactory = ({ route, navigate }) => {
           svg('rect', { x: x - width / 2, y: y - height / 2, width, height, rx: n.kind === 'service' ? 8 : 20 }),
           svg('text', { x, y: y + 4, 'text-anchor': 'middle' }, n.name),
         );
-        drawing.append(n.kind === 'service' ? svg('a', { href: href(routeTo(route, { page: 'service', service: n.name })) }, box) : box);
+        const to = n.kind === 'service' ? routeTo(route, { page: 'service', service: n.name }) : routeTo(route, { page: 'calls', node: n.id });
+        drawing.append(svg('a', { href: href(to) }, box));
       }
       replace(
         body,
-        h('section', { class: 'card' }, h('p', { class: 'muted' }, 'Every call the agents counted in the window, by kind: rate, p95 as the caller saw it, errors. A service leads to its page.'), h('div', { class: 'map-scroll' }, drawing)),
+        h('section', { class: 'card' }, h('p', { class: 'muted' }, 'Every call the agents counted in the window, by kind: rate, p95 as the caller saw it, errors. A service leads to its page; an arrow, a database, cache, queue or host to the traces of those calls.'), h('div', { class: 'map-scroll' }, drawing)),
       );
     },
   };
