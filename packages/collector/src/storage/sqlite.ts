@@ -23,8 +23,6 @@ import {
   summarize,
   type ExternalByKind,
   type MetricName,
-  type Quantiles,
-  type SegmentKind,
   type TraceRecord,
   type WireBatch,
   type WireLoop,
@@ -32,6 +30,7 @@ import {
 } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
+import { addByKind, addGc, addTotals, emptyTotals, emptyWithKinds, round, toSummary, type GcTotals, type Totals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type EndpointSummary,
@@ -156,15 +155,6 @@ interface Row {
   externalByKind: ExternalByKind; // sums
 }
 
-/** Adds sums of external time per kind into `into`. */
-function addByKind(into: ExternalByKind, from: ExternalByKind | undefined): void {
-  if (from === undefined) return;
-  for (const kind in from) {
-    const k = kind as SegmentKind;
-    into[k] = (into[k] ?? 0) + from[k]!;
-  }
-}
-
 interface StoredRow {
   count: number;
   errors: number;
@@ -177,53 +167,27 @@ interface StoredRow {
   externalByKind: string;
 }
 
-const round = (v: number): number => Math.round(v * 1000) / 1000;
-
 const SUMMARY_COLUMNS = `count, errors, aborted, ${METRICS.join(', ')}, externalByKind`;
 
-/** No request yet: counts 0, every sketch empty. */
-const emptyTotals = (): RangeTotals => ({ count: 0, errors: 0, aborted: 0, sketches: Object.fromEntries(METRICS.map((m) => [m, emptyWire()])) as RangeTotals['sketches'] });
+/** A stored row's counts and decoded sketches. */
+const decoded = (r: Pick<StoredRow, 'count' | 'errors' | 'aborted' | MetricName>) => ({
+  count: r.count,
+  errors: r.errors,
+  aborted: r.aborted,
+  sketches: Object.fromEntries(METRICS.map((m) => [m, decodeSketch(r[m])])) as Record<MetricName, WireSketch>,
+});
 
-/** Adds an aggregate row's counts and sketches to `into`. */
-function addRow(into: RangeTotals, r: Pick<StoredRow, 'count' | 'errors' | 'aborted' | MetricName>): void {
-  into.count += r.count;
-  into.errors += r.errors;
-  into.aborted += r.aborted;
-  for (const m of METRICS) mergeWire(into.sketches[m], decodeSketch(r[m]));
-}
-
-/**
- * Aggregate rows merged per key (an endpoint, or a service) into the query API's summaries. A
- * metric nobody could measure (cpu, external and blocking seen from outside the process: their
- * sketches stay empty) is null, never 0; where some senders knew it, it covers their requests.
- */
+/** Aggregate rows merged per key (an endpoint, or a service) into the query API's summaries. */
 function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): Map<string, Omit<EndpointSummary, 'endpoint'>> {
-  const merged = new Map<string, RangeTotals & { externalByKind: ExternalByKind }>();
+  const merged = new Map<string, Totals>();
   for (const r of rows) {
     const key = keyOf(r);
     let e = merged.get(key);
-    if (!e) merged.set(key, (e = { ...emptyTotals(), externalByKind: {} }));
-    addRow(e, r);
+    if (!e) merged.set(key, (e = emptyWithKinds()));
+    addTotals(e, decoded(r));
     addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
   }
-  const known = (sketch: WireSketch): Quantiles | null => (sketch.n === 0 ? null : summarize(fromWire(sketch)));
-  const out = new Map<string, Omit<EndpointSummary, 'endpoint'>>();
-  for (const [key, { count, errors, aborted, sketches, externalByKind }] of merged) {
-    const { response, duration, cpu, external, blocking } = sketches;
-    out.set(key, {
-      count,
-      errors,
-      aborted,
-      response: summarize(fromWire(response)),
-      duration: summarize(fromWire(duration)),
-      cpu: known(cpu),
-      external: known(external),
-      blocking: known(blocking),
-      // the mean over the requests whose external time is known
-      externalByKind: Object.fromEntries(Object.entries(externalByKind).map(([kind, sum]) => [kind, round(sum / Math.max(1, external.n))])),
-    });
-  }
-  return out;
+  return new Map([...merged].map(([key, totals]) => [key, toSummary(totals)]));
 }
 
 /** One row of loop_<resolution>: a service's event-loop health in one bucket, merged over its processes. */
@@ -368,12 +332,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const row = (selectLoop.get(service, bucket) as LoopRow | undefined) ?? emptyLoopRow(service, bucket);
       const delay = decodeSketch(row.delay);
       mergeWire(delay, loop.delay);
-      const gc = JSON.parse(row.gc) as Record<string, { count: number; ms: number }>;
-      for (const [kind, g] of Object.entries(loop.gc)) {
-        const into = (gc[kind] ??= { count: 0, ms: 0 });
-        into.count += g.count;
-        into.ms = round(into.ms + g.ms);
-      }
+      const gc = JSON.parse(row.gc) as GcTotals;
+      addGc(gc, loop.gc);
       upsertLoop.run({
         service,
         bucket,
@@ -546,7 +506,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     async summary(service: string, endpoint: string | undefined, { from, to }: Range): Promise<RangeTotals> {
       const res = chooseResolution(retention, from, Date.now());
       const totals = emptyTotals();
-      for (const r of aggregateRows(res, `count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addRow(totals, r);
+      for (const r of aggregateRows(res, `count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addTotals(totals, decoded(r));
       return totals;
     },
 
@@ -594,7 +554,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
       const delay = emptyWire();
       const total = emptyLoopRow(query.service, 0);
-      const gc: Record<string, { count: number; ms: number }> = {};
+      const gc: GcTotals = {};
       for (const row of stmt.all(query.service, bucketOf(query.from, res), query.to) as LoopRow[]) {
         mergeWire(delay, decodeSketch(row.delay));
         total.busyMs += row.busyMs;
@@ -604,11 +564,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         total.rss = Math.max(total.rss, row.rss);
         total.heapUsed = Math.max(total.heapUsed, row.heapUsed);
         total.heapTotal = Math.max(total.heapTotal, row.heapTotal);
-        for (const [kind, g] of Object.entries(JSON.parse(row.gc) as Record<string, { count: number; ms: number }>)) {
-          const into = (gc[kind] ??= { count: 0, ms: 0 });
-          into.count += g.count;
-          into.ms = round(into.ms + g.ms);
-        }
+        addGc(gc, JSON.parse(row.gc) as GcTotals);
       }
       const tasks = (query.sort === 'worst' ? longTasksWorst : longTasksRecent).all(query.service, query.from, query.to, query.limit) as Array<
         Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }

@@ -1,0 +1,73 @@
+/**
+ * Merged aggregates, whatever stored them: the counts and sketches of many aggregate rows added
+ * together, and the query API's summary of them. Both backends answer through these, so that the
+ * same rows give the same answer on SQLite and on ClickHouse.
+ */
+import { METRICS, emptyWire, fromWire, mergeWire, summarize, type ExternalByKind, type MetricName, type Quantiles, type SegmentKind, type WireSketch } from '@loopscope/protocol';
+import type { EndpointSummary, RangeTotals } from './storage.js';
+
+export const round = (v: number): number => Math.round(v * 1000) / 1000;
+
+/** No request yet: counts 0, every sketch empty. */
+export const emptyTotals = (): RangeTotals => ({ count: 0, errors: 0, aborted: 0, sketches: Object.fromEntries(METRICS.map((m) => [m, emptyWire()])) as RangeTotals['sketches'] });
+
+/** One aggregate row, or many merged: counts, a sketch per metric, external ms summed per kind. */
+export interface Totals extends RangeTotals {
+  externalByKind: ExternalByKind;
+}
+
+export const emptyWithKinds = (): Totals => ({ ...emptyTotals(), externalByKind: {} });
+
+/** Adds sums of external time per kind into `into`. */
+export function addByKind(into: ExternalByKind, from: ExternalByKind | undefined): void {
+  if (from === undefined) return;
+  for (const kind in from) {
+    const k = kind as SegmentKind;
+    into[k] = (into[k] ?? 0) + from[k]!;
+  }
+}
+
+/** Adds a row's counts and sketches (already decoded) to `into`. */
+export function addTotals(into: RangeTotals, r: { count: number; errors: number; aborted: number; sketches: Record<MetricName, WireSketch> }): void {
+  into.count += r.count;
+  into.errors += r.errors;
+  into.aborted += r.aborted;
+  for (const m of METRICS) mergeWire(into.sketches[m], r.sketches[m]);
+}
+
+/**
+ * The query API's summary of merged rows. A metric nobody could measure (cpu, external and
+ * blocking seen from outside the process: their sketches stay empty) is null, never 0; where some
+ * senders knew it, it covers their requests.
+ */
+export function toSummary({ count, errors, aborted, sketches, externalByKind }: Totals): Omit<EndpointSummary, 'endpoint'> {
+  const known = (sketch: WireSketch): Quantiles | null => (sketch.n === 0 ? null : summarize(fromWire(sketch)));
+  const { response, duration, cpu, external, blocking } = sketches;
+  return {
+    count,
+    errors,
+    aborted,
+    response: summarize(fromWire(response)),
+    duration: summarize(fromWire(duration)),
+    cpu: known(cpu),
+    external: known(external),
+    blocking: known(blocking),
+    // the mean over the requests whose external time is known
+    externalByKind: Object.fromEntries(Object.entries(externalByKind).map(([kind, sum]) => [kind, round(sum / Math.max(1, external.n))])),
+  };
+}
+
+/** Merged GC pauses by kind. */
+export type GcTotals = Record<string, { count: number; ms: number }>;
+
+/** The GC kinds Node reports (loop/health.ts in the agent); any other kind a sender names is filed under `other`. */
+export const GC_KINDS = ['minor', 'major', 'incremental', 'weakcb', 'other'] as const;
+export const gcKind = (kind: string): (typeof GC_KINDS)[number] => (GC_KINDS as readonly string[]).includes(kind) ? (kind as (typeof GC_KINDS)[number]) : 'other';
+
+export function addGc(into: GcTotals, from: GcTotals): void {
+  for (const [kind, g] of Object.entries(from)) {
+    const e = (into[gcKind(kind)] ??= { count: 0, ms: 0 });
+    e.count += g.count;
+    e.ms = round(e.ms + g.ms);
+  }
+}
