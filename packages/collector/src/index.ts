@@ -9,6 +9,7 @@ import { OtlpExporter } from './otlp/exporter.js';
 import { AlertEngine } from './alerts/engine.js';
 import { Receivers } from './alerts/receivers.js';
 import type { RulesFile } from './alerts/rules.js';
+import { openClickHouseStorage } from './storage/clickhouse/index.js';
 import { openSqliteStorage } from './storage/sqlite.js';
 import type { Retention, Storage } from './storage/storage.js';
 
@@ -19,6 +20,8 @@ export interface CollectorOptions {
   host?: string;
   /** directory of the SQLite file, created if missing; default ./.loopscope */
   dataDir?: string;
+  /** clickhouse://[user[:password]@]HOST:8123/DATABASE: store in ClickHouse instead (dataDir is not used) */
+  storageUrl?: string;
   /** ingest token; without it ingest is open */
   token?: string | undefined;
   /** per-kind retention in ms; the rest keep their defaults */
@@ -54,7 +57,11 @@ export const DEFAULT_DATA_DIR = '.loopscope';
 
 export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
   const host = options.host ?? DEFAULT_HOST;
-  const storage = openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention: options.retention ?? {} });
+  const retention = options.retention ?? {};
+  const storage =
+    options.storageUrl === undefined
+      ? openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention })
+      : await openClickHouseStorage({ url: options.storageUrl, retention });
   const logger = options.logger ?? { level: 'warn', stream: process.stderr };
   let exporter: OtlpExporter | undefined;
   const warn = (message: string): void => app.log.warn(message);
@@ -112,6 +119,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
 
 export { buildServer, VERSION } from './server.js';
 export { openSqliteStorage, DB_FILE, type SqliteOptions } from './storage/sqlite.js';
+export { openClickHouseStorage, parseClickHouseUrl, type ClickHouseOptions } from './storage/clickhouse/index.js';
+export { ClickHouseError } from './storage/clickhouse/client.js';
 export { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 export * from './storage/storage.js';
 export { loadRules, parseRules, RulesError, RULE_METRICS, type Rule, type RulesFile, type Receiver } from './alerts/rules.js';

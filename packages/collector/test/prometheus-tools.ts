@@ -28,7 +28,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function start(command: string, args: (dir: string, port: number) => string[], config: { name: string; text: string }): Promise<Tool> {
+/** Starts `command` on a free port of 127.0.0.1 with its config file in a fresh directory; resolves once GET `readyPath` answers 2xx. */
+export async function start(command: string, args: (dir: string, port: number) => string[], config: { name: string; text: string }, readyPath = '/-/ready'): Promise<Tool> {
   const dir = tempDir();
   writeFileSync(path.join(dir, config.name), config.text);
   const port = await freePort();
@@ -52,7 +53,7 @@ async function start(command: string, args: (dir: string, port: number) => strin
   const deadline = Date.now() + 30_000;
   for (;;) {
     const ready = await Promise.race([
-      fetch(`${url}/-/ready`).then(
+      fetch(`${url}${readyPath}`).then(
         (r) => r.ok,
         () => false,
       ),

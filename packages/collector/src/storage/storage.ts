@@ -111,7 +111,7 @@ export interface TracePart {
 }
 
 export interface Storage {
-  readonly kind: 'sqlite';
+  readonly kind: 'sqlite' | 'clickhouse';
   /**
    * Stores a validated batch atomically; resolves only once it is durable. A batch whose batchId was
    * already stored is not applied again and resolves `{ duplicate: true }`.

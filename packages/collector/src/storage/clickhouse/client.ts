@@ -1,0 +1,125 @@
+/**
+ * ClickHouse over its HTTP interface, with fetch: what every version from Debian's 18.16 to 25.x
+ * speaks alike. Statements are sent whole, values escaped by `literal()` (18.16 has no server-side
+ * query parameters); rows go in and come out as JSONEachRow, 64-bit integers as JSON numbers.
+ * (@clickhouse/client was not used: its inserts default to JSONCompactEachRow, which 18.16 lacks,
+ * and it does not recognise 18.16's error bodies.)
+ */
+
+export interface ClickHouseTarget {
+  /** http(s)://host:port */
+  origin: string;
+  database: string;
+  user: string;
+  password: string;
+}
+
+/**
+ * Reads `clickhouse://[user[:password]@]host[:port]/database` (port 8123 by default;
+ * `clickhouses://` for HTTPS, port 8443). User and password default to LOOPSCOPE_CLICKHOUSE_USER
+ * and LOOPSCOPE_CLICKHOUSE_PASSWORD, then `default` and no password.
+ */
+export function parseClickHouseUrl(text: string, env: NodeJS.ProcessEnv = process.env): ClickHouseTarget {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`--storage ${text}: not a URL (expected clickhouse://HOST:8123/DATABASE)`);
+  }
+  const tls = url.protocol === 'clickhouses:';
+  if (url.protocol !== 'clickhouse:' && !tls) throw new Error(`--storage ${text}: the scheme must be clickhouse:// or clickhouses:// (HTTPS)`);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(database)) throw new Error(`--storage ${text}: name a database after the host (letters, digits, _), e.g. clickhouse://127.0.0.1:8123/loopscope`);
+  const port = url.port || (tls ? '8443' : '8123');
+  return {
+    origin: `${tls ? 'https' : 'http'}://${url.hostname}:${port}`,
+    database,
+    user: decodeURIComponent(url.username) || env.LOOPSCOPE_CLICKHOUSE_USER || 'default',
+    password: decodeURIComponent(url.password) || env.LOOPSCOPE_CLICKHOUSE_PASSWORD || '',
+  };
+}
+
+/** A string, a finite number or an array of them as a ClickHouse literal. */
+export function literal(value: string | number | ReadonlyArray<string | number>): string {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
+    return String(value);
+  }
+  if (typeof value === 'string') return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return `[${value.map(literal).join(', ')}]`;
+}
+
+/** An error ClickHouse answered, with its code (e.g. 60: unknown table; 81: unknown database). */
+export class ClickHouseError extends Error {
+  constructor(
+    readonly code: number | null,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ClickHouseError';
+  }
+}
+
+export class ClickHouseClient {
+  private readonly auth: string;
+
+  constructor(
+    readonly target: ClickHouseTarget,
+    private readonly timeoutMs = 30_000,
+  ) {
+    this.auth = `Basic ${Buffer.from(`${target.user}:${target.password}`).toString('base64')}`;
+  }
+
+  /** Runs a statement that answers nothing (DDL). `database: false` runs it outside the database (to create it). */
+  async exec(sql: string, options: { database?: boolean } = {}): Promise<void> {
+    await this.request({ query: sql }, undefined, options.database ?? true);
+  }
+
+  /** Runs a SELECT; its rows as objects. */
+  async query<T>(sql: string): Promise<T[]> {
+    const text = await this.request({ query: `${sql} FORMAT JSONEachRow` }, undefined, true);
+    const rows: T[] = [];
+    for (const line of text.split('\n')) if (line !== '') rows.push(JSON.parse(line) as T);
+    return rows;
+  }
+
+  /** Inserts rows into a table; resolves once ClickHouse has written them. */
+  async insert(table: string, rows: readonly object[]): Promise<void> {
+    if (rows.length === 0) return;
+    const body = rows.map((r) => JSON.stringify(r)).join('\n');
+    await this.request({ query: `INSERT INTO ${table} FORMAT JSONEachRow` }, body, true);
+  }
+
+  private async request(params: Record<string, string>, body: string | undefined, inDatabase: boolean): Promise<string> {
+    const search = new URLSearchParams({
+      ...params,
+      ...(inDatabase ? { database: this.target.database } : {}),
+      // the answer's status is the query's: an error after the first rows is not a 200
+      wait_end_of_query: '1',
+      output_format_json_quote_64bit_integers: '0',
+    });
+    // a statement too long for a URL goes in the body (inserts carry their rows there)
+    const inUrl = body !== undefined || search.toString().length < 8000;
+    if (!inUrl) search.delete('query');
+    let response: Response;
+    try {
+      response = await fetch(`${this.target.origin}/?${search}`, {
+        method: 'POST',
+        headers: { authorization: this.auth },
+        body: inUrl ? body : params.query,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const { cause } = err as { cause?: { code?: string; message?: string } };
+      const why = cause?.code ?? cause?.message ?? (err as Error).message; // undici refuses some ports outright ("bad port")
+      throw new ClickHouseError(null, `ClickHouse at ${this.target.origin} is not reachable (${why})`);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      const code = /Code: (\d+)[.,]/.exec(text);
+      const message = text.replace(/^Code: \d+[.,]\s*(e\.displayText\(\) = )?(DB::Exception: )?/, '').replace(/,? e\.what\(\) = DB::Exception\s*$/, '').trim();
+      throw new ClickHouseError(code ? Number(code[1]) : null, `ClickHouse: ${message.slice(0, 500)}`);
+    }
+    return text;
+  }
+}

@@ -1,0 +1,560 @@
+/**
+ * The ClickHouse storage: the same Storage as the embedded SQLite, for many collectors on one
+ * database (docs/clickhouse.md). A collector keeps nothing of its own: every answer is read from
+ * ClickHouse, so any collector answers for data another one received.
+ *
+ * Ingest commits in groups: the batches that arrive while a write is under way (or within a few
+ * ms) are written together, one INSERT per table, and each is acknowledged only once every insert
+ * of its group has been confirmed. ClickHouse wants few large inserts (each insert is a part on
+ * disk to merge), and a group costs about what one batch does.
+ *
+ * A batch is stored once, whichever collector it reaches and however often it is sent. Each group
+ * first records its batches as begun, then writes their rows (each tagged with its batch id), then
+ * records them as stored. A batch already stored is acknowledged as a duplicate. A batch begun but
+ * never recorded as stored (its collector died mid-write) is completed: only the tables that hold
+ * none of its rows are written. (Two collectors writing the same new batch at the same moment
+ * could both store it: an agent sends a batch to one collector at a time and retries only after
+ * its request failed or timed out.)
+ */
+import {
+  EXTERNAL_KINDS,
+  MAX_TRACE_PARTS,
+  METRICS,
+  emptyWire,
+  fromWire,
+  quantile,
+  summarize,
+  type MetricName,
+  type TraceRecord,
+  type WireBatch,
+  type WireSketch,
+} from '@loopscope/protocol';
+import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from '../resolution.js';
+import {
+  DEFAULT_RETENTION,
+  type CallTotals,
+  type EndpointSummary,
+  type EndpointView,
+  type LongTaskRow,
+  type LoopQuery,
+  type LoopSummary,
+  type LoopWork,
+  type LoopWorkQuery,
+  type Range,
+  type RangeTotals,
+  type Retention,
+  type ServiceSummary,
+  type Storage,
+  type TimeseriesQuery,
+  type TimeseriesResult,
+  type TraceSummary,
+  type TracesQuery,
+} from '../storage.js';
+import { GC_KINDS, addGc, emptyWithKinds, gcKind, round, toSummary, type GcTotals, type Totals } from '../totals.js';
+import { ClickHouseClient, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
+import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
+
+export interface ClickHouseOptions {
+  /** clickhouse://[user[:password]@]host[:port]/database */
+  url: string;
+  retention?: Partial<Retention>;
+  /** the longest a batch waits for others to be written with it (ms) */
+  groupMs?: number;
+}
+
+/** The most batches one group writes. */
+const MAX_GROUP = 500;
+/** Stands for "no value" in a min column: larger than any time. */
+const NO_MIN = 1e308;
+
+type Row = Record<string, unknown>;
+
+/** A sketch's columns as inserted (see schema.ts). */
+function sketchRow(m: string, s: WireSketch | null): Row {
+  const w = s ?? emptyWire();
+  const keys: number[] = [];
+  const counts: number[] = [];
+  w.bins.forEach((c, i) => {
+    if (c > 0) {
+      keys.push(w.k0 + i);
+      counts.push(c);
+    }
+  });
+  return { [`${m}_n`]: w.n, [`${m}_sum`]: w.sum, [`${m}_min`]: w.n > 0 ? w.min : NO_MIN, [`${m}_max`]: w.n > 0 ? w.max : 0, [`${m}_zero`]: w.zero, [`${m}_keys`]: keys, [`${m}_counts`]: counts };
+}
+
+/** A merged sketch read back from `q_<m>_*` columns. */
+function readSketch(row: Row, m: string): WireSketch {
+  const n = row[`q_${m}_n`] as number;
+  const [keys, counts] = row[`q_${m}_bins`] as [number[], number[]];
+  const bins: number[] = [];
+  const k0 = keys.length > 0 ? keys[0]! : 0;
+  keys.forEach((k, i) => {
+    while (bins.length < k - k0) bins.push(0);
+    bins.push(counts[i]!);
+  });
+  return { n, sum: row[`q_${m}_sum`] as number, min: n > 0 ? (row[`q_${m}_min`] as number) : 0, max: n > 0 ? (row[`q_${m}_max`] as number) : 0, zero: row[`q_${m}_zero`] as number, k0, bins };
+}
+
+/** Merged aggregate rows read back (the columns of aggregateColumns()). */
+function readTotals(row: Row): Totals {
+  const t = emptyWithKinds();
+  t.count = row.q_count as number;
+  t.errors = row.q_errors as number;
+  t.aborted = row.q_aborted as number;
+  for (const m of METRICS) t.sketches[m] = readSketch(row, m);
+  for (const kind of EXTERNAL_KINDS) {
+    const sum = row[`q_ext_${kind}`] as number;
+    if (sum > 0) t.externalByKind[kind] = sum;
+  }
+  return t;
+}
+
+const secondsOf = (ms: number): number => Math.floor(ms / 1000);
+/** `t` (whole seconds) of rows whose bucket in ms is in [from, to). */
+const bucketRange = (from: number, to: number): string => `t >= toDateTime(${Math.ceil(from / 1000)}) AND t < toDateTime(${Math.ceil(to / 1000)})`;
+/** `t` of rows that hold times (ms, with fractions) in [from, to): the seconds they fall in. */
+const timeRange = (from: number, to: number): string => `t >= toDateTime(${secondsOf(from)}) AND t <= toDateTime(${secondsOf(to)})`;
+
+interface Pending {
+  batch: WireBatch;
+  receivedAt: number;
+  resolve: (result: { duplicate: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+
+export async function openClickHouseStorage(options: ClickHouseOptions): Promise<Storage> {
+  const retention: Retention = { ...DEFAULT_RETENTION, ...options.retention };
+  const target: ClickHouseTarget = parseClickHouseUrl(options.url);
+  const ch = new ClickHouseClient(target);
+  await ch.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
+  for (const sql of schemaStatements()) await ch.exec(sql);
+  const groupMs = options.groupMs ?? 5;
+  /**
+   * `from`, or the oldest time still kept of `kind` if that is later. Retention drops whole days
+   * here; the queries leave out what SQLite's pruning would have deleted, so both answer alike.
+   */
+  const kept = (kind: keyof Retention, from: number): number => Math.max(from, Date.now() - retention[kind]);
+
+  /** The table of a resolution, and whether it holds rows as inserted (second) or merge states. */
+  const aggTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `agg_${res.name}`, raw: res.name === 'second' });
+  const loopTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `loop_${res.name}`, raw: res.name === 'second' });
+  const aggregateColumns = (raw: boolean, metrics: readonly MetricName[] = METRICS): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...metrics.map((m) => sketchMerge(m, raw))].join(', ');
+
+  // ---- ingest ----
+
+  const queue: Pending[] = [];
+  let writing: Promise<void> | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  function schedule(): void {
+    if (writing !== null || timer !== null || queue.length === 0) return;
+    timer = setTimeout(
+      () => {
+        timer = null;
+        const group = queue.splice(0, MAX_GROUP);
+        writing = writeGroup(group)
+          .then(
+            (results) => group.forEach((p, i) => p.resolve(results[i]!)),
+            (err: unknown) => group.forEach((p) => p.reject(err)),
+          )
+          .finally(() => {
+            writing = null;
+            schedule();
+          });
+      },
+      queue.length >= MAX_GROUP ? 0 : groupMs,
+    );
+  }
+
+  /** The rows of one batch, per table (those in `skip` left out: a completed batch already has them). */
+  function rowsOf(batch: WireBatch, skip: ReadonlySet<BatchedTable>, parts: PartCounts): { rows: Record<BatchedTable, Row[]>; refused: number } {
+    const rows: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [] };
+    const id = batch.batchId;
+    if (!skip.has('agg_second')) {
+      for (const iv of batch.intervals) {
+        const row: Row = { service: batch.service, endpoint: iv.endpoint, t: secondsOf(iv.start), count: iv.count, errors: iv.errors, aborted: iv.aborted ?? 0, batch: id };
+        for (const kind of EXTERNAL_KINDS) row[`ext_${kind}`] = iv.externalByKind?.[kind] ?? 0;
+        for (const m of METRICS) Object.assign(row, sketchRow(m, iv[m]));
+        rows.agg_second.push(row);
+      }
+    }
+    const loop = batch.loop;
+    if (loop !== undefined && !skip.has('loop_second')) {
+      const row: Row = { service: batch.service, instance: batch.instance, t: secondsOf(loop.start), ...sketchRow('delay', loop.delay), busyMs: loop.busyMs, idleMs: loop.idleMs };
+      Object.assign(row, { cpuUser: loop.cpu.user, cpuSystem: loop.cpu.system, rss: loop.memory.rss, heapUsed: loop.memory.heapUsed, heapTotal: loop.memory.heapTotal, batch: id });
+      for (const k of GC_KINDS) Object.assign(row, { [`gc_${k}_count`]: 0, [`gc_${k}_ms`]: 0 });
+      for (const [kind, g] of Object.entries(loop.gc)) {
+        const k = gcKind(kind);
+        row[`gc_${k}_count`] = (row[`gc_${k}_count`] as number) + g.count;
+        row[`gc_${k}_ms`] = (row[`gc_${k}_ms`] as number) + g.ms;
+      }
+      rows.loop_second.push(row);
+    }
+    if (loop !== undefined && !skip.has('long_tasks')) {
+      for (const lt of loop.longTasks) {
+        rows.long_tasks.push({
+          service: batch.service,
+          instance: batch.instance,
+          t: secondsOf(lt.at),
+          at: lt.at,
+          ms: lt.ms,
+          endpoint: lt.endpoint ?? null,
+          traceId: lt.traceId ?? null,
+          function: lt.function,
+          location: lt.location ?? null,
+          stack: JSON.stringify(lt.stack ?? []),
+          blocked: JSON.stringify(lt.blocked),
+          batch: id,
+        });
+      }
+    }
+    if (!skip.has('calls')) {
+      for (const c of batch.calls ?? []) {
+        const t = secondsOf(bucketOf(c.start, RESOLUTIONS[1]!));
+        rows.calls.push({ service: batch.service, kind: c.kind, target: c.target, t, count: c.count, errors: c.errors, ...sketchRow('duration', c.duration), batch: id });
+      }
+    }
+    let refused = 0;
+    if (!skip.has('traces')) {
+      for (const tr of batch.traces) {
+        const spanId = tr.spanId ?? '';
+        const known = parts.get(tr.traceId) ?? { spans: new Set<string>() };
+        parts.set(tr.traceId, known);
+        if (known.spans.has(spanId)) continue; // a part already stored (sent again)
+        if (known.spans.size >= MAX_TRACE_PARTS) {
+          refused++;
+          continue;
+        }
+        known.spans.add(spanId);
+        const t = secondsOf(tr.start);
+        rows.traces.push({
+          traceId: tr.traceId,
+          spanId,
+          parentSpanId: tr.parentSpanId ?? null,
+          service: tr.service,
+          endpoint: tr.endpoint,
+          t,
+          start: tr.start,
+          status: tr.status,
+          error: tr.error ? 1 : 0,
+          aborted: tr.aborted === true ? 1 : 0,
+          response: tr.response,
+          duration: tr.duration,
+          cpu: tr.cpu,
+          external: tr.external,
+          blocking: tr.blocking,
+          record: JSON.stringify(tr),
+          instance: batch.instance,
+          batch: id,
+        });
+        rows.trace_index.push({ traceId: tr.traceId, spanId, service: tr.service, t, batch: id });
+      }
+    }
+    return { rows, refused };
+  }
+
+  type PartCounts = Map<string, { spans: Set<string> }>;
+
+  /** Writes a group of batches; resolves, per batch, whether it had been stored already. */
+  async function writeGroup(group: Pending[]): Promise<Array<{ duplicate: boolean }>> {
+    const firstOf = new Map<string, number>();
+    group.forEach((p, i) => {
+      if (!firstOf.has(p.batch.batchId)) firstOf.set(p.batch.batchId, i);
+    });
+    const ids = [...firstOf.keys()];
+    const states = new Map(
+      (await ch.query<{ batchId: string; state: number }>(`SELECT batchId, max(state) AS state FROM batches WHERE batchId IN (${ids.map(literal).join(', ')}) GROUP BY batchId`)).map((r) => [
+        r.batchId,
+        r.state,
+      ]),
+    );
+    const todo = ids.filter((id) => states.get(id) !== 2);
+    // a batch begun and never finished: which tables already hold its rows
+    const begun = todo.filter((id) => states.get(id) === 1);
+    const present = new Map<string, Set<BatchedTable>>();
+    for (const table of begun.length > 0 ? BATCHED_TABLES : []) {
+      for (const r of await ch.query<{ batch: string }>(`SELECT DISTINCT batch FROM ${table} WHERE batch IN (${begun.map(literal).join(', ')})`)) {
+        let s = present.get(r.batch);
+        if (!s) present.set(r.batch, (s = new Set()));
+        s.add(table);
+      }
+    }
+    if (todo.length > 0) {
+      const now = secondsOf(Date.now());
+      await ch.insert('batches', todo.map((batchId) => ({ batchId, state: 1, t: now })));
+      // the parts each trace already has, for the limit on a trace's parts
+      const traceIds = [...new Set(todo.flatMap((id) => group[firstOf.get(id)!]!.batch.traces.map((t) => t.traceId)))];
+      const parts: PartCounts = new Map();
+      if (traceIds.length > 0) {
+        for (const r of await ch.query<{ traceId: string; spanId: string }>(`SELECT traceId, spanId FROM trace_index WHERE traceId IN (${traceIds.map(literal).join(', ')})`)) {
+          let e = parts.get(r.traceId);
+          if (!e) parts.set(r.traceId, (e = { spans: new Set() }));
+          e.spans.add(r.spanId);
+        }
+      }
+      const tables: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [] };
+      const instances: Row[] = [];
+      for (const id of todo) {
+        const { batch } = group[firstOf.get(id)!]!;
+        const { rows, refused } = rowsOf(batch, present.get(id) ?? new Set(), parts);
+        for (const table of BATCHED_TABLES) for (const r of rows[table]) tables[table].push(r);
+        // the span of time this instance's data covers, by its own clock
+        let first = batch.sentAt;
+        let last = batch.sentAt;
+        for (const iv of batch.intervals) first = Math.min(first, iv.start);
+        for (const t of batch.traces) first = Math.min(first, t.start);
+        for (const iv of batch.intervals) last = Math.max(last, iv.start + iv.ms);
+        const { dropped } = batch;
+        instances.push({
+          service: batch.service,
+          instance: batch.instance,
+          t: secondsOf(last),
+          first: Math.floor(first),
+          last: Math.ceil(last),
+          droppedBatches: dropped.batches,
+          droppedTransactions: dropped.transactions,
+          droppedTraces: dropped.traces,
+          refusedParts: refused,
+          agent: batch.agent.name,
+        });
+      }
+      await Promise.all([...BATCHED_TABLES.map((table) => ch.insert(table, tables[table])), ch.insert('instances_in', instances)]);
+      await ch.insert('batches', todo.map((batchId) => ({ batchId, state: 2, t: now })));
+    }
+    return group.map((p, i) => ({ duplicate: firstOf.get(p.batch.batchId) !== i || states.get(p.batch.batchId) === 2 }));
+  }
+
+  // ---- queries ----
+
+  async function services({ from, to }: Range): Promise<ServiceSummary[]> {
+    const rows = await ch.query<{ service: string; f: number; l: number; b: number; tx: number; tr: number; p: number; agent: string }>(
+      `SELECT service, instance, minMerge(first) AS f, maxMerge(last) AS l, maxMerge(droppedBatches) AS b, maxMerge(droppedTransactions) AS tx,
+         maxMerge(droppedTraces) AS tr, sumMerge(refusedParts) AS p, anyLastMerge(agent) AS agent
+       FROM instances GROUP BY service, instance HAVING f < ${literal(Math.ceil(to))} AND l >= ${literal(Math.floor(kept('hours', from)))}`,
+    );
+    const byService = new Map<string, ServiceSummary & { agentSet: Set<string> }>();
+    for (const r of rows) {
+      let s = byService.get(r.service);
+      if (!s) byService.set(r.service, (s = { service: r.service, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: [], agentSet: new Set() }));
+      s.lastSeen = Math.max(s.lastSeen, r.l);
+      s.instances++;
+      s.dropped.batches += r.b;
+      s.dropped.transactions += r.tx;
+      s.dropped.traces += r.tr;
+      s.dropped.parts += r.p;
+      s.agentSet.add(r.agent);
+    }
+    return [...byService.values()]
+      .sort((a, b) => (a.service < b.service ? -1 : 1))
+      .map(({ agentSet, ...s }) => ({ ...s, agents: [...agentSet].sort() }));
+  }
+
+  /** Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one row). */
+  async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy?: string): Promise<Row[]> {
+    const { table, raw } = aggTable(res);
+    const key = groupBy === undefined ? '' : `${groupBy}, `;
+    return ch.query<Row>(
+      `SELECT ${key}${aggregateColumns(raw)} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${groupBy === undefined ? '' : ` GROUP BY ${groupBy}`}`,
+    );
+  }
+
+  const byService = (service: string, endpoint?: string): string => `service = ${literal(service)}${endpoint === undefined ? '' : ` AND endpoint = ${literal(endpoint)}`}`;
+
+  return {
+    kind: 'clickhouse',
+
+    ingest(batch, receivedAt) {
+      return new Promise((resolve, reject) => {
+        queue.push({ batch, receivedAt, resolve, reject });
+        schedule();
+      });
+    },
+
+    services,
+
+    async endpoints(service, { from, to }) {
+      const res = chooseResolution(retention, from, Date.now());
+      const rows = await aggregates(res, byService(service), from, to, 'endpoint');
+      const list: EndpointSummary[] = rows.map((r) => ({ endpoint: r.endpoint as string, ...toSummary(readTotals(r)) }));
+      return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
+    },
+
+    async views(endpoint, { from, to }) {
+      const res = chooseResolution(retention, from, Date.now());
+      const [rows, known] = await Promise.all([aggregates(res, `endpoint = ${literal(endpoint)}`, from, to, 'service'), services({ from, to })]);
+      const agents = new Map(known.map((s) => [s.service, s.agents]));
+      const list: EndpointView[] = rows.map((r) => ({ service: r.service as string, agents: agents.get(r.service as string) ?? [], endpoint, ...toSummary(readTotals(r)) }));
+      return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
+    },
+
+    async summary(service, endpoint, { from, to }): Promise<RangeTotals> {
+      const res = chooseResolution(retention, from, Date.now());
+      const [row] = await aggregates(res, byService(service, endpoint), from, to);
+      const { count, errors, aborted, sketches } = readTotals(row!);
+      return { count, errors, aborted, sketches };
+    },
+
+    async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
+      const res = chooseResolution(retention, query.from, Date.now(), query.step);
+      const step = Math.ceil(query.step / res.ms) * res.ms;
+      const t0 = Math.floor(query.from / step) * step;
+      const points = Math.ceil((query.to - t0) / step);
+      const metric = query.metric;
+      const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
+      const { table, raw } = aggTable(res);
+      const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw);
+      const rows = await ch.query<Row & { i: number }>(
+        `SELECT intDiv(toInt64(toUInt32(t)) * 1000 - ${t0}, ${step}) AS i, ${value} FROM ${table}
+         WHERE ${byService(query.service, query.endpoint)} AND ${bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to)} GROUP BY i`,
+      );
+      const values = new Array<number | null>(points).fill(null);
+      for (const r of rows) {
+        if (r.i < 0 || r.i >= points) continue;
+        if (column !== undefined) values[r.i] = (r[`q_${column}`] as number) / (step / 1000);
+        else {
+          const s = readSketch(r, metric);
+          values[r.i] = s.n > 0 ? round(quantile(fromWire(s), query.q)) : null; // n 0: unknown (seen from outside)
+        }
+      }
+      return { metric, q: query.q, step, points: values.map((v, i): [number, number | null] => [t0 + i * step, v]) };
+    },
+
+    async traces(query: TracesQuery): Promise<TraceSummary[]> {
+      const from = kept('traces', query.from);
+      const rows = await ch.query<Omit<TraceSummary, 'aborted'> & { aborted: number }>(
+        `SELECT traceId, endpoint, start, status, aborted, response, duration, cpu, external, blocking FROM traces
+         WHERE ${byService(query.service, query.endpoint)} AND ${timeRange(from, query.to)} AND start >= ${literal(from)} AND start < ${literal(query.to)}
+         ORDER BY ${query.sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ${literal(query.limit)}`,
+      );
+      return rows.map((t) => ({ ...t, aborted: t.aborted === 1 }));
+    },
+
+    async loop(query: LoopQuery): Promise<LoopSummary> {
+      const res = chooseResolution(retention, query.from, Date.now());
+      const { table, raw } = loopTable(res);
+      const where = `service = ${literal(query.service)}`;
+      const from = kept('traces', query.from);
+      const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}`;
+      const columns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
+      const [[row], tasks, [count]] = await Promise.all([
+        ch.query<Row>(`SELECT ${[sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ')} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to)}`),
+        ch.query<Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }>(
+          `SELECT ${columns} FROM long_tasks WHERE ${tasksWhere} ORDER BY ${query.sort === 'worst' ? 'ms DESC, at DESC' : 'at DESC'} LIMIT ${literal(query.limit)}`,
+        ),
+        ch.query<{ n: number }>(`SELECT count() AS n FROM long_tasks WHERE ${tasksWhere}`),
+      ]);
+      const r = row!;
+      const gc: GcTotals = {};
+      for (const k of GC_KINDS) {
+        const n = r[`q_gc_${k}_count`] as number;
+        if (n > 0) addGc(gc, { [k]: { count: n, ms: r[`q_gc_${k}_ms`] as number } });
+      }
+      const busyMs = r.q_busyMs as number;
+      const busy = busyMs + (r.q_idleMs as number);
+      return {
+        delay: summarize(fromWire(readSketch(r, 'delay'))),
+        utilization: busy > 0 ? Math.round((busyMs / busy) * 10_000) / 10_000 : 0,
+        gcPauseMs: round(Object.values(gc).reduce((sum, g) => sum + g.ms, 0)),
+        gc,
+        cpu: { user: round(r.q_cpuUser as number), system: round(r.q_cpuSystem as number) },
+        memory: { rss: r.q_rss as number, heapUsed: r.q_heapUsed as number, heapTotal: r.q_heapTotal as number },
+        longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
+        longTaskCount: count!.n,
+        loopMs: round(busy),
+      };
+    },
+
+    async traceParts(traceId: string) {
+      const id = literal(traceId);
+      const rows = await ch.query<{ record: string; instance: string | null }>(
+        `SELECT record, instance FROM traces WHERE (service, t) IN (SELECT service, t FROM trace_index WHERE traceId = ${id}) AND traceId = ${id}
+         ORDER BY start LIMIT 1 BY spanId`,
+      );
+      return rows.map((r) => ({ record: JSON.parse(r.record) as TraceRecord, instance: r.instance }));
+    },
+
+    async calls({ from, to }: Range): Promise<CallTotals[]> {
+      const minute = RESOLUTIONS[1]!;
+      const rows = await ch.query<Row & { service: string; kind: string; target: string }>(
+        `SELECT service, kind, target, sum(count) AS q_count, sum(errors) AS q_errors, ${sketchMerge('duration', true)} FROM calls
+         WHERE ${bucketRange(kept('minutes', bucketOf(from, minute)), to)} GROUP BY service, kind, target`,
+      );
+      return rows.map((r) => ({ service: r.service, kind: r.kind, target: r.target, count: r.q_count as number, errors: r.q_errors as number, duration: readSketch(r, 'duration') }));
+    },
+
+    async learnTarget(target: string, service: string, now: number) {
+      await ch.insert('call_targets', [{ target, service, seen: now, t: secondsOf(now) }]);
+    },
+
+    async targets(since: number) {
+      since = kept('traces', since);
+      const rows = await ch.query<{ target: string; service: string }>(
+        `SELECT target, argMax(service, seen) AS service FROM call_targets WHERE t >= toDateTime(${secondsOf(since)}) GROUP BY target HAVING max(seen) >= ${literal(since)}`,
+      );
+      return new Map(rows.map((r) => [r.target, r.service]));
+    },
+
+    async loopWork(query: LoopWorkQuery): Promise<LoopWork> {
+      const since = kept('traces', query.from - query.lookback);
+      const scope = `service = ${literal(query.service)}${query.instance === null ? '' : ` AND instance = ${literal(query.instance)}`}`;
+      const [longTasks, rows] = await Promise.all([
+        ch.query<LoopWork['longTasks'][number]>(
+          `SELECT at, ms, endpoint, traceId, function, location, instance FROM long_tasks
+           WHERE ${scope} AND ${timeRange(since, query.to)} AND at >= ${literal(since)} AND at < ${literal(query.to)} AND at + ms > ${literal(query.from)} ORDER BY at`,
+        ),
+        ch.query<{ traceId: string; endpoint: string; start: number; instance: string | null; slices: string }>(
+          `SELECT traceId, endpoint, start, instance, visitParamExtractRaw(record, 'slices') AS slices FROM traces
+           WHERE ${scope} AND ${timeRange(since, query.to)} AND start >= ${literal(since)} AND start < ${literal(query.to)} AND start + duration > ${literal(query.from)}
+             AND visitParamHas(record, 'slices')`,
+        ),
+      ]);
+      const traces = rows.map((r) => ({
+        traceId: r.traceId,
+        endpoint: r.endpoint,
+        instance: r.instance,
+        slices: (JSON.parse(r.slices) as Array<[number, number]>).map(([s, e]): [number, number] => [r.start + s, r.start + e]),
+      }));
+      return { longTasks, traces };
+    },
+
+    async prune(now: number) {
+      const keep: Record<string, number> = {
+        agg_second: retention.seconds,
+        loop_second: retention.seconds,
+        agg_minute: retention.minutes,
+        loop_minute: retention.minutes,
+        agg_hour: retention.hours,
+        loop_hour: retention.hours,
+        long_tasks: retention.traces,
+        traces: retention.traces,
+        trace_index: retention.traces,
+        calls: retention.minutes,
+        call_targets: retention.traces,
+        batches: retention.batches,
+      };
+      // whole days older than the retention (the day the cutoff falls in is kept)
+      for (const [table, ms] of Object.entries(keep)) {
+        const parts = await ch.query<{ partition: string }>(
+          `SELECT DISTINCT partition FROM system.parts WHERE database = ${literal(target.database)} AND table = ${literal(table)} AND active
+             AND toUInt32(partition) < toYYYYMMDD(toDateTime(${secondsOf(now - ms)}))`,
+        );
+        for (const { partition } of parts) await ch.exec(`ALTER TABLE ${table} DROP PARTITION ${literal(Number(partition))}`);
+      }
+      // instances by month: a month that ended before the cutoff
+      const months = await ch.query<{ partition: string }>(
+        `SELECT DISTINCT partition FROM system.parts WHERE database = ${literal(target.database)} AND table = 'instances' AND active
+           AND toUInt32(partition) < toYYYYMM(toDateTime(${secondsOf(now - retention.hours)}))`,
+      );
+      for (const { partition } of months) await ch.exec(`ALTER TABLE instances DROP PARTITION ${literal(Number(partition))}`);
+    },
+
+    async close() {
+      // every batch handed to ingest is written (or fails) before close resolves
+      const busy = (): boolean => writing !== null || queue.length > 0 || timer !== null;
+      while (busy()) await (writing ?? new Promise((r) => setTimeout(r, groupMs)));
+    },
+  };
+}
+
+export { parseClickHouseUrl } from './client.js';

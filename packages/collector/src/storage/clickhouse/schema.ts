@@ -1,0 +1,114 @@
+/**
+ * The ClickHouse schema: SQL that runs on 18.16 (Debian's) and on 24.x/25.x alike.
+ *
+ * A sketch is stored as columns the server can merge: n, sum, min, max and zero, and its bins as
+ * two arrays (keys and counts) that `sumMap` adds key by key, which is exactly how sketches merge
+ * (protocol/sketch.ts). So a query over many rows comes back from ClickHouse as one merged sketch
+ * per group, and the rollups are materialized views that keep merge states
+ * (AggregatingMergeTree): each interval row written at second resolution is merged into its
+ * minute and its hour by the server as it is inserted.
+ *
+ * Every table is partitioned by day (the monthly instance rollup by month), and retention drops
+ * whole partitions. Rows carry the id of the batch they came in (`batch`) so that a batch whose
+ * insert was cut short can be completed without counting twice (see index.ts).
+ */
+import { EXTERNAL_KINDS, METRICS } from '@loopscope/protocol';
+import { GC_KINDS } from '../totals.js';
+
+/** A sketch's columns in a row as inserted. */
+const sketchColumns = (m: string): string =>
+  `${m}_n UInt64, ${m}_sum Float64, ${m}_min Float64, ${m}_max Float64, ${m}_zero UInt64, ${m}_keys Array(Int32), ${m}_counts Array(UInt64)`;
+/** A sketch's merge states in a rollup. */
+const sketchStates = (m: string): string =>
+  `${m}_n AggregateFunction(sum, UInt64), ${m}_sum AggregateFunction(sum, Float64), ${m}_min AggregateFunction(min, Float64), ` +
+  `${m}_max AggregateFunction(max, Float64), ${m}_zero AggregateFunction(sum, UInt64), ${m}_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))`;
+/** The states of a sketch's columns, for a materialized view over inserted rows. */
+const sketchToState = (m: string): string =>
+  `sumState(${m}_n) AS ${m}_n, sumState(${m}_sum) AS ${m}_sum, minState(${m}_min) AS ${m}_min, maxState(${m}_max) AS ${m}_max, ` +
+  `sumState(${m}_zero) AS ${m}_zero, sumMapState(${m}_keys, ${m}_counts) AS ${m}_bins`;
+
+/** Reads a merged sketch back as `q_<m>_*`, from inserted rows (`raw`) or from a rollup's states. */
+export function sketchMerge(m: string, raw: boolean): string {
+  return raw
+    ? `sum(${m}_n) AS q_${m}_n, sum(${m}_sum) AS q_${m}_sum, min(${m}_min) AS q_${m}_min, max(${m}_max) AS q_${m}_max, sum(${m}_zero) AS q_${m}_zero, sumMap(${m}_keys, ${m}_counts) AS q_${m}_bins`
+    : `sumMerge(${m}_n) AS q_${m}_n, sumMerge(${m}_sum) AS q_${m}_sum, minMerge(${m}_min) AS q_${m}_min, maxMerge(${m}_max) AS q_${m}_max, sumMerge(${m}_zero) AS q_${m}_zero, sumMapMerge(${m}_bins) AS q_${m}_bins`;
+}
+/** A sum, from inserted rows or a rollup's states, read back as `q_<c>`. */
+export const sumOf = (c: string, raw: boolean): string => `${raw ? 'sum' : 'sumMerge'}(${c}) AS q_${c}`;
+export const maxOf = (c: string, raw: boolean): string => `${raw ? 'max' : 'maxMerge'}(${c}) AS q_${c}`;
+
+const AGG_COUNTS = ['count', 'errors', 'aborted'];
+const externalColumns = EXTERNAL_KINDS.map((k) => `ext_${k}`);
+const LOOP_SUMS = ['busyMs', 'idleMs', 'cpuUser', 'cpuSystem', ...GC_KINDS.flatMap((k) => [`gc_${k}_count`, `gc_${k}_ms`])];
+const LOOP_MAXES = ['rss', 'heapUsed', 'heapTotal'];
+
+/** The counted columns of an aggregate row, and its sums of external time per kind. */
+export const AGG_SUMS = [...AGG_COUNTS, ...externalColumns];
+export { LOOP_SUMS, LOOP_MAXES };
+
+/** Rollups of the second-resolution tables: name suffix and bucket length in seconds. */
+export const ROLLUPS = [
+  { name: 'minute', seconds: 60 },
+  { name: 'hour', seconds: 3600 },
+] as const;
+
+/** A bucket start of `seconds` from a DateTime, the same in every server time zone. */
+const bucket = (seconds: number): string => `toDateTime(intDiv(toUInt32(t), ${seconds}) * ${seconds})`;
+
+const PARTITION = 'PARTITION BY toYYYYMMDD(t)';
+
+/** Every statement that creates the schema, in order; each may be run again. */
+export function schemaStatements(): string[] {
+  const statements: string[] = [];
+  const aggColumns = `service String, endpoint String, t DateTime, ${AGG_COUNTS.map((c) => `${c} UInt64`).join(', ')}, ${externalColumns.map((c) => `${c} Float64`).join(', ')}, ${METRICS.map(sketchColumns).join(', ')}`;
+  statements.push(`CREATE TABLE IF NOT EXISTS agg_second (${aggColumns}, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
+  const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
+  statements.push(`CREATE TABLE IF NOT EXISTS loop_second (${loopColumns}, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
+  for (const { name, seconds } of ROLLUPS) {
+    const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map(sketchStates).join(', ')}`;
+    statements.push(`CREATE TABLE IF NOT EXISTS agg_${name} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
+    statements.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO agg_${name} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
+        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map(sketchToState).join(', ')} FROM agg_second GROUP BY service, endpoint, t`,
+    );
+    const loopStates = `service String, t DateTime, ${sketchStates('delay')}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
+    statements.push(`CREATE TABLE IF NOT EXISTS loop_${name} (${loopStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, t)`);
+    statements.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO loop_${name} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay')}, ` +
+        `${LOOP_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${LOOP_MAXES.map((c) => `maxState(${c}) AS ${c}`).join(', ')} FROM loop_second GROUP BY service, t`,
+    );
+  }
+  statements.push(
+    `CREATE TABLE IF NOT EXISTS long_tasks (service String, instance String, t DateTime, at Float64, ms Float64, endpoint Nullable(String), traceId Nullable(String),
+      function String, location Nullable(String), stack String, blocked String, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
+  );
+  // traces by service and time (the lists); trace_index finds a trace's parts by its id
+  statements.push(
+    `CREATE TABLE IF NOT EXISTS traces (traceId String, spanId String, parentSpanId Nullable(String), service String, endpoint String, t DateTime, start Float64,
+      status UInt16, error UInt8, aborted UInt8, response Float64, duration Float64, cpu Nullable(Float64), external Nullable(Float64), blocking Nullable(Float64),
+      record String, instance Nullable(String), batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
+  );
+  statements.push(`CREATE TABLE IF NOT EXISTS trace_index (traceId String, spanId String, service String, t DateTime, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
+  statements.push(`CREATE TABLE IF NOT EXISTS calls (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS call_targets (target String, service String, seen UInt64, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY target`);
+  // instances: every batch's row goes through a Null table into one row per process and month
+  const instanceMaxes = ['last', 'droppedBatches', 'droppedTransactions', 'droppedTraces'];
+  statements.push(
+    `CREATE TABLE IF NOT EXISTS instances_in (service String, instance String, t DateTime, first UInt64, ${instanceMaxes.map((c) => `${c} UInt64`).join(', ')}, refusedParts UInt64, agent String) ENGINE = Null`,
+  );
+  statements.push(
+    `CREATE TABLE IF NOT EXISTS instances (service String, instance String, t DateTime, first AggregateFunction(min, UInt64), ${instanceMaxes.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')},
+      refusedParts AggregateFunction(sum, UInt64), agent AggregateFunction(anyLast, String)) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(t) ORDER BY (service, instance)`,
+  );
+  statements.push(
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS instances_mv TO instances AS SELECT service, instance, toDateTime(toStartOfMonth(t)) AS t, minState(first) AS first,
+      ${instanceMaxes.map((c) => `maxState(${c}) AS ${c}`).join(', ')}, sumState(refusedParts) AS refusedParts, anyLastState(agent) AS agent FROM instances_in GROUP BY service, instance, t`,
+  );
+  // batches begun (state 1) and stored whole (state 2)
+  statements.push(`CREATE TABLE IF NOT EXISTS batches (batchId String, state UInt8, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY batchId`);
+  return statements;
+}
+
+/** The tables whose rows carry their batch's id, with the column their time is in. */
+export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls'] as const;
+export type BatchedTable = (typeof BATCHED_TABLES)[number];

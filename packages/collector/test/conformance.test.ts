@@ -1,0 +1,312 @@
+/**
+ * The storage conformance suite: the same batches go into collectors on SQLite (the embedded
+ * default) and on ClickHouse (Debian's clickhouse-server, started by the test), and every query
+ * API endpoint must give the same answer from both: counts exactly, times and quantiles to within
+ * 0.001 ms (both merge the same sketches; only the order of float additions may differ).
+ *
+ * Three retentions make each resolution answer in turn: the default (a range of the last minutes
+ * is read from the per-second rows), seconds kept 60 s (per-minute rows) and seconds and minutes
+ * kept 60 s (per-hour rows); the time series at steps of 1 s, 10 s, 1 min and 1 h read every
+ * rollup too. On ClickHouse with the default retention two collectors share one database: the
+ * batches go to one, and the other must answer the same (a collector keeps nothing of its own).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SERIES_METRICS, addValue, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
+import type { Retention } from '../src/index.js';
+import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
+import { startClickHouse, type ClickHouse } from './clickhouse-tools.js';
+import { batch, get, interval, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector, type Tx } from './helpers.js';
+
+const MINUTE = 60_000;
+const NOW = Date.now();
+// the scenario's 40 s straddle a minute's start, ten minutes ago
+const T0 = Math.floor((NOW - 10 * MINUTE) / MINUTE) * MINUTE - 20_000;
+const SECONDS = 40;
+const ENDPOINTS = ['GET /a', 'POST /b', 'GET /c/:id'];
+const INSTANCES = ['web-1:1', 'web-2:2'];
+const RANGE = `from=${T0 - MINUTE}&to=${NOW + 1000}`;
+const rand = random(24);
+
+/** What was sent, per endpoint of `shop`: the ground truth of the counts. */
+const sent = new Map<string, { count: number; errors: number; aborted: number }>();
+const batches: WireBatch[] = [];
+const traceIds: string[] = [];
+
+const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
+
+function scenario(): void {
+  let span = 0;
+  for (const instance of INSTANCES) {
+    for (let b = 0; b < SECONDS / 10; b++) {
+      const intervals = [];
+      const traces: WireTrace[] = [];
+      const longTasks: WireLongTask[] = [];
+      const downstream: WireTrace[] = [];
+      for (let s = b * 10; s < b * 10 + 10; s++) {
+        const start = T0 + s * 1000;
+        for (const endpoint of ENDPOINTS) {
+          const txs: Tx[] = Array.from({ length: Math.floor(rand() * 6) }, () => randomTx(rand));
+          if (txs.length === 0) continue;
+          const aborted = rand() < 0.2 ? 1 : 0;
+          intervals.push({ ...interval(endpoint, start, txs), ...(aborted ? { aborted } : {}) });
+          const total = sent.get(endpoint) ?? { count: 0, errors: 0, aborted: 0 };
+          sent.set(endpoint, { count: total.count + txs.length, errors: total.errors + txs.filter((t) => t.error).length, aborted: total.aborted + aborted });
+          // the slowest of the second is traced; one in three calls the orders service
+          const slowest = txs.reduce((a, c) => (c.duration > a.duration ? c : a));
+          const t = trace('shop', endpoint, start + rand() * 900, slowest);
+          t.spanId = hex(++span, 16);
+          t.parentSpanId = null;
+          if (aborted) t.aborted = true;
+          traces.push(t);
+          traceIds.push(t.traceId);
+          if (rand() < 0.33) {
+            const callSpan = hex(++span, 16);
+            t.segments.push({ id: 2, parentId: null, spanId: callSpan, name: 'GET 127.0.0.1:7001/orders/:id', kind: 'http', start: 0.2, end: 0.2 + slowest.external / 2, onCriticalPath: false });
+            const part = trace('orders', 'GET /orders/:id', t.start + 0.3, randomTx(rand, 0));
+            downstream.push({ ...part, traceId: t.traceId, spanId: hex(++span, 16), parentSpanId: callSpan });
+          }
+          if (rand() < 0.15) {
+            longTasks.push({
+              at: t.start + 0.5,
+              ms: roundMs(50 + rand() * 200),
+              endpoint,
+              traceId: t.traceId,
+              function: `render${endpoint.replace(/\W/g, '')}`,
+              location: 'app.js:9:5',
+              stack: ['render (app.js:9:5)', 'handle (app.js:20:1)'],
+              blocked: [{ endpoint: ENDPOINTS[0]!, count: 2, ms: 31.5 }],
+            });
+          }
+        }
+      }
+      const start = T0 + b * 10_000;
+      const shop = batch('shop', instance, intervals, traces, start + 10_000);
+      const delay = newSketch();
+      for (let i = 0; i < 50; i++) addValue(delay, rand() * 40);
+      shop.loop = {
+        start,
+        ms: 10_000,
+        delay: toWire(delay),
+        busyMs: roundMs(rand() * 5000),
+        idleMs: roundMs(5000 + rand() * 5000),
+        gc: { minor: { count: 3, ms: 1.25 }, major: { count: b % 2, ms: roundMs(rand() * 20) }, ...(b === 1 ? { weird: { count: 1, ms: 0.5 } } : {}) },
+        cpu: { user: roundMs(rand() * 3000), system: roundMs(rand() * 500) },
+        memory: { rss: 100_000_000 + b * 1000, heapUsed: 40_000_000 - b * 100, heapTotal: 60_000_000 },
+        longTasks,
+      };
+      const duration = (values: number[]) => {
+        const sk = newSketch();
+        for (const v of values) addValue(sk, v);
+        return toWire(sk);
+      };
+      shop.calls = [
+        { start, ms: 10_000, kind: 'http', target: '127.0.0.1:7001', count: 7 + b, errors: b % 2, duration: duration([3, 5, 8, 13 + b]) },
+        { start, ms: 10_000, kind: 'db', target: '127.0.0.1:5432/shop', count: 20, errors: 0, duration: duration([0.5, 1, 2]) },
+      ];
+      batches.push(shop);
+      if (downstream.length > 0) batches.push(batch('orders', `orders-${instance}`, [interval('GET /orders/:id', start, downstream.map(() => randomTx(rand, 0)))], downstream, start + 10_000));
+    }
+  }
+  // a proxy in front: it knows response, duration and errors, never cpu, external or blocking
+  for (let s = 0; s < SECONDS; s += 5) {
+    const txs = Array.from({ length: 4 }, () => randomTx(rand));
+    const iv = interval('GET /a', T0 + s * 1000, txs);
+    const b = batch('edge', 'proxy-1', [{ ...iv, cpu: null, external: null, blocking: null }], [], T0 + s * 1000 + 1000);
+    b.agent = { name: 'loopscope-proxy', version: '1.0.0' };
+    batches.push(b);
+  }
+  // a trace whose parent part never arrives (shown as an orphan), and one of 101 parts (one refused)
+  const orphan = trace('orders', 'GET /orders/:id', T0 + 5000, randomTx(rand, 0));
+  orphan.spanId = hex(++span, 16);
+  orphan.parentSpanId = hex(++span, 16);
+  traceIds.push(orphan.traceId);
+  const root = trace('fan', 'GET /fan', T0 + 6000, randomTx(rand, 0));
+  root.spanId = hex(++span, 16);
+  root.parentSpanId = null;
+  traceIds.push(root.traceId);
+  const children = Array.from({ length: 100 }, (_, i) => ({ ...trace('fan', 'GET /leaf', T0 + 6001 + i, randomTx(rand, 0)), traceId: root.traceId, spanId: hex(++span, 16), parentSpanId: root.spanId }));
+  batches.push(batch('orders', 'orders-x', [], [orphan], T0 + 7000));
+  batches.push(batch('fan', 'fan-1', [interval('GET /fan', T0 + 6000, [randomTx(rand, 0)])], [root, ...children], T0 + 7000));
+}
+scenario();
+
+interface Pair {
+  name: string;
+  retention: Partial<Retention>;
+}
+const PAIRS: Pair[] = [
+  { name: 'default retention (per-second rows)', retention: {} },
+  { name: 'seconds kept 60 s (per-minute rows)', retention: { seconds: MINUTE } },
+  { name: 'seconds and minutes kept 60 s (per-hour rows)', retention: { seconds: MINUTE, minutes: MINUTE } },
+];
+
+let clickhouse: ClickHouse;
+const collectors: TestCollector[] = [];
+
+before(async () => {
+  clickhouse = await startClickHouse();
+});
+after(async () => {
+  for (const c of collectors) await c.close();
+  await clickhouse?.stop();
+});
+
+/** a and b equal: the same keys and order, integers exact, fractions within 0.001 (`where` names the place). */
+function same(a: unknown, b: unknown, where: string): void {
+  if (typeof a === 'number' && typeof b === 'number') {
+    if (Number.isInteger(a) && Number.isInteger(b) && Math.abs(a) > 1e6) assert.equal(b, a, where);
+    else assert.ok(Math.abs(a - b) <= 0.001 + 1e-9 * Math.abs(a), `${where}: ${a} (SQLite) against ${b} (ClickHouse)`);
+    return;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    assert.equal(b.length, a.length, `${where}: ${a.length} items (SQLite) against ${b.length} (ClickHouse)\n${JSON.stringify(a).slice(0, 600)}\n${JSON.stringify(b).slice(0, 600)}`);
+    a.forEach((x, i) => same(x, b[i], `${where}[${i}]`));
+    return;
+  }
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
+    assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort(), `${where}: keys`);
+    for (const k of Object.keys(a)) same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${where}.${k}`);
+    return;
+  }
+  assert.equal(b, a, where);
+}
+
+/** An answer with something in it: a non-empty list, a series with a known point, any other object. */
+function hasContent(body: unknown): boolean {
+  if (Array.isArray(body)) return body.length > 0;
+  const points = (body as { points?: Array<[number, number | null]> }).points;
+  return points ? points.some((p) => p[1] !== null) : JSON.stringify(body).length > 2;
+}
+
+/** Every query path of the API the dashboard and the users call, over the scenario. */
+function queries(): string[] {
+  const paths = ['/api/services?' + RANGE, '/api/servicemap?' + RANGE];
+  for (const service of ['shop', 'orders', 'edge', 'fan']) paths.push(`/api/endpoints?service=${service}&${RANGE}`);
+  paths.push(`/api/loop?service=shop&sort=worst&limit=5&${RANGE}`, `/api/loop?service=shop&sort=recent&limit=50&${RANGE}`);
+  for (const service of ['shop', 'orders', 'fan']) for (const sort of ['slowest', 'recent']) paths.push(`/api/traces?service=${service}&sort=${sort}&limit=20&${RANGE}`);
+  paths.push(`/api/traces?service=shop&endpoint=${encodeURIComponent('POST /b')}&sort=slowest&limit=500&${RANGE}`);
+  for (const endpoint of ['GET /a', 'GET /orders/:id']) paths.push(`/api/views?endpoint=${encodeURIComponent(endpoint)}&${RANGE}`);
+  for (const step of [1000, 10_000, MINUTE, 60 * MINUTE]) {
+    for (const metric of SERIES_METRICS) {
+      const qs = ['throughput', 'errors', 'aborted'].includes(metric) ? [0.95] : [0.5, 0.99, 1];
+      for (const q of qs) {
+        paths.push(`/api/timeseries?service=shop&metric=${metric}&q=${q}&step=${step}&${RANGE}`);
+        if (step === 1000) paths.push(`/api/timeseries?service=edge&endpoint=${encodeURIComponent('GET /a')}&metric=${metric}&q=${q}&step=${step}&${RANGE}`);
+      }
+    }
+  }
+  for (const id of traceIds.slice(0, 40).concat(traceIds.slice(-2))) paths.push(`/api/traces/${id}`, `/api/traces/${id}/holders`);
+  return paths;
+}
+
+async function sendAll(url: string): Promise<void> {
+  for (const b of batches) {
+    const answer = await sendBatch(url, b);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.equal(answer.body.duplicate, false);
+  }
+  // sent again (an acknowledgement lost): each is known, and nothing counts twice
+  for (const b of batches.slice(0, 3)) assert.equal((await sendBatch(url, b)).body.duplicate, true);
+}
+
+for (const pair of PAIRS) {
+  describe(pair.name, () => {
+    let sqlite: TestCollector;
+    let ch: TestCollector;
+    let chOther: TestCollector | undefined;
+
+    before(async () => {
+      const storageUrl = clickhouse.database();
+      sqlite = await startTestCollector({ retention: pair.retention });
+      ch = await startTestCollector({ retention: pair.retention, storageUrl });
+      collectors.push(sqlite, ch);
+      if (pair === PAIRS[0]) collectors.push((chOther = await startTestCollector({ retention: pair.retention, storageUrl })));
+      await sendAll(sqlite.url);
+      await sendAll(ch.url);
+    });
+
+    test('the counts are what was sent', async () => {
+      for (const c of [sqlite, ch]) {
+        const rows = (await get(`${c.url}/api/endpoints?service=shop&${RANGE}`)).body as Array<{ endpoint: string; count: number; errors: number; aborted: number }>;
+        assert.deepEqual(
+          Object.fromEntries(rows.map((r) => [r.endpoint, { count: r.count, errors: r.errors, aborted: r.aborted }])),
+          Object.fromEntries(sent),
+          `${c.storage.kind}: ${JSON.stringify(rows).slice(0, 500)}`,
+        );
+        const [fan] = ((await get(`${c.url}/api/services?${RANGE}`)).body as Array<{ service: string; dropped: { parts: number } }>).filter((s) => s.service === 'fan');
+        assert.equal(fan?.dropped.parts, 1, `${c.storage.kind}: the 101st part of a trace is refused and counted`);
+      }
+    });
+
+    test('every query answers the same from SQLite and from ClickHouse', async () => {
+      const paths = queries();
+      let nonEmpty = 0;
+      for (const p of paths) {
+        const a = await get(sqlite.url + p);
+        const b = await get(ch.url + p);
+        assert.equal(a.status, 200, `${p}: ${JSON.stringify(a.body)}`);
+        assert.equal(b.status, 200, `${p}: ${JSON.stringify(b.body)}`);
+        same(a.body, b.body, p);
+        if (hasContent(a.body)) nonEmpty++;
+        if (chOther) same(a.body, (await get(chOther.url + p)).body, `${p} (the other ClickHouse collector)`);
+      }
+      // the scenario gives every query something to answer (not a comparison of empty lists)
+      assert.ok(nonEmpty > paths.length * 0.9, `${nonEmpty} of ${paths.length} answers had content`);
+    });
+
+    test('the alert rules’ totals (summary) are the same', async () => {
+      const range = { from: T0 - MINUTE, to: NOW + 1000 };
+      for (const endpoint of [undefined, 'GET /a']) {
+        for (const service of ['shop', 'edge']) same(await sqlite.storage.summary(service, endpoint, range), await ch.storage.summary(service, endpoint, range), `summary ${service} ${endpoint}`);
+      }
+    });
+  });
+}
+
+describe('ClickHouse: a batch cut short, and retention', () => {
+  test('a batch begun but never finished (its collector died mid-write) is completed without counting anything twice', async () => {
+    const url = clickhouse.database('partial');
+    const c = await startTestCollector({ storageUrl: url });
+    collectors.push(c);
+    const txs = Array.from({ length: 9 }, () => randomTx(rand));
+    const b = batch('cut', 'cut-1', [interval('GET /cut', T0, txs)], [trace('cut', 'GET /cut', T0 + 1, txs[0]!)], T0 + 1000);
+    assert.equal((await sendBatch(c.url, b)).body.duplicate, false);
+    // as if the collector had died after writing the aggregates: no trace, and no "stored" mark
+    const client = new ClickHouseClient(parseClickHouseUrl(url));
+    for (const sql of [`ALTER TABLE traces DELETE WHERE batch = '${b.batchId}'`, `ALTER TABLE trace_index DELETE WHERE batch = '${b.batchId}'`, 'ALTER TABLE batches DELETE WHERE state = 2']) await client.exec(sql);
+    for (;;) {
+      const [row] = await client.query<{ n: number }>('SELECT count() AS n FROM system.mutations WHERE NOT is_done');
+      if (row!.n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await get(`${c.url}/api/traces?service=cut&${RANGE}`)).body.length, 0);
+    // the agent sends it again: it is completed, not a duplicate, and counted once
+    assert.equal((await sendBatch(c.url, b)).body.duplicate, false);
+    assert.equal((await sendBatch(c.url, b)).body.duplicate, true);
+    const [row] = (await get(`${c.url}/api/endpoints?service=cut&${RANGE}`)).body;
+    assert.equal(row.count, 9);
+    assert.equal((await get(`${c.url}/api/traces?service=cut&${RANGE}`)).body.length, 1);
+  });
+
+  test('pruning drops whole days older than each retention', async () => {
+    const url = clickhouse.database('prune');
+    const c = await startTestCollector({ storageUrl: url });
+    collectors.push(c);
+    const DAY = 24 * 60 * MINUTE;
+    const old = Math.floor((NOW - 3 * DAY) / DAY) * DAY + 12 * 60 * MINUTE; // noon, three days ago
+    const txs = [randomTx(rand), randomTx(rand)];
+    const b = batch('old', 'old-1', [interval('GET /old', old, txs)], [trace('old', 'GET /old', old + 1, txs[0]!)], old + 1000);
+    assert.equal((await sendBatch(c.url, b)).status, 200);
+    const client = new ClickHouseClient(parseClickHouseUrl(url));
+    const count = async (table: string): Promise<number> => (await client.query<{ n: number }>(`SELECT count() AS n FROM ${table}`))[0]!.n;
+    const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(['agg_second', 'agg_minute', 'agg_hour', 'traces', 'batches'].map(async (t) => [t, await count(t)])));
+    assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, traces: 1, batches: 2 });
+    await c.storage.prune(NOW); // seconds are kept 2 h: three days ago is gone (the batch ids, kept 1 d, were received now)
+    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, traces: 1, batches: 2 });
+    await c.storage.prune(NOW + 5 * DAY); // minutes and traces are kept 7 d
+    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, traces: 0, batches: 0 });
+    await c.storage.prune(NOW + 90 * DAY);
+    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, traces: 0, batches: 0 });
+  });
+});
