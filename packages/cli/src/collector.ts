@@ -1,8 +1,9 @@
 /**
  * Starting the collector for `up` and `demo`: the system errors a user can cause with the flags
- * (a busy port, a --data that is not a directory) become messages that say what to do.
+ * (a busy port, a --data that is not a directory, a --storage that is not there) become messages
+ * that say what to do.
  */
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startCollector, type Collector, type CollectorOptions } from '@loopscope/collector';
+import { ClickHouseError, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, startCollector, type Collector, type CollectorOptions } from '@loopscope/collector';
 
 /** startCollector(options), its errors explained; any other error is thrown as it is. */
 export async function startCollectorExplained(options: CollectorOptions): Promise<Collector> {
@@ -10,6 +11,7 @@ export async function startCollectorExplained(options: CollectorOptions): Promis
   try {
     return await startCollector(options);
   } catch (err) {
+    if (err instanceof ClickHouseError && err.code === null) throw new Error(`${err.message}: start it, or correct --storage`);
     const { code, syscall } = err as NodeJS.ErrnoException;
     if (syscall === 'mkdir' || syscall === 'open') {
       if (code === 'EEXIST' || code === 'ENOTDIR') throw new Error(`--data must be a directory (it is created if missing), and ${dataDir} is a file or lies under one`);

@@ -4,17 +4,21 @@
  * stops it cleanly: requests in flight are answered, then the database is closed.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, loadRules, type Retention } from '@loopscope/collector';
+import path from 'node:path';
+import { DB_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, loadRules, parseClickHouseUrl, type Retention } from '@loopscope/collector';
 import { COLLECTOR_FLAGS, UsageError, parseDuration, parsePort, untilSignal } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
-export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--token TOKEN] [--otlp-port 4318]
+export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR | --storage clickhouse://HOST:8123/DB] [--token TOKEN]
+             [--otlp-port 4318]
              [--otlp-endpoint URL [--otlp-header K=V]...] [--rules FILE] [--metrics-window 60s]
              [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
   Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
-  DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}). --port 0 picks a free port. With --token (or
+  DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}), or in ClickHouse with --storage (or LOOPSCOPE_STORAGE;
+  user and password in the URL or LOOPSCOPE_CLICKHOUSE_USER/_PASSWORD): any number of collectors may
+  share one database (docs/clickhouse.md). --port 0 picks a free port. With --token (or
   LOOPSCOPE_TOKEN) ingest requires "Authorization: Bearer TOKEN"; the query API stays open.
   Retention flags take durations such as 90m, 2h, 7d: how long per-second, per-minute and per-hour
   aggregates and full traces are kept. OpenTelemetry SDKs may send OTLP/HTTP traces to POST
@@ -31,6 +35,12 @@ const RETENTION_FLAGS = {
   'retention-hours': 'hours',
   'retention-traces': 'traces',
 } as const satisfies Record<string, keyof Retention>;
+
+/** The ClickHouse server and database of a storage URL, without its password. */
+function describeStorage(url: string): string {
+  const { origin, database, user } = parseClickHouseUrl(url);
+  return `${origin} database ${database} as ${user}`;
+}
 
 function parseEndpoint(raw: string): string {
   let url: URL;
@@ -60,6 +70,7 @@ export async function runUp(argv: string[]): Promise<void> {
     options: {
       ...COLLECTOR_FLAGS,
       token: { type: 'string' },
+      storage: { type: 'string' },
       'otlp-port': { type: 'string' },
       'otlp-endpoint': { type: 'string' },
       'otlp-header': { type: 'string', multiple: true },
@@ -81,6 +92,15 @@ export async function runUp(argv: string[]): Promise<void> {
     if (raw !== undefined) retention[RETENTION_FLAGS[flag]] = parseDuration(raw, `--${flag}`);
   }
   const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
+  const storageUrl = values.storage ?? (process.env.LOOPSCOPE_STORAGE || undefined);
+  if (storageUrl !== undefined) {
+    if (argv.some((a) => a === '--data' || a.startsWith('--data='))) throw new UsageError('--data and --storage exclude each other: the data is in the SQLite file under --data or in the ClickHouse database of --storage');
+    try {
+      parseClickHouseUrl(storageUrl);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
 
   const otlpPort = values['otlp-port'] === undefined ? undefined : parsePort(values['otlp-port'], '--otlp-port');
   const otlpExport = values['otlp-endpoint'] === undefined ? undefined : { endpoint: parseEndpoint(values['otlp-endpoint']), headers: parseHeaders(values['otlp-header'] ?? []) };
@@ -92,8 +112,10 @@ export async function runUp(argv: string[]): Promise<void> {
   } catch (err) {
     throw new Error(`--rules: ${(err as Error).message}`);
   }
-  const collector = await startCollectorExplained({ port, host, dataDir: data, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
-  console.log(`loopscope collector listening on ${collector.url}${collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : ''}`);
+  const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
+  const where = storageUrl === undefined ? `data in ${path.join(data, DB_FILE)}` : `data in ClickHouse ${describeStorage(storageUrl)}`;
+  const otlp = collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : '';
+  console.log(`loopscope collector listening on ${collector.url}, dashboard ${collector.url}/, ${where}${otlp}`);
   await untilSignal();
   await collector.close();
 }

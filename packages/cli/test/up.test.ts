@@ -31,7 +31,7 @@ interface Up {
 /** Starts `loopscope up` and waits for its one line on stdout. */
 async function up(args: string[]): Promise<Up> {
   const { child, line, stderr } = await startCommand(['up', ...args]);
-  const m = /^loopscope collector listening on (http:\/\/127\.0\.0\.1:(\d+))\n$/.exec(line);
+  const m = /^loopscope collector listening on (http:\/\/127\.0\.0\.1:(\d+)), dashboard \1\/, data in (.+)\n$/.exec(line);
   assert.ok(m, `the ready line: ${JSON.stringify(line)}`);
   assert.notEqual(m[2], '0', 'the real port, not 0');
   return { child, url: m[1]!, stderr };
@@ -164,6 +164,18 @@ test('--data that is a file, or under one: exit 1 and a message that says it mus
   }
 });
 
+test('--storage on a ClickHouse that is not there: exit 1 and a message that names it and says what to do', async () => {
+  // a port that was free a moment ago: nothing listens there
+  const server = http.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  const { code, stdout, stderr } = await run(['up', '--port', '0', '--storage', `clickhouse://127.0.0.1:${port}/loopscope`]);
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.equal(stderr.trim(), `loopscope up: ClickHouse at http://127.0.0.1:${port} is not reachable (ECONNREFUSED): start it, or correct --storage`);
+});
+
 test('on a Node.js it does not support (the machine\'s own 20), the command says which it needs instead of crashing', async (t) => {
   const node20 = '/usr/bin/node';
   const version = existsSync(node20) ? execFileSync(node20, ['--version'], { encoding: 'utf8' }).trim() : '';
@@ -182,6 +194,9 @@ test('bad flags and unknown commands: exit 2, the problem and the usage on stder
     [['up', '--port', '70000'], /--port must be a port number/],
     [['up', '--retention-seconds', 'forever'], /--retention-seconds must be a duration such as 90s, 15m, 2h or 7d, not "forever"/],
     [['up', '--colour'], /Unknown option '--colour'/],
+    [['up', '--storage', 'postgres://127.0.0.1/x'], /--storage postgres:\/\/127\.0\.0\.1\/x: the scheme must be clickhouse:\/\/ or clickhouses:\/\/ \(HTTPS\)/],
+    [['up', '--storage', 'clickhouse://127.0.0.1:8123'], /name a database after the host \(letters, digits, _\), e\.g\. clickhouse:\/\/127\.0\.0\.1:8123\/loopscope/],
+    [['up', '--storage', 'clickhouse://127.0.0.1:8123/db', '--data', 'x'], /--data and --storage exclude each other/],
     [['up', 'now'], /Unexpected argument 'now'/],
     [['upp'], /^loopscope: unknown command "upp"/],
     [[], /^loopscope: no command given/],
