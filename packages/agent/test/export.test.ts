@@ -166,6 +166,31 @@ test('a collector that is down, then up: the app never fails, and the queued bat
   }
 });
 
+test('several collectors (LOOPSCOPE_COLLECTOR=a,b): what one cannot take goes to the next; nothing is lost or sent twice', async () => {
+  const port = await freePort();
+  const second = await startSink();
+  // the first is down: every batch goes to the second
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${port}, ${second.url}` });
+  let first: Sink | undefined;
+  try {
+    for (let i = 0; i < 10; i++) assert.equal(await get(`${app.url}/fast`), 'fast');
+    await until('the first 10 transactions at the second collector', () => counts(second.batches)['GET /fast'] === 10);
+    // the second fails (503, as a collector whose ClickHouse is down), the first is up: the agent moves over
+    first = await startSink(port);
+    second.status = 503;
+    for (let i = 0; i < 10; i++) assert.equal(await get(`${app.url}/fast`), 'fast');
+    await until('the next 10 at the first collector', () => counts(first!.batches)['GET /fast'] === 10);
+    assert.equal(counts(second.batches)['GET /fast'], 10);
+    const ids = new Set(second.batches.map((b) => b.batchId));
+    assert.ok(first.batches.every((b) => !ids.has(b.batchId)), 'no batch at both');
+    assert.ok([...first.batches, ...second.batches].every((b) => b.dropped.batches === 0), 'nothing dropped');
+  } finally {
+    app.child.kill();
+    await second.close();
+    await first?.close();
+  }
+});
+
 test('a full queue drops the oldest batches and says how many transactions were lost', async () => {
   const port = await freePort();
   const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${port}`, LOOPSCOPE_FLUSH_MS: '100', LOOPSCOPE_MAX_QUEUE: '2' });

@@ -1,7 +1,11 @@
 /**
  * Ships batches to the collector in the background: gzip-compressed JSON over HTTP, one request at
  * a time, a bounded queue, retries with backoff while the collector cannot be reached, and counts
- * of what had to be dropped (reported to the collector in every later batch). It never throws into
+ * of what had to be dropped (reported to the collector in every later batch). Given several
+ * collectors (a comma-separated list: collectors that share one ClickHouse), a batch one of them
+ * could not take goes to the next at once, and the agent stays with the one that took it; the
+ * backoff starts only when every one has failed in a row. A batch is sent again only when its
+ * request failed, and the collectors recognize a batch they have stored by its id. It never throws into
  * the app and never keeps the process alive by itself: its timers are unref'd, and a request in
  * flight is the only thing that holds the loop.
  */
@@ -22,6 +26,13 @@ interface Queued {
 
 type Outcome = 'sent' | 'refused' | 'retry';
 
+/** One collector: its ingest URL and the keep-alive connection to it. */
+interface Target {
+  url: URL;
+  client: typeof http | typeof https;
+  keepAlive: Agent;
+}
+
 // not `import`: see instrument/http-server.ts (an ES module's import of node:http loads undici)
 const http = process.getBuiltinModule('node:http');
 const https = process.getBuiltinModule('node:https');
@@ -35,11 +46,13 @@ export class Transport {
   readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0 };
   /** What went wrong last (for diagnostics), undefined after a success. */
   lastError: string | undefined;
-  private readonly url: URL;
+  private readonly targets: Target[];
+  /** the collector batches go to, until one fails */
+  private current = 0;
+  /** failed attempts in a row, over every collector */
+  private failures = 0;
   private readonly headers: Record<string, string>;
   private readonly maxQueue: number;
-  private readonly client: typeof http | typeof https;
-  private readonly keepAlive: Agent;
   private readonly queue: Queued[] = [];
   private inflight: Promise<Outcome> | null = null;
   private backoffMs = 0;
@@ -50,11 +63,19 @@ export class Transport {
   /** Called with the trace ids a collector's answer asks for (export/held.ts). */
   private readonly onWant: ((traceIds: string[]) => void) | undefined;
 
+  /** `collector`: a base URL, or several separated by commas. */
   constructor(opts: { collector: string; token: string | undefined; maxQueue: number; onWant?: (traceIds: string[]) => void }) {
     this.onWant = opts.onWant;
-    this.url = new URL('/v1/ingest', opts.collector);
-    this.client = this.url.protocol === 'https:' ? https : http;
-    this.keepAlive = new this.client.Agent({ keepAlive: true, maxSockets: 1 });
+    this.targets = opts.collector
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== '')
+      .map((c) => {
+        const url = new URL('/v1/ingest', c);
+        const client = url.protocol === 'https:' ? https : http;
+        return { url, client, keepAlive: new client.Agent({ keepAlive: true, maxSockets: 1 }) };
+      });
+    if (this.targets.length === 0) throw new Error(`no collector URL in ${JSON.stringify(opts.collector)}`);
     this.maxQueue = opts.maxQueue;
     this.headers = { 'content-type': 'application/json', 'content-encoding': 'gzip' };
     if (opts.token !== undefined) this.headers.authorization = `Bearer ${opts.token}`;
@@ -83,9 +104,12 @@ export class Transport {
       timer.unref();
     });
     try {
+      // every collector gets its chance: stop at the first one that answers nothing, or expiry
+      let tries = 0;
       while (this.queue.length > 0 && !this.stopped) {
         const outcome = await Promise.race([this.inflight ?? this.sendFirst(), expired]);
-        if (outcome !== 'sent' && outcome !== 'refused') break;
+        if (outcome === 'expired' || (outcome === 'retry' && ++tries >= this.targets.length)) break;
+        if (outcome !== 'retry') tries = 0;
       }
     } finally {
       clearTimeout(timer);
@@ -96,7 +120,7 @@ export class Transport {
   stop(): void {
     this.stopped = true;
     this.clearRetry();
-    this.keepAlive.destroy();
+    for (const t of this.targets) t.keepAlive.destroy();
   }
 
   private drop(q: Queued): void {
@@ -113,7 +137,9 @@ export class Transport {
   private pump(): void {
     if (this.inflight !== null || this.retryTimer !== null || this.queue.length === 0 || this.stopped) return;
     void this.sendFirst().then((outcome) => {
-      if (outcome === 'retry') {
+      // the next collector is tried at once; the backoff, once all have failed in a row
+      if (outcome === 'retry' && this.failures % this.targets.length !== 0) this.pump();
+      else if (outcome === 'retry') {
         this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? MIN_BACKOFF_MS : this.backoffMs * 2);
         const delay = this.backoffMs * (0.5 + Math.random() / 2);
         this.retryTimer = setTimeout(() => {
@@ -133,8 +159,12 @@ export class Transport {
     const q = this.queue[0]!;
     // the drop counts are cumulative, so a lost batch never loses them
     q.batch.dropped = { ...this.dropped };
-    this.inflight = this.post(q.batch).then((outcome) => {
+    this.inflight = this.post(q.batch, this.targets[this.current]!).then((outcome) => {
       this.inflight = null;
+      if (outcome === 'retry') {
+        this.failures++;
+        this.current = (this.current + 1) % this.targets.length;
+      } else this.failures = 0;
       if (outcome !== 'retry') {
         const i = this.queue.indexOf(q);
         if (i !== -1) this.queue.splice(i, 1);
@@ -145,7 +175,7 @@ export class Transport {
     return this.inflight;
   }
 
-  private post(batch: WireBatch): Promise<Outcome> {
+  private post(batch: WireBatch, { url, client, keepAlive }: Target): Promise<Outcome> {
     return new Promise((resolve) => {
       let body: string;
       try {
@@ -161,9 +191,9 @@ export class Transport {
           resolve('refused');
           return;
         }
-        const req = this.client.request(this.url, {
+        const req = client.request(url, {
           method: 'POST',
-          agent: this.keepAlive,
+          agent: keepAlive,
           timeout: REQUEST_TIMEOUT_MS,
           headers: { ...this.headers, 'content-length': String(zipped.length) },
         });
@@ -188,7 +218,7 @@ export class Transport {
         });
         req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
         req.on('error', (error) => {
-          this.fail(`cannot reach the collector at ${this.url.origin}: ${error.message}`);
+          this.fail(`cannot reach the collector at ${url.origin}: ${error.message}`);
           resolve('retry');
         });
         req.end(zipped);
