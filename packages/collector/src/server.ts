@@ -15,7 +15,7 @@ import { assembleTrace, rootPart } from './trace-parts.js';
 import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
 import { buildServiceMap, callsTo, nodeOf, targetsOf } from './service-map.js';
 import { parseHolders, parseLoop, parseMapCalls, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
-import type { Storage } from './storage/storage.js';
+import { RetryLater, type Storage } from './storage/storage.js';
 import { otlpRoutes } from './otlp/routes.js';
 import { OtlpAssembler } from './otlp/transactions.js';
 import type { OtlpExporter } from './otlp/exporter.js';
@@ -75,6 +75,7 @@ export function buildServer(options: ServerOptions): Servers {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) return reply.code(status).send({ error: clientMessage(err, limits) });
+    if (err instanceof RetryLater) return reply.code(503).header('retry-after', '5').send({ error: err.message });
     request.log.error({ err, url: request.url }, 'internal error');
     return reply.code(500).send({ error: 'internal error of the collector; its log has the details' });
   });

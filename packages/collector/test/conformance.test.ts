@@ -265,27 +265,40 @@ for (const pair of PAIRS) {
 }
 
 describe('ClickHouse: a batch cut short, and retention', () => {
-  test('a batch begun but never finished (its collector died mid-write) is completed without counting anything twice', async () => {
+  test('a batch begun but never finished (its collector died mid-write, within a table) is completed without counting anything twice', async () => {
     const url = clickhouse.database('partial');
-    const c = await startTestCollector({ storageUrl: url });
+    const settleMs = 2000;
+    const c = await startTestCollector({ storageUrl: url, clickhouse: { settleMs } });
     collectors.push(c);
     const txs = Array.from({ length: 9 }, () => randomTx(rand));
-    const b = batch('cut', 'cut-1', [interval('GET /cut', T0, txs)], [trace('cut', 'GET /cut', T0 + 1, txs[0]!)], T0 + 1000);
+    const intervals = ['GET /cut', 'GET /short', 'GET /off'].map((e, i) => interval(e, T0, txs.slice(i * 3, i * 3 + 3)));
+    const b = batch('cut', 'cut-1', intervals, [trace('cut', 'GET /cut', T0 + 1, txs[0]!)], T0 + 1000);
     assert.equal((await sendBatch(c.url, b)).body.duplicate, false);
-    // as if the collector had died after writing the aggregates: no trace, and no "stored" mark
+    // as if the collector had died in the middle of writing: its insert of the aggregates cut after
+    // the first row (the second and third lost), no trace, and no "stored" mark
     const client = new ClickHouseClient(parseClickHouseUrl(url));
-    for (const sql of [`ALTER TABLE traces DELETE WHERE batch = '${b.batchId}'`, `ALTER TABLE trace_index DELETE WHERE batch = '${b.batchId}'`, 'ALTER TABLE batches DELETE WHERE state = 2']) await client.exec(sql);
+    for (const sql of [
+      `ALTER TABLE agg_second DELETE WHERE batch = '${b.batchId}' AND seq > 0`,
+      `ALTER TABLE traces DELETE WHERE batch = '${b.batchId}'`,
+      `ALTER TABLE trace_index DELETE WHERE batch = '${b.batchId}'`,
+      'ALTER TABLE batches DELETE WHERE state = 2',
+    ]) { await client.exec(sql); }
     for (;;) {
       const [row] = await client.query<{ n: number }>('SELECT count() AS n FROM system.mutations WHERE NOT is_done');
       if (row!.n === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal((await get(`${c.url}/api/traces?service=cut&${RANGE}`)).body.length, 0);
-    // the agent sends it again: it is completed, not a duplicate, and counted once
+    // sent again at once: the collector that began it might still be writing it
+    const early = await sendBatch(c.url, b);
+    assert.equal(early.status, 503, JSON.stringify(early.body));
+    assert.match(early.body.error, /is being written by another collector \(or was, when it stopped\): send it again in 2 s/);
+    await new Promise((r) => setTimeout(r, settleMs + 1000)); // (its beginning is kept to the second)
+    // the agent sends it again later: it is completed, not a duplicate, and counted once
     assert.equal((await sendBatch(c.url, b)).body.duplicate, false);
     assert.equal((await sendBatch(c.url, b)).body.duplicate, true);
-    const [row] = (await get(`${c.url}/api/endpoints?service=cut&${RANGE}`)).body;
-    assert.equal(row.count, 9);
+    const rows = (await get(`${c.url}/api/endpoints?service=cut&${RANGE}`)).body as Array<{ endpoint: string; count: number }>;
+    assert.deepEqual(rows.map((r) => [r.endpoint, r.count]).sort(), [['GET /cut', 3], ['GET /off', 3], ['GET /short', 3]]);
     assert.equal((await get(`${c.url}/api/traces?service=cut&${RANGE}`)).body.length, 1);
   });
 

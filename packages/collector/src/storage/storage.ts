@@ -110,11 +110,24 @@ export interface TracePart {
   instance: string | null;
 }
 
+/** A round of alert evaluation (alerts/engine.ts): the collector that ran it, when, and the state of the alerts it left (JSON). */
+export interface AlertRound {
+  holder: string;
+  at: number;
+  state: string;
+}
+
+/** A batch the storage cannot take now but will later (ClickHouse: another collector may still be writing it): a 503 to its sender. */
+export class RetryLater extends Error {
+  readonly statusCode = 503;
+}
+
 export interface Storage {
   readonly kind: 'sqlite' | 'clickhouse';
   /**
    * Stores a validated batch atomically; resolves only once it is durable. A batch whose batchId was
-   * already stored is not applied again and resolves `{ duplicate: true }`.
+   * already stored is not applied again and resolves `{ duplicate: true }`. Rejects with RetryLater
+   * when the batch should come again later.
    */
   ingest(batch: WireBatch, receivedAt: number): Promise<{ duplicate: boolean }>;
   services(range: Range): Promise<ServiceSummary[]>;
@@ -139,6 +152,9 @@ export interface Storage {
   targets(since: number): Promise<Map<string, string>>;
   /** The long tasks and the slices (ms since the epoch) of stored traces that overlap the window on the loop of the service (or one process of it). */
   loopWork(query: LoopWorkQuery): Promise<LoopWork>;
+  /** The latest round of alert evaluation, by any collector of this storage; null before the first. */
+  lastAlertRound(): Promise<AlertRound | null>;
+  saveAlertRound(round: AlertRound): Promise<void>;
   /** Deletes what is older than the retention allows at `now`. */
   prune(now: number): Promise<void>;
   close(): Promise<void>;

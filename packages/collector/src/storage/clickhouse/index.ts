@@ -11,10 +11,13 @@
  * A batch is stored once, whichever collector it reaches and however often it is sent. Each group
  * first records its batches as begun, then writes their rows (each tagged with its batch id), then
  * records them as stored. A batch already stored is acknowledged as a duplicate. A batch begun but
- * never recorded as stored (its collector died mid-write) is completed: only the tables that hold
- * none of its rows are written. (Two collectors writing the same new batch at the same moment
- * could both store it: an agent sends a batch to one collector at a time and retries only after
- * its request failed or timed out.)
+ * never recorded as stored (its collector died mid-write) is completed: only its rows that are not
+ * in ClickHouse yet are written (each row carries its batch's id and its place in the batch; an
+ * insert cut off in the middle of its body may have stored the rows before the cut). It is completed only once its beginning is `settleMs` old, longer
+ * than any write may take, so that the inserts of a collector killed a moment ago have landed or
+ * failed; until then it is refused with a 503 (RetryLater), and the agent sends it again later.
+ * (Two collectors writing the same new batch at the same moment could both store it: an agent
+ * sends a batch to one collector at a time and retries only after its request failed or timed out.)
  */
 import {
   EXTERNAL_KINDS,
@@ -32,6 +35,8 @@ import {
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from '../resolution.js';
 import {
   DEFAULT_RETENTION,
+  RetryLater,
+  type AlertRound,
   type CallTotals,
   type EndpointSummary,
   type EndpointView,
@@ -60,7 +65,12 @@ export interface ClickHouseOptions {
   retention?: Partial<Retention>;
   /** the longest a batch waits for others to be written with it (ms) */
   groupMs?: number;
+  /** how old a batch begun and never finished must be before it is completed (ms; default 40 s, more than a write's timeout) */
+  settleMs?: number;
 }
+
+/** The longest one request to ClickHouse may take. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The most batches one group writes. */
 const MAX_GROUP = 500;
@@ -126,7 +136,8 @@ interface Pending {
 export async function openClickHouseStorage(options: ClickHouseOptions): Promise<Storage> {
   const retention: Retention = { ...DEFAULT_RETENTION, ...options.retention };
   const target: ClickHouseTarget = parseClickHouseUrl(options.url);
-  const ch = new ClickHouseClient(target);
+  const ch = new ClickHouseClient(target, REQUEST_TIMEOUT_MS);
+  const settleMs = options.settleMs ?? REQUEST_TIMEOUT_MS + 10_000;
   await ch.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
   for (const sql of schemaStatements()) await ch.exec(sql);
   const groupMs = options.groupMs ?? 5;
@@ -155,7 +166,12 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         const group = queue.splice(0, MAX_GROUP);
         writing = writeGroup(group)
           .then(
-            (results) => group.forEach((p, i) => p.resolve(results[i]!)),
+            (results) =>
+              group.forEach((p, i) => {
+                const result = results[i]!;
+                if (result instanceof Error) p.reject(result);
+                else p.resolve(result);
+              }),
             (err: unknown) => group.forEach((p) => p.reject(err)),
           )
           .finally(() => {
@@ -167,33 +183,39 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     );
   }
 
-  /** The rows of one batch, per table (those in `skip` left out: a completed batch already has them). */
-  function rowsOf(batch: WireBatch, skip: ReadonlySet<BatchedTable>, parts: PartCounts): { rows: Record<BatchedTable, Row[]>; refused: number } {
+  /**
+   * The rows of one batch, per table, each with its place among the batch's rows of that table
+   * (`seq`); those `stored` says are in ClickHouse already (a batch being completed) are left out.
+   */
+  function rowsOf(batch: WireBatch, stored: (table: BatchedTable, seq: number) => boolean, parts: PartCounts): { rows: Record<BatchedTable, Row[]>; refused: number } {
     const rows: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [] };
     const id = batch.batchId;
-    if (!skip.has('agg_second')) {
-      for (const iv of batch.intervals) {
-        const row: Row = { service: batch.service, endpoint: iv.endpoint, t: secondsOf(iv.start), count: iv.count, errors: iv.errors, aborted: iv.aborted ?? 0, batch: id };
+    const add = (table: BatchedTable, seq: number, row: () => Row): void => {
+      if (!stored(table, seq)) rows[table].push({ ...row(), batch: id, seq });
+    };
+    batch.intervals.forEach((iv, seq) =>
+      add('agg_second', seq, () => {
+        const row: Row = { service: batch.service, endpoint: iv.endpoint, t: secondsOf(iv.start), count: iv.count, errors: iv.errors, aborted: iv.aborted ?? 0 };
         for (const kind of EXTERNAL_KINDS) row[`ext_${kind}`] = iv.externalByKind?.[kind] ?? 0;
         for (const m of METRICS) Object.assign(row, sketchRow(m, iv[m]));
-        rows.agg_second.push(row);
-      }
-    }
+        return row;
+      }),
+    );
     const loop = batch.loop;
-    if (loop !== undefined && !skip.has('loop_second')) {
-      const row: Row = { service: batch.service, instance: batch.instance, t: secondsOf(loop.start), ...sketchRow('delay', loop.delay), busyMs: loop.busyMs, idleMs: loop.idleMs };
-      Object.assign(row, { cpuUser: loop.cpu.user, cpuSystem: loop.cpu.system, rss: loop.memory.rss, heapUsed: loop.memory.heapUsed, heapTotal: loop.memory.heapTotal, batch: id });
-      for (const k of GC_KINDS) Object.assign(row, { [`gc_${k}_count`]: 0, [`gc_${k}_ms`]: 0 });
-      for (const [kind, g] of Object.entries(loop.gc)) {
-        const k = gcKind(kind);
-        row[`gc_${k}_count`] = (row[`gc_${k}_count`] as number) + g.count;
-        row[`gc_${k}_ms`] = (row[`gc_${k}_ms`] as number) + g.ms;
-      }
-      rows.loop_second.push(row);
-    }
-    if (loop !== undefined && !skip.has('long_tasks')) {
-      for (const lt of loop.longTasks) {
-        rows.long_tasks.push({
+    if (loop !== undefined) {
+      add('loop_second', 0, () => {
+        const row: Row = { service: batch.service, instance: batch.instance, t: secondsOf(loop.start), ...sketchRow('delay', loop.delay), busyMs: loop.busyMs, idleMs: loop.idleMs };
+        Object.assign(row, { cpuUser: loop.cpu.user, cpuSystem: loop.cpu.system, rss: loop.memory.rss, heapUsed: loop.memory.heapUsed, heapTotal: loop.memory.heapTotal });
+        for (const k of GC_KINDS) Object.assign(row, { [`gc_${k}_count`]: 0, [`gc_${k}_ms`]: 0 });
+        for (const [kind, g] of Object.entries(loop.gc)) {
+          const k = gcKind(kind);
+          row[`gc_${k}_count`] = (row[`gc_${k}_count`] as number) + g.count;
+          row[`gc_${k}_ms`] = (row[`gc_${k}_ms`] as number) + g.ms;
+        }
+        return row;
+      });
+      loop.longTasks.forEach((lt, seq) =>
+        add('long_tasks', seq, () => ({
           service: batch.service,
           instance: batch.instance,
           t: secondsOf(lt.at),
@@ -205,80 +227,72 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
           location: lt.location ?? null,
           stack: JSON.stringify(lt.stack ?? []),
           blocked: JSON.stringify(lt.blocked),
-          batch: id,
-        });
-      }
+        })),
+      );
     }
-    if (!skip.has('calls')) {
-      for (const c of batch.calls ?? []) {
-        const t = secondsOf(bucketOf(c.start, RESOLUTIONS[1]!));
-        rows.calls.push({ service: batch.service, kind: c.kind, target: c.target, t, count: c.count, errors: c.errors, ...sketchRow('duration', c.duration), batch: id });
-      }
-    }
+    (batch.calls ?? []).forEach((c, seq) =>
+      add('calls', seq, () => ({ service: batch.service, kind: c.kind, target: c.target, t: secondsOf(bucketOf(c.start, RESOLUTIONS[1]!)), count: c.count, errors: c.errors, ...sketchRow('duration', c.duration) })),
+    );
     let refused = 0;
-    if (!skip.has('traces')) {
-      for (const tr of batch.traces) {
-        const spanId = tr.spanId ?? '';
-        const known = parts.get(tr.traceId) ?? { spans: new Set<string>() };
-        parts.set(tr.traceId, known);
-        if (known.spans.has(spanId)) continue; // a part already stored (sent again)
-        if (known.spans.size >= MAX_TRACE_PARTS) {
-          refused++;
-          continue;
-        }
-        known.spans.add(spanId);
-        const t = secondsOf(tr.start);
-        rows.traces.push({
-          traceId: tr.traceId,
-          spanId,
-          parentSpanId: tr.parentSpanId ?? null,
-          service: tr.service,
-          endpoint: tr.endpoint,
-          t,
-          start: tr.start,
-          status: tr.status,
-          error: tr.error ? 1 : 0,
-          aborted: tr.aborted === true ? 1 : 0,
-          response: tr.response,
-          duration: tr.duration,
-          cpu: tr.cpu,
-          external: tr.external,
-          blocking: tr.blocking,
-          record: JSON.stringify(tr),
-          instance: batch.instance,
-          batch: id,
-        });
-        rows.trace_index.push({ traceId: tr.traceId, spanId, service: tr.service, t, batch: id });
+    batch.traces.forEach((tr, seq) => {
+      if (stored('traces', seq) && stored('trace_index', seq)) return;
+      const spanId = tr.spanId ?? '';
+      const known = parts.get(tr.traceId) ?? { spans: new Set<string>() };
+      parts.set(tr.traceId, known);
+      if (known.spans.has(spanId)) return; // a part stored already by another batch (sent again)
+      if (known.spans.size >= MAX_TRACE_PARTS) {
+        refused++;
+        return;
       }
-    }
+      known.spans.add(spanId);
+      const t = secondsOf(tr.start);
+      add('traces', seq, () => ({
+        traceId: tr.traceId,
+        spanId,
+        parentSpanId: tr.parentSpanId ?? null,
+        service: tr.service,
+        endpoint: tr.endpoint,
+        t,
+        start: tr.start,
+        status: tr.status,
+        error: tr.error ? 1 : 0,
+        aborted: tr.aborted === true ? 1 : 0,
+        response: tr.response,
+        duration: tr.duration,
+        cpu: tr.cpu,
+        external: tr.external,
+        blocking: tr.blocking,
+        record: JSON.stringify(tr),
+        instance: batch.instance,
+      }));
+      add('trace_index', seq, () => ({ traceId: tr.traceId, spanId, service: tr.service, t }));
+    });
     return { rows, refused };
   }
 
   type PartCounts = Map<string, { spans: Set<string> }>;
 
-  /** Writes a group of batches; resolves, per batch, whether it had been stored already. */
-  async function writeGroup(group: Pending[]): Promise<Array<{ duplicate: boolean }>> {
+  /** Writes a group of batches; resolves, per batch, whether it had been stored already, or why it must come again later. */
+  async function writeGroup(group: Pending[]): Promise<Array<{ duplicate: boolean } | RetryLater>> {
     const firstOf = new Map<string, number>();
     group.forEach((p, i) => {
       if (!firstOf.has(p.batch.batchId)) firstOf.set(p.batch.batchId, i);
     });
     const ids = [...firstOf.keys()];
-    const states = new Map(
-      (await ch.query<{ batchId: string; state: number }>(`SELECT batchId, max(state) AS state FROM batches WHERE batchId IN (${ids.map(literal).join(', ')}) GROUP BY batchId`)).map((r) => [
-        r.batchId,
-        r.state,
-      ]),
+    const rows = await ch.query<{ batchId: string; state: number; begun: number }>(
+      `SELECT batchId, max(state) AS state, toUInt32(min(t)) AS begun FROM batches WHERE batchId IN (${ids.map(literal).join(', ')}) GROUP BY batchId`,
     );
-    const todo = ids.filter((id) => states.get(id) !== 2);
-    // a batch begun and never finished: which tables already hold its rows
+    const states = new Map(rows.map((r) => [r.batchId, r.state]));
+    // begun by a collector a moment ago: its writes may still land
+    const unsettled = new Set(rows.filter((r) => r.state === 1 && r.begun * 1000 > Date.now() - settleMs).map((r) => r.batchId));
+    const todo = ids.filter((id) => states.get(id) !== 2 && !unsettled.has(id));
+    // a batch begun and never finished: which of its rows are in ClickHouse already (an insert cut
+    // short may have stored some rows of a table and not others)
     const begun = todo.filter((id) => states.get(id) === 1);
-    const present = new Map<string, Set<BatchedTable>>();
+    const present = new Set<string>();
+    const key = (batch: string, table: BatchedTable, seq: number): string => `${batch}\n${table}\n${seq}`;
     for (const table of begun.length > 0 ? BATCHED_TABLES : []) {
-      for (const r of await ch.query<{ batch: string }>(`SELECT DISTINCT batch FROM ${table} WHERE batch IN (${begun.map(literal).join(', ')})`)) {
-        let s = present.get(r.batch);
-        if (!s) present.set(r.batch, (s = new Set()));
-        s.add(table);
-      }
+      for (const r of await ch.query<{ batch: string; seq: number }>(`SELECT batch, seq FROM ${table} WHERE batch IN (${begun.map(literal).join(', ')})`)) present.add(key(r.batch, table, r.seq));
     }
     if (todo.length > 0) {
       const now = secondsOf(Date.now());
@@ -287,7 +301,9 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const traceIds = [...new Set(todo.flatMap((id) => group[firstOf.get(id)!]!.batch.traces.map((t) => t.traceId)))];
       const parts: PartCounts = new Map();
       if (traceIds.length > 0) {
-        for (const r of await ch.query<{ traceId: string; spanId: string }>(`SELECT traceId, spanId FROM trace_index WHERE traceId IN (${traceIds.map(literal).join(', ')})`)) {
+        // (not counting the parts of the batches being completed: rowsOf knows which of theirs are stored)
+        const others = begun.length > 0 ? ` AND batch NOT IN (${begun.map(literal).join(', ')})` : '';
+        for (const r of await ch.query<{ traceId: string; spanId: string }>(`SELECT traceId, spanId FROM trace_index WHERE traceId IN (${traceIds.map(literal).join(', ')})${others}`)) {
           let e = parts.get(r.traceId);
           if (!e) parts.set(r.traceId, (e = { spans: new Set() }));
           e.spans.add(r.spanId);
@@ -297,7 +313,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const instances: Row[] = [];
       for (const id of todo) {
         const { batch } = group[firstOf.get(id)!]!;
-        const { rows, refused } = rowsOf(batch, present.get(id) ?? new Set(), parts);
+        const { rows, refused } = rowsOf(batch, (table, seq) => present.has(key(id, table, seq)), parts);
         for (const table of BATCHED_TABLES) for (const r of rows[table]) tables[table].push(r);
         // the span of time this instance's data covers, by its own clock
         let first = batch.sentAt;
@@ -322,7 +338,11 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       await Promise.all([...BATCHED_TABLES.map((table) => ch.insert(table, tables[table])), ch.insert('instances_in', instances)]);
       await ch.insert('batches', todo.map((batchId) => ({ batchId, state: 2, t: now })));
     }
-    return group.map((p, i) => ({ duplicate: firstOf.get(p.batch.batchId) !== i || states.get(p.batch.batchId) === 2 }));
+    return group.map((p, i) =>
+      unsettled.has(p.batch.batchId)
+        ? new RetryLater(`batch ${p.batch.batchId} is being written by another collector (or was, when it stopped): send it again in ${Math.ceil(settleMs / 1000)} s`)
+        : { duplicate: firstOf.get(p.batch.batchId) !== i || states.get(p.batch.batchId) === 2 },
+    );
   }
 
   // ---- queries ----
@@ -518,6 +538,15 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       return { longTasks, traces };
     },
 
+    async lastAlertRound() {
+      const [row] = await ch.query<AlertRound>('SELECT holder, at, state FROM alert_rounds ORDER BY at DESC LIMIT 1');
+      return row ?? null;
+    },
+
+    async saveAlertRound(round: AlertRound) {
+      await ch.insert('alert_rounds', [{ ...round, t: secondsOf(round.at) }]);
+    },
+
     async prune(now: number) {
       const keep: Record<string, number> = {
         agg_second: retention.seconds,
@@ -532,6 +561,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         calls: retention.minutes,
         call_targets: retention.traces,
         batches: retention.batches,
+        alert_rounds: retention.batches,
       };
       // whole days older than the retention (the day the cutoff falls in is kept)
       for (const [table, ms] of Object.entries(keep)) {

@@ -9,8 +9,9 @@
  * minute and its hour by the server as it is inserted.
  *
  * Every table is partitioned by day (the monthly instance rollup by month), and retention drops
- * whole partitions. Rows carry the id of the batch they came in (`batch`) so that a batch whose
- * insert was cut short can be completed without counting twice (see index.ts).
+ * whole partitions. Rows carry the id of the batch they came in (`batch`) and their place among its
+ * rows of the table (`seq`), so that a batch whose insert was cut short, even in the middle of a
+ * table's rows, can be completed without counting anything twice (see index.ts).
  */
 import { EXTERNAL_KINDS, METRICS } from '@loopscope/protocol';
 import { GC_KINDS } from '../totals.js';
@@ -61,9 +62,9 @@ const PARTITION = 'PARTITION BY toYYYYMMDD(t)';
 export function schemaStatements(): string[] {
   const statements: string[] = [];
   const aggColumns = `service String, endpoint String, t DateTime, ${AGG_COUNTS.map((c) => `${c} UInt64`).join(', ')}, ${externalColumns.map((c) => `${c} Float64`).join(', ')}, ${METRICS.map(sketchColumns).join(', ')}`;
-  statements.push(`CREATE TABLE IF NOT EXISTS agg_second (${aggColumns}, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS agg_second (${aggColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
   const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
-  statements.push(`CREATE TABLE IF NOT EXISTS loop_second (${loopColumns}, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS loop_second (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
     const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map(sketchStates).join(', ')}`;
     statements.push(`CREATE TABLE IF NOT EXISTS agg_${name} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
@@ -80,16 +81,16 @@ export function schemaStatements(): string[] {
   }
   statements.push(
     `CREATE TABLE IF NOT EXISTS long_tasks (service String, instance String, t DateTime, at Float64, ms Float64, endpoint Nullable(String), traceId Nullable(String),
-      function String, location Nullable(String), stack String, blocked String, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
+      function String, location Nullable(String), stack String, blocked String, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
   );
   // traces by service and time (the lists); trace_index finds a trace's parts by its id
   statements.push(
     `CREATE TABLE IF NOT EXISTS traces (traceId String, spanId String, parentSpanId Nullable(String), service String, endpoint String, t DateTime, start Float64,
       status UInt16, error UInt8, aborted UInt8, response Float64, duration Float64, cpu Nullable(Float64), external Nullable(Float64), blocking Nullable(Float64),
-      record String, instance Nullable(String), batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
+      record String, instance Nullable(String), batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
   );
-  statements.push(`CREATE TABLE IF NOT EXISTS trace_index (traceId String, spanId String, service String, t DateTime, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
-  statements.push(`CREATE TABLE IF NOT EXISTS calls (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS trace_index (traceId String, spanId String, service String, t DateTime, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
+  statements.push(`CREATE TABLE IF NOT EXISTS calls (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
   statements.push(`CREATE TABLE IF NOT EXISTS call_targets (target String, service String, seen UInt64, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY target`);
   // instances: every batch's row goes through a Null table into one row per process and month
   const instanceMaxes = ['last', 'droppedBatches', 'droppedTransactions', 'droppedTraces'];
@@ -104,6 +105,8 @@ export function schemaStatements(): string[] {
     `CREATE MATERIALIZED VIEW IF NOT EXISTS instances_mv TO instances AS SELECT service, instance, toDateTime(toStartOfMonth(t)) AS t, minState(first) AS first,
       ${instanceMaxes.map((c) => `maxState(${c}) AS ${c}`).join(', ')}, sumState(refusedParts) AS refusedParts, anyLastState(agent) AS agent FROM instances_in GROUP BY service, instance, t`,
   );
+  // every round of alert evaluation, by whichever collector ran it (alerts/engine.ts)
+  statements.push(`CREATE TABLE IF NOT EXISTS alert_rounds (t DateTime, at UInt64, holder String, state String) ENGINE = MergeTree ${PARTITION} ORDER BY at`);
   // batches begun (state 1) and stored whole (state 2)
   statements.push(`CREATE TABLE IF NOT EXISTS batches (batchId String, state UInt8, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY batchId`);
   return statements;
