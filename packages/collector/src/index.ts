@@ -2,6 +2,7 @@
  * The loopscope collector: `startCollector()` opens the storage, serves ingest and the query API,
  * and prunes by retention on a timer. `loopscope up` is this function behind command-line flags.
  */
+import { randomUUID } from 'node:crypto';
 import type { FastifyServerOptions } from 'fastify';
 import { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 import { buildServer } from './server.js';
@@ -9,7 +10,7 @@ import { OtlpExporter } from './otlp/exporter.js';
 import { AlertEngine } from './alerts/engine.js';
 import { Receivers } from './alerts/receivers.js';
 import type { RulesFile } from './alerts/rules.js';
-import { openClickHouseStorage } from './storage/clickhouse/index.js';
+import { openClickHouseStorage, type ClickHouseOptions } from './storage/clickhouse/index.js';
 import { openSqliteStorage } from './storage/sqlite.js';
 import type { Retention, Storage } from './storage/storage.js';
 
@@ -22,6 +23,8 @@ export interface CollectorOptions {
   dataDir?: string;
   /** clickhouse://[user[:password]@]HOST:8123/DATABASE: store in ClickHouse instead (dataDir is not used) */
   storageUrl?: string;
+  /** ClickHouse's finer settings (docs/clickhouse.md) */
+  clickhouse?: Pick<ClickHouseOptions, 'settleMs' | 'groupMs'>;
   /** ingest token; without it ingest is open */
   token?: string | undefined;
   /** per-kind retention in ms; the rest keep their defaults */
@@ -61,11 +64,13 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   const storage =
     options.storageUrl === undefined
       ? openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention })
-      : await openClickHouseStorage({ url: options.storageUrl, retention });
+      : await openClickHouseStorage({ ...options.clickhouse, url: options.storageUrl, retention });
   const logger = options.logger ?? { level: 'warn', stream: process.stderr };
   let exporter: OtlpExporter | undefined;
   const warn = (message: string): void => app.log.warn(message);
-  const alerts = options.rules ? new AlertEngine(options.rules, storage, new Receivers(options.rules.receivers, warn, () => collectorUrl), warn) : undefined;
+  // (collectors on one ClickHouse evaluate the rules in turn, each under an id of its own)
+  const holder = storage.kind === 'sqlite' ? 'sqlite' : randomUUID();
+  const alerts = options.rules ? new AlertEngine(options.rules, storage, new Receivers(options.rules.receivers, warn, () => collectorUrl), warn, holder) : undefined;
   const { app, otlp } = buildServer({
     storage,
     limits: { ...DEFAULT_LIMITS, ...options.limits },

@@ -4,15 +4,29 @@
  * → resolved (the value came back past the threshold by the rule's hysteresis, or there is no data
  * left to judge by). State changes go to every receiver (receivers.ts); a firing alert is sent to
  * Alertmanager again now and then, as Prometheus does, so that Alertmanager does not time it out.
- * The state lives in memory: a collector that restarts evaluates afresh.
+ *
+ * Once, not once per collector: each round's state is saved in the storage with the collector that
+ * ran it (its holder). Collectors that share a storage (ClickHouse) take the rounds of the holder as
+ * theirs (their /api/alerts answers the same) and evaluate nothing while it keeps evaluating; when it
+ * has missed STANDBY_ROUNDS rounds, one claims the next round and carries on from the saved state,
+ * so a firing alert stays firing and is not announced again. A collector on SQLite is always the
+ * holder, and a restart carries on where it stopped.
  */
 import { METRICS, fromWire, quantile, type Alert, type AlertRule, type MetricName } from '@loopscope/protocol';
-import type { Storage } from '../storage/storage.js';
+import type { AlertRound, Storage } from '../storage/storage.js';
 import type { Rule, RulesFile } from './rules.js';
 import type { ReceiverStats, Receivers } from './receivers.js';
 
 /** How many resolved alerts the collector remembers for the API (the most recent). */
 const RECENT_RESOLVED = 100;
+/** Rounds a holder may miss before another collector takes over. */
+export const STANDBY_ROUNDS = 3;
+
+/** The alerts' state as saved with each round. */
+interface SavedState {
+  active: Alert[];
+  resolved: Alert[];
+}
 
 const REQUEST_METRICS: ReadonlySet<string> = new Set(METRICS);
 
@@ -42,7 +56,9 @@ interface Tracked {
 
 export class AlertEngine {
   private readonly tracked: Tracked[];
-  private readonly resolved: Alert[] = [];
+  private resolved: Alert[] = [];
+  /** the latest saved round this collector has taken in (by `at`), so a state is taken once */
+  private adoptedAt = -1;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   /** evaluations that failed (the storage threw): logged, counted, the next one tries again */
@@ -53,6 +69,8 @@ export class AlertEngine {
     private readonly storage: Storage,
     private readonly receivers: Receivers,
     private readonly warn: (message: string) => void,
+    /** this collector, in the saved rounds: unique per process where collectors share a storage */
+    private readonly holder: string,
   ) {
     this.tracked = file.rules.map((rule) => ({ rule, alert: undefined }));
   }
@@ -107,6 +125,20 @@ export class AlertEngine {
   }
 
   private async round(now: number): Promise<void> {
+    let last: AlertRound | null;
+    try {
+      last = await this.storage.lastAlertRound();
+    } catch (err) {
+      this.failures++;
+      this.warn(`alert evaluation: reading the last round failed: ${(err as Error).message}`);
+      return;
+    }
+    if (last !== null) this.adopt(last);
+    if (last !== null && last.holder !== this.holder) {
+      // another collector evaluates; once it has stopped, claim the next round (the latest claim wins)
+      if (last.at < now - STANDBY_ROUNDS * this.file.intervalMs) await this.save(now);
+      return;
+    }
     for (const t of this.tracked) {
       let value: number | null;
       try {
@@ -119,6 +151,29 @@ export class AlertEngine {
       this.step(t, value, now);
     }
     this.receivers.resend(this.list().filter((a) => a.state === 'firing'), now);
+    await this.save(now);
+  }
+
+  /** Saves this round's state as this collector's. */
+  private async save(now: number): Promise<void> {
+    const state: SavedState = { active: this.tracked.flatMap((t) => (t.alert ? [t.alert] : [])), resolved: this.resolved };
+    const round = { holder: this.holder, at: now, state: JSON.stringify(state) };
+    try {
+      await this.storage.saveAlertRound(round);
+      this.adoptedAt = now;
+    } catch (err) {
+      this.failures++;
+      this.warn(`alert evaluation: saving the round failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Takes in a saved round's alerts (of the rules this collector has). */
+  private adopt(round: AlertRound): void {
+    if (round.at <= this.adoptedAt) return;
+    this.adoptedAt = round.at;
+    const state = JSON.parse(round.state) as SavedState;
+    for (const t of this.tracked) t.alert = state.active.find((a) => a.name === t.rule.name);
+    this.resolved = state.resolved;
   }
 
   private step(t: Tracked, value: number | null, now: number): void {

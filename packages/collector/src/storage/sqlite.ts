@@ -33,6 +33,7 @@ import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import { addByKind, addGc, addTotals, emptyTotals, emptyWithKinds, round, toSummary, type GcTotals, type Totals } from './totals.js';
 import {
   DEFAULT_RETENTION,
+  type AlertRound,
   type EndpointSummary,
   type EndpointView,
   type LongTaskRow,
@@ -141,6 +142,7 @@ function schema(): string {
     CREATE INDEX IF NOT EXISTS calls_bucket ON calls (bucket);
     CREATE TABLE IF NOT EXISTS call_targets (target TEXT PRIMARY KEY, service TEXT NOT NULL, seen INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS alert_round (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS batches_receivedAt ON batches (receivedAt);`;
 }
 
@@ -308,6 +310,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   const upsertTarget = db.prepare('INSERT INTO call_targets (target, service, seen) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET service = excluded.service, seen = excluded.seen');
   const selectTargets = db.prepare('SELECT target, service FROM call_targets WHERE seen >= ?');
   const pruneTargets = db.prepare('DELETE FROM call_targets WHERE seen < ?');
+  const selectAlertRound = db.prepare('SELECT holder, at, state FROM alert_round WHERE id = 1');
+  const upsertAlertRound = db.prepare('INSERT INTO alert_round (id, holder, at, state) VALUES (1, @holder, @at, @state) ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, at = excluded.at, state = excluded.state');
   const addRefusedParts = db.prepare('UPDATE instances SET refusedParts = refusedParts + ? WHERE service = ? AND instance = ?');
   // what ran on a service's loop around [from, to): with @instance NULL, on every process of the service
   const longTasksOverlapping = db.prepare(
@@ -622,6 +626,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         slices: (JSON.parse(r.slices) as Array<[number, number]>).map(([s, e]): [number, number] => [r.start + s, r.start + e]),
       }));
       return { longTasks, traces };
+    },
+
+    async lastAlertRound() {
+      return (selectAlertRound.get() as AlertRound | undefined) ?? null;
+    },
+
+    async saveAlertRound(round: AlertRound) {
+      upsertAlertRound.run(round);
     },
 
     async prune(now: number) {

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addValue, newSketch, toWire, type Alert, type WireSketch } from '@loopscope/protocol';
-import { AlertEngine } from '../../src/alerts/engine.js';
+import { AlertEngine, STANDBY_ROUNDS } from '../../src/alerts/engine.js';
 import { Receivers } from '../../src/alerts/receivers.js';
 import { parseRules, RulesError } from '../../src/alerts/rules.js';
-import type { Storage } from '../../src/storage/storage.js';
+import type { AlertRound, Storage } from '../../src/storage/storage.js';
 
 test('a rules file is read whole, with its defaults', () => {
   const file = parseRules(`
@@ -100,11 +100,15 @@ function fakeStorage(): { storage: Storage; set(value: number | null): void } {
     if (current !== null) addValue(s, current);
     return toWire(s);
   };
+  // the latest round of alert evaluation, as a shared storage keeps it
+  let round: AlertRound | null = null;
   const storage = {
     summary: async () => {
       const s = sketch();
       return { count: s.n, errors: 0, aborted: 0, sketches: { response: s, duration: s, cpu: s, external: s, blocking: s } };
     },
+    lastAlertRound: async () => round,
+    saveAlertRound: async (r: AlertRound) => void (round = r),
   } as unknown as Storage;
   return { storage, set: (v) => (current = v) };
 }
@@ -115,7 +119,7 @@ test('pending → firing after `for`; a value on the line does not flap; resolve
   const receivers = new Receivers([], () => undefined, () => undefined);
   receivers.notify = (a: Alert) => void sent.push({ ...a });
   const { storage, set } = fakeStorage();
-  const engine = new AlertEngine(file, storage, receivers, () => undefined);
+  const engine = new AlertEngine(file, storage, receivers, () => undefined, 'one');
   const at = async (t: number, v: number | null): Promise<string> => {
     set(v);
     await engine.evaluate(t);
@@ -145,4 +149,38 @@ test('pending → firing after `for`; a value on the line does not flap; resolve
   assert.equal(engine.list()[0]!.state, 'firing');
   assert.equal(await at(T + 14_000, null), 'resolved');
   assert.equal(engine.list()[0]!.value, null);
+});
+
+test('collectors on one storage evaluate once: the others stand by with the same alerts, and one takes over, still firing, when the holder stops', async () => {
+  const file = parseRules(`interval: 1s\n${rule('    metric: response\n    quantile: 0.95\n    above: 100\n    for: 1s')}`);
+  const { storage, set } = fakeStorage();
+  const sent: Array<[string, string]> = [];
+  const engine = (holder: string): AlertEngine => {
+    const receivers = new Receivers([], () => undefined, () => undefined);
+    receivers.notify = (a: Alert) => void sent.push([holder, a.state]);
+    return new AlertEngine(file, storage, receivers, () => undefined, holder);
+  };
+  const [a, b] = [engine('a'), engine('b')];
+  const T = 1_800_000_000_000;
+  set(150);
+  await a.evaluate(T);
+  await b.evaluate(T + 100); // a holds: b only takes in a's state
+  await a.evaluate(T + 1000);
+  await b.evaluate(T + 1100);
+  assert.deepEqual(sent, [['a', 'firing']], 'fired once, by a');
+  assert.deepEqual(b.list(), a.list(), 'b answers what a evaluated');
+  // a stops; b waits STANDBY_ROUNDS rounds, claims one, then evaluates
+  for (let i = 2; i <= 2 + STANDBY_ROUNDS; i++) await b.evaluate(T + i * 1000 + 100);
+  assert.deepEqual(sent, [['a', 'firing']], 'not yet, and never announced again');
+  await b.evaluate(T + 6100);
+  await b.evaluate(T + 7100);
+  assert.equal(b.list()[0]!.state, 'firing', 'still firing under b');
+  assert.equal(b.list()[0]!.firedAt, T + 1000, 'since a fired it');
+  set(50);
+  await b.evaluate(T + 8100);
+  assert.deepEqual(sent, [['a', 'firing'], ['b', 'resolved']]);
+  // a comes back: b holds now, so a stands by
+  await a.evaluate(T + 8200);
+  assert.equal(a.list()[0]!.state, 'resolved');
+  assert.equal(sent.length, 2);
 });
