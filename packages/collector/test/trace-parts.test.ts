@@ -1,11 +1,16 @@
 /**
  * One trace from many services: the parts two agents send under one W3C trace id come back as one
  * trace, root first, each with the span it continues; a part whose parent never arrived is kept as
- * an orphan; a trace id that a client sends on every request keeps a bounded number of parts.
+ * an orphan; a trace id that a client sends on every request (10 000 of them) keeps a bounded
+ * number of parts, the rest counted, and a bounded number of rows on disk.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { MAX_TRACE_PARTS, type TraceAnswer, type WireTrace } from '@loopscope/protocol';
+import { DB_FILE } from '../src/index.js';
 import { batch, get, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
 
 const rand = random(21);
@@ -52,19 +57,32 @@ test('the parts of one trace from two services come back as one trace, root firs
   assert.deepEqual(listed.map((t: any) => t.traceId), [traceId]);
 });
 
-test(`a trace id sent with every request keeps ${MAX_TRACE_PARTS} parts, the rest counted; the rest of each batch is stored`, async () => {
+test(`a trace id sent with 10 000 requests keeps ${MAX_TRACE_PARTS} parts, the rest counted; the rest of each batch is stored; the database stays small`, async () => {
+  // a client that sends the same traceparent on each of 10 000 requests: twenty batches of 500
+  // parts of one trace id; the last one, long after the limit, also carries a part of another trace
   const traceId = 'b'.repeat(32);
   const hex = (n: number) => n.toString(16).padStart(16, '0');
-  const parts = Array.from({ length: MAX_TRACE_PARTS + 50 }, (_, i) => part('flood', 'GET /same', now + i, traceId, hex(i + 1), 'c'.repeat(16), hex(10_000 + i)));
+  const parts = Array.from({ length: 10_000 }, (_, i) => part('flood', 'GET /same', now + i, traceId, hex(i + 1), 'c'.repeat(16), hex(100_000 + i)));
   const other = part('flood', 'GET /other', now, 'd'.repeat(32), 'e'.repeat(16), null, 'f'.repeat(16));
-  for (let i = 0; i < parts.length; i += 50) assert.equal((await sendBatch(collector.url, batch('flood', 'f:1', [], [...parts.slice(i, i + 50), ...(i === 0 ? [other] : [])]))).status, 200);
+  for (let i = 0; i < parts.length; i += 500) assert.equal((await sendBatch(collector.url, batch('flood', 'f:1', [], [...parts.slice(i, i + 500), ...(i + 500 === parts.length ? [other] : [])]))).status, 200);
   const { status, body } = await get(`${collector.url}/api/traces/${traceId}`);
   assert.equal(status, 200);
   assert.equal(body.parts.length, MAX_TRACE_PARTS);
   assert.equal(body.atPartLimit, true);
   const services = (await get(`${collector.url}/api/services?from=${now - 60_000}&to=${now + 60_000}`)).body as Array<{ service: string; dropped: { parts: number } }>;
-  assert.equal(services.find((s) => s.service === 'flood')?.dropped.parts, 50);
+  assert.equal(services.find((s) => s.service === 'flood')?.dropped.parts, 10_000 - MAX_TRACE_PARTS);
   const unrelated = (await get(`${collector.url}/api/traces/${'d'.repeat(32)}`)).body as TraceAnswer;
   assert.equal(unrelated.endpoint, 'GET /other');
   assert.equal(unrelated.atPartLimit, false);
+  // what is on disk: that trace's rows stop at the limit, and the whole database (with its
+  // write-ahead log) is a fraction of what the 10 000 parts sent take as JSON
+  const db = new Database(path.join(collector.dataDir, DB_FILE), { readonly: true });
+  try {
+    assert.equal((db.prepare('SELECT COUNT(*) AS n FROM traces WHERE traceId = ?').get(traceId) as { n: number }).n, MAX_TRACE_PARTS);
+  } finally {
+    db.close();
+  }
+  const onDisk = readdirSync(collector.dataDir).reduce((sum, f) => sum + statSync(path.join(collector.dataDir, f)).size, 0);
+  const sent = parts.reduce((sum, p) => sum + JSON.stringify(p).length, 0);
+  assert.ok(onDisk < sent / 5, `${onDisk} bytes on disk, ${sent} bytes of parts sent`);
 });
