@@ -357,44 +357,61 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     }
   }
 
-  const ingest = db.transaction((batch: WireBatch, receivedAt: number): boolean => {
-    if (insertBatch.run(batch.batchId, receivedAt).changes === 0) return true;
+  /**
+   * Stores a group of batches in one transaction (group commit: one commit, one sync, for the
+   * batches that arrived together); returns, per batch, whether it had been stored already. The
+   * aggregate rows the group's batches touch are read once, merged in memory, and written once.
+   */
+  const ingestGroup = db.transaction((group: ReadonlyArray<{ batch: WireBatch; receivedAt: number }>): boolean[] => {
+    const fresh = group.map(({ batch, receivedAt }) => insertBatch.run(batch.batchId, receivedAt).changes > 0);
     for (const { res, select, upsert } of perResolution) {
-      const oldest = receivedAt - retention[res.retention];
-      const rows = new Map<string, Row>();
-      for (const iv of batch.intervals) {
-        const bucket = bucketOf(iv.start, res);
-        if (bucket < oldest) continue; // prune would delete it at once
-        const key = `${bucket} ${iv.endpoint}`;
-        let row = rows.get(key);
-        if (!row) {
-          const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
-          row = stored
-            ? {
-                endpoint: iv.endpoint,
-                bucket,
-                count: stored.count,
-                errors: stored.errors,
-                aborted: stored.aborted,
-                sketches: METRICS.map((m) => decodeSketch(stored[m])),
-                externalByKind: JSON.parse(stored.externalByKind) as ExternalByKind,
-              }
-            : { endpoint: iv.endpoint, bucket, count: 0, errors: 0, aborted: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} };
-          rows.set(key, row);
+      const rows = new Map<string, Row & { service: string }>();
+      group.forEach(({ batch, receivedAt }, b) => {
+        if (!fresh[b]) return;
+        const oldest = receivedAt - retention[res.retention];
+        for (const iv of batch.intervals) {
+          const bucket = bucketOf(iv.start, res);
+          if (bucket < oldest) continue; // prune would delete it at once
+          const key = `${bucket}\n${batch.service}\n${iv.endpoint}`;
+          let row = rows.get(key);
+          if (!row) {
+            const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
+            row = stored
+              ? {
+                  service: batch.service,
+                  endpoint: iv.endpoint,
+                  bucket,
+                  count: stored.count,
+                  errors: stored.errors,
+                  aborted: stored.aborted,
+                  sketches: METRICS.map((m) => decodeSketch(stored[m])),
+                  externalByKind: JSON.parse(stored.externalByKind) as ExternalByKind,
+                }
+              : { service: batch.service, endpoint: iv.endpoint, bucket, count: 0, errors: 0, aborted: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} };
+            rows.set(key, row);
+          }
+          row.count += iv.count;
+          row.errors += iv.errors;
+          row.aborted += iv.aborted ?? 0;
+          METRICS.forEach((m, i) => {
+            const sketch = iv[m];
+            if (sketch !== null) mergeWire(row!.sketches[i]!, sketch); // null, unknown: its sketch stays short of count
+          });
+          addByKind(row.externalByKind, iv.externalByKind);
         }
-        row.count += iv.count;
-        row.errors += iv.errors;
-        row.aborted += iv.aborted ?? 0;
-        METRICS.forEach((m, i) => {
-          const sketch = iv[m];
-          if (sketch !== null) mergeWire(row.sketches[i]!, sketch); // null, unknown: its sketch stays short of count
-        });
-        addByKind(row.externalByKind, iv.externalByKind);
-      }
+      });
       for (const row of rows.values()) {
-        upsert.run(batch.service, row.endpoint, row.bucket, row.count, row.errors, row.aborted, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
+        upsert.run(row.service, row.endpoint, row.bucket, row.count, row.errors, row.aborted, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
       }
     }
+    group.forEach(({ batch, receivedAt }, b) => {
+      if (fresh[b]) ingestRest(batch, receivedAt);
+    });
+    return fresh.map((f) => !f);
+  });
+
+  /** A batch's loop data, calls, traces and instance row (its aggregates are ingestGroup's). */
+  function ingestRest(batch: WireBatch, receivedAt: number): void {
     if (batch.loop !== undefined) ingestLoop(batch.service, batch.instance, batch.loop, receivedAt);
     // outbound calls, per minute (the service map reads them over its range)
     const minute = RESOLUTIONS.find((r) => r.name === 'minute')!;
@@ -423,8 +440,21 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     const { dropped } = batch;
     upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces, batch.agent.name);
     if (refused > 0) addRefusedParts.run(refused, batch.service, batch.instance);
-    return false;
-  });
+  }
+
+  // batches handed to ingest() in the same turn of the event loop are stored together
+  let pending: Array<{ batch: WireBatch; receivedAt: number; resolve: (duplicate: boolean) => void; reject: (err: unknown) => void }> = [];
+  function commitPending(): void {
+    const group = pending;
+    pending = [];
+    if (group.length === 0) return; // committed by close() already
+    try {
+      const duplicates = ingestGroup(group);
+      group.forEach((p, i) => p.resolve(duplicates[i]!));
+    } catch (err) {
+      group.forEach((p) => p.reject(err));
+    }
+  }
 
   const prune = db.transaction((now: number) => {
     for (const { res, prune, pruneLoop } of perResolution) {
@@ -477,8 +507,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   return {
     kind: 'sqlite',
 
-    async ingest(batch, receivedAt) {
-      return { duplicate: ingest(batch, receivedAt) };
+    ingest(batch, receivedAt) {
+      return new Promise((resolve, reject) => {
+        if (pending.length === 0) setImmediate(commitPending);
+        pending.push({ batch, receivedAt, resolve: (duplicate) => resolve({ duplicate }), reject });
+      });
     },
 
     async services({ from, to }) {
@@ -643,6 +676,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     async close() {
       if (closed) return;
       closed = true;
+      if (pending.length > 0) commitPending(); // batches handed over in this very turn
       db.close();
     },
   };
