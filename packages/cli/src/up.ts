@@ -115,7 +115,7 @@ export async function runUp(argv: string[]): Promise<void> {
   const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
   const where = storageUrl === undefined ? `data in ${path.join(data, DB_FILE)}` : `data in ClickHouse ${describeStorage(storageUrl)}`;
   const otlp = collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : '';
-  console.log(`loopscope collector listening on ${collector.url}, dashboard ${collector.url}/, ${where}${otlp}`);
+  console.log(`loopscope collector listening on ${collector.url} (dashboard ${collector.url}/, ${where}${otlp})`);
   await untilSignal();
   await collector.close();
 }
