@@ -296,18 +296,19 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     }
     if (todo.length > 0) {
       const now = secondsOf(Date.now());
-      await ch.insert('batches', todo.map((batchId) => ({ batchId, state: 1, t: now })));
-      // the parts each trace already has, for the limit on a trace's parts
+      // the parts each trace already has, for the limit on a trace's parts (read while the batches are recorded as begun)
+      // (not counting the parts of the batches being completed: rowsOf knows which of theirs are stored)
       const traceIds = [...new Set(todo.flatMap((id) => group[firstOf.get(id)!]!.batch.traces.map((t) => t.traceId)))];
+      const others = begun.length > 0 ? ` AND batch NOT IN (${begun.map(literal).join(', ')})` : '';
+      const [, stored] = await Promise.all([
+        ch.insert('batches', todo.map((batchId) => ({ batchId, state: 1, t: now }))),
+        traceIds.length > 0 ? ch.query<{ traceId: string; spanId: string }>(`SELECT traceId, spanId FROM trace_index WHERE traceId IN (${traceIds.map(literal).join(', ')})${others}`) : [],
+      ]);
       const parts: PartCounts = new Map();
-      if (traceIds.length > 0) {
-        // (not counting the parts of the batches being completed: rowsOf knows which of theirs are stored)
-        const others = begun.length > 0 ? ` AND batch NOT IN (${begun.map(literal).join(', ')})` : '';
-        for (const r of await ch.query<{ traceId: string; spanId: string }>(`SELECT traceId, spanId FROM trace_index WHERE traceId IN (${traceIds.map(literal).join(', ')})${others}`)) {
-          let e = parts.get(r.traceId);
-          if (!e) parts.set(r.traceId, (e = { spans: new Set() }));
-          e.spans.add(r.spanId);
-        }
+      for (const r of stored) {
+        let e = parts.get(r.traceId);
+        if (!e) parts.set(r.traceId, (e = { spans: new Set() }));
+        e.spans.add(r.spanId);
       }
       const tables: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [] };
       const instances: Row[] = [];
