@@ -1,5 +1,6 @@
-// The server side of the ingest benchmark, in a process of its own (forked with IPC):
-//   collector  a real collector (startCollector) with its SQLite file in a temp directory
+// The server side of the ingest and storage benchmarks, in a process of its own (forked with IPC):
+//   collector [URL]  a real collector (startCollector) with its SQLite file in a temp directory, or
+//                    on the ClickHouse database of URL (clickhouse://...)
 //   discard    a plain node:http server that reads each body and throws it away: the transport floor
 // It tells the driver its port, and its own CPU time between the driver's 'start' and 'stop'.
 import http from 'node:http';
@@ -9,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startCollector } from '@loopscope/collector';
 
-export type TargetMessage = { type: 'listening'; port: number } | { type: 'usage'; cpuUs: number };
+export type TargetMessage = { type: 'listening'; port: number; dataDir?: string } | { type: 'usage'; cpuUs: number };
 
 const send = (m: TargetMessage): void => void process.send?.(m);
 
@@ -24,11 +25,12 @@ process.on('message', (message) => {
 
 if (process.argv[2] === 'collector') {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'loopscope-bench-'));
-  const collector = await startCollector({ port: 0, dataDir, logger: false });
+  const storageUrl = process.argv[3];
+  const collector = await startCollector({ port: 0, dataDir, logger: false, ...(storageUrl ? { storageUrl } : {}) });
   process.once('disconnect', () => {
     void collector.close().then(() => rmSync(dataDir, { recursive: true, force: true }));
   });
-  send({ type: 'listening', port: Number(new URL(collector.url).port) });
+  send({ type: 'listening', port: Number(new URL(collector.url).port), dataDir });
 } else {
   const server = http.createServer((req, res) => {
     req.on('data', () => {});
