@@ -191,6 +191,31 @@ test('several collectors (LOOPSCOPE_COLLECTOR=a,b): what one cannot take goes to
   }
 });
 
+test('a collector URL that is not http or https is left out with a warning, and the app never fails for it', async () => {
+  const sink = await startSink();
+  // a typo first: the agent ships to the one good URL
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: `htp://127.0.0.1:${sink.port},${sink.url}` });
+  try {
+    for (let i = 0; i < 5; i++) assert.equal(await get(`${app.url}/fast`), 'fast');
+    await until('the 5 transactions at the good collector', () => counts(sink.batches)['GET /fast'] === 5);
+    assert.match(app.stderr(), new RegExp(`loopscope: LOOPSCOPE_COLLECTOR: "htp://127.0.0.1:${sink.port}" is not an http:// or https:// URL \\(such as http://127.0.0.1:4400\\); it is left out`));
+    assert.equal(app.child.exitCode, null, 'the app runs on');
+  } finally {
+    app.child.kill();
+    await sink.close();
+  }
+  // nothing but a typo: the agent stays off, says why, and the app serves
+  const alone = await startApp({ LOOPSCOPE_COLLECTOR: 'ftp://127.0.0.1:21' });
+  try {
+    assert.equal(await get(`${alone.url}/fast`), 'fast');
+    await new Promise((r) => setTimeout(r, 500)); // past a flush
+    assert.equal(alone.child.exitCode, null, 'the app runs on');
+    assert.match(alone.stderr(), /LOOPSCOPE_COLLECTOR "ftp:\/\/127\.0\.0\.1:21" names no collector to ship to/);
+  } finally {
+    alone.child.kill();
+  }
+});
+
 test('a full queue drops the oldest batches and says how many transactions were lost', async () => {
   const port = await freePort();
   const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${port}`, LOOPSCOPE_FLUSH_MS: '100', LOOPSCOPE_MAX_QUEUE: '2' });

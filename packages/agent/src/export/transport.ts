@@ -63,19 +63,23 @@ export class Transport {
   /** Called with the trace ids a collector's answer asks for (export/held.ts). */
   private readonly onWant: ((traceIds: string[]) => void) | undefined;
 
-  /** `collector`: a base URL, or several separated by commas. */
+  /**
+   * `collector`: a base URL, or several separated by commas. One that is not an http:// or https://
+   * URL is left out with a warning; none left, and the constructor throws (the agent stays off).
+   */
   constructor(opts: { collector: string; token: string | undefined; maxQueue: number; onWant?: (traceIds: string[]) => void }) {
     this.onWant = opts.onWant;
-    this.targets = opts.collector
-      .split(',')
-      .map((c) => c.trim())
-      .filter((c) => c !== '')
-      .map((c) => {
-        const url = new URL('/v1/ingest', c);
-        const client = url.protocol === 'https:' ? https : http;
-        return { url, client, keepAlive: new client.Agent({ keepAlive: true, maxSockets: 1 }) };
-      });
-    if (this.targets.length === 0) throw new Error(`no collector URL in ${JSON.stringify(opts.collector)}`);
+    this.targets = [];
+    for (const c of opts.collector.split(',').map((e) => e.trim())) {
+      const url = URL.canParse(c) ? new URL('/v1/ingest', c) : undefined;
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        process.emitWarning(`loopscope: LOOPSCOPE_COLLECTOR: ${JSON.stringify(c)} is not an http:// or https:// URL (such as http://127.0.0.1:4400); it is left out`);
+        continue;
+      }
+      const client = url.protocol === 'https:' ? https : http;
+      this.targets.push({ url, client, keepAlive: new client.Agent({ keepAlive: true, maxSockets: 1 }) });
+    }
+    if (this.targets.length === 0) throw new Error(`LOOPSCOPE_COLLECTOR ${JSON.stringify(opts.collector)} names no collector to ship to`);
     this.maxQueue = opts.maxQueue;
     this.headers = { 'content-type': 'application/json', 'content-encoding': 'gzip' };
     if (opts.token !== undefined) this.headers.authorization = `Bearer ${opts.token}`;
@@ -191,12 +195,15 @@ export class Transport {
           resolve('refused');
           return;
         }
-        const req = client.request(url, {
-          method: 'POST',
-          agent: keepAlive,
-          timeout: REQUEST_TIMEOUT_MS,
-          headers: { ...this.headers, 'content-length': String(zipped.length) },
-        });
+        let req: ReturnType<typeof client.request>;
+        try {
+          req = client.request(url, { method: 'POST', agent: keepAlive, timeout: REQUEST_TIMEOUT_MS, headers: { ...this.headers, 'content-length': String(zipped.length) } });
+        } catch (error) {
+          // (in a gzip callback: a throw here would end the app)
+          this.fail(`cannot send to the collector at ${url.origin}: ${String(error)}`, 'request');
+          resolve('refused');
+          return;
+        }
         req.on('response', (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
