@@ -94,7 +94,8 @@ export async function runUp(argv: string[]): Promise<void> {
   const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
   const storageUrl = values.storage ?? (process.env.LOOPSCOPE_STORAGE || undefined);
   if (storageUrl !== undefined) {
-    if (argv.some((a) => a === '--data' || a.startsWith('--data='))) throw new UsageError('--data and --storage exclude each other: the data is in the SQLite file under --data or in the ClickHouse database of --storage');
+    const flag = values.storage === undefined ? 'LOOPSCOPE_STORAGE' : '--storage';
+    if (argv.some((a) => a === '--data' || a.startsWith('--data='))) throw new UsageError(`--data and ${flag} exclude each other: the data is in the SQLite file under --data or in the ClickHouse database of ${flag}`);
     try {
       parseClickHouseUrl(storageUrl);
     } catch (err) {
@@ -113,7 +114,8 @@ export async function runUp(argv: string[]): Promise<void> {
     throw new Error(`--rules: ${(err as Error).message}`);
   }
   const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
-  const where = storageUrl === undefined ? `data in ${path.join(data, DB_FILE)}` : `data in ClickHouse ${describeStorage(storageUrl)}`;
+  const note = collector.storage.note === undefined ? '' : ` (${collector.storage.note})`;
+  const where = storageUrl === undefined ? `data in ${path.join(data, DB_FILE)}` : `data in ClickHouse ${describeStorage(storageUrl)}${note}`;
   const otlp = collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : '';
   console.log(`loopscope collector listening on ${collector.url} (dashboard ${collector.url}/, ${where}${otlp})`);
   await untilSignal();

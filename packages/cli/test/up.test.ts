@@ -197,6 +197,7 @@ test('bad flags and unknown commands: exit 2, the problem and the usage on stder
     [['up', '--storage', 'postgres://127.0.0.1/x'], /--storage postgres:\/\/127\.0\.0\.1\/x: the scheme must be clickhouse:\/\/ or clickhouses:\/\/ \(HTTPS\)/],
     [['up', '--storage', 'clickhouse://127.0.0.1:8123'], /name a database after the host \(letters, digits, _\), e\.g\. clickhouse:\/\/127\.0\.0\.1:8123\/loopscope/],
     [['up', '--storage', 'clickhouse://127.0.0.1:8123/db', '--data', 'x'], /--data and --storage exclude each other/],
+    [['up', '--storage', 'clickhouse://127.0.0.1:8123/loop-scope'], /"loop-scope" is not a database name loopscope takes \(letters, digits and _, not starting with a digit\)/],
     [['up', 'now'], /Unexpected argument 'now'/],
     [['upp'], /^loopscope: unknown command "upp"/],
     [[], /^loopscope: no command given/],

@@ -15,7 +15,7 @@ import { assembleTrace, rootPart } from './trace-parts.js';
 import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
 import { buildServiceMap, callsTo, nodeOf, targetsOf } from './service-map.js';
 import { parseHolders, parseLoop, parseMapCalls, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
-import { RetryLater, type Storage } from './storage/storage.js';
+import type { Storage } from './storage/storage.js';
 import { otlpRoutes } from './otlp/routes.js';
 import { OtlpAssembler } from './otlp/transactions.js';
 import type { OtlpExporter } from './otlp/exporter.js';
@@ -75,7 +75,8 @@ export function buildServer(options: ServerOptions): Servers {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) return reply.code(status).send({ error: clientMessage(err, limits) });
-    if (err instanceof RetryLater) return reply.code(503).header('retry-after', '5').send({ error: err.message });
+    // the storage cannot take or answer it now (RetryLater, ClickHouse unreachable): the sender tries again
+    if (status === 503) return reply.code(503).header('retry-after', '5').send({ error: err.message });
     request.log.error({ err, url: request.url }, 'internal error');
     return reply.code(500).send({ error: 'internal error of the collector; its log has the details' });
   });
@@ -156,15 +157,24 @@ export function buildServer(options: ServerOptions): Servers {
     });
   });
 
-  app.get('/api/health', async () => ({
-    status: 'ok',
-    version: VERSION,
-    storage: storage.kind,
-    // OTLP spans waiting for their transaction, and those that waited in vain
-    otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
-    ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
-    ...(options.alerts ? { alerts: { rules: options.alerts.ruleCount, failures: options.alerts.failures, receivers: options.alerts.receiverStats } } : {}),
-  }));
+  app.get('/api/health', async (_request, reply) => {
+    // 503 while the storage does not answer (a load balancer's health check sends traffic elsewhere)
+    const problem = await storage.check().then(
+      () => undefined,
+      (err: unknown) => (err as Error).message,
+    );
+    if (problem !== undefined) reply.code(503);
+    return {
+      status: problem === undefined ? 'ok' : 'unavailable',
+      ...(problem === undefined ? {} : { error: problem }),
+      version: VERSION,
+      storage: storage.kind,
+      // OTLP spans waiting for their transaction, and those that waited in vain
+      otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
+      ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
+      ...(options.alerts ? { alerts: { rules: options.alerts.ruleCount, failures: options.alerts.failures, receivers: options.alerts.receiverStats } } : {}),
+    };
+  });
 
   app.get('/api/services', async (request) => storage.services(parseRange(request.query as QueryString, Date.now())));
 

@@ -302,6 +302,35 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.equal((await get(`${c.url}/api/traces?service=cut&${RANGE}`)).body.length, 1);
   });
 
+  test('a collector says when it created the database (a mistyped name would split the data); the next one on it does not', async () => {
+    const url = clickhouse.database('fresh');
+    const first = await startTestCollector({ storageUrl: url });
+    const second = await startTestCollector({ storageUrl: url });
+    collectors.push(first, second);
+    assert.equal(first.storage.note, `database ${new URL(url).pathname.slice(1)} is new: created now`);
+    assert.equal(second.storage.note, undefined);
+  });
+
+  test('ClickHouse down: the health check, ingest and queries answer 503 with the reason (a load balancer and the agents try elsewhere)', async (t) => {
+    const own = await startClickHouse();
+    t.after(() => own.stop()); // (stopped below; this, if the test fails before)
+    const c = await startTestCollector({ storageUrl: own.database('down') });
+    collectors.push(c);
+    assert.equal((await get(`${c.url}/api/health`)).body.status, 'ok');
+    await own.stop();
+    const health = await get(`${c.url}/api/health`);
+    assert.equal(health.status, 503);
+    assert.equal(health.body.status, 'unavailable');
+    assert.match(health.body.error, /^ClickHouse at http:\/\/127\.0\.0\.1:\d+ is not reachable \(ECONNREFUSED\)$/);
+    const b = batch('down', 'down-1', [interval('GET /down', T0, [randomTx(rand)])], [], T0 + 1000);
+    const ingest = await sendBatch(c.url, b);
+    assert.equal(ingest.status, 503);
+    assert.match(ingest.body.error, /is not reachable/);
+    const query = await get(`${c.url}/api/endpoints?service=down&${RANGE}`);
+    assert.equal(query.status, 503);
+    assert.match(query.body.error, /is not reachable/);
+  });
+
   test('pruning drops whole days older than each retention', async () => {
     const url = clickhouse.database('prune');
     const c = await startTestCollector({ storageUrl: url });
@@ -313,13 +342,14 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.equal((await sendBatch(c.url, b)).status, 200);
     const client = new ClickHouseClient(parseClickHouseUrl(url));
     const count = async (table: string): Promise<number> => (await client.query<{ n: number }>(`SELECT count() AS n FROM ${table}`))[0]!.n;
-    const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(['agg_second', 'agg_minute', 'agg_hour', 'traces', 'batches'].map(async (t) => [t, await count(t)])));
-    assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, traces: 1, batches: 2 });
+    const tables = ['agg_second', 'agg_minute', 'agg_hour', 'bins_minute', 'bins_hour', 'traces', 'batches'];
+    const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, Math.min(await count(t), 1)])));
+    assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
     await c.storage.prune(NOW); // seconds are kept 2 h: three days ago is gone (the batch ids, kept 1 d, were received now)
-    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, traces: 1, batches: 2 });
+    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
     await c.storage.prune(NOW + 5 * DAY); // minutes and traces are kept 7 d
-    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, traces: 0, batches: 0 });
+    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, bins_minute: 0, bins_hour: 1, traces: 0, batches: 0 });
     await c.storage.prune(NOW + 90 * DAY);
-    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, traces: 0, batches: 0 });
+    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, bins_minute: 0, bins_hour: 0, traces: 0, batches: 0 });
   });
 });

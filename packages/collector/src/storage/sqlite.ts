@@ -661,6 +661,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       return { longTasks, traces };
     },
 
+    async check() {
+      if (closed) throw new Error('the database is closed');
+    },
+
     async lastAlertRound() {
       return (selectAlertRound.get() as AlertRound | undefined) ?? null;
     },

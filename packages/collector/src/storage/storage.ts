@@ -124,6 +124,8 @@ export class RetryLater extends Error {
 
 export interface Storage {
   readonly kind: 'sqlite' | 'clickhouse';
+  /** What the storage says of itself at start, if anything (a ClickHouse database it just created). */
+  readonly note?: string;
   /**
    * Stores a validated batch atomically; resolves only once it is durable. A batch whose batchId was
    * already stored is not applied again and resolves `{ duplicate: true }`. Rejects with RetryLater
@@ -155,6 +157,8 @@ export interface Storage {
   /** The latest round of alert evaluation, by any collector of this storage; null before the first. */
   lastAlertRound(): Promise<AlertRound | null>;
   saveAlertRound(round: AlertRound): Promise<void>;
+  /** Resolves when the storage answers; rejects saying why not (GET /api/health). */
+  check(): Promise<void>;
   /** Deletes what is older than the retention allows at `now`. */
   prune(now: number): Promise<void>;
   close(): Promise<void>;

@@ -29,7 +29,8 @@ export function parseClickHouseUrl(text: string, env: NodeJS.ProcessEnv = proces
   const tls = url.protocol === 'clickhouses:';
   if (url.protocol !== 'clickhouse:' && !tls) throw new Error(`--storage ${text}: the scheme must be clickhouse:// or clickhouses:// (HTTPS)`);
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(database)) throw new Error(`--storage ${text}: name a database after the host (letters, digits, _), e.g. clickhouse://127.0.0.1:8123/loopscope`);
+  if (database === '') throw new Error(`--storage ${text}: name a database after the host (letters, digits, _), e.g. clickhouse://127.0.0.1:8123/loopscope`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(database)) throw new Error(`--storage ${text}: "${database}" is not a database name loopscope takes (letters, digits and _, not starting with a digit)`);
   const port = url.port || (tls ? '8443' : '8123');
   return {
     origin: `${tls ? 'https' : 'http'}://${url.hostname}:${port}`,
@@ -49,14 +50,18 @@ export function literal(value: string | number | ReadonlyArray<string | number>)
   return `[${value.map(literal).join(', ')}]`;
 }
 
-/** An error ClickHouse answered, with its code (e.g. 60: unknown table; 81: unknown database). */
+/** An error ClickHouse answered, with its code (e.g. 60: unknown table; 81: unknown database); code null: ClickHouse did not answer. */
 export class ClickHouseError extends Error {
+  /** The collector's answer to a request that met it: 503 while ClickHouse cannot be reached (send again later), else 500. */
+  readonly statusCode: number;
+
   constructor(
     readonly code: number | null,
     message: string,
   ) {
     super(message);
     this.name = 'ClickHouseError';
+    this.statusCode = code === null ? 503 : 500;
   }
 }
 
@@ -75,9 +80,9 @@ export class ClickHouseClient {
     await this.request({ query: sql }, undefined, options.database ?? true);
   }
 
-  /** Runs a SELECT; its rows as objects. */
-  async query<T>(sql: string): Promise<T[]> {
-    const text = await this.request({ query: `${sql} FORMAT JSONEachRow` }, undefined, true);
+  /** Runs a SELECT; its rows as objects. `database: false` runs it outside the database (before it exists). */
+  async query<T>(sql: string, options: { database?: boolean } = {}): Promise<T[]> {
+    const text = await this.request({ query: `${sql} FORMAT JSONEachRow` }, undefined, options.database ?? true);
     const rows: T[] = [];
     for (const line of text.split('\n')) if (line !== '') rows.push(JSON.parse(line) as T);
     return rows;
@@ -116,9 +121,10 @@ export class ClickHouseClient {
     }
     const text = await response.text();
     if (!response.ok) {
+      // ClickHouse's own errors start with their code; anything else answered (a proxy, the native port) is code 0
       const code = /Code: (\d+)[.,]/.exec(text);
-      const message = text.replace(/^Code: \d+[.,]\s*(e\.displayText\(\) = )?(DB::Exception: )?/, '').replace(/,? e\.what\(\) = DB::Exception\s*$/, '').trim();
-      throw new ClickHouseError(code ? Number(code[1]) : null, `ClickHouse: ${message.slice(0, 500)}`);
+      const message = text.replace(/^Code: \d+[.,]\s*(e\.displayText\(\) = )?(DB::Exception: )?/, '').replace(/,? e\.what\(\) = DB::Exception\s*$/, '').replace(/\s+/g, ' ').trim();
+      throw new ClickHouseError(code ? Number(code[1]) : 0, `ClickHouse at ${this.target.origin}: ${message.slice(0, 500)}${code ? '' : ` (HTTP ${response.status})`}`);
     }
     return text;
   }

@@ -93,16 +93,13 @@ function sketchRow(m: string, s: WireSketch | null): Row {
   return { [`${m}_n`]: w.n, [`${m}_sum`]: w.sum, [`${m}_min`]: w.n > 0 ? w.min : NO_MIN, [`${m}_max`]: w.n > 0 ? w.max : 0, [`${m}_zero`]: w.zero, [`${m}_keys`]: keys, [`${m}_counts`]: counts };
 }
 
-/** A merged sketch read back from `q_<m>_*` columns. */
+/** A merged sketch read back from `q_<m>_*` columns (its bins as keys and counts, in any order). */
 function readSketch(row: Row, m: string): WireSketch {
   const n = row[`q_${m}_n`] as number;
-  const [keys, counts] = row[`q_${m}_bins`] as [number[], number[]];
-  const bins: number[] = [];
-  const k0 = keys.length > 0 ? keys[0]! : 0;
-  keys.forEach((k, i) => {
-    while (bins.length < k - k0) bins.push(0);
-    bins.push(counts[i]!);
-  });
+  const [keys, counts] = (row[`q_${m}_bins`] as [number[], number[]] | undefined) ?? [[], []];
+  const k0 = keys.length > 0 ? Math.min(...keys) : 0;
+  const bins = new Array<number>(keys.length > 0 ? Math.max(...keys) - k0 + 1 : 0).fill(0);
+  keys.forEach((k, i) => (bins[k - k0]! += counts[i]!));
   return { n, sum: row[`q_${m}_sum`] as number, min: n > 0 ? (row[`q_${m}_min`] as number) : 0, max: n > 0 ? (row[`q_${m}_max`] as number) : 0, zero: row[`q_${m}_zero`] as number, k0, bins };
 }
 
@@ -138,6 +135,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   const target: ClickHouseTarget = parseClickHouseUrl(options.url);
   const ch = new ClickHouseClient(target, REQUEST_TIMEOUT_MS);
   const settleMs = options.settleMs ?? REQUEST_TIMEOUT_MS + 10_000;
+  // a new database is said so at start (a mistyped name would otherwise split a fleet's data silently)
+  const [existing] = await ch.query<{ n: number }>(`SELECT count() AS n FROM system.databases WHERE name = ${literal(target.database)}`, { database: false });
   await ch.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
   for (const sql of schemaStatements()) await ch.exec(sql);
   const groupMs = options.groupMs ?? 5;
@@ -150,7 +149,26 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   /** The table of a resolution, and whether it holds rows as inserted (second) or merge states. */
   const aggTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `agg_${res.name}`, raw: res.name === 'second' });
   const loopTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `loop_${res.name}`, raw: res.name === 'second' });
-  const aggregateColumns = (raw: boolean, metrics: readonly MetricName[] = METRICS): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...metrics.map((m) => sketchMerge(m, raw))].join(', ');
+  // (a rollup's bins are rows of bins_*: see rollupBins)
+  const aggregateColumns = (raw: boolean): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...METRICS.map((m) => sketchMerge(m, raw, raw))].join(', ');
+
+  /**
+   * The request metrics' bins of a rollup over [from, to), summed per group (`group`: an
+   * expression, or none) and metric; put on `rows` (those of the same group) as `q_<m>_bins`.
+   */
+  async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, metrics: readonly MetricName[] = METRICS): Promise<void> {
+    const g = group?.expr ?? "''";
+    const only = metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
+    const bins = await ch.query<{ g: string | number; metric: number; keys: number[]; counts: number[] }>(
+      `SELECT g, metric, groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, metric, key, sum(count) AS c FROM bins_${res.name}
+         WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${only} GROUP BY g, metric, key) GROUP BY g, metric`,
+    );
+    const byGroup = new Map(rows.map((r) => [String(group === undefined ? '' : r[group.key]), r]));
+    for (const b of bins) {
+      const row = byGroup.get(String(b.g));
+      if (row !== undefined) row[`q_${METRICS[b.metric]}_bins`] = [b.keys, b.counts];
+    }
+  }
 
   // ---- ingest ----
 
@@ -375,15 +393,18 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy?: string): Promise<Row[]> {
     const { table, raw } = aggTable(res);
     const key = groupBy === undefined ? '' : `${groupBy}, `;
-    return ch.query<Row>(
+    const rows = await ch.query<Row>(
       `SELECT ${key}${aggregateColumns(raw)} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${groupBy === undefined ? '' : ` GROUP BY ${groupBy}`}`,
     );
+    if (!raw) await rollupBins(rows, res, where, from, to, groupBy === undefined ? undefined : { expr: groupBy, key: groupBy });
+    return rows;
   }
 
   const byService = (service: string, endpoint?: string): string => `service = ${literal(service)}${endpoint === undefined ? '' : ` AND endpoint = ${literal(endpoint)}`}`;
 
   return {
     kind: 'clickhouse',
+    ...(existing!.n === 0 ? { note: `database ${target.database} is new: created now` } : {}),
 
     ingest(batch, receivedAt) {
       return new Promise((resolve, reject) => {
@@ -424,11 +445,13 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const metric = query.metric;
       const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
       const { table, raw } = aggTable(res);
-      const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw);
+      const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw, raw);
+      const where = byService(query.service, query.endpoint);
+      const index = `intDiv(toInt64(toUInt32(t)) * 1000 - ${t0}, ${step})`;
       const rows = await ch.query<Row & { i: number }>(
-        `SELECT intDiv(toInt64(toUInt32(t)) * 1000 - ${t0}, ${step}) AS i, ${value} FROM ${table}
-         WHERE ${byService(query.service, query.endpoint)} AND ${bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to)} GROUP BY i`,
+        `SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to)} GROUP BY i`,
       );
+      if (!raw && column === undefined) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, [metric as MetricName]);
       const values = new Array<number | null>(points).fill(null);
       for (const r of rows) {
         if (r.i < 0 || r.i >= points) continue;
@@ -539,6 +562,10 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       return { longTasks, traces };
     },
 
+    async check() {
+      await ch.query('SELECT 1 AS one');
+    },
+
     async lastAlertRound() {
       const [row] = await ch.query<AlertRound>('SELECT holder, at, state FROM alert_rounds ORDER BY at DESC LIMIT 1');
       return row ?? null;
@@ -553,8 +580,10 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         agg_second: retention.seconds,
         loop_second: retention.seconds,
         agg_minute: retention.minutes,
+        bins_minute: retention.minutes,
         loop_minute: retention.minutes,
         agg_hour: retention.hours,
+        bins_hour: retention.hours,
         loop_hour: retention.hours,
         long_tasks: retention.traces,
         traces: retention.traces,

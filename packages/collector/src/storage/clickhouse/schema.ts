@@ -19,20 +19,27 @@ import { GC_KINDS } from '../totals.js';
 /** A sketch's columns in a row as inserted. */
 const sketchColumns = (m: string): string =>
   `${m}_n UInt64, ${m}_sum Float64, ${m}_min Float64, ${m}_max Float64, ${m}_zero UInt64, ${m}_keys Array(Int32), ${m}_counts Array(UInt64)`;
-/** A sketch's merge states in a rollup. */
-const sketchStates = (m: string): string =>
+/** A sketch's merge states in a rollup (`bins`: its bins too, as a sumMap state; the request metrics' bins are rows of bins_*). */
+const sketchStates = (m: string, bins: boolean): string =>
   `${m}_n AggregateFunction(sum, UInt64), ${m}_sum AggregateFunction(sum, Float64), ${m}_min AggregateFunction(min, Float64), ` +
-  `${m}_max AggregateFunction(max, Float64), ${m}_zero AggregateFunction(sum, UInt64), ${m}_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))`;
+  `${m}_max AggregateFunction(max, Float64), ${m}_zero AggregateFunction(sum, UInt64)${bins ? `, ${m}_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))` : ''}`;
 /** The states of a sketch's columns, for a materialized view over inserted rows. */
-const sketchToState = (m: string): string =>
+const sketchToState = (m: string, bins: boolean): string =>
   `sumState(${m}_n) AS ${m}_n, sumState(${m}_sum) AS ${m}_sum, minState(${m}_min) AS ${m}_min, maxState(${m}_max) AS ${m}_max, ` +
-  `sumState(${m}_zero) AS ${m}_zero, sumMapState(${m}_keys, ${m}_counts) AS ${m}_bins`;
+  `sumState(${m}_zero) AS ${m}_zero${bins ? `, sumMapState(${m}_keys, ${m}_counts) AS ${m}_bins` : ''}`;
 
-/** Reads a merged sketch back as `q_<m>_*`, from inserted rows (`raw`) or from a rollup's states. */
-export function sketchMerge(m: string, raw: boolean): string {
-  return raw
-    ? `sum(${m}_n) AS q_${m}_n, sum(${m}_sum) AS q_${m}_sum, min(${m}_min) AS q_${m}_min, max(${m}_max) AS q_${m}_max, sum(${m}_zero) AS q_${m}_zero, sumMap(${m}_keys, ${m}_counts) AS q_${m}_bins`
-    : `sumMerge(${m}_n) AS q_${m}_n, sumMerge(${m}_sum) AS q_${m}_sum, minMerge(${m}_min) AS q_${m}_min, maxMerge(${m}_max) AS q_${m}_max, sumMerge(${m}_zero) AS q_${m}_zero, sumMapMerge(${m}_bins) AS q_${m}_bins`;
+/**
+ * Reads a merged sketch back as `q_<m>_*`, from inserted rows (`raw`) or from a rollup's states;
+ * `bins` false leaves out the bins (a rollup of the request metrics: read them from bins_*).
+ */
+export function sketchMerge(m: string, raw: boolean, bins = true): string {
+  const binsMerge = raw ? `sumMap(${m}_keys, ${m}_counts)` : `sumMapMerge(${m}_bins)`;
+  return (
+    (raw
+      ? `sum(${m}_n) AS q_${m}_n, sum(${m}_sum) AS q_${m}_sum, min(${m}_min) AS q_${m}_min, max(${m}_max) AS q_${m}_max, sum(${m}_zero) AS q_${m}_zero`
+      : `sumMerge(${m}_n) AS q_${m}_n, sumMerge(${m}_sum) AS q_${m}_sum, minMerge(${m}_min) AS q_${m}_min, maxMerge(${m}_max) AS q_${m}_max, sumMerge(${m}_zero) AS q_${m}_zero`) +
+    (bins ? `, ${binsMerge} AS q_${m}_bins` : '')
+  );
 }
 /** A sum, from inserted rows or a rollup's states, read back as `q_<c>`. */
 export const sumOf = (c: string, raw: boolean): string => `${raw ? 'sum' : 'sumMerge'}(${c}) AS q_${c}`;
@@ -66,16 +73,26 @@ export function schemaStatements(): string[] {
   const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
   statements.push(`CREATE TABLE IF NOT EXISTS loop_second (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
-    const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map(sketchStates).join(', ')}`;
+    const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m, false)).join(', ')}`;
     statements.push(`CREATE TABLE IF NOT EXISTS agg_${name} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
     statements.push(
       `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO agg_${name} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
-        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map(sketchToState).join(', ')} FROM agg_second GROUP BY service, endpoint, t`,
+        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m, false)).join(', ')} FROM agg_second GROUP BY service, endpoint, t`,
     );
-    const loopStates = `service String, t DateTime, ${sketchStates('delay')}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
+    // the request metrics' bins, one row per metric and key: summed by a plain GROUP BY, which
+    // ClickHouse does far faster than it merges sumMap states (docs/clickhouse.md)
+    statements.push(
+      `CREATE TABLE IF NOT EXISTS bins_${name} (service String, endpoint String, t DateTime, metric UInt8, key Int32, count UInt64) ENGINE = SummingMergeTree(count) ${PARTITION} ORDER BY (service, endpoint, t, metric, key)`,
+    );
+    statements.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS bins_${name}_mv TO bins_${name} AS SELECT service, endpoint, ${bucket(seconds)} AS t, bin_metric AS metric, bin_key AS key, sum(bin_count) AS count ` +
+        `FROM agg_second ARRAY JOIN arrayConcat(${METRICS.map((m) => `${m}_keys`).join(', ')}) AS bin_key, arrayConcat(${METRICS.map((m) => `${m}_counts`).join(', ')}) AS bin_count, ` +
+        `arrayConcat(${METRICS.map((m, i) => `arrayMap(x -> toUInt8(${i}), ${m}_keys)`).join(', ')}) AS bin_metric GROUP BY service, endpoint, t, metric, key`,
+    );
+    const loopStates = `service String, t DateTime, ${sketchStates('delay', true)}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
     statements.push(`CREATE TABLE IF NOT EXISTS loop_${name} (${loopStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, t)`);
     statements.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO loop_${name} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay')}, ` +
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO loop_${name} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay', true)}, ` +
         `${LOOP_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${LOOP_MAXES.map((c) => `maxState(${c}) AS ${c}`).join(', ')} FROM loop_second GROUP BY service, t`,
     );
   }
