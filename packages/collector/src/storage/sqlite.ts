@@ -30,7 +30,7 @@ import {
 } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
-import { addByKind, addGc, addTotals, emptyTotals, emptyWithKinds, round, toSummary, type GcTotals, type Totals } from './totals.js';
+import { addByKind, addGc, addTotals, emptyTotals, emptyWithKinds, round, sliceTimes, toSummary, type GcTotals, type Totals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type AlertRound,
@@ -652,13 +652,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const args = { service: query.service, since: query.from - query.lookback, from: query.from, to: query.to, instance: query.instance };
       const longTasks = longTasksOverlapping.all(args) as LoopWork['longTasks'];
       const rows = tracesOverlapping.all(args) as Array<{ traceId: string; endpoint: string; start: number; instance: string | null; slices: string }>;
-      const traces = rows.map((r) => ({
-        traceId: r.traceId,
-        endpoint: r.endpoint,
-        instance: r.instance,
-        slices: (JSON.parse(r.slices) as Array<[number, number]>).map(([s, e]): [number, number] => [r.start + s, r.start + e]),
-      }));
-      return { longTasks, traces };
+      return { longTasks, traces: sliceTimes(rows) };
     },
 
     async check() {

@@ -1,10 +1,10 @@
 /**
- * Merged aggregates, whatever stored them: the counts and sketches of many aggregate rows added
- * together, and the query API's summary of them. Both backends answer through these, so that the
- * same rows give the same answer on SQLite and on ClickHouse.
+ * What both storages compute alike, so that the same rows give the same answer on SQLite and on
+ * ClickHouse: merged aggregates (the counts and sketches of many rows added together) and the query
+ * API's summary of them, GC pauses by kind, and stored traces' slices as times.
  */
 import { METRICS, emptyWire, fromWire, mergeWire, summarize, type ExternalByKind, type MetricName, type Quantiles, type SegmentKind, type WireSketch } from '@loopscope/protocol';
-import type { EndpointSummary, RangeTotals } from './storage.js';
+import type { EndpointSummary, LoopWork, RangeTotals } from './storage.js';
 
 export const round = (v: number): number => Math.round(v * 1000) / 1000;
 
@@ -55,6 +55,16 @@ export function toSummary({ count, errors, aborted, sketches, externalByKind }: 
     // the mean over the requests whose external time is known
     externalByKind: Object.fromEntries(Object.entries(externalByKind).map(([kind, sum]) => [kind, round(sum / Math.max(1, external.n))])),
   };
+}
+
+/** Stored traces' slices of the loop (JSON, ms from each trace's start) as times since the epoch, for loopWork(). */
+export function sliceTimes(rows: ReadonlyArray<{ traceId: string; endpoint: string; start: number; instance: string | null; slices: string }>): LoopWork['traces'] {
+  return rows.map((r) => ({
+    traceId: r.traceId,
+    endpoint: r.endpoint,
+    instance: r.instance,
+    slices: (JSON.parse(r.slices) as Array<[number, number]>).map(([s, e]): [number, number] => [r.start + s, r.start + e]),
+  }));
 }
 
 /** Merged GC pauses by kind. */

@@ -55,7 +55,7 @@ import {
   type TraceSummary,
   type TracesQuery,
 } from '../storage.js';
-import { GC_KINDS, addGc, emptyWithKinds, gcKind, round, toSummary, type GcTotals, type Totals } from '../totals.js';
+import { GC_KINDS, addGc, emptyWithKinds, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
 import { ClickHouseClient, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
 import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
@@ -553,13 +553,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
              AND visitParamHas(record, 'slices')`,
         ),
       ]);
-      const traces = rows.map((r) => ({
-        traceId: r.traceId,
-        endpoint: r.endpoint,
-        instance: r.instance,
-        slices: (JSON.parse(r.slices) as Array<[number, number]>).map(([s, e]): [number, number] => [r.start + s, r.start + e]),
-      }));
-      return { longTasks, traces };
+      return { longTasks, traces: sliceTimes(rows) };
     },
 
     async check() {
