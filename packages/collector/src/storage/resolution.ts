@@ -41,3 +41,37 @@ export function chooseResolution(retention: Retention, from: number, now: number
 }
 
 export const bucketOf = (t: number, res: Resolution): number => Math.floor(t / res.ms) * res.ms;
+
+/** A span of bucket starts, [from, to) (both on the resolution's bucket edges), and the resolution that answers it. */
+export interface Tile {
+  res: Resolution;
+  from: number;
+  to: number;
+}
+
+/**
+ * The spans that answer [from, to) as a whole (no step): the buckets chooseResolution() would read
+ * (the finest resolution that covers `from`, buckets starting in [from, to)), each stretch that a
+ * coarser resolution kept over the range can cover with whole buckets answered by that one instead.
+ * A coarser bucket holds exactly the merge of the finer ones it spans, so the answer is the same,
+ * read from far fewer rows: a day is 24 hour rows and the minutes at its edges, not 1 440 minutes.
+ */
+export function tiles(retention: Retention, from: number, to: number, now: number): Tile[] {
+  const kept = RESOLUTIONS.filter((r) => covers(r, retention, from, now));
+  const fine = kept[0] ?? RESOLUTIONS[RESOLUTIONS.length - 1]!;
+  const out: Tile[] = [];
+  const split = (i: number, a: number, b: number): void => {
+    const res = kept[i] ?? fine;
+    const coarser = kept[i + 1];
+    const inner = coarser && { from: Math.ceil(a / coarser.ms) * coarser.ms, to: Math.floor(b / coarser.ms) * coarser.ms };
+    if (inner === undefined || inner.from >= inner.to) {
+      out.push({ res, from: a, to: b });
+      return;
+    }
+    if (a < inner.from) out.push({ res, from: a, to: inner.from });
+    split(i + 1, inner.from, inner.to);
+    if (inner.to < b) out.push({ res, from: inner.to, to: b });
+  };
+  split(0, bucketOf(from, fine), Math.ceil(to / fine.ms) * fine.ms);
+  return out;
+}

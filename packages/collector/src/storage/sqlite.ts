@@ -28,7 +28,7 @@ import {
   type WireLoop,
   type WireSketch,
 } from '@loopscope/protocol';
-import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from './resolution.js';
+import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import { addByKind, addGc, addTotals, emptyTotals, emptyWithKinds, round, sliceTimes, toSummary, type GcTotals, type Totals } from './totals.js';
 import {
@@ -495,6 +495,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     return stmt.all(...args);
   }
 
+  /** aggregateRows() over [from, to), each stretch from the resolution that answers it with the fewest rows (tiles()). */
+  function tiledRows(columns: string, service: string, endpoint: string | undefined, from: number, to: number): unknown[] {
+    return tiles(retention, from, to, Date.now()).flatMap((t) => aggregateRows(t.res, columns, service, endpoint, t.from, t.to));
+  }
+
   const viewStatements = new Map<Resolution, Database.Statement>();
   /** Rows of one resolution for an endpoint in every service, whose buckets overlap [from, to). */
   function viewRows(res: Resolution): Database.Statement {
@@ -526,24 +531,21 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async endpoints(service: string, { from, to }: Range) {
-      const res = chooseResolution(retention, from, Date.now());
-      const rows = aggregateRows(res, `endpoint, ${SUMMARY_COLUMNS}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
+      const rows = tiledRows(`endpoint, ${SUMMARY_COLUMNS}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
       const list: EndpointSummary[] = [...summaries(rows, (r) => r.endpoint)].map(([endpoint, e]) => ({ endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },
 
     async views(endpoint: string, { from, to }: Range) {
-      const res = chooseResolution(retention, from, Date.now());
-      const rows = viewRows(res).all(endpoint, bucketOf(from, res), to) as Array<StoredRow & { service: string }>;
+      const rows = tiles(retention, from, to, Date.now()).flatMap((t) => viewRows(t.res).all(endpoint, t.from, t.to)) as Array<StoredRow & { service: string }>;
       const agents = new Map((selectServices.all(to, from) as Array<{ service: string; agents: string }>).map((r) => [r.service, r.agents.split(',').sort()]));
       const list: EndpointView[] = [...summaries(rows, (r) => r.service)].map(([service, e]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
     },
 
     async summary(service: string, endpoint: string | undefined, { from, to }: Range): Promise<RangeTotals> {
-      const res = chooseResolution(retention, from, Date.now());
       const totals = emptyTotals();
-      for (const r of aggregateRows(res, `count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addTotals(totals, decoded(r));
+      for (const r of tiledRows(`count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addTotals(totals, decoded(r));
       return totals;
     },
 

@@ -32,7 +32,7 @@ import {
   type WireBatch,
   type WireSketch,
 } from '@loopscope/protocol';
-import { RESOLUTIONS, bucketOf, chooseResolution, type Resolution } from '../resolution.js';
+import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from '../resolution.js';
 import {
   DEFAULT_RETENTION,
   RetryLater,
@@ -55,7 +55,7 @@ import {
   type TraceSummary,
   type TracesQuery,
 } from '../storage.js';
-import { GC_KINDS, addGc, emptyWithKinds, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
+import { GC_KINDS, addByKind, addGc, addTotals, emptyWithKinds, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
 import { ClickHouseClient, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
 import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
@@ -400,6 +400,23 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     return rows;
   }
 
+  /** The aggregates over [from, to), each stretch read from the resolution with the fewest rows (tiles()), merged per `groupBy` (none: key ''). */
+  async function totalsOver(where: string, from: number, to: number, groupBy?: string): Promise<Map<string, Totals>> {
+    const parts = await Promise.all(tiles(retention, from, to, Date.now()).map((t) => aggregates(t.res, where, t.from, t.to, groupBy)));
+    const out = new Map<string, Totals>();
+    for (const row of parts.flat()) {
+      const key = groupBy === undefined ? '' : String(row[groupBy]);
+      const t = readTotals(row);
+      const into = out.get(key);
+      if (into === undefined) out.set(key, t);
+      else {
+        addTotals(into, t);
+        addByKind(into.externalByKind, t.externalByKind);
+      }
+    }
+    return out;
+  }
+
   const byService = (service: string, endpoint?: string): string => `service = ${literal(service)}${endpoint === undefined ? '' : ` AND endpoint = ${literal(endpoint)}`}`;
 
   return {
@@ -416,24 +433,20 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     services,
 
     async endpoints(service, { from, to }) {
-      const res = chooseResolution(retention, from, Date.now());
-      const rows = await aggregates(res, byService(service), from, to, 'endpoint');
-      const list: EndpointSummary[] = rows.map((r) => ({ endpoint: r.endpoint as string, ...toSummary(readTotals(r)) }));
+      const totals = await totalsOver(byService(service), from, to, 'endpoint');
+      const list: EndpointSummary[] = [...totals].map(([endpoint, t]) => ({ endpoint, ...toSummary(t) }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },
 
     async views(endpoint, { from, to }) {
-      const res = chooseResolution(retention, from, Date.now());
-      const [rows, known] = await Promise.all([aggregates(res, `endpoint = ${literal(endpoint)}`, from, to, 'service'), services({ from, to })]);
+      const [totals, known] = await Promise.all([totalsOver(`endpoint = ${literal(endpoint)}`, from, to, 'service'), services({ from, to })]);
       const agents = new Map(known.map((s) => [s.service, s.agents]));
-      const list: EndpointView[] = rows.map((r) => ({ service: r.service as string, agents: agents.get(r.service as string) ?? [], endpoint, ...toSummary(readTotals(r)) }));
+      const list: EndpointView[] = [...totals].map(([service, t]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...toSummary(t) }));
       return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
     },
 
     async summary(service, endpoint, { from, to }): Promise<RangeTotals> {
-      const res = chooseResolution(retention, from, Date.now());
-      const [row] = await aggregates(res, byService(service, endpoint), from, to);
-      const { count, errors, aborted, sketches } = readTotals(row!);
+      const { count, errors, aborted, sketches } = (await totalsOver(byService(service, endpoint), from, to)).get('') ?? emptyWithKinds();
       return { count, errors, aborted, sketches };
     },
 
