@@ -587,14 +587,17 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async loop(query: LoopQuery): Promise<LoopSummary> {
-      const res = chooseResolution(retention, query.from, Date.now());
-      const sql = `SELECT * FROM ${loopTable(res)} WHERE service = ? AND bucket >= ? AND bucket < ?`;
-      let stmt = aggregateStatements.get(sql);
-      if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
+      // each stretch of the range from the resolution with the fewest rows (tiles())
+      const rows = tiles(retention, query.from, query.to, Date.now()).flatMap((t) => {
+        const sql = `SELECT * FROM ${loopTable(t.res)} WHERE service = ? AND bucket >= ? AND bucket < ?`;
+        let stmt = aggregateStatements.get(sql);
+        if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
+        return stmt.all(query.service, t.from, t.to) as LoopRow[];
+      });
       const delay = emptyWire();
       const total = emptyLoopRow(query.service, 0);
       const gc: GcTotals = {};
-      for (const row of stmt.all(query.service, bucketOf(query.from, res), query.to) as LoopRow[]) {
+      for (const row of rows) {
         mergeWire(delay, decodeSketch(row.delay));
         total.busyMs += row.busyMs;
         total.idleMs += row.idleMs;

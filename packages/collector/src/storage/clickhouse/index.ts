@@ -25,6 +25,7 @@ import {
   METRICS,
   emptyWire,
   fromWire,
+  mergeWire,
   quantile,
   summarize,
   type MetricName,
@@ -488,34 +489,44 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     },
 
     async loop(query: LoopQuery): Promise<LoopSummary> {
-      const res = chooseResolution(retention, query.from, Date.now());
-      const { table, raw } = loopTable(res);
       const where = `service = ${literal(query.service)}`;
       const from = kept('traces', query.from);
       const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}`;
       const columns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
-      const [[row], tasks, [count]] = await Promise.all([
-        ch.query<Row>(`SELECT ${[sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ')} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to)}`),
+      // each stretch of the range from the resolution with the fewest rows (tiles()), merged here
+      const perTile = tiles(retention, query.from, query.to, Date.now()).map((t) => {
+        const { table, raw } = loopTable(t.res);
+        const columns = [sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ');
+        return ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${bucketRange(kept(t.res.retention, t.from), t.to)}`);
+      });
+      const [rows, tasks, [count]] = await Promise.all([
+        Promise.all(perTile).then((lists) => lists.flat()),
         ch.query<Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }>(
           `SELECT ${columns} FROM long_tasks WHERE ${tasksWhere} ORDER BY ${query.sort === 'worst' ? 'ms DESC, at DESC' : 'at DESC'} LIMIT ${literal(query.limit)}`,
         ),
         ch.query<{ n: number }>(`SELECT count() AS n FROM long_tasks WHERE ${tasksWhere}`),
       ]);
-      const r = row!;
+      const delay = emptyWire();
+      const r: Record<string, number> = {};
+      for (const row of rows) {
+        mergeWire(delay, readSketch(row, 'delay'));
+        for (const c of LOOP_SUMS) r[`q_${c}`] = (r[`q_${c}`] ?? 0) + (row[`q_${c}`] as number);
+        for (const c of LOOP_MAXES) r[`q_${c}`] = Math.max(r[`q_${c}`] ?? 0, row[`q_${c}`] as number);
+      }
       const gc: GcTotals = {};
       for (const k of GC_KINDS) {
-        const n = r[`q_gc_${k}_count`] as number;
-        if (n > 0) addGc(gc, { [k]: { count: n, ms: r[`q_gc_${k}_ms`] as number } });
+        const n = r[`q_gc_${k}_count`]!;
+        if (n > 0) addGc(gc, { [k]: { count: n, ms: r[`q_gc_${k}_ms`]! } });
       }
-      const busyMs = r.q_busyMs as number;
-      const busy = busyMs + (r.q_idleMs as number);
+      const busyMs = r.q_busyMs!;
+      const busy = busyMs + r.q_idleMs!;
       return {
-        delay: summarize(fromWire(readSketch(r, 'delay'))),
+        delay: summarize(fromWire(delay)),
         utilization: busy > 0 ? Math.round((busyMs / busy) * 10_000) / 10_000 : 0,
         gcPauseMs: round(Object.values(gc).reduce((sum, g) => sum + g.ms, 0)),
         gc,
-        cpu: { user: round(r.q_cpuUser as number), system: round(r.q_cpuSystem as number) },
-        memory: { rss: r.q_rss as number, heapUsed: r.q_heapUsed as number, heapTotal: r.q_heapTotal as number },
+        cpu: { user: round(r.q_cpuUser!), system: round(r.q_cpuSystem!) },
+        memory: { rss: r.q_rss!, heapUsed: r.q_heapUsed!, heapTotal: r.q_heapTotal! },
         longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
         longTaskCount: count!.n,
         loopMs: round(busy),
