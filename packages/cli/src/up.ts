@@ -36,10 +36,10 @@ const RETENTION_FLAGS = {
   'retention-traces': 'traces',
 } as const satisfies Record<string, keyof Retention>;
 
-/** The ClickHouse server and database of a storage URL, without its password. */
+/** The ClickHouse server (or shards) and database of a storage URL, without its password. */
 function describeStorage(url: string): string {
-  const { origin, database, user } = parseClickHouseUrl(url);
-  return `${origin} database ${database} as ${user}`;
+  const { servers, cluster, database, user } = parseClickHouseUrl(url);
+  return `${servers.join(', ')}${cluster === undefined ? '' : ` (the shards of cluster ${cluster})`} database ${database} as ${user}`;
 }
 
 function parseEndpoint(raw: string): string {

@@ -9,13 +9,15 @@
  * kept 60 s (per-hour rows); the time series at steps of 1 s, 10 s, 1 min and 1 h read every
  * rollup too. On ClickHouse with the default retention two collectors share one database: the
  * batches go to one, and the other must answer the same (a collector keeps nothing of its own).
+ * ClickHouse is both one server and two servers, the shards of a cluster with Distributed tables
+ * over them (docs/clickhouse.md): each must answer as SQLite does.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SERIES_METRICS, addValue, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
-import type { Retention } from '../src/index.js';
+import { openClickHouseStorage, type Retention } from '../src/index.js';
 import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
-import { startClickHouse, type ClickHouse } from './clickhouse-tools.js';
+import { startClickHouse, startShardedClickHouse, type ClickHouse } from './clickhouse-tools.js';
 import { batch, get, interval, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector, type Tx } from './helpers.js';
 
 const MINUTE = 60_000;
@@ -142,14 +144,17 @@ const PAIRS: Pair[] = [
 ];
 
 let clickhouse: ClickHouse;
+let sharded: ClickHouse;
 const collectors: TestCollector[] = [];
 
 before(async () => {
   clickhouse = await startClickHouse();
+  sharded = await startShardedClickHouse();
 });
 after(async () => {
   for (const c of collectors) await c.close();
   await clickhouse?.stop();
+  await sharded?.stop();
 });
 
 /** a and b equal: the same keys and order, integers exact, fractions within 0.001 (`where` names the place). */
@@ -200,12 +205,17 @@ function queries(): string[] {
   return paths;
 }
 
+/** Every batch, eight at a time (as from many agents: ClickHouse writes those that meet in one insert). */
 async function sendAll(url: string): Promise<void> {
-  for (const b of batches) {
-    const answer = await sendBatch(url, b);
-    assert.equal(answer.status, 200, JSON.stringify(answer.body));
-    assert.equal(answer.body.duplicate, false);
-  }
+  let next = 0;
+  const sender = async (): Promise<void> => {
+    while (next < batches.length) {
+      const answer = await sendBatch(url, batches[next++]!);
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal(answer.body.duplicate, false);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
   // sent again (an acknowledgement lost): each is known, and nothing counts twice
   for (const b of batches.slice(0, 3)) assert.equal((await sendBatch(url, b)).body.duplicate, true);
 }
@@ -215,19 +225,22 @@ for (const pair of PAIRS) {
     let sqlite: TestCollector;
     let ch: TestCollector;
     let chOther: TestCollector | undefined;
+    let shards: TestCollector;
+    let shardsUrl: string;
 
     before(async () => {
       const storageUrl = clickhouse.database();
+      shardsUrl = sharded.database();
       sqlite = await startTestCollector({ retention: pair.retention });
       ch = await startTestCollector({ retention: pair.retention, storageUrl });
-      collectors.push(sqlite, ch);
+      shards = await startTestCollector({ retention: pair.retention, storageUrl: shardsUrl });
+      collectors.push(sqlite, ch, shards);
       if (pair === PAIRS[0]) collectors.push((chOther = await startTestCollector({ retention: pair.retention, storageUrl })));
-      await sendAll(sqlite.url);
-      await sendAll(ch.url);
+      await Promise.all([sendAll(sqlite.url), sendAll(ch.url), sendAll(shards.url)]);
     });
 
-    test('the counts are what was sent', async () => {
-      for (const c of [sqlite, ch]) {
+    test('the counts are what was sent; on two shards, each holds part of the rows', async () => {
+      for (const c of [sqlite, ch, shards]) {
         const rows = (await get(`${c.url}/api/endpoints?service=shop&${RANGE}`)).body as Array<{ endpoint: string; count: number; errors: number; aborted: number }>;
         assert.deepEqual(
           Object.fromEntries(rows.map((r) => [r.endpoint, { count: r.count, errors: r.errors, aborted: r.aborted }])),
@@ -237,9 +250,15 @@ for (const pair of PAIRS) {
         const [fan] = ((await get(`${c.url}/api/services?${RANGE}`)).body as Array<{ service: string; dropped: { parts: number } }>).filter((s) => s.service === 'fan');
         assert.equal(fan?.dropped.parts, 1, `${c.storage.kind}: the 101st part of a trace is refused and counted`);
       }
+      const target = parseClickHouseUrl(shardsUrl);
+      const perShard = await Promise.all(
+        target.servers.map(async (origin) => (await new ClickHouseClient({ ...target, origin }).query<{ n: number }>('SELECT count() AS n FROM trace_index_local'))[0]!.n),
+      );
+      const [all] = await new ClickHouseClient(target).query<{ n: number }>('SELECT count() AS n FROM trace_index');
+      assert.ok(perShard.every((n) => n > 0) && perShard[0]! + perShard[1]! === all!.n, `trace parts per shard ${perShard.join(', ')} of ${all!.n}`);
     });
 
-    test('every query answers the same from SQLite and from ClickHouse', async () => {
+    test('every query answers the same from SQLite and from ClickHouse, one server or two shards', async () => {
       const paths = queries();
       let nonEmpty = 0;
       for (const p of paths) {
@@ -250,6 +269,9 @@ for (const pair of PAIRS) {
         same(a.body, b.body, p);
         if (hasContent(a.body)) nonEmpty++;
         if (chOther) same(a.body, (await get(chOther.url + p)).body, `${p} (the other ClickHouse collector)`);
+        const c = await get(shards.url + p);
+        assert.equal(c.status, 200, `${p} (two shards): ${JSON.stringify(c.body)}`);
+        same(a.body, c.body, `${p} (two shards)`);
       }
       // the scenario gives every query something to answer (not a comparison of empty lists)
       assert.ok(nonEmpty > paths.length * 0.9, `${nonEmpty} of ${paths.length} answers had content`);
@@ -258,7 +280,11 @@ for (const pair of PAIRS) {
     test('the alert rules’ totals (summary) are the same', async () => {
       const range = { from: T0 - MINUTE, to: NOW + 1000 };
       for (const endpoint of [undefined, 'GET /a']) {
-        for (const service of ['shop', 'edge']) same(await sqlite.storage.summary(service, endpoint, range), await ch.storage.summary(service, endpoint, range), `summary ${service} ${endpoint}`);
+        for (const service of ['shop', 'edge']) {
+          const expected = await sqlite.storage.summary(service, endpoint, range);
+          same(expected, await ch.storage.summary(service, endpoint, range), `summary ${service} ${endpoint}`);
+          same(expected, await shards.storage.summary(service, endpoint, range), `summary ${service} ${endpoint} (two shards)`);
+        }
       }
     });
   });
@@ -327,25 +353,37 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.match(query.body.error, /is not reachable/);
   });
 
-  test('pruning drops whole days older than each retention', async () => {
-    const url = clickhouse.database('prune');
-    const c = await startTestCollector({ storageUrl: url });
-    collectors.push(c);
-    const DAY = 24 * 60 * MINUTE;
-    const old = Math.floor((NOW - 3 * DAY) / DAY) * DAY + 12 * 60 * MINUTE; // noon, three days ago
-    const txs = [randomTx(rand), randomTx(rand)];
-    const b = batch('old', 'old-1', [interval('GET /old', old, txs)], [trace('old', 'GET /old', old + 1, txs[0]!)], old + 1000);
-    assert.equal((await sendBatch(c.url, b)).status, 200);
-    const client = new ClickHouseClient(parseClickHouseUrl(url));
-    const count = async (table: string): Promise<number> => (await client.query<{ n: number }>(`SELECT count() AS n FROM ${table}`))[0]!.n;
-    const tables = ['agg_second', 'agg_minute', 'agg_hour', 'bins_minute', 'bins_hour', 'traces', 'batches'];
-    const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, Math.min(await count(t), 1)])));
-    assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
-    await c.storage.prune(NOW); // seconds are kept 2 h: three days ago is gone (the batch ids, kept 1 d, were received now)
-    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
-    await c.storage.prune(NOW + 5 * DAY); // minutes and traces are kept 7 d
-    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, bins_minute: 0, bins_hour: 1, traces: 0, batches: 0 });
-    await c.storage.prune(NOW + 90 * DAY);
-    assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, bins_minute: 0, bins_hour: 0, traces: 0, batches: 0 });
+  test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {
+    const [, first, second, db] = /^clickhouse:\/\/([^,]+),([^/]+)\/(\w+)\?/.exec(sharded.database('wrong'))!;
+    await assert.rejects(openClickHouseStorage({ url: `clickhouse://${first},${second}/${db}?cluster=nope` }), {
+      message: `ClickHouse at http://${first} has no cluster nope in its remote_servers (every server named in the URL needs it)`,
+    });
+    await assert.rejects(openClickHouseStorage({ url: `clickhouse://${first}/${db}?cluster=loopscope` }), {
+      message: `ClickHouse at http://${first}: cluster loopscope has 2 shards, and the URL names 1 server: name one server of each shard`,
+    });
   });
+
+  for (const layout of ['one server', 'two shards']) {
+    test(`pruning drops whole days older than each retention (${layout})`, async () => {
+      const url = (layout === 'one server' ? clickhouse : sharded).database('prune');
+      const c = await startTestCollector({ storageUrl: url });
+      collectors.push(c);
+      const DAY = 24 * 60 * MINUTE;
+      const old = Math.floor((NOW - 3 * DAY) / DAY) * DAY + 12 * 60 * MINUTE; // noon, three days ago
+      const txs = [randomTx(rand), randomTx(rand)];
+      const b = batch('old', 'old-1', [interval('GET /old', old, txs)], [trace('old', 'GET /old', old + 1, txs[0]!)], old + 1000);
+      assert.equal((await sendBatch(c.url, b)).status, 200);
+      const client = new ClickHouseClient(parseClickHouseUrl(url));
+      const count = async (table: string): Promise<number> => (await client.query<{ n: number }>(`SELECT count() AS n FROM ${table}`))[0]!.n;
+      const tables = ['agg_second', 'agg_minute', 'agg_hour', 'bins_minute', 'bins_hour', 'traces', 'batches'];
+      const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, Math.min(await count(t), 1)])));
+      assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
+      await c.storage.prune(NOW); // seconds are kept 2 h: three days ago is gone (the batch ids, kept 1 d, were received now)
+      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
+      await c.storage.prune(NOW + 5 * DAY); // minutes and traces are kept 7 d
+      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, bins_minute: 0, bins_hour: 1, traces: 0, batches: 0 });
+      await c.storage.prune(NOW + 90 * DAY);
+      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, bins_minute: 0, bins_hour: 0, traces: 0, batches: 0 });
+    });
+  }
 });

@@ -100,7 +100,16 @@ receivers:
   await killer;
   const [, second, third] = urls;
   const range = `from=${Date.now() - 120_000}&to=${Date.now() + 60_000}`;
-  const counted = async (url: string, i: number): Promise<number> => ((await get(`${url}/api/endpoints?service=app-${i}&${range}`)).body as Array<{ count: number }>).reduce((n, r) => n + r.count, 0);
+  // (an answer other than 200 is kept for the failure's message, and asked again)
+  let refused = '';
+  const counted = async (url: string, i: number): Promise<number> => {
+    const answer = await get(`${url}/api/endpoints?service=app-${i}&${range}`);
+    if (answer.status !== 200) {
+      refused = `; ${url} answered ${answer.status} ${JSON.stringify(answer.body)}`;
+      return -1;
+    }
+    return (answer.body as Array<{ count: number }>).reduce((n, r) => n + r.count, 0);
+  };
   // batches in flight at the kill come again after SETTLE_MS and the agents' backoff
   const deadline = Date.now() + 30_000;
   const killedAt = Date.now();
@@ -113,7 +122,7 @@ receivers:
   const unfinished = async (): Promise<string> => {
     const dropped = ((await get(`${second}/api/services?${range}`)).body as Array<{ service: string; dropped: unknown }>).map((s) => `${s.service} ${JSON.stringify(s.dropped)}`);
     const begun = await client.query<{ batchId: string }>('SELECT batchId FROM batches GROUP BY batchId HAVING max(state) = 1');
-    return `dropped: ${dropped.join('; ')}; batches begun and never stored: ${JSON.stringify(begun)}`;
+    return `dropped: ${dropped.join('; ')}; batches begun and never stored: ${JSON.stringify(begun)}${refused}`;
   };
   for (let i = 0; i < apps.length; i++) {
     const n = await counted(second!, i);

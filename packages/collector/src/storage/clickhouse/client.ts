@@ -7,36 +7,65 @@
  */
 
 export interface ClickHouseTarget {
-  /** http(s)://host:port */
+  /** http(s)://host:port: the server the collector reads and writes through */
   origin: string;
+  /**
+   * Every server the collector keeps the schema on: `[origin]`, or with `cluster` each shard's,
+   * the first being `origin`.
+   */
+  servers: string[];
+  /** the cluster (ClickHouse's `remote_servers`) whose shards hold the data; undefined: one server */
+  cluster: string | undefined;
   database: string;
   user: string;
   password: string;
 }
 
+const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
 /**
  * Reads `clickhouse://[user[:password]@]host[:port]/database` (port 8123 by default;
- * `clickhouses://` for HTTPS, port 8443). User and password default to LOOPSCOPE_CLICKHOUSE_USER
- * and LOOPSCOPE_CLICKHOUSE_PASSWORD, then `default` and no password.
+ * `clickhouses://` for HTTPS, port 8443), or for a sharded layout every shard's server and the
+ * cluster: `clickhouse://host1:8123,host2:8123/database?cluster=NAME` (docs/clickhouse.md). User
+ * and password default to LOOPSCOPE_CLICKHOUSE_USER and LOOPSCOPE_CLICKHOUSE_PASSWORD, then
+ * `default` and no password.
  */
 export function parseClickHouseUrl(text: string, env: NodeJS.ProcessEnv = process.env): ClickHouseTarget {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new Error(`--storage ${text}: not a URL (expected clickhouse://HOST:8123/DATABASE)`);
-  }
-  const tls = url.protocol === 'clickhouses:';
-  if (url.protocol !== 'clickhouse:' && !tls) throw new Error(`--storage ${text}: the scheme must be clickhouse:// or clickhouses:// (HTTPS)`);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  const expected = '(expected clickhouse://HOST:8123/DATABASE, or clickhouse://HOST1:8123,HOST2:8123/DATABASE?cluster=NAME)';
+  const parts = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(text);
+  if (!parts) throw new Error(`--storage ${text}: not a URL ${expected}`);
+  const [, scheme, userinfo, hosts, pathname = '', search = ''] = parts;
+  const tls = scheme === 'clickhouses';
+  if (scheme !== 'clickhouse' && !tls) throw new Error(`--storage ${text}: the scheme must be clickhouse:// or clickhouses:// (HTTPS)`);
+  const servers = hosts!.split(',').map((host) => {
+    const hostPort = /^([^\s:[\]]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/.exec(host);
+    let hostname: string | undefined;
+    try {
+      if (hostPort) hostname = new URL(`http://${hostPort[1]}`).hostname;
+    } catch {
+      // (not a host name)
+    }
+    if (hostname === undefined) throw new Error(`--storage ${text}: "${host}" is not a host[:port] ${expected}`);
+    return `${tls ? 'https' : 'http'}://${hostname}:${hostPort![2] ?? (tls ? '8443' : '8123')}`;
+  });
+  const database = decodeURIComponent(pathname.replace(/^\//, ''));
   if (database === '') throw new Error(`--storage ${text}: name a database after the host (letters, digits, _), e.g. clickhouse://127.0.0.1:8123/loopscope`);
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(database)) throw new Error(`--storage ${text}: "${database}" is not a database name loopscope takes (letters, digits and _, not starting with a digit)`);
-  const port = url.port || (tls ? '8443' : '8123');
+  if (!NAME.test(database)) throw new Error(`--storage ${text}: "${database}" is not a database name loopscope takes (letters, digits and _, not starting with a digit)`);
+  const params = new URLSearchParams(search);
+  const unknown = [...params.keys()].filter((k) => k !== 'cluster');
+  if (unknown.length > 0) throw new Error(`--storage ${text}: unknown option ${unknown.join(', ')} (the one option is ?cluster=NAME)`);
+  const cluster = params.get('cluster') ?? undefined;
+  if (cluster !== undefined && !NAME.test(cluster)) throw new Error(`--storage ${text}: "${cluster}" is not a cluster name loopscope takes (letters, digits and _, not starting with a digit)`);
+  if (cluster === undefined && servers.length > 1) throw new Error(`--storage ${text}: several servers are the shards of a cluster: name it, ?cluster=NAME (its remote_servers entry)`);
+  if (new Set(servers).size < servers.length) throw new Error(`--storage ${text}: a server is named twice`);
+  const [user = '', password = ''] = userinfo === undefined ? [] : [userinfo.slice(0, (userinfo + ':').indexOf(':')), userinfo.slice((userinfo + ':').indexOf(':') + 1)];
   return {
-    origin: `${tls ? 'https' : 'http'}://${url.hostname}:${port}`,
+    origin: servers[0]!,
+    servers,
+    cluster,
     database,
-    user: decodeURIComponent(url.username) || env.LOOPSCOPE_CLICKHOUSE_USER || 'default',
-    password: decodeURIComponent(url.password) || env.LOOPSCOPE_CLICKHOUSE_PASSWORD || '',
+    user: decodeURIComponent(user) || env.LOOPSCOPE_CLICKHOUSE_USER || 'default',
+    password: decodeURIComponent(password) || env.LOOPSCOPE_CLICKHOUSE_PASSWORD || '',
   };
 }
 
@@ -102,6 +131,9 @@ export class ClickHouseClient {
       // the answer's status is the query's: an error after the first rows is not a 200
       wait_end_of_query: '1',
       output_format_json_quote_64bit_integers: '0',
+      // sharded: an insert is answered once every shard has its rows (a durable acknowledgement),
+      // and a subquery over a Distributed table is run once and sent to the shards
+      ...(this.target.cluster !== undefined ? { insert_distributed_sync: '1', distributed_product_mode: 'global' } : {}),
     });
     // a statement too long for a URL goes in the body (inserts carry their rows there)
     const inUrl = body !== undefined || search.toString().length < 8000;

@@ -57,8 +57,8 @@ import {
   type TracesQuery,
 } from '../storage.js';
 import { GC_KINDS, addByKind, addGc, addTotals, emptyWithKinds, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
-import { ClickHouseClient, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
-import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
+import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
+import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
 export interface ClickHouseOptions {
   /** clickhouse://[user[:password]@]host[:port]/database */
@@ -131,15 +131,36 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/**
+ * That `cluster` is in the server's remote_servers with one shard per server named in the URL, and
+ * one replica each (the sharded layout keeps one copy of each row: docs/clickhouse.md).
+ */
+async function checkCluster(server: ClickHouseClient, cluster: string, servers: number): Promise<void> {
+  const [row] = await server.query<{ shards: number; replicas: number }>(
+    `SELECT uniqExact(shard_num) AS shards, count() AS replicas FROM system.clusters WHERE cluster = ${literal(cluster)}`,
+    { database: false },
+  );
+  const where = `ClickHouse at ${server.target.origin}`;
+  if (row!.shards === 0) throw new ClickHouseError(0, `${where} has no cluster ${cluster} in its remote_servers (every server named in the URL needs it)`);
+  if (row!.shards !== servers) throw new ClickHouseError(0, `${where}: cluster ${cluster} has ${row!.shards} shards, and the URL names ${servers} server${servers === 1 ? '' : 's'}: name one server of each shard`);
+  if (row!.replicas !== row!.shards) throw new ClickHouseError(0, `${where}: cluster ${cluster} has replicas; loopscope's sharded layout keeps one copy per shard (replicated tables are not supported)`);
+}
+
 export async function openClickHouseStorage(options: ClickHouseOptions): Promise<Storage> {
   const retention: Retention = { ...DEFAULT_RETENTION, ...options.retention };
   const target: ClickHouseTarget = parseClickHouseUrl(options.url);
   const ch = new ClickHouseClient(target, REQUEST_TIMEOUT_MS);
   const settleMs = options.settleMs ?? REQUEST_TIMEOUT_MS + 10_000;
   // a new database is said so at start (a mistyped name would otherwise split a fleet's data silently)
+  // every server holds the schema; with shards, each its local tables and the Distributed ones over all
+  const servers = target.servers.map((origin) => (origin === target.origin ? ch : new ClickHouseClient({ ...target, origin }, REQUEST_TIMEOUT_MS)));
+  const sharded = target.cluster !== undefined;
+  if (target.cluster !== undefined) for (const server of servers) await checkCluster(server, target.cluster, servers.length);
   const [existing] = await ch.query<{ n: number }>(`SELECT count() AS n FROM system.databases WHERE name = ${literal(target.database)}`, { database: false });
-  await ch.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
-  for (const sql of schemaStatements()) await ch.exec(sql);
+  for (const server of servers) {
+    await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
+    for (const sql of schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database })) await server.exec(sql);
+  }
   const groupMs = options.groupMs ?? 5;
   /**
    * `from`, or the oldest time still kept of `kind` if that is later. Retention drops whole days
@@ -581,7 +602,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     },
 
     async check() {
-      await ch.query('SELECT 1 AS one');
+      // (with shards, every one: an insert needs them all)
+      await Promise.all(servers.map((server) => server.query('SELECT 1 AS one')));
     },
 
     async lastAlertRound() {
@@ -611,20 +633,19 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         batches: retention.batches,
         alert_rounds: retention.batches,
       };
-      // whole days older than the retention (the day the cutoff falls in is kept)
-      for (const [table, ms] of Object.entries(keep)) {
-        const parts = await ch.query<{ partition: string }>(
-          `SELECT DISTINCT partition FROM system.parts WHERE database = ${literal(target.database)} AND table = ${literal(table)} AND active
-             AND toUInt32(partition) < toYYYYMMDD(toDateTime(${secondsOf(now - ms)}))`,
+      // whole days older than the retention (the day the cutoff falls in is kept), on every shard
+      const drop = async (server: ClickHouseClient, table: string, before: string): Promise<void> => {
+        const local = localTable(table, sharded);
+        const parts = await server.query<{ partition: string }>(
+          `SELECT DISTINCT partition FROM system.parts WHERE database = ${literal(target.database)} AND table = ${literal(local)} AND active AND toUInt32(partition) < ${before}`,
         );
-        for (const { partition } of parts) await ch.exec(`ALTER TABLE ${table} DROP PARTITION ${literal(Number(partition))}`);
+        for (const { partition } of parts) await server.exec(`ALTER TABLE ${local} DROP PARTITION ${literal(Number(partition))}`);
+      };
+      for (const server of servers) {
+        for (const [table, ms] of Object.entries(keep)) await drop(server, table, `toYYYYMMDD(toDateTime(${secondsOf(now - ms)}))`);
+        // instances by month: a month that ended before the cutoff
+        await drop(server, 'instances', `toYYYYMM(toDateTime(${secondsOf(now - retention.hours)}))`);
       }
-      // instances by month: a month that ended before the cutoff
-      const months = await ch.query<{ partition: string }>(
-        `SELECT DISTINCT partition FROM system.parts WHERE database = ${literal(target.database)} AND table = 'instances' AND active
-           AND toUInt32(partition) < toYYYYMM(toDateTime(${secondsOf(now - retention.hours)}))`,
-      );
-      for (const { partition } of months) await ch.exec(`ALTER TABLE instances DROP PARTITION ${literal(Number(partition))}`);
     },
 
     async close() {

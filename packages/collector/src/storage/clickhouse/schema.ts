@@ -65,67 +65,91 @@ const bucket = (seconds: number): string => `toDateTime(intDiv(toUInt32(t), ${se
 
 const PARTITION = 'PARTITION BY toYYYYMMDD(t)';
 
+/**
+ * Every table, by the name the queries use, with the expression that picks its shard when the
+ * data is spread over a cluster's shards (docs/clickhouse.md).
+ */
+const TABLES: Record<string, string> = {
+  ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
+  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bins_${name}`, `loop_${name}`]).map((t) => [t, 'cityHash64(service)'])),
+  trace_index: 'cityHash64(traceId)',
+  call_targets: 'cityHash64(target)',
+  alert_rounds: 'rand()',
+  batches: 'cityHash64(batchId)',
+};
+/** The table that holds a table's rows: itself, or on a sharded layout the shard's local table under it. */
+export const localTable = (table: string, sharded: boolean): string => (sharded ? `${table}_local` : table);
+
 /** Every statement that creates the schema, in order; each may be run again. */
-export function schemaStatements(): string[] {
+export function schemaStatements(cluster?: { name: string; database: string }): string[] {
   const statements: string[] = [];
+  /** the table that holds the rows: on each shard, the local table under the Distributed one */
+  const T = (table: string): string => localTable(table, cluster !== undefined);
   const aggColumns = `service String, endpoint String, t DateTime, ${AGG_COUNTS.map((c) => `${c} UInt64`).join(', ')}, ${externalColumns.map((c) => `${c} Float64`).join(', ')}, ${METRICS.map(sketchColumns).join(', ')}`;
-  statements.push(`CREATE TABLE IF NOT EXISTS agg_second (${aggColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('agg_second')} (${aggColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
   const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
-  statements.push(`CREATE TABLE IF NOT EXISTS loop_second (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('loop_second')} (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
     const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m, false)).join(', ')}`;
-    statements.push(`CREATE TABLE IF NOT EXISTS agg_${name} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
+    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
     statements.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO agg_${name} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
-        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m, false)).join(', ')} FROM agg_second GROUP BY service, endpoint, t`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO ${T(`agg_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
+        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m, false)).join(', ')} FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
     );
     // the request metrics' bins, one row per metric and key: summed by a plain GROUP BY, which
     // ClickHouse does far faster than it merges sumMap states (docs/clickhouse.md)
     statements.push(
-      `CREATE TABLE IF NOT EXISTS bins_${name} (service String, endpoint String, t DateTime, metric UInt8, key Int32, count UInt64) ENGINE = SummingMergeTree(count) ${PARTITION} ORDER BY (service, endpoint, t, metric, key)`,
+      `CREATE TABLE IF NOT EXISTS ${T(`bins_${name}`)} (service String, endpoint String, t DateTime, metric UInt8, key Int32, count UInt64) ENGINE = SummingMergeTree(count) ${PARTITION} ORDER BY (service, endpoint, t, metric, key)`,
     );
     statements.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS bins_${name}_mv TO bins_${name} AS SELECT service, endpoint, ${bucket(seconds)} AS t, bin_metric AS metric, bin_key AS key, sum(bin_count) AS count ` +
-        `FROM agg_second ARRAY JOIN arrayConcat(${METRICS.map((m) => `${m}_keys`).join(', ')}) AS bin_key, arrayConcat(${METRICS.map((m) => `${m}_counts`).join(', ')}) AS bin_count, ` +
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS bins_${name}_mv TO ${T(`bins_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, bin_metric AS metric, bin_key AS key, sum(bin_count) AS count ` +
+        `FROM ${T('agg_second')} ARRAY JOIN arrayConcat(${METRICS.map((m) => `${m}_keys`).join(', ')}) AS bin_key, arrayConcat(${METRICS.map((m) => `${m}_counts`).join(', ')}) AS bin_count, ` +
         `arrayConcat(${METRICS.map((m, i) => `arrayMap(x -> toUInt8(${i}), ${m}_keys)`).join(', ')}) AS bin_metric GROUP BY service, endpoint, t, metric, key`,
     );
     const loopStates = `service String, t DateTime, ${sketchStates('delay', true)}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
-    statements.push(`CREATE TABLE IF NOT EXISTS loop_${name} (${loopStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, t)`);
+    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`loop_${name}`)} (${loopStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, t)`);
     statements.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO loop_${name} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay', true)}, ` +
-        `${LOOP_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${LOOP_MAXES.map((c) => `maxState(${c}) AS ${c}`).join(', ')} FROM loop_second GROUP BY service, t`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO ${T(`loop_${name}`)} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay', true)}, ` +
+        `${LOOP_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${LOOP_MAXES.map((c) => `maxState(${c}) AS ${c}`).join(', ')} FROM ${T('loop_second')} GROUP BY service, t`,
     );
   }
   statements.push(
-    `CREATE TABLE IF NOT EXISTS long_tasks (service String, instance String, t DateTime, at Float64, ms Float64, endpoint Nullable(String), traceId Nullable(String),
+    `CREATE TABLE IF NOT EXISTS ${T('long_tasks')} (service String, instance String, t DateTime, at Float64, ms Float64, endpoint Nullable(String), traceId Nullable(String),
       function String, location Nullable(String), stack String, blocked String, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
   );
   // traces by service and time (the lists); trace_index finds a trace's parts by its id
   statements.push(
-    `CREATE TABLE IF NOT EXISTS traces (traceId String, spanId String, parentSpanId Nullable(String), service String, endpoint String, t DateTime, start Float64,
+    `CREATE TABLE IF NOT EXISTS ${T('traces')} (traceId String, spanId String, parentSpanId Nullable(String), service String, endpoint String, t DateTime, start Float64,
       status UInt16, error UInt8, aborted UInt8, response Float64, duration Float64, cpu Nullable(Float64), external Nullable(Float64), blocking Nullable(Float64),
       record String, instance Nullable(String), batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
   );
-  statements.push(`CREATE TABLE IF NOT EXISTS trace_index (traceId String, spanId String, service String, t DateTime, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
-  statements.push(`CREATE TABLE IF NOT EXISTS calls (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
-  statements.push(`CREATE TABLE IF NOT EXISTS call_targets (target String, service String, seen UInt64, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY target`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('trace_index')} (traceId String, spanId String, service String, t DateTime, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('calls')} (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('call_targets')} (target String, service String, seen UInt64, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY target`);
   // instances: every batch's row goes through a Null table into one row per process and month
   const instanceMaxes = ['last', 'droppedBatches', 'droppedTransactions', 'droppedTraces'];
   statements.push(
-    `CREATE TABLE IF NOT EXISTS instances_in (service String, instance String, t DateTime, first UInt64, ${instanceMaxes.map((c) => `${c} UInt64`).join(', ')}, refusedParts UInt64, agent String) ENGINE = Null`,
+    `CREATE TABLE IF NOT EXISTS ${T('instances_in')} (service String, instance String, t DateTime, first UInt64, ${instanceMaxes.map((c) => `${c} UInt64`).join(', ')}, refusedParts UInt64, agent String) ENGINE = Null`,
   );
   statements.push(
-    `CREATE TABLE IF NOT EXISTS instances (service String, instance String, t DateTime, first AggregateFunction(min, UInt64), ${instanceMaxes.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')},
+    `CREATE TABLE IF NOT EXISTS ${T('instances')} (service String, instance String, t DateTime, first AggregateFunction(min, UInt64), ${instanceMaxes.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')},
       refusedParts AggregateFunction(sum, UInt64), agent AggregateFunction(anyLast, String)) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(t) ORDER BY (service, instance)`,
   );
   statements.push(
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS instances_mv TO instances AS SELECT service, instance, toDateTime(toStartOfMonth(t)) AS t, minState(first) AS first,
-      ${instanceMaxes.map((c) => `maxState(${c}) AS ${c}`).join(', ')}, sumState(refusedParts) AS refusedParts, anyLastState(agent) AS agent FROM instances_in GROUP BY service, instance, t`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS instances_mv TO ${T('instances')} AS SELECT service, instance, toDateTime(toStartOfMonth(t)) AS t, minState(first) AS first,
+      ${instanceMaxes.map((c) => `maxState(${c}) AS ${c}`).join(', ')}, sumState(refusedParts) AS refusedParts, anyLastState(agent) AS agent FROM ${T('instances_in')} GROUP BY service, instance, t`,
   );
   // every round of alert evaluation, by whichever collector ran it (alerts/engine.ts)
-  statements.push(`CREATE TABLE IF NOT EXISTS alert_rounds (t DateTime, at UInt64, holder String, state String) ENGINE = MergeTree ${PARTITION} ORDER BY at`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('alert_rounds')} (t DateTime, at UInt64, holder String, state String) ENGINE = MergeTree ${PARTITION} ORDER BY at`);
   // batches begun (state 1) and stored whole (state 2)
-  statements.push(`CREATE TABLE IF NOT EXISTS batches (batchId String, state UInt8, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY batchId`);
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('batches')} (batchId String, state UInt8, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY batchId`);
+  // sharded: a Distributed table over each local one, under the name the queries use; each insert
+  // goes to one shard (a service's rows stay together) and each query is answered by every shard
+  if (cluster !== undefined) {
+    for (const [table, shardBy] of Object.entries(TABLES)) {
+      statements.push(`CREATE TABLE IF NOT EXISTS ${table} AS ${T(table)} ENGINE = Distributed(${cluster.name}, ${cluster.database}, ${T(table)}, ${shardBy})`);
+    }
+  }
   return statements;
 }
 
