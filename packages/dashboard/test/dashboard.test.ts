@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startCollector, type Collector, type EndpointSummary } from '@loopscope/collector';
+import { startCollector, type Collector, type EndpointSummary, type ServiceSummary } from '@loopscope/collector';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { Browser, Page } from 'playwright-core';
 import { api, closeTo, launchBrowser, openPage, parseMs, parseRate, ready, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
@@ -27,10 +27,13 @@ let traffic: { stop(): Promise<void> };
 let browser: Browser;
 /** the end of the paused window the number checks look at: data before it is complete */
 let pausedAt: number;
+/** when the app was started: it has reported for a few seconds of the 5-minute windows */
+let appStartedAt: number;
 
 before(async () => {
   collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
   upstream = await startUpstream();
+  appStartedAt = Date.now();
   app = await startApp('app.mjs', { cwd: fixtures, collector: collector.url, service: SERVICE, env: { UPSTREAM: upstream.url }, ready: /listening (http:\S+)/ });
   traffic = requestLoop(app.url, ['/chores', '/wait?ms=5', '/chores', '/wait?ms=20', '/evil', '/fail', '/chores'], 40);
   browser = await launchBrowser();
@@ -78,6 +81,11 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
   const from = pausedAt - 5 * 60_000;
   const page = await open(`/service?service=${SERVICE}&to=${pausedAt}`);
   const expected = await api<EndpointSummary[]>(collector.url, `/api/endpoints?service=${SERVICE}&from=${from}&to=${pausedAt}`);
+  // the rates are over the seconds the service reported in the window: since it started, not 300 s
+  const [service] = (await api<ServiceSummary[]>(collector.url, `/api/services?from=${from}&to=${pausedAt}`)).filter((s) => s.service === SERVICE);
+  assert.ok(service!.firstSeen >= Math.floor(appStartedAt / 1000) * 1000 && service!.firstSeen < pausedAt, `first seen ${service!.firstSeen}, the app started at ${appStartedAt}`);
+  const seconds = (Math.min(pausedAt, service!.lastSeen) - service!.firstSeen) / 1000;
+  assert.ok(seconds > 1 && seconds < 120, `reported for ${seconds} s of the window`);
   const shown = await page.$$eval('table.endpoints tbody tr', (trs) =>
     trs.map((tr) => ({
       endpoint: (tr as HTMLElement).dataset['endpoint']!,
@@ -90,7 +98,7 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
   for (const row of expected) {
     const cells = shown.find((r) => r.endpoint === row.endpoint)!.cells;
     assert.equal(Number(cells['count']!.replace(/,/g, '')), row.count);
-    closeTo(parseRate(cells['throughput']!), row.count / 300, `${row.endpoint} throughput`);
+    closeTo(parseRate(cells['throughput']!), row.count / seconds, `${row.endpoint} throughput (over ${seconds} s)`);
     closeTo(Number(cells['errors']!.replace(/ %$/, '')) / 100, row.errors / row.count, `${row.endpoint} error rate`);
     closeTo(parseMs(cells['p50']!), row.response.p50, `${row.endpoint} p50`);
     closeTo(parseMs(cells['p95']!), row.response.p95, `${row.endpoint} p95`);

@@ -64,6 +64,8 @@ const open = withIngested([
     [part('orders', 'b'.repeat(16), '1'.repeat(16), null), part('orders', 'd'.repeat(16), null, { spanId: '2'.repeat(16), name: 'pg SELECT shop', kind: 'db', target: '127.0.0.1:5432/shop' }, ALONE)],
   ),
   batch('gateway', [calls('http', '10.0.0.7:8080', 60, 25, 3)], [part('gateway', 'a'.repeat(16), null, { spanId: '1'.repeat(16), name: 'GET 10.0.0.7:8080/orders/:id' })]),
+  // the gateway has reported for the last 50 minutes (its first batch, quiet); orders for a second
+  agentBatch('gateway', T - 50 * 60_000, {}),
 ]);
 
 test('the map draws the services, the database they use, and their calls as /api/servicemap has them', async () => {
@@ -75,8 +77,10 @@ test('the map draws the services, the database they use, and their calls as /api
   const edges = await page.locator('[data-edge]').evaluateAll((els) => els.map((el) => ({ edge: el.getAttribute('data-edge'), labels: [...el.querySelectorAll('text')].map((t) => t.textContent) })));
   assert.deepEqual(edges.map((e) => e.edge).sort(), ['service:gateway -> service:orders', 'service:orders -> db:127.0.0.1:5432/shop']);
   const toOrders = edges.find((e) => e.edge === 'service:gateway -> service:orders')!;
-  // 60 calls in the hour: under 0.1/s, the count
+  // a rate over the time the caller reported: the gateway's 60 calls in its 50 minutes are under
+  // 0.1/s, so the count; orders' 120 queries in the one second it reported, 120/s
   assert.equal(toOrders.labels[0], 'http 60 calls');
+  assert.equal(edges.find((e) => e.edge === 'service:orders -> db:127.0.0.1:5432/shop')!.labels[0], 'db 120/s');
   assert.match(toOrders.labels[1]!, /^p95 2[45]\.\d+ ms · 3 errors$/);
   // laid out left to right: the caller before what it calls
   const xOf = async (id: string): Promise<number> => Number(await page.locator(`[data-node="${id}"] rect`).getAttribute('x'));

@@ -96,6 +96,17 @@ export function windowOf(route: Route, now = Date.now()): { from: number; to: nu
 }
 
 /**
+ * The seconds of a window in which a service reported: from its first report, when that is later
+ * than the window's start, to its last, when that is earlier than the window's end. Its rates are
+ * taken over these (a service started 40 s ago has not been idle for the rest of a 5-minute window).
+ */
+export function reportedSeconds(w: { from: number; to: number }, service: { firstSeen: number; lastSeen: number } | undefined): number {
+  const from = Math.max(w.from, service?.firstSeen ?? w.from);
+  const to = Math.min(w.to, service?.lastSeen ?? w.to);
+  return Math.max(1, (to - from) / 1000);
+}
+
+/**
  * Where a holder of the loop (`/api/traces/:id/holders`) links: a long task to the event-loop page,
  * paused a second after the task ended, with the task picked out (`at` spans it); another request
  * to its trace.

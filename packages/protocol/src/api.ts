@@ -7,6 +7,11 @@ import type { Quantiles } from './sketch.js';
 
 export interface ServiceSummary {
   service: string;
+  /**
+   * The earliest time (ms since the epoch) its instances that reported during the range began
+   * reporting: a service younger than the range has its rates taken over the time since.
+   */
+  firstSeen: number;
   /** the latest time (ms since the epoch) any instance of the service reported */
   lastSeen: number;
   /** the number of instances (processes) that reported during the range */

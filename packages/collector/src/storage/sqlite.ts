@@ -30,7 +30,7 @@ import {
 } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
-import { addByKind, addGc, addTotals, emptyTotals, emptyWithKinds, round, sliceTimes, toSummary, type GcTotals, type Totals } from './totals.js';
+import { addByKind, addGc, addTotals, batchSpan, emptyTotals, foldTotals, round, sliceTimes, toSummary, type GcTotals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type AlertRound,
@@ -181,14 +181,7 @@ const decoded = (r: Pick<StoredRow, 'count' | 'errors' | 'aborted' | MetricName>
 
 /** Aggregate rows merged per key (an endpoint, or a service) into the query API's summaries. */
 function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): Map<string, Omit<EndpointSummary, 'endpoint'>> {
-  const merged = new Map<string, Totals>();
-  for (const r of rows) {
-    const key = keyOf(r);
-    let e = merged.get(key);
-    if (!e) merged.set(key, (e = emptyWithKinds()));
-    addTotals(e, decoded(r));
-    addByKind(e.externalByKind, JSON.parse(r.externalByKind) as ExternalByKind);
-  }
+  const merged = foldTotals(rows, keyOf, (r) => ({ ...decoded(r), externalByKind: JSON.parse(r.externalByKind) as ExternalByKind }));
   return new Map([...merged].map(([key, totals]) => [key, toSummary(totals)]));
 }
 
@@ -294,7 +287,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   const pruneBatches = db.prepare('DELETE FROM batches WHERE receivedAt < ?');
   const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
   const selectServices = db.prepare(
-    `SELECT service, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances,
+    `SELECT service, MIN(firstSeen) AS firstSeen, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances,
        SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, SUM(refusedParts) AS parts, GROUP_CONCAT(DISTINCT agent) AS agents
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
@@ -429,13 +422,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       // not stored: a part already there (sent again), or one past the trace's limit (counted)
       if (changes === 0 && (countParts.get(t.traceId) as number) >= MAX_TRACE_PARTS) refused++;
     }
-    // the span of time this instance's data covers, by its own clock (the collector's clock could
-    // disagree with the timestamps the data is queried by)
-    let first = batch.sentAt;
-    let last = batch.sentAt;
-    for (const iv of batch.intervals) first = Math.min(first, iv.start);
-    for (const t of batch.traces) first = Math.min(first, t.start);
-    for (const iv of batch.intervals) last = Math.max(last, iv.start + iv.ms);
+    const { first, last } = batchSpan(batch);
     // the agent's drop counters only grow (per process): the largest one seen is the latest
     const { dropped } = batch;
     upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces, batch.agent.name);
@@ -521,8 +508,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async services({ from, to }) {
       type Row = Omit<ServiceSummary, 'dropped' | 'agents'> & ServiceSummary['dropped'] & { agents: string };
-      return (selectServices.all(to, from) as Row[]).map(({ service, lastSeen, instances, batches, transactions, traces, parts, agents }) => ({
+      return (selectServices.all(to, from) as Row[]).map(({ service, firstSeen, lastSeen, instances, batches, transactions, traces, parts, agents }) => ({
         service,
+        firstSeen,
         lastSeen,
         instances,
         dropped: { batches, transactions, traces, parts },

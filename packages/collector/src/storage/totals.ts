@@ -1,9 +1,10 @@
 /**
  * What both storages compute alike, so that the same rows give the same answer on SQLite and on
  * ClickHouse: merged aggregates (the counts and sketches of many rows added together) and the query
- * API's summary of them, GC pauses by kind, and stored traces' slices as times.
+ * API's summary of them, GC pauses by kind, stored traces' slices as times, and the span of time a
+ * batch covers.
  */
-import { METRICS, emptyWire, fromWire, mergeWire, summarize, type ExternalByKind, type MetricName, type Quantiles, type SegmentKind, type WireSketch } from '@loopscope/protocol';
+import { METRICS, emptyWire, fromWire, mergeWire, summarize, type ExternalByKind, type MetricName, type Quantiles, type SegmentKind, type WireBatch, type WireSketch } from '@loopscope/protocol';
 import type { EndpointSummary, LoopWork, RangeTotals } from './storage.js';
 
 export const round = (v: number): number => Math.round(v * 1000) / 1000;
@@ -33,6 +34,20 @@ export function addTotals(into: RangeTotals, r: { count: number; errors: number;
   into.errors += r.errors;
   into.aborted += r.aborted;
   for (const m of METRICS) mergeWire(into.sketches[m], r.sketches[m]);
+}
+
+/** Rows merged per key (an endpoint, a service, or '' for all): their counts, sketches and external time per kind. */
+export function foldTotals<R>(rows: Iterable<R>, keyOf: (row: R) => string, totalsOf: (row: R) => Totals): Map<string, Totals> {
+  const out = new Map<string, Totals>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    let into = out.get(key);
+    if (into === undefined) out.set(key, (into = emptyWithKinds()));
+    const t = totalsOf(row);
+    addTotals(into, t);
+    addByKind(into.externalByKind, t.externalByKind);
+  }
+  return out;
 }
 
 /**
@@ -80,4 +95,19 @@ export function addGc(into: GcTotals, from: GcTotals): void {
     e.count += g.count;
     e.ms = round(e.ms + g.ms);
   }
+}
+
+/**
+ * The span of time a batch's data covers, by its sender's clock (the collector's could disagree
+ * with the timestamps the data is queried by): its instance's first and last seen.
+ */
+export function batchSpan(batch: WireBatch): { first: number; last: number } {
+  let first = batch.sentAt;
+  let last = batch.sentAt;
+  for (const iv of batch.intervals) {
+    first = Math.min(first, iv.start);
+    last = Math.max(last, iv.start + iv.ms);
+  }
+  for (const t of batch.traces) first = Math.min(first, t.start);
+  return { first, last };
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tickStep, treeOrder } from '../../web/components/waterfall.js';
-import { href, parseRoute, windowOf, type Route } from '../../web/route.js';
+import { href, parseRoute, reportedSeconds, windowOf, type Route } from '../../web/route.js';
 import type { Segment, Trace } from '../../web/api.js';
 import { wholeTrace } from '../../web/whole-trace.js';
 import * as fmt from '../../web/format.js';
@@ -65,6 +65,15 @@ test('a live window ends at the last whole second before the current one; a paus
 });
 
 const segment = (id: number, parentId: number | null, start: number): Segment => ({ id, parentId, name: `s${id}`, kind: 'http', start, end: start + 1, onCriticalPath: false });
+
+test('rates are over the seconds a service reported in the window: from its first report, to its last', () => {
+  const w = { from: 1_000_000, to: 1_300_000 }; // 5 minutes
+  assert.equal(reportedSeconds(w, { firstSeen: 900_000, lastSeen: 1_300_000 }), 300); // older than the window
+  assert.equal(reportedSeconds(w, { firstSeen: 1_260_000, lastSeen: 1_300_000 }), 40); // started 40 s before its end
+  assert.equal(reportedSeconds(w, { firstSeen: 900_000, lastSeen: 1_060_000 }), 60); // stopped a minute in
+  assert.equal(reportedSeconds(w, { firstSeen: 1_299_800, lastSeen: 1_299_900 }), 1); // never under a second
+  assert.equal(reportedSeconds(w, undefined), 300); // not listed: the window
+});
 
 test('the waterfall puts children under their parent, siblings by start, orphans at the top level', () => {
   const order = treeOrder([segment(1, null, 5), segment(2, 1, 7), segment(3, null, 1), segment(4, 1, 6), segment(5, 99, 3)]);

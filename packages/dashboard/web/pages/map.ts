@@ -13,7 +13,7 @@ import { controls } from '../components/controls.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { href, routeTo, windowOf } from '../route.js';
+import { href, reportedSeconds, routeTo, windowOf } from '../route.js';
 import { heading, type PageFactory } from './page.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -45,12 +45,13 @@ export const mapPage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const map = await api.serviceMap(w);
+      const [map, services] = await Promise.all([api.serviceMap(w), api.services(w)]);
       if (map.nodes.length === 0) {
         replace(body, empty('No service has reported in this window yet.', 'The map draws the services that report and what their calls go to.'));
         return;
       }
-      const seconds = (w.to - w.from) / 1000;
+      // a call rate over the time its caller reported
+      const seconds = (caller: string): number => reportedSeconds(w, services.find((s) => s.service === caller));
       const g = new dagre.graphlib.Graph({ multigraph: true });
       g.setGraph({ rankdir: 'LR', nodesep: 28, ranksep: 120, marginx: 16, marginy: 16 });
       g.setDefaultEdgeLabel(() => ({}));
@@ -71,7 +72,7 @@ export const mapPage: PageFactory = ({ route, navigate }) => {
           { href: href(routeTo(route, { page: 'calls', service: from.name, node: e.to })), 'data-edge': `${e.from} -> ${e.to}` },
           svg('title', {}, `${from.name} → ${e.to.replace(/^[a-z]+:/, '')}: ${fmt.count(e.count)} ${e.kind} calls, ${fmt.count(e.errors)} failed, p95 ${fmt.ms(e.p95)}`),
           svg('path', { d, fill: 'none', stroke: kindColor(e.kind), 'stroke-width': 2, 'marker-end': 'url(#arrow)' }),
-          svg('text', { x: laid.x, y: laid.y - 4, 'text-anchor': 'middle', class: 'edge-label' }, `${e.kind} ${rate(e.count, seconds)}`),
+          svg('text', { x: laid.x, y: laid.y - 4, 'text-anchor': 'middle', class: 'edge-label' }, `${e.kind} ${rate(e.count, seconds(from.name))}`),
           svg('text', { x: laid.x, y: laid.y + 10, 'text-anchor': 'middle', class: e.errors > 0 ? 'edge-label bad' : 'edge-label' }, `p95 ${fmt.ms(e.p95)}${e.errors > 0 ? ` · ${fmt.count(e.errors)} errors` : ''}`),
         );
         drawing.append(link);

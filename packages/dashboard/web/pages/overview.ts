@@ -7,7 +7,7 @@ import { controls } from '../components/controls.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { href, routeTo, windowOf } from '../route.js';
+import { href, reportedSeconds, routeTo, windowOf } from '../route.js';
 import { heading, type PageFactory } from './page.js';
 
 export const overviewPage: PageFactory = ({ route, navigate }) => {
@@ -21,7 +21,6 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const seconds = (w.to - w.from) / 1000;
       const [services, active] = await Promise.all([api.services(w), api.alerts()]);
       replace(alerts, alertsPanel(active, serviceLink));
       if (services.length === 0) {
@@ -43,16 +42,17 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
             api.timeseries({ service: s.service, metric: 'throughput', ...w }),
             api.timeseries({ service: s.service, metric: 'response', q: 0.95, ...w }),
           ]);
-          return { s, p95, throughput, response, requests: endpoints.reduce((n, e) => n + e.count, 0), errors: endpoints.reduce((n, e) => n + e.errors, 0) };
+          const requests = endpoints.reduce((n, e) => n + e.count, 0);
+          return { s, p95, throughput, response, requests, perSecond: requests / reportedSeconds(w, s), errors: endpoints.reduce((n, e) => n + e.errors, 0) };
         }),
       );
       // one unit for the whole throughput column, so that its numbers compare at a glance
-      const unit = fmt.rateUnit(Math.max(0, ...numbers.map((n) => n.requests / seconds)));
+      const unit = fmt.rateUnit(Math.max(0, ...numbers.map((n) => n.perSecond)));
       const trend = (series: api.Series, color: string, what: string, format: (v: number) => string): SVGSVGElement => {
         const values = series.points.map(([, v]) => v);
         return sparkline(values, color, `${what} over the window, up to ${format(Math.max(0, ...values.map((v) => v ?? 0)))}`);
       };
-      const rows = numbers.map(({ s, p95, throughput, response, requests, errors }) => {
+      const rows = numbers.map(({ s, p95, throughput, response, requests, perSecond, errors }) => {
         const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
         return h(
           'tr',
@@ -60,7 +60,7 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
           h('td', { class: 'name' }, h('a', { href: serviceLink(s.service) }, s.service)),
           h('td', { 'data-col': 'agents' }, fmt.sender(s.agents)),
           h('td', { class: 'num' }, fmt.count(s.instances)),
-          h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(throughput, COLORS.throughput, 'throughput', (v) => fmt.rate(v)), h('span', { 'data-col': 'throughput' }, fmt.rate(requests / seconds, unit)))),
+          h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(throughput, COLORS.throughput, 'throughput', (v) => fmt.rate(v)), h('span', { 'data-col': 'throughput' }, fmt.rate(perSecond, unit)))),
           h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
           h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(response, COLORS.response, 'p95 response', fmt.ms), h('span', { 'data-col': 'p95' }, fmt.ms(p95)))),
           h('td', { class: 'num' }, fmt.ago(s.lastSeen)),

@@ -13,7 +13,7 @@ import { traceList } from '../components/trace-list.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { href, PERCENTILES, routeTo, windowOf } from '../route.js';
+import { href, PERCENTILES, reportedSeconds, routeTo, windowOf } from '../route.js';
 import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
 
 const SLOWEST = 10;
@@ -49,16 +49,17 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const seconds = (w.to - w.from) / 1000;
-      const [rows, response, traces] = await Promise.all([
+      const [rows, response, traces, services] = await Promise.all([
         api.endpoints(service, w),
         api.overWindow(service, 'response', q, w),
         api.traces({ service, sort: 'slowest', limit: SLOWEST, ...w }),
+        api.services(w),
         charts.refresh(w, q, route.percentile),
         momentTraces(route, navigate, service).then((list) => replace(picked, list)),
         api.alerts().then((list) => replace(alerts, alertsPanel(list.filter((a) => a.service === service), (s) => href(routeTo(route, { page: 'service', service: s }))))),
       ]);
       replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
+      const seconds = reportedSeconds(w, services.find((s) => s.service === service));
       const requests = rows.reduce((n, r) => n + r.count, 0);
       const errors = rows.reduce((n, r) => n + r.errors, 0);
       replace(

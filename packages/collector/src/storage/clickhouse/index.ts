@@ -56,7 +56,7 @@ import {
   type TraceSummary,
   type TracesQuery,
 } from '../storage.js';
-import { GC_KINDS, addByKind, addGc, addTotals, emptyWithKinds, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
+import { GC_KINDS, addGc, batchSpan, emptyWithKinds, foldTotals, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
 import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
@@ -356,12 +356,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         const { batch } = group[firstOf.get(id)!]!;
         const { rows, refused } = rowsOf(batch, (table, seq) => present.has(key(id, table, seq)), parts);
         for (const table of BATCHED_TABLES) for (const r of rows[table]) tables[table].push(r);
-        // the span of time this instance's data covers, by its own clock
-        let first = batch.sentAt;
-        let last = batch.sentAt;
-        for (const iv of batch.intervals) first = Math.min(first, iv.start);
-        for (const t of batch.traces) first = Math.min(first, t.start);
-        for (const iv of batch.intervals) last = Math.max(last, iv.start + iv.ms);
+        const { first, last } = batchSpan(batch);
         const { dropped } = batch;
         instances.push({
           service: batch.service,
@@ -397,7 +392,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     const byService = new Map<string, ServiceSummary & { agentSet: Set<string> }>();
     for (const r of rows) {
       let s = byService.get(r.service);
-      if (!s) byService.set(r.service, (s = { service: r.service, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: [], agentSet: new Set() }));
+      if (!s) byService.set(r.service, (s = { service: r.service, firstSeen: r.f, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: [], agentSet: new Set() }));
+      s.firstSeen = Math.min(s.firstSeen, r.f);
       s.lastSeen = Math.max(s.lastSeen, r.l);
       s.instances++;
       s.dropped.batches += r.b;
@@ -425,18 +421,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   /** The aggregates over [from, to), each stretch read from the resolution with the fewest rows (tiles()), merged per `groupBy` (none: key ''). */
   async function totalsOver(where: string, from: number, to: number, groupBy?: string): Promise<Map<string, Totals>> {
     const parts = await Promise.all(tiles(retention, from, to, Date.now()).map((t) => aggregates(t.res, where, t.from, t.to, groupBy)));
-    const out = new Map<string, Totals>();
-    for (const row of parts.flat()) {
-      const key = groupBy === undefined ? '' : String(row[groupBy]);
-      const t = readTotals(row);
-      const into = out.get(key);
-      if (into === undefined) out.set(key, t);
-      else {
-        addTotals(into, t);
-        addByKind(into.externalByKind, t.externalByKind);
-      }
-    }
-    return out;
+    return foldTotals(parts.flat(), (row) => (groupBy === undefined ? '' : String(row[groupBy])), readTotals);
   }
 
   const byService = (service: string, endpoint?: string): string => `service = ${literal(service)}${endpoint === undefined ? '' : ` AND endpoint = ${literal(endpoint)}`}`;
