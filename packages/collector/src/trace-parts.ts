@@ -19,10 +19,47 @@ function knownSpans(parts: TracePart[]): Set<string> {
   return spans;
 }
 
-/** The part the trace started in: the earliest one with no parent among the parts. */
+/**
+ * The part the trace started in: the earliest with no parent at all; failing that (its first
+ * service shipped no part of it, or not yet), the earliest whose parent is not among the parts.
+ * (Parts come in start order, but starts from different processes are bounds, not exact: a callee's
+ * agent dates a request that came while its loop was busy from the loop's last poll, which can be
+ * before its caller began.)
+ */
 export function rootPart(parts: TracePart[]): TracePart | undefined {
   const spans = knownSpans(parts);
-  return parts.find(({ record }) => record.parentSpanId == null || !spans.has(record.parentSpanId)) ?? parts[0];
+  return parts.find(({ record }) => record.parentSpanId == null) ?? parts.find(({ record }) => !spans.has(record.parentSpanId!)) ?? parts[0];
+}
+
+/** The parts root first, each after the part whose span it continues (siblings in start order), then any others. */
+function treeOrder(parts: TracePart[], root: TracePart): TracePart[] {
+  const owner = new Map<string, TracePart>();
+  for (const p of parts) {
+    if (p.record.spanId !== undefined) owner.set(p.record.spanId, p);
+    for (const seg of p.record.segments) if (seg.spanId !== undefined) owner.set(seg.spanId, p);
+  }
+  const children = new Map<TracePart, TracePart[]>();
+  for (const p of parts) {
+    const parent = p.record.parentSpanId == null ? undefined : owner.get(p.record.parentSpanId);
+    if (parent === undefined || parent === p) continue;
+    const list = children.get(parent);
+    if (list === undefined) children.set(parent, [p]);
+    else list.push(p);
+  }
+  const out: TracePart[] = [];
+  const seen = new Set<TracePart>();
+  // depth first, without recursion (a 100-part chain), and each part once (a hostile cycle)
+  for (const start of [root, ...parts]) {
+    const stack = [start];
+    while (stack.length > 0) {
+      const p = stack.pop()!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      out.push(p);
+      stack.push(...(children.get(p) ?? []).toReversed());
+    }
+  }
+  return out;
 }
 
 /** How far the path descends from service to service (a loop of calls in a hostile trace ends there). */
@@ -101,7 +138,7 @@ export function assembleTrace(parts: TracePart[]): TraceAnswer | undefined {
   const root = rootPart(parts);
   if (root === undefined) return undefined;
   const spans = knownSpans(parts);
-  const ordered = [root, ...parts.filter((p) => p !== root)];
+  const ordered = treeOrder(parts, root);
   return {
     ...root.record,
     parts: ordered.map(({ record: r, instance }) => ({

@@ -60,3 +60,28 @@ test("a callee that does not end inside the call is moved to end with it, and cu
   assert.deepEqual(steps(assembleTrace([gateway, orders, early])!.path), [...expected.slice(0, 3), 'inventory transaction 20-63', 'orders http 63-65', ...expected.slice(6)]);
   assert.deepEqual(steps(assembleTrace([gateway])!.path), ['gateway transaction 0-10', 'gateway http 10-90', 'gateway transaction 90-100']);
 });
+
+test('the root is the part with no parent, also when a callee seems to start first; the parts follow the calls, root first', () => {
+  // middle's agent dated the request from its loop's last poll, a moment before front began
+  const front = part('front', T + 2, 50, 'f0', null, [{ spanId: 'f1', kind: 'http', start: 1, end: 45, onPath: true }]);
+  const middle = part('middle', T, 40, 'm0', 'f1', [{ spanId: 'm1', kind: 'http', start: 5, end: 30, onPath: true }]);
+  const back = part('back', T + 8, 20, 'b0', 'm1', []);
+  const stray = part('stray', T + 1, 5, 's0', 'nobody', []);
+  const trace = assembleTrace([middle, stray, back, front])!;
+  assert.equal(trace.service, 'front');
+  assert.deepEqual(
+    trace.parts.map((p) => [p.service, p.orphan]),
+    [
+      ['front', false],
+      ['middle', false],
+      ['back', false],
+      ['stray', true],
+    ],
+  );
+  // without the first service's part, the earliest whose caller is missing
+  assert.equal(assembleTrace([back, middle])!.service, 'middle');
+  // a cycle of parents (a hostile trace) still lists each part once
+  const a = part('a', T, 5, 'x', 'y', []);
+  const b = part('b', T + 1, 5, 'y', 'x', []);
+  assert.deepEqual(assembleTrace([a, b])!.parts.map((p) => p.service), ['a', 'b']);
+});
