@@ -58,7 +58,9 @@ export function parseClickHouseUrl(text: string, env: NodeJS.ProcessEnv = proces
   if (cluster !== undefined && !NAME.test(cluster)) throw new Error(`--storage ${text}: "${cluster}" is not a cluster name loopscope takes (letters, digits and _, not starting with a digit)`);
   if (cluster === undefined && servers.length > 1) throw new Error(`--storage ${text}: several servers are the shards of a cluster: name it, ?cluster=NAME (its remote_servers entry)`);
   if (new Set(servers).size < servers.length) throw new Error(`--storage ${text}: a server is named twice`);
-  const [user = '', password = ''] = userinfo === undefined ? [] : [userinfo.slice(0, (userinfo + ':').indexOf(':')), userinfo.slice((userinfo + ':').indexOf(':') + 1)];
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const user = colon < 0 ? (userinfo ?? '') : userinfo!.slice(0, colon);
+  const password = colon < 0 ? '' : userinfo!.slice(colon + 1);
   return {
     origin: servers[0]!,
     servers,
