@@ -1,7 +1,8 @@
 /**
  * Event-loop health and long-task culprits, end to end: an app under the agent → a real collector
- * → GET /api/loop. Ground truth: a handler that runs a named function burning 120 ms, an interval
- * burning 80 ms outside of any request, and fast requests that arrive during the burn.
+ * → GET /api/loop. Ground truth: a handler that runs a named function burning 120 ms, another that
+ * runs it for 60 ms, an interval burning 80 ms outside of any request, and fast requests that arrive
+ * during the burn; grouped by culprit, the function's tasks are counted and timed together.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -105,6 +106,63 @@ test('an interval burning 80 ms outside of any request is a long task of no tran
     });
     assert.deepEqual(new Set(chores.map((t) => t.function)), new Set(['housekeeping']), JSON.stringify(chores.map((t) => [t.function, t.ms])));
   } finally {
+    await stopApp(app);
+    await collector.close();
+  }
+});
+
+test('long tasks grouped by culprit: one function from two endpoints, one outside requests, whom they kept waiting and when; one culprit alone', async () => {
+  const collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
+  const app = await startApp('loop-app.mjs', collector.url, { LOOPSCOPE_SERVICE: 'loop-culprits', HOUSEKEEPING: '1' });
+  const from = Date.now();
+  try {
+    await Promise.all(Array.from({ length: 6 }, () => get(`${app.url}/warm`, keepAlive)));
+    // crunchNumbers: three times 120 ms from GET /report, each with two fast requests waiting, and
+    // twice 60 ms from GET /export
+    for (let i = 0; i < 3; i++) {
+      const report = get(`${app.url}/report`, keepAlive);
+      await new Promise((r) => setTimeout(r, 10));
+      await Promise.all([report, get(`${app.url}/fast`, keepAlive), get(`${app.url}/fast`, keepAlive)]);
+    }
+    for (let i = 0; i < 2; i++) await get(`${app.url}/export`, keepAlive);
+    const crunch = positionOf('(ms) {');
+    const range = (to: number): string => `service=loop-culprits&limit=1000&from=${from}&to=${to}`;
+    const { answer, to } = await until('five crunchNumbers tasks and a housekeeping one', async () => {
+      const to = Date.now() + 1000;
+      const a = await loop(collector, `${range(to)}&group=culprit`);
+      const g = a.groups?.find((x) => x.function === 'crunchNumbers');
+      return g?.count === 5 && a.groups!.some((x) => x.function === 'housekeeping') ? { answer: a, to } : undefined;
+    });
+    const groups = answer.groups!;
+    const g = groups.find((x) => x.function === 'crunchNumbers')!;
+    assert.ok(g.location?.endsWith(`/loop-app.mjs:${crunch}`), `location ${g.location}`);
+    assert.deepEqual(g.endpoints, ['GET /export', 'GET /report']);
+    assert.ok(Math.abs(g.totalMs - 480) <= 25, `held the loop ${g.totalMs} ms in all, expected 3 × 120 + 2 × 60 ± 5 each`);
+    assert.ok(Math.abs(g.maxMs - 120) <= 5, `longest ${g.maxMs} ms`);
+    assert.equal(g.blocked.count, 6, 'two fast requests waited behind each 120 ms task');
+    assert.ok(g.blocked.ms >= 6 * 90, `they waited ${g.blocked.ms} ms in all`);
+    const chores = groups.find((x) => x.function === 'housekeeping')!;
+    assert.deepEqual(chores.endpoints, [], 'outside any request');
+    // the groups are the list's tasks, counted and timed per culprit, most time first
+    const tasks = (await loop(collector, range(to))).longTasks;
+    assert.equal(groups.reduce((n, x) => n + x.count, 0), answer.longTaskCount);
+    for (const x of groups) {
+      const own = tasks.filter((t) => t.function === x.function && t.location === x.location);
+      assert.equal(own.length, x.count, x.function);
+      assert.ok(Math.abs(own.reduce((n, t) => n + t.ms, 0) - x.totalMs) < 0.01, x.function);
+    }
+    assert.deepEqual(groups.map((x) => x.totalMs), [...groups.map((x) => x.totalMs)].sort((a, b) => b - a));
+    // when: each task's time in its thirtieth of the range
+    const span = to - from;
+    const line = new Array<number>(30).fill(0);
+    for (const t of tasks.filter((t) => t.function === 'crunchNumbers')) line[Math.floor(((t.at - from) * 30) / span)]! += t.ms;
+    assert.deepEqual(g.timeline.map((v) => Math.round(v)), line.map((v) => Math.round(v)));
+    // one culprit alone: its tasks, and only its
+    const one = await loop(collector, `${range(to)}&function=crunchNumbers&location=${encodeURIComponent(g.location!)}`);
+    assert.equal(one.longTaskCount, 5);
+    assert.deepEqual(new Set(one.longTasks.map((t) => t.function)), new Set(['crunchNumbers']));
+  } finally {
+    keepAlive.destroy();
     await stopApp(app);
     await collector.close();
   }

@@ -113,7 +113,20 @@ export function parseLoop(q: QueryString, now: number): LoopQuery {
   if (sort !== 'recent' && sort !== 'worst') throw new HttpError(400, `sort must be recent or worst, got "${sort}"`);
   const limit = integer(q, 'limit', `a whole number from 1 to ${MAX_LONG_TASK_LIMIT}`) ?? 50;
   if (limit < 1 || limit > MAX_LONG_TASK_LIMIT) throw new HttpError(400, `limit must be from 1 to ${MAX_LONG_TASK_LIMIT}, got ${limit}`);
-  return { service, sort, limit, ...parseRange(q, now) };
+  const group = single(q, 'group');
+  if (group !== undefined && group !== 'culprit') throw new HttpError(400, `group must be culprit, got "${group.slice(0, 80)}"`);
+  // one culprit's tasks: its function, its location (empty: tasks without one)
+  const fn = single(q, 'function');
+  const location = single(q, 'location');
+  return {
+    service,
+    sort,
+    limit,
+    ...(group !== undefined ? { group } : {}),
+    ...(fn !== undefined ? { function: fn } : {}),
+    ...(location !== undefined ? { location: location === '' ? null : location } : {}),
+    ...parseRange(q, now),
+  };
 }
 
 /** A trace id as agents make them (the wire's rule): 16 to 64 lowercase hex digits. */

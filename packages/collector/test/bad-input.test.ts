@@ -292,9 +292,12 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
     longTaskCount: 0,
     loopMs: 0,
   });
+  assert.deepEqual((await get(`${collector.url}/api/loop?service=s&group=culprit`)).body.groups, [], 'grouped: no culprit');
   for (const [query, error] of [
     ['service=s&sort=slowest', /^sort must be recent or worst/],
     ['service=s&limit=0', /^limit must be from 1 to 1000/],
+    ['service=s&group=function', /^group must be culprit, got "function"/],
+    ['service=s&function=a&function=b', /^function is given more than once/],
   ] as const) {
     const { status, body } = await get(`${collector.url}/api/loop?${query}`);
     assert.equal(status, 400, query);

@@ -75,9 +75,13 @@ function scenario(): void {
               endpoint,
               traceId: t.traceId,
               function: `render${endpoint.replace(/\W/g, '')}`,
-              location: 'app.js:9:5',
+              // (some without a location; a name in the blocked list that looks like its JSON)
+              ...(rand() < 0.3 ? {} : { location: 'app.js:9:5' }),
               stack: ['render (app.js:9:5)', 'handle (app.js:20:1)'],
-              blocked: [{ endpoint: ENDPOINTS[0]!, count: 2, ms: 31.5 }],
+              blocked: [
+                { endpoint: ENDPOINTS[0]!, count: 2, ms: 31.5 },
+                { endpoint: 'GET /x"count":7}{"ms":1e3', count: 1, ms: roundMs(rand() * 10) },
+              ],
             });
           }
         }
@@ -189,6 +193,9 @@ function queries(): string[] {
   const paths = ['/api/services?' + RANGE, '/api/servicemap?' + RANGE];
   for (const service of ['shop', 'orders', 'edge', 'fan']) paths.push(`/api/endpoints?service=${service}&${RANGE}`);
   paths.push(`/api/loop?service=shop&sort=worst&limit=5&${RANGE}`, `/api/loop?service=shop&sort=recent&limit=50&${RANGE}`);
+  // long tasks by culprit, and one culprit's (the scenario's are render<endpoint> at app.js:9:5)
+  paths.push(`/api/loop?service=shop&group=culprit&${RANGE}`, `/api/loop?service=shop&group=culprit&limit=2&from=${T0 + 5000}&to=${T0 + 25_000}`);
+  paths.push(`/api/loop?service=shop&group=culprit&function=renderGETa&location=${encodeURIComponent('app.js:9:5')}&sort=worst&${RANGE}`, `/api/loop?service=shop&function=renderPOSTb&location=&${RANGE}`);
   for (const service of ['shop', 'orders', 'fan']) for (const sort of ['slowest', 'recent']) paths.push(`/api/traces?service=${service}&sort=${sort}&limit=20&${RANGE}`);
   paths.push(`/api/traces?service=shop&endpoint=${encodeURIComponent('POST /b')}&sort=slowest&limit=500&${RANGE}`);
   for (const endpoint of ['GET /a', 'GET /orders/:id']) paths.push(`/api/views?endpoint=${encodeURIComponent(endpoint)}&${RANGE}`);

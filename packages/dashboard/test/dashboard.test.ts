@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startCollector, type Collector, type EndpointSummary, type ServiceSummary } from '@loopscope/collector';
+import { startCollector, type Collector, type EndpointSummary, type LoopSummary, type ServiceSummary } from '@loopscope/collector';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { Browser, Page } from 'playwright-core';
 import { api, closeTo, launchBrowser, openPage, parseMs, parseRate, ready, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
@@ -225,14 +225,32 @@ test('names from the app are shown as text and run nothing', async () => {
   assert.deepEqual(incidents, []);
 });
 
-test('the event-loop page lists the long tasks, each linking to its trace', async () => {
-  const loop = await api<{ longTasks: Array<{ endpoint: string | null; traceId: string | null; ms: number }> }>(
-    collector.url,
-    `/api/loop?service=${SERVICE}&from=${pausedAt - 300_000}&to=${pausedAt}&sort=worst`,
-  );
+test('the event-loop page groups the long tasks by culprit, lists one culprit\'s alone, and each task links to its trace', async () => {
+  const loop = await api<LoopSummary>(collector.url, `/api/loop?service=${SERVICE}&from=${pausedAt - 300_000}&to=${pausedAt}&sort=worst&group=culprit`);
   const burn = loop.longTasks.find((t) => t.endpoint === 'GET /burn');
   assert.ok(burn?.traceId, 'the 120 ms burn is a long task with its trace');
   const page = await open(`/loop?service=${SERVICE}&to=${pausedAt}&sort=worst`);
+  assert.equal(await page.locator('[data-long-task]').count(), loop.longTasks.length);
+  // the culprits as the API groups them, most time first, each with when it ran
+  const culprits = await page.locator('[data-culprit]').evaluateAll((trs) =>
+    trs.map((tr) => ({ function: (tr as HTMLElement).dataset['function'], count: tr.querySelector('[data-col=count]')!.textContent, spark: tr.querySelectorAll('svg.spark polyline').length })),
+  );
+  assert.deepEqual(
+    culprits.map((c) => [c.function, Number(c.count)]),
+    loop.groups!.map((g) => [g.function, g.count]),
+  );
+  assert.ok(culprits.every((c) => c.spark > 0), 'each draws when its tasks ran');
+  // the burn's culprit: its tasks alone, in the address; then every task again
+  const culprit = loop.groups!.find((g) => g.endpoints.includes('GET /burn'))!;
+  await page.locator(`[data-culprit][data-function="${culprit.function}"] a`).first().click();
+  await page.waitForURL(/[?&]fn=/);
+  await ready(page);
+  assert.equal(new URL(page.url()).searchParams.get('fn'), culprit.function);
+  assert.equal(await page.locator('[data-long-task]').count(), Math.min(culprit.count, 50));
+  assert.equal(await page.locator('[data-culprit][aria-current=true]').count(), 1);
+  await page.locator('[data-all-tasks]').click();
+  await page.waitForURL((url) => !url.searchParams.has('fn'));
+  await ready(page);
   assert.equal(await page.locator('[data-long-task]').count(), loop.longTasks.length);
   const row = page.locator('[data-long-task]', { hasText: 'GET /burn' }).first();
   assert.ok(parseMs((await row.locator('td.num').first().textContent())!) >= 120);

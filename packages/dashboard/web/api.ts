@@ -8,6 +8,7 @@ import type {
   AlertRule,
   EndpointSummary,
   EndpointView,
+  LongTaskGroup,
   LongTaskRow,
   LoopHolder,
   LoopSummary,
@@ -26,7 +27,7 @@ import type {
 } from '@loopscope/protocol';
 
 // the answers' types are the protocol's (packages/protocol/src/api.ts), under the dashboard's names
-export type { Alert, AlertRule, LoopHolder, Quantiles, SeriesMetric, ServiceMap, ServiceMapCalls, TraceHolders, TraceSummary };
+export type { Alert, AlertRule, LongTaskGroup, LoopHolder, Quantiles, SeriesMetric, ServiceMap, ServiceMapCalls, TraceHolders, TraceSummary };
 export type Metric = MetricName;
 export type ExternalKind = SegmentKind;
 export type Service = ServiceSummary;
@@ -98,7 +99,18 @@ export const trace = (traceId: string): Promise<Trace> => get(`/api/traces/${enc
 /** What held the loop during each wait of a trace: long tasks and other traces of its process. */
 export const holders = (traceId: string): Promise<TraceHolders> => get(`/api/traces/${encodeURIComponent(traceId)}/holders`, {});
 
-export const loop = (service: string, w: Window, sort: 'recent' | 'worst'): Promise<Loop> => get('/api/loop', { service, sort, ...w });
+/** A culprit of long tasks: a function at a location (null: none known). */
+export interface Culprit {
+  function: string;
+  location: string | null;
+}
+
+/**
+ * A service's event loop over the window, its long tasks grouped by culprit too; with `culprit`,
+ * only that culprit's long tasks (an empty `location` asks for those without one).
+ */
+export const loop = (service: string, w: Window, sort: 'recent' | 'worst', culprit?: Culprit): Promise<Loop> =>
+  get('/api/loop', { service, sort, group: 'culprit', ...(culprit ? { function: culprit.function, location: culprit.location ?? '' } : {}), ...w });
 
 /** Pending and firing alerts, then the recently resolved (empty without `--rules`). */
 export const alerts = (): Promise<Alert[]> => get('/api/alerts', {});

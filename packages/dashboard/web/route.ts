@@ -1,6 +1,7 @@
 /**
  * The URL is the state: the page is the path, everything else (service, endpoint, range,
- * percentile, paused end, table sort) is in the query, so any view can be shared by its address.
+ * percentile, paused end, table sort, a culprit of long tasks) is in the query, so any view can be
+ * shared by its address.
  * The collector answers every page path with index.html (history routing).
  */
 import type { LoopHolder } from '@loopscope/protocol';
@@ -28,6 +29,8 @@ export interface Route {
   sort?: string | undefined;
   /** a moment picked on a chart, [from, to) in ms since the epoch: its traces are listed */
   moment?: { from: number; to: number } | undefined;
+  /** the event-loop page: the long tasks of one function at one location (null: without one) */
+  culprit?: { function: string; location: string | null } | undefined;
 }
 
 const PATHS: Record<Page, string> = { overview: '/', service: '/service', endpoint: '/endpoint', trace: '/trace', loop: '/loop', map: '/map', calls: '/calls' };
@@ -51,6 +54,7 @@ export function parseRoute(url: URL): Route {
   const percentile = q.get('p');
   const to = Number(q.get('to'));
   const moment = /^(\d+)-(\d+)$/.exec(q.get('at') ?? '');
+  const fn = q.get('fn');
   return {
     page: complete(page, q),
     service: q.get('service') ?? undefined,
@@ -62,6 +66,7 @@ export function parseRoute(url: URL): Route {
     to: q.has('to') && Number.isFinite(to) && to > 0 ? to : undefined,
     sort: q.get('sort') ?? undefined,
     moment: moment && Number(moment[2]) > Number(moment[1]) ? { from: Number(moment[1]), to: Number(moment[2]) } : undefined,
+    culprit: fn !== null ? { function: fn, location: q.get('loc') || null } : undefined,
   };
 }
 
@@ -77,6 +82,10 @@ export function href(route: Route): string {
   if (route.to !== undefined) q.set('to', String(route.to));
   if (route.sort !== undefined) q.set('sort', route.sort);
   if (route.moment !== undefined) q.set('at', `${route.moment.from}-${route.moment.to}`);
+  if (route.culprit !== undefined) {
+    q.set('fn', route.culprit.function);
+    if (route.culprit.location !== null) q.set('loc', route.culprit.location);
+  }
   const query = q.toString();
   return `${PATHS[route.page]}${query ? `?${query}` : ''}`;
 }

@@ -115,6 +115,25 @@ export interface LoopSummary {
   longTaskCount: number;
   /** the loop time the range's samples cover (busy + idle, ms, summed over processes): 0 when no process reported its loop */
   loopMs: number;
+  /** with `group=culprit`: the range's long tasks grouped by function and location, most time first */
+  groups?: LongTaskGroup[];
+}
+
+/** The long tasks of one culprit, a function at a location, over a range (`GET /api/loop?group=culprit`, GUIDE §3.7). */
+export interface LongTaskGroup {
+  function: string;
+  /** where it is (file:line:column) as the agent found it; null when unknown */
+  location: string | null;
+  count: number;
+  /** the time its tasks held the loop, in all and the longest (ms) */
+  totalMs: number;
+  maxMs: number;
+  /** the endpoints whose requests ran them, sorted (empty: all ran outside requests) */
+  endpoints: string[];
+  /** the requests they kept waiting, and how long those waited in all (ms) */
+  blocked: { count: number; ms: number };
+  /** when: the ms its tasks held the loop in each of 30 equal parts of the range, oldest first */
+  timeline: number[];
 }
 
 /**

@@ -30,12 +30,14 @@ import {
 } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
+import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from './culprits.js';
 import { addByKind, addGc, addTotals, batchSpan, emptyTotals, foldTotals, round, sliceTimes, toSummary, type GcTotals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type AlertRound,
   type EndpointSummary,
   type EndpointView,
+  type LongTaskGroup,
   type LongTaskRow,
   type LoopQuery,
   type LoopSummary,
@@ -317,9 +319,6 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
        AND json_type(record, '$.slices') = 'array'`,
   );
   const longTaskColumns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
-  const longTasksRecent = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY at DESC LIMIT ?`);
-  const longTaskCount = db.prepare('SELECT COUNT(*) AS n FROM long_tasks WHERE service = ? AND at >= ? AND at < ?');
-  const longTasksWorst = db.prepare(`SELECT ${longTaskColumns} FROM long_tasks WHERE service = ? AND at >= ? AND at < ? ORDER BY ms DESC, at DESC LIMIT ?`);
 
   /** Merges a process's loop sample into the service's rows at every resolution; stores its long tasks. */
   function ingestLoop(service: string, instance: string, loop: WireLoop, receivedAt: number): void {
@@ -456,28 +455,43 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     pruneInstances.run(now - retention.hours);
   });
 
-  const traceStatements = new Map<string, Database.Statement>();
-  function traceStatement(byEndpoint: boolean, sort: TracesQuery['sort']): Database.Statement {
-    const key = `${byEndpoint}-${sort}`;
-    let stmt = traceStatements.get(key);
-    if (!stmt) {
-      stmt = db.prepare(
-        `SELECT traceId, endpoint, start, status, json_extract(record, '$.aborted') IS 1 AS aborted, response, duration, cpu, external, blocking FROM traces
-         WHERE service = ? ${byEndpoint ? 'AND endpoint = ?' : ''} AND start >= ? AND start < ?
-         ORDER BY ${sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ?`,
-      );
-      traceStatements.set(key, stmt);
-    }
+  const statements = new Map<string, Database.Statement>();
+  /** A statement made of parts that vary by query, prepared once. */
+  function statement(sql: string): Database.Statement {
+    let stmt = statements.get(sql);
+    if (!stmt) statements.set(sql, (stmt = db.prepare(sql)));
     return stmt;
   }
 
-  const aggregateStatements = new Map<string, Database.Statement>();
+  const traceStatement = (byEndpoint: boolean, sort: TracesQuery['sort']): Database.Statement =>
+    statement(
+      `SELECT traceId, endpoint, start, status, json_extract(record, '$.aborted') IS 1 AS aborted, response, duration, cpu, external, blocking FROM traces
+         WHERE service = ? ${byEndpoint ? 'AND endpoint = ?' : ''} AND start >= ? AND start < ?
+         ORDER BY ${sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ?`,
+    );
+
+  /** The long tasks that match `where` grouped by culprit, with their timelines over the query's range (culprits.ts). */
+  function culpritGroupsOf(where: string, args: unknown[], query: LoopQuery): LongTaskGroup[] {
+    // (a task's blocked list is JSON: [{ endpoint, count, ms }])
+    const blocked = (field: string): string => `SUM((SELECT TOTAL(json_extract(b.value, '$.${field}')) FROM json_each(long_tasks.blocked) AS b))`;
+    const rows = statement(
+      `SELECT function, location, COUNT(*) AS count, SUM(ms) AS totalMs, MAX(ms) AS maxMs, json_group_array(DISTINCT endpoint) AS endpoints,
+         ${blocked('count')} AS blockedCount, ${blocked('ms')} AS blockedMs FROM long_tasks WHERE ${where} GROUP BY function, location`,
+    ).all(...args) as Array<Omit<CulpritRow, 'endpoints'> & { endpoints: string }>;
+    const parts = statement(
+      `SELECT function, location, CAST((at - ?) * ${TIMELINE_PARTS} / ? AS INTEGER) AS part, SUM(ms) AS ms FROM long_tasks WHERE ${where} GROUP BY function, location, part`,
+    ).all(query.from, query.to - query.from, ...args) as CulpritPart[];
+    return culpritGroups(
+      rows.map((r) => ({ ...r, endpoints: JSON.parse(r.endpoints) as Array<string | null> })),
+      parts,
+      query.limit,
+    );
+  }
+
   /** Rows of one resolution for a service (and endpoint) whose buckets overlap [from, to). */
   function aggregateRows(res: Resolution, columns: string, service: string, endpoint: string | undefined, from: number, to: number): unknown[] {
     const where = `service = ? ${endpoint === undefined ? '' : 'AND endpoint = ?'} AND bucket >= ? AND bucket < ?`;
-    const sql = `SELECT bucket, ${columns} FROM ${table(res)} WHERE ${where}`;
-    let stmt = aggregateStatements.get(sql);
-    if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
+    const stmt = statement(`SELECT bucket, ${columns} FROM ${table(res)} WHERE ${where}`);
     const args = endpoint === undefined ? [service, bucketOf(from, res), to] : [service, endpoint, bucketOf(from, res), to];
     return stmt.all(...args);
   }
@@ -577,10 +591,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     async loop(query: LoopQuery): Promise<LoopSummary> {
       // each stretch of the range from the resolution with the fewest rows (tiles())
       const rows = tiles(retention, query.from, query.to, Date.now()).flatMap((t) => {
-        const sql = `SELECT * FROM ${loopTable(t.res)} WHERE service = ? AND bucket >= ? AND bucket < ?`;
-        let stmt = aggregateStatements.get(sql);
-        if (!stmt) aggregateStatements.set(sql, (stmt = db.prepare(sql)));
-        return stmt.all(query.service, t.from, t.to) as LoopRow[];
+        return statement(`SELECT * FROM ${loopTable(t.res)} WHERE service = ? AND bucket >= ? AND bucket < ?`).all(query.service, t.from, t.to) as LoopRow[];
       });
       const delay = emptyWire();
       const total = emptyLoopRow(query.service, 0);
@@ -596,9 +607,23 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         total.heapTotal = Math.max(total.heapTotal, row.heapTotal);
         addGc(gc, JSON.parse(row.gc) as GcTotals);
       }
-      const tasks = (query.sort === 'worst' ? longTasksWorst : longTasksRecent).all(query.service, query.from, query.to, query.limit) as Array<
-        Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }
-      >;
+      // the long tasks of the range, of one culprit if the query names it
+      const where = ['service = ?', 'at >= ?', 'at < ?'];
+      const args: unknown[] = [query.service, query.from, query.to];
+      if (query.function !== undefined) {
+        where.push('function = ?');
+        args.push(query.function);
+      }
+      if (query.location === null) where.push('location IS NULL');
+      else if (query.location !== undefined) {
+        where.push('location = ?');
+        args.push(query.location);
+      }
+      const tasksWhere = where.join(' AND ');
+      const tasks = statement(`SELECT ${longTaskColumns} FROM long_tasks WHERE ${tasksWhere} ORDER BY ${query.sort === 'worst' ? 'ms DESC, at DESC' : 'at DESC'} LIMIT ?`).all(
+        ...args,
+        query.limit,
+      ) as Array<Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }>;
       const busy = total.busyMs + total.idleMs;
       return {
         delay: summarize(fromWire(delay)),
@@ -608,8 +633,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         cpu: { user: round(total.cpuUser), system: round(total.cpuSystem) },
         memory: { rss: total.rss, heapUsed: total.heapUsed, heapTotal: total.heapTotal },
         longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
-        longTaskCount: (longTaskCount.get(query.service, query.from, query.to) as { n: number }).n,
+        longTaskCount: (statement(`SELECT COUNT(*) AS n FROM long_tasks WHERE ${tasksWhere}`).get(...args) as { n: number }).n,
         loopMs: round(busy),
+        ...(query.group === 'culprit' ? { groups: culpritGroupsOf(tasksWhere, args, query) } : {}),
       };
     },
 

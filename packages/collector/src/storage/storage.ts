@@ -20,7 +20,7 @@ import type {
 
 // the answers of the query API are the protocol's; the collector's callers find them here too
 export { SERIES_METRICS } from '@loopscope/protocol';
-export type { EndpointSummary, EndpointView, LongTaskRow, LoopSummary, SeriesMetric, ServiceSummary, TimeseriesResult, TraceSummary } from '@loopscope/protocol';
+export type { EndpointSummary, EndpointView, LongTaskGroup, LongTaskRow, LoopSummary, SeriesMetric, ServiceSummary, TimeseriesResult, TraceSummary } from '@loopscope/protocol';
 
 /** A time range in ms since the epoch: `from` inclusive, `to` exclusive. */
 export interface Range {
@@ -67,7 +67,14 @@ export interface LoopQuery extends Range {
   service: string;
   /** long tasks newest first (`recent`) or longest first (`worst`) */
   sort: 'recent' | 'worst';
+  /** at most this many long tasks, and groups */
   limit: number;
+  /** `culprit`: the long tasks grouped by function and location too (`groups`) */
+  group?: 'culprit';
+  /** only the long tasks of this function */
+  function?: string;
+  /** only those at this location; null: those without one */
+  location?: string | null;
 }
 
 /** What ran on a service's loop in [from, to): long tasks and stored traces' slices that overlap it. */

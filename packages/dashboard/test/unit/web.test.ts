@@ -19,6 +19,8 @@ test('every view survives its address: page, names with any characters, range, p
     { page: 'endpoint', service: 'a', endpoint: 'GET /users/:id?x=<img src=x onerror=alert(1)>#', range: '1h', percentile: 'p50', to: 1_795_757_046_000 },
     { page: 'trace', traceId: 'f7c93a8ea2875f6f0000000000000027', range: '7d', percentile: 'p99' },
     { page: 'loop', service: 'b', range: '5m', percentile: 'p95', sort: 'worst' },
+    { page: 'loop', service: 'b', range: '1h', percentile: 'p95', culprit: { function: 'hash & <salt>', location: 'src/auth.ts:9:5' } },
+    { page: 'loop', service: 'b', range: '1h', percentile: 'p95', culprit: { function: '', location: null } },
   ];
   for (const route of routes) {
     const parsed = parse(href(route));
@@ -43,6 +45,7 @@ test('unknown or malformed values fall back to the defaults, missing subjects to
     to: undefined,
     sort: undefined,
     moment: undefined,
+    culprit: undefined,
   });
   assert.equal(parse('/service/?service=a').page, 'service');
   // a page without its subject shows the one above it

@@ -1,9 +1,14 @@
 /**
- * A service's event loop: delay percentiles, utilization, GC pauses, and the long tasks that held
- * the loop, each with the request and function that ran it and a link to its trace. A moment in the
- * address (`at=<from>-<to>`, as a trace's wait links here) picks out the tasks that began in it.
+ * A service's event loop: delay percentiles, utilization, GC pauses, the long tasks grouped by
+ * culprit (a function at a location: how many, how long, which endpoints ran them, whom they kept
+ * waiting, and when), and the long tasks that held the loop, each with the request and function
+ * that ran it and a link to its trace; a culprit picked (`fn`, `loc` in the address) keeps the list
+ * to its tasks. A moment in the address (`at=<from>-<to>`, as a trace's wait links here) picks out
+ * the tasks that began in it.
  */
 import * as api from '../api.js';
+import { sparkline } from '../charts/sparkline.js';
+import { COLORS } from '../colors.js';
 import { controls } from '../components/controls.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
@@ -17,7 +22,37 @@ function keptWaiting(t: api.LongTask): HTMLElement {
   const count = t.blocked.reduce((n, b) => n + b.count, 0);
   const ms = t.blocked.reduce((n, b) => n + b.ms, 0);
   const detail = t.blocked.map((b) => `${b.endpoint}: ${fmt.count(b.count)} for ${fmt.ms(b.ms)}`).join('\n');
-  return h('span', { title: detail }, `${fmt.count(count)} requests, ${fmt.ms(ms)} in all`);
+  return h('span', { title: detail }, waited(count, ms));
+}
+
+/** "2 requests, 31.5 ms in all", or a dash. */
+const waited = (count: number, ms: number): string => (count === 0 ? '–' : `${fmt.count(count)} request${count === 1 ? '' : 's'}, ${fmt.ms(ms)} in all`);
+
+/** The table of culprits: each row's function leads to its tasks. */
+function culpritTable(groups: api.LongTaskGroup[], link: (c: api.Culprit) => string, endpointLink: (endpoint: string) => string, picked: api.Culprit | undefined): HTMLElement {
+  const head = ['Function', 'Location', 'Tasks', 'Held the loop', 'Longest', 'Endpoints', 'Kept waiting', 'When'];
+  const rows = groups.map((g) => {
+    const on = picked !== undefined && picked.function === g.function && picked.location === g.location;
+    const shown = g.endpoints.slice(0, 3);
+    return h(
+      'tr',
+      { 'data-culprit': '', 'data-function': g.function, 'data-location': g.location ?? '', class: on ? 'picked' : null, 'aria-current': on ? 'true' : null },
+      h('td', { class: 'name code' }, h('a', { href: link(g), title: 'its long tasks' }, g.function || '(anonymous)')),
+      h('td', { class: 'name code', title: g.location ?? null }, g.location ?? '–'),
+      h('td', { class: 'num', 'data-col': 'count' }, fmt.count(g.count)),
+      h('td', { class: 'num', 'data-col': 'total' }, fmt.ms(g.totalMs)),
+      h('td', { class: 'num', 'data-col': 'max' }, fmt.ms(g.maxMs)),
+      h(
+        'td',
+        { class: 'name', 'data-col': 'endpoints', title: g.endpoints.join('\n') || null },
+        ...(g.endpoints.length === 0 ? [h('span', { class: 'muted' }, 'no transaction')] : shown.flatMap((e, i) => [i > 0 ? ', ' : '', h('a', { href: endpointLink(e) }, e)])),
+        g.endpoints.length > shown.length ? ` +${g.endpoints.length - shown.length}` : '',
+      ),
+      h('td', { class: 'num', 'data-col': 'blocked' }, waited(g.blocked.count, g.blocked.ms)),
+      h('td', {}, sparkline(g.timeline, COLORS.cpu, `when it held the loop: up to ${fmt.ms(Math.max(0, ...g.timeline))} in one of ${g.timeline.length} parts of the window`)),
+    );
+  });
+  return h('table', { class: 'table culprits' }, h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { class: ['Tasks', 'Held the loop', 'Longest', 'Kept waiting'].includes(c) ? 'num' : 'name' }, c)))), h('tbody', {}, ...rows));
 }
 
 /** The collector answers zeros and no long tasks until an agent has reported loop data. */
@@ -40,14 +75,17 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
     element,
     live: route.to === undefined,
     async refresh() {
-      const loop = await api.loop(service, windowOf(route), sort);
+      const w = windowOf(route);
+      const culprit = route.culprit;
+      const [loop, ofCulprit] = await Promise.all([api.loop(service, w, sort), culprit ? api.loop(service, w, sort, culprit) : undefined]);
       if (!hasData(loop)) {
         replace(body, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
         return;
       }
       const moment = route.moment;
       const picked = (t: api.LongTask): boolean => moment !== undefined && t.at >= moment.from && t.at < moment.to;
-      const tasks = loop.longTasks.map((t) =>
+      const listed = ofCulprit ?? loop;
+      const tasks = listed.longTasks.map((t) =>
         h(
           'tr',
           { 'data-long-task': '', class: picked(t) ? 'picked' : null, 'aria-current': picked(t) ? 'true' : null },
@@ -76,9 +114,26 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
           card('GC pauses', fmt.ms(loop.gcPauseMs), 'total in the window'),
         ),
         section(
-          'Long tasks',
-          h('div', { class: 'control', role: 'group', 'aria-label': 'order' }, order('Newest first', 'recent'), order('Longest first', 'worst')),
-          moment && !loop.longTasks.some(picked)
+          'Long tasks by culprit',
+          (loop.groups ?? []).length === 0
+            ? h('p', { class: 'muted' }, 'No long task in this window.')
+            : culpritTable(
+              loop.groups ?? [],
+              (c) => href({ ...route, culprit: { function: c.function, location: c.location } }),
+              (endpoint) => href(routeTo(route, { page: 'endpoint', service, endpoint })),
+              culprit,
+            ),
+        ),
+        section(
+          culprit ? `Long tasks of ${culprit.function || '(anonymous)'}${culprit.location ? ` at ${culprit.location}` : ''}` : 'Long tasks',
+          h(
+            'div',
+            { class: 'control', role: 'group', 'aria-label': 'order' },
+            order('Newest first', 'recent'),
+            order('Longest first', 'worst'),
+            culprit ? h('a', { href: href({ ...route, culprit: undefined }), 'data-all-tasks': '' }, `every long task (${fmt.count(loop.longTaskCount)})`) : null,
+          ),
+          moment && !listed.longTasks.some(picked)
             ? h('p', { class: 'muted', 'data-picked': 'none' }, `No long task of this list began at ${fmt.clock(moment.from)}: it may be older than the collector keeps long tasks, or not among the ones listed.`)
             : null,
           tasks.length === 0

@@ -33,6 +33,7 @@ import {
   type WireBatch,
   type WireSketch,
 } from '@loopscope/protocol';
+import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from '../culprits.js';
 import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from '../resolution.js';
 import {
   DEFAULT_RETENTION,
@@ -41,6 +42,7 @@ import {
   type CallTotals,
   type EndpointSummary,
   type EndpointView,
+  type LongTaskGroup,
   type LongTaskRow,
   type LoopQuery,
   type LoopSummary,
@@ -424,6 +426,24 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     return foldTotals(parts.flat(), (row) => (groupBy === undefined ? '' : String(row[groupBy])), readTotals);
   }
 
+  /** The long tasks that match `where` grouped by culprit, with their timelines over the query's range (culprits.ts). */
+  async function culpritGroupsOf(where: string, query: LoopQuery): Promise<LongTaskGroup[]> {
+    // a task's blocked list is JSON.stringify's [{ endpoint, count, ms }]: a key in quotes followed by
+    // a colon is never inside a string (whose quotes are escaped), so the numbers are found by pattern
+    const blocked = (field: string, type: string): string => `sum(arraySum(arrayMap(x -> to${type}(x), extractAll(blocked, ${literal(`"${field}":([-+.eE0-9]+)`)}))))`;
+    const [rows, parts] = await Promise.all([
+      ch.query<CulpritRow>(
+        `SELECT function, location, count() AS count, sum(ms) AS totalMs, max(ms) AS maxMs, groupUniqArray(endpoint) AS endpoints,
+           ${blocked('count', 'UInt64')} AS blockedCount, ${blocked('ms', 'Float64')} AS blockedMs FROM long_tasks WHERE ${where} GROUP BY function, location`,
+      ),
+      ch.query<CulpritPart>(
+        `SELECT function, location, toInt64(floor((at - ${literal(query.from)}) * ${TIMELINE_PARTS} / ${literal(query.to - query.from)})) AS part, sum(ms) AS ms
+           FROM long_tasks WHERE ${where} GROUP BY function, location, part`,
+      ),
+    ]);
+    return culpritGroups(rows, parts, query.limit);
+  }
+
   const byService = (service: string, endpoint?: string): string => `service = ${literal(service)}${endpoint === undefined ? '' : ` AND endpoint = ${literal(endpoint)}`}`;
 
   return {
@@ -497,7 +517,11 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     async loop(query: LoopQuery): Promise<LoopSummary> {
       const where = `service = ${literal(query.service)}`;
       const from = kept('traces', query.from);
-      const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}`;
+      // the long tasks of the range, of one culprit if the query names it
+      const culprit =
+        (query.function === undefined ? '' : ` AND function = ${literal(query.function)}`) +
+        (query.location === undefined ? '' : query.location === null ? ' AND location IS NULL' : ` AND location = ${literal(query.location)}`);
+      const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}${culprit}`;
       const columns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
       // each stretch of the range from the resolution with the fewest rows (tiles()), merged here
       const perTile = tiles(retention, query.from, query.to, Date.now()).map((t) => {
@@ -505,12 +529,13 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         const columns = [sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ');
         return ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${bucketRange(kept(t.res.retention, t.from), t.to)}`);
       });
-      const [rows, tasks, [count]] = await Promise.all([
+      const [rows, tasks, [count], groups] = await Promise.all([
         Promise.all(perTile).then((lists) => lists.flat()),
         ch.query<Omit<LongTaskRow, 'stack' | 'blocked'> & { stack: string; blocked: string }>(
           `SELECT ${columns} FROM long_tasks WHERE ${tasksWhere} ORDER BY ${query.sort === 'worst' ? 'ms DESC, at DESC' : 'at DESC'} LIMIT ${literal(query.limit)}`,
         ),
         ch.query<{ n: number }>(`SELECT count() AS n FROM long_tasks WHERE ${tasksWhere}`),
+        query.group === 'culprit' ? culpritGroupsOf(tasksWhere, query) : undefined,
       ]);
       const delay = emptyWire();
       const r: Record<string, number> = {};
@@ -536,6 +561,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         longTasks: tasks.map((t) => ({ ...t, stack: JSON.parse(t.stack) as string[], blocked: JSON.parse(t.blocked) as LongTaskRow['blocked'] })),
         longTaskCount: count!.n,
         loopMs: round(busy),
+        ...(groups !== undefined ? { groups } : {}),
       };
     },
 
