@@ -166,9 +166,11 @@ test('one request: the path descends gateway → orders → inventory, and each 
     within(`${role} cpu`, runs.map((r) => byService(r.trace, role).cpu), ownMs, cpuTolerance(ownMs));
     within(`${role} blocking`, runs.map((r) => byService(r.trace, role).blocking), 0, 1.5);
   }
-  // orders waits on inventory (42 ms) and PostgreSQL (20 ms) at once: the union of the two (the
-  // timer's lateness and the network above it)
-  within('orders external', runs.map((r) => byService(r.trace, 'orders').external), 42, { below: 0.5, above: 3 });
+  // orders waits on inventory (42 ms) and PostgreSQL (20 ms) at once: the union of the two, that is
+  // inventory's part (its timer, up to 3 ms late, as above) and what is left of the call outside it
+  // (the network on one host and inventory's queue: under 5 ms, as above; CI saw medians of 3.5 ms
+  // on a loaded run)
+  within('orders external', runs.map((r) => byService(r.trace, 'orders').external), 42, { below: 0.5, above: 5 });
   // (the gateway's external against orders' response is not checked: the first is dated when the
   // gateway's loop saw the answer, the second when Node reported the kernel took it, each a bound
   // that can err by an iteration, in opposite directions)
