@@ -1,15 +1,16 @@
 /**
  * Event-loop health and long-task culprits, end to end: an app under the agent → a real collector
  * → GET /api/loop. Ground truth: a handler that runs a named function burning 120 ms, another that
- * runs it for 60 ms, an interval burning 80 ms outside of any request, and fast requests that arrive
- * during the burn; grouped by culprit, the function's tasks are counted and timed together.
+ * runs it for 60 ms, one that runs another for 70 ms, an interval burning 80 ms outside of any
+ * request, and fast requests that arrive during the burn; grouped by culprit, each function's tasks
+ * are counted and timed together.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startCollector, type Collector, type LoopSummary } from '@loopscope/collector';
+import { startCollector, type Collector, type LongTaskGroup, type LoopSummary } from '@loopscope/collector';
 import type { TransactionRecord } from '@loopscope/protocol';
 import { api, fixtures, get, startApp, stopApp, tempDir, until } from './helpers.js';
 
@@ -74,6 +75,18 @@ test('a 120 ms handler is a long task with its function, file and line, its trac
       throw new Error(`${String(error)}; task ${task.at}+${task.ms}; delay max per second from ${seconds[0]}: ${maxes.join(', ')}`);
     });
     assert.ok(burnt.delay.p99 >= 100, `loop delay p99 ${burnt.delay.p99} ms`);
+    // the loop over time says the same at that second: its delay series, and the loop was busy then
+    const from = second - 5000;
+    const series = async (metric: string): Promise<Array<[number, number | null]>> =>
+      (await api<{ points: Array<[number, number | null]> }>(collector.url, `/api/timeseries?service=loop-e2e&metric=${metric}&q=1&step=1000&from=${from}&to=${second + 3000}`)).points;
+    const [delays, busy, gc] = await Promise.all([series('loop_delay'), series('utilization'), series('gc')]);
+    const peak = delays.reduce((a, b) => ((b[1] ?? 0) > (a[1] ?? 0) ? b : a));
+    assert.ok(peak[1]! >= 100 && Math.abs(peak[0] - second) <= 1000, `loop delay peaks at ${peak[1]} ms at ${peak[0] - second} ms from the burn's end`);
+    // (the 120 ms fall in one of the agent's 1 s intervals or two, each counted at its start's
+    // second: at least 60 ms of one was busy)
+    const burnSeconds = busy.filter(([t]) => t + 2000 > task.at && t < task.at + task.ms).map(([, v]) => v ?? 0);
+    assert.ok(Math.max(...burnSeconds) >= 0.06, `utilization of the burn's seconds: ${JSON.stringify(busy)}`);
+    assert.ok(busy.every(([, v]) => v === null || (v >= 0 && v <= 1)) && gc.every(([, v]) => v === null || (v >= 0 && v <= 1000)), JSON.stringify({ busy, gc }));
 
     const all = await loop(collector, 'service=loop-e2e&sort=worst');
     assert.deepEqual(all.longTasks.map((t) => t.ms), [...all.longTasks.map((t) => t.ms)].sort((a, b) => b - a), 'worst first');
@@ -111,52 +124,64 @@ test('an interval burning 80 ms outside of any request is a long task of no tran
   }
 });
 
-test('long tasks grouped by culprit: one function from two endpoints, one outside requests, whom they kept waiting and when; one culprit alone', async () => {
+test('long tasks grouped by culprit: one function from two endpoints and another, whom they kept waiting and when; one culprit alone', async () => {
   const collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
-  const app = await startApp('loop-app.mjs', collector.url, { LOOPSCOPE_SERVICE: 'loop-culprits', HOUSEKEEPING: '1' });
+  const app = await startApp('loop-app.mjs', collector.url, { LOOPSCOPE_SERVICE: 'loop-culprits' });
+  await new Promise((r) => setTimeout(r, 500)); // past startup
   const from = Date.now();
   try {
     await Promise.all(Array.from({ length: 6 }, () => get(`${app.url}/warm`, keepAlive)));
     // crunchNumbers: three times 120 ms from GET /report, each with two fast requests waiting, and
-    // twice 60 ms from GET /export
+    // twice 60 ms from GET /export; compress: twice 70 ms from GET /archive
     for (let i = 0; i < 3; i++) {
       const report = get(`${app.url}/report`, keepAlive);
       await new Promise((r) => setTimeout(r, 10));
       await Promise.all([report, get(`${app.url}/fast`, keepAlive), get(`${app.url}/fast`, keepAlive)]);
     }
     for (let i = 0; i < 2; i++) await get(`${app.url}/export`, keepAlive);
-    const crunch = positionOf('(ms) {');
+    for (let i = 0; i < 2; i++) await get(`${app.url}/archive`, keepAlive);
     const range = (to: number): string => `service=loop-culprits&limit=1000&from=${from}&to=${to}`;
-    const { answer, to } = await until('five crunchNumbers tasks and a housekeeping one', async () => {
+    const { answer, to } = await until('the seven long tasks', async () => {
       const to = Date.now() + 1000;
       const a = await loop(collector, `${range(to)}&group=culprit`);
-      const g = a.groups?.find((x) => x.function === 'crunchNumbers');
-      return g?.count === 5 && a.groups!.some((x) => x.function === 'housekeeping') ? { answer: a, to } : undefined;
+      return a.longTaskCount >= 7 ? { answer: a, to } : undefined;
     });
     const groups = answer.groups!;
-    const g = groups.find((x) => x.function === 'crunchNumbers')!;
-    assert.ok(g.location?.endsWith(`/loop-app.mjs:${crunch}`), `location ${g.location}`);
+    // most time first: 3 × 120 + 2 × 60 ms, then 2 × 70 ms
+    assert.deepEqual(
+      groups.map((x) => [x.function, x.count]),
+      [
+        ['crunchNumbers', 5],
+        ['compress', 2],
+      ],
+    );
+    const [g, other] = groups as [LongTaskGroup, LongTaskGroup];
+    assert.ok(g.location?.endsWith(`/loop-app.mjs:${positionOf('(ms) {')}`), `location ${g.location}`); // (crunchNumbers, the first)
     assert.deepEqual(g.endpoints, ['GET /export', 'GET /report']);
+    assert.deepEqual(other.endpoints, ['GET /archive']);
     assert.ok(Math.abs(g.totalMs - 480) <= 25, `held the loop ${g.totalMs} ms in all, expected 3 × 120 + 2 × 60 ± 5 each`);
     assert.ok(Math.abs(g.maxMs - 120) <= 5, `longest ${g.maxMs} ms`);
-    assert.equal(g.blocked.count, 6, 'two fast requests waited behind each 120 ms task');
-    assert.ok(g.blocked.ms >= 6 * 90, `they waited ${g.blocked.ms} ms in all`);
-    const chores = groups.find((x) => x.function === 'housekeeping')!;
-    assert.deepEqual(chores.endpoints, [], 'outside any request');
-    // the groups are the list's tasks, counted and timed per culprit, most time first
+    assert.ok(Math.abs(other.totalMs - 140) <= 10, `compress held the loop ${other.totalMs} ms`);
+    assert.ok(g.blocked.count >= 6 && g.blocked.ms >= 6 * 90, `kept waiting: ${JSON.stringify(g.blocked)}`);
+    // (no request was sent while compress ran: at most one that had just come in waited a moment)
+    assert.ok(other.blocked.count <= 1 && other.blocked.ms < 5, `behind compress: ${JSON.stringify(other.blocked)}`);
+    // the groups are the list's tasks, counted and timed per culprit
     const tasks = (await loop(collector, range(to))).longTasks;
-    assert.equal(groups.reduce((n, x) => n + x.count, 0), answer.longTaskCount);
     for (const x of groups) {
       const own = tasks.filter((t) => t.function === x.function && t.location === x.location);
       assert.equal(own.length, x.count, x.function);
       assert.ok(Math.abs(own.reduce((n, t) => n + t.ms, 0) - x.totalMs) < 0.01, x.function);
+      const waited = own.flatMap((t) => t.blocked);
+      assert.equal(waited.reduce((n, b) => n + b.count, 0), x.blocked.count, `${x.function}: the requests its tasks kept waiting`);
+      assert.ok(Math.abs(waited.reduce((n, b) => n + b.ms, 0) - x.blocked.ms) < 0.01, x.function);
+      // when: each task's time in its thirtieth of the range
+      const line = new Array<number>(30).fill(0);
+      for (const t of own) line[Math.floor(((t.at - from) * 30) / (to - from))]! += t.ms;
+      assert.deepEqual(x.timeline.map((v) => Math.round(v)), line.map((v) => Math.round(v)), x.function);
     }
-    assert.deepEqual(groups.map((x) => x.totalMs), [...groups.map((x) => x.totalMs)].sort((a, b) => b - a));
-    // when: each task's time in its thirtieth of the range
-    const span = to - from;
-    const line = new Array<number>(30).fill(0);
-    for (const t of tasks.filter((t) => t.function === 'crunchNumbers')) line[Math.floor(((t.at - from) * 30) / span)]! += t.ms;
-    assert.deepEqual(g.timeline.map((v) => Math.round(v)), line.map((v) => Math.round(v)));
+    // the truth: two fast requests waited behind each 120 ms task
+    const fast = tasks.flatMap((t) => t.blocked.filter((b) => b.endpoint === 'GET /fast'));
+    assert.equal(fast.reduce((n, b) => n + b.count, 0), 6, JSON.stringify(tasks.map((t) => [t.endpoint, t.blocked])));
     // one culprit alone: its tasks, and only its
     const one = await loop(collector, `${range(to)}&function=crunchNumbers&location=${encodeURIComponent(g.location!)}`);
     assert.equal(one.longTaskCount, 5);

@@ -2,6 +2,7 @@
  * Reads the query string of the query API (docs/collector.md) into typed queries, or an HttpError (400)
  * that says which parameter is wrong and what would be right.
  */
+import { isLoopSeries } from '@loopscope/protocol';
 import { DEFAULT_HOLDERS, MAX_HOLDERS } from './holders.js';
 import { HttpError } from './http-error.js';
 import { SERIES_METRICS, type LoopQuery, type Range, type SeriesMetric, type TimeseriesQuery, type TracesQuery } from './storage/storage.js';
@@ -70,6 +71,7 @@ export function parseTimeseries(q: QueryString, now: number): TimeseriesQuery {
   const metric = single(q, 'metric');
   if (!metric) throw new HttpError(400, `metric is required: one of ${SERIES_METRICS.join(', ')}`);
   if (!(SERIES_METRICS as readonly string[]).includes(metric)) throw new HttpError(400, `unknown metric "${metric}": use one of ${SERIES_METRICS.join(', ')}`);
+  if (endpoint !== undefined && isLoopSeries(metric)) throw new HttpError(400, `${metric} is the event loop's, a service's: leave out endpoint`);
   const rawQ = single(q, 'q');
   const quantile = rawQ === undefined ? 0.95 : Number(rawQ);
   if (rawQ === '' || !(quantile > 0 && quantile <= 1)) throw new HttpError(400, `q must be a quantile in (0, 1] such as 0.95 (1 is the max), got "${rawQ}"`);

@@ -257,6 +257,7 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
     ['/api/loop', /^service is required/],
     ['/api/timeseries?service=s', /^metric is required/],
     ['/api/timeseries?service=s&metric=p95', /^unknown metric "p95"/],
+    ['/api/timeseries?service=s&endpoint=GET%20%2Fa&metric=loop_delay', /^loop_delay is the event loop's, a service's: leave out endpoint/],
     ['/api/endpoints?service=s&from=yesterday', /^from must be a timestamp in ms since the epoch, got "yesterday"/],
     ['/api/endpoints?service=s&from=2000&to=1000', /^to \(1000\) must be after from \(2000\)/],
     ['/api/endpoints?service=s&from=1&from=2', /^from is given more than once/],

@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { SERIES_METRICS, addValue, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
+import { SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
 import { openClickHouseStorage, type Retention } from '../src/index.js';
 import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
 import { startClickHouse, startShardedClickHouse, type ClickHouse } from './clickhouse-tools.js';
@@ -201,10 +201,11 @@ function queries(): string[] {
   for (const endpoint of ['GET /a', 'GET /orders/:id']) paths.push(`/api/views?endpoint=${encodeURIComponent(endpoint)}&${RANGE}`);
   for (const step of [1000, 10_000, MINUTE, 60 * MINUTE]) {
     for (const metric of SERIES_METRICS) {
-      const qs = ['throughput', 'errors', 'aborted'].includes(metric) ? [0.95] : [0.5, 0.99, 1];
+      const qs = ['throughput', 'errors', 'aborted', 'utilization', 'gc'].includes(metric) ? [0.95] : [0.5, 0.99, 1];
       for (const q of qs) {
         paths.push(`/api/timeseries?service=shop&metric=${metric}&q=${q}&step=${step}&${RANGE}`);
-        if (step === 1000) paths.push(`/api/timeseries?service=edge&endpoint=${encodeURIComponent('GET /a')}&metric=${metric}&q=${q}&step=${step}&${RANGE}`);
+        // (the loop's series are a service's)
+        if (step === 1000 && !isLoopSeries(metric)) paths.push(`/api/timeseries?service=edge&endpoint=${encodeURIComponent('GET /a')}&metric=${metric}&q=${q}&step=${step}&${RANGE}`);
       }
     }
   }

@@ -116,12 +116,16 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
   const p95s = await page.$$eval('table.endpoints td[data-col=p95]', (tds) => tds.map((td) => td.textContent ?? ''));
   assert.deepEqual(p95s.map(parseMs), [...p95s.map(parseMs)].sort((a, b) => b - a));
 
-  // three uPlot charts, each with points that carry data
-  const charts = await page.$$eval('[data-chart]', (els) => els.map((el) => ({ title: el.querySelector('h3')!.textContent, points: Number((el as HTMLElement).dataset['points']), canvases: el.querySelectorAll('canvas').length })));
+  // three uPlot charts, each with points that carry data, from when the service began reporting
+  // (not squeezed at the right of the 5-minute window)
+  const charts = await page.$$eval('[data-chart]', (els) =>
+    els.map((el) => ({ title: el.querySelector('h3')!.textContent, points: Number((el as HTMLElement).dataset['points']), from: Number((el as HTMLElement).dataset['from']), canvases: el.querySelectorAll('canvas').length })),
+  );
   assert.deepEqual(charts.map((c) => c.title), ['Latency — p95', 'Throughput', 'Error rate']);
   for (const c of charts) {
     assert.ok(c.points > 0, `${c.title} has no data`);
     assert.equal(c.canvases, 1);
+    assert.ok(c.from >= Math.floor(service!.firstSeen / 1000) * 1000 - 1000 && c.from <= service!.firstSeen, `${c.title} starts at ${c.from}, the service at ${service!.firstSeen}`);
   }
   // the time breakdown has a bar per endpoint
   assert.equal(await page.locator('.breakdown-row').count(), expected.length);
@@ -240,6 +244,16 @@ test('the event-loop page groups the long tasks by culprit, lists one culprit\'s
     loop.groups!.map((g) => [g.function, g.count]),
   );
   assert.ok(culprits.every((c) => c.spark > 0), 'each draws when its tasks ran');
+  // the loop over time: delay, utilization and GC pauses drawn with data, each long task of the
+  // list marked on them, from when the service began reporting (it is younger than the window)
+  const [service] = (await api<ServiceSummary[]>(collector.url, `/api/services?from=${pausedAt - 300_000}&to=${pausedAt}`)).filter((s) => s.service === SERVICE);
+  const charts = await page.locator('[data-chart]').evaluateAll((els) => els.map((el) => ({ ...(el as HTMLElement).dataset })));
+  assert.deepEqual(charts.map((c) => c['chart']), ['Loop delay', 'Utilization', 'GC pauses']);
+  for (const c of charts) {
+    assert.ok(Number(c['points']) > 0, `${c['chart']} has no data`);
+    assert.equal(Number(c['moments']), loop.longTasks.filter((t) => t.at >= Number(c['from'])).length, `${c['chart']}: the long tasks marked`);
+    assert.ok(Number(c['from']) >= Math.floor(service!.firstSeen / 1000) * 1000 - 1000 && Number(c['from']) <= service!.firstSeen, `${c['chart']} starts at ${c['from']}, the service at ${service!.firstSeen}`);
+  }
   // the burn's culprit: its tasks alone, in the address; then every task again
   const culprit = loop.groups!.find((g) => g.endpoints.includes('GET /burn'))!;
   await page.locator(`[data-culprit][data-function="${culprit.function}"] a`).first().click();

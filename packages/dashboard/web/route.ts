@@ -116,6 +116,16 @@ export function reportedSeconds(w: { from: number; to: number }, service: { firs
 }
 
 /**
+ * The part of a window to chart for a service: from its first report, when that is later than the
+ * window's start (on a whole second), to the window's end. A service started 40 s ago fills its
+ * charts rather than sitting at the right edge of a 5-minute axis.
+ */
+export function reportedWindow(w: { from: number; to: number }, service: { firstSeen: number } | undefined): { from: number; to: number } {
+  const from = Math.max(w.from, Math.floor((service?.firstSeen ?? w.from) / 1000) * 1000);
+  return { from: Math.min(from, w.to - 1000), to: w.to };
+}
+
+/**
  * Where a holder of the loop (`/api/traces/:id/holders`) links: a long task to the event-loop page,
  * paused a second after the task ended, with the task picked out (`at` spans it); another request
  * to its trace.

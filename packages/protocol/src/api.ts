@@ -56,9 +56,18 @@ export interface EndpointView extends EndpointSummary {
   agents: string[];
 }
 
-export type SeriesMetric = MetricName | 'throughput' | 'errors' | 'aborted';
+/**
+ * A service's event loop over time (`GET /api/timeseries`, per service, never per endpoint): the
+ * loop delay's quantile `q` (ms), utilization (busy ÷ (busy + idle), 0..1) and GC pause time (ms
+ * per second), each merged over the service's processes per point.
+ */
+export const LOOP_SERIES_METRICS = ['loop_delay', 'utilization', 'gc'] as const;
+export type LoopSeriesMetric = (typeof LOOP_SERIES_METRICS)[number];
+export const isLoopSeries = (metric: string): metric is LoopSeriesMetric => (LOOP_SERIES_METRICS as readonly string[]).includes(metric);
 
-export const SERIES_METRICS: readonly SeriesMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'throughput', 'errors', 'aborted'];
+export type SeriesMetric = MetricName | 'throughput' | 'errors' | 'aborted' | LoopSeriesMetric;
+
+export const SERIES_METRICS: readonly SeriesMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'throughput', 'errors', 'aborted', ...LOOP_SERIES_METRICS];
 
 export interface TimeseriesResult {
   metric: SeriesMetric;

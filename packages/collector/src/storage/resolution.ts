@@ -42,6 +42,16 @@ export function chooseResolution(retention: Retention, from: number, now: number
 
 export const bucketOf = (t: number, res: Resolution): number => Math.floor(t / res.ms) * res.ms;
 
+/**
+ * The points of a time series over [from, to) read from `res`: a step finer than its buckets would
+ * leave most points empty, so it is widened to whole buckets; the first point starts on a step.
+ */
+export function seriesGrid(query: { from: number; to: number; step: number }, res: Resolution): { step: number; t0: number; points: number } {
+  const step = Math.ceil(query.step / res.ms) * res.ms;
+  const t0 = Math.floor(query.from / step) * step;
+  return { step, t0, points: Math.ceil((query.to - t0) / step) };
+}
+
 /** A span of bucket starts, [from, to) (both on the resolution's bucket edges), and the resolution that answers it. */
 export interface Tile {
   res: Resolution;

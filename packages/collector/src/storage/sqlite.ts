@@ -18,6 +18,7 @@ import {
   METRICS,
   emptyWire,
   fromWire,
+  isLoopSeries,
   mergeWire,
   quantile,
   summarize,
@@ -28,10 +29,10 @@ import {
   type WireLoop,
   type WireSketch,
 } from '@loopscope/protocol';
-import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from './resolution.js';
+import { RESOLUTIONS, bucketOf, chooseResolution, seriesGrid, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from './culprits.js';
-import { addByKind, addGc, addTotals, batchSpan, emptyTotals, foldTotals, round, sliceTimes, toSummary, type GcTotals } from './totals.js';
+import { addByKind, addGc, addTotals, batchSpan, emptyLoopPoint, emptyTotals, foldTotals, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type GcTotals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type AlertRound,
@@ -553,11 +554,27 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
       const res = chooseResolution(retention, query.from, Date.now(), query.step);
-      // a step finer than the resolution's buckets would leave most points empty: widen it to whole buckets
-      const step = Math.ceil(query.step / res.ms) * res.ms;
-      const t0 = Math.floor(query.from / step) * step;
-      const points = Math.ceil((query.to - t0) / step);
+      const { step, t0, points } = seriesGrid(query, res);
       const metric = query.metric;
+      if (isLoopSeries(metric)) {
+        // the loop's rows of the range's buckets, merged per point
+        const acc = Array.from({ length: points }, emptyLoopPoint);
+        const rows = statement(`SELECT bucket, delay, busyMs, idleMs, gc FROM ${loopTable(res)} WHERE service = ? AND bucket >= ? AND bucket < ?`).all(
+          query.service,
+          bucketOf(query.from, res),
+          query.to,
+        ) as LoopRow[];
+        for (const r of rows) {
+          const p = acc[Math.floor((r.bucket - t0) / step)];
+          if (p === undefined) continue;
+          p.rows++;
+          if (metric === 'loop_delay') mergeWire(p.delay, decodeSketch(r.delay));
+          p.busyMs += r.busyMs;
+          p.idleMs += r.idleMs;
+          for (const g of Object.values(JSON.parse(r.gc) as GcTotals)) p.gcMs += g.ms;
+        }
+        return { metric, q: query.q, step, points: acc.map((p, i) => [t0 + i * step, loopPointValue(metric, p, query.q, step)]) };
+      }
       // per-second rates of a count column; the other metrics are sketches
       const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
       const counted = column !== undefined;
@@ -627,7 +644,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const busy = total.busyMs + total.idleMs;
       return {
         delay: summarize(fromWire(delay)),
-        utilization: busy > 0 ? Math.round((total.busyMs / busy) * 10_000) / 10_000 : 0,
+        utilization: utilizationOf(total.busyMs, total.idleMs),
         gcPauseMs: round(Object.values(gc).reduce((sum, g) => sum + g.ms, 0)),
         gc,
         cpu: { user: round(total.cpuUser), system: round(total.cpuSystem) },

@@ -4,7 +4,7 @@
  * API's summary of them, GC pauses by kind, stored traces' slices as times, and the span of time a
  * batch covers.
  */
-import { METRICS, emptyWire, fromWire, mergeWire, summarize, type ExternalByKind, type MetricName, type Quantiles, type SegmentKind, type WireBatch, type WireSketch } from '@loopscope/protocol';
+import { METRICS, emptyWire, fromWire, mergeWire, quantile, summarize, type ExternalByKind, type LoopSeriesMetric, type MetricName, type Quantiles, type SegmentKind, type WireBatch, type WireSketch } from '@loopscope/protocol';
 import type { EndpointSummary, LoopWork, RangeTotals } from './storage.js';
 
 export const round = (v: number): number => Math.round(v * 1000) / 1000;
@@ -34,6 +34,28 @@ export function addTotals(into: RangeTotals, r: { count: number; errors: number;
   into.errors += r.errors;
   into.aborted += r.aborted;
   for (const m of METRICS) mergeWire(into.sketches[m], r.sketches[m]);
+}
+
+/** busy ÷ (busy + idle), to 4 decimals; 0 for no loop time. */
+export const utilizationOf = (busyMs: number, idleMs: number): number => (busyMs + idleMs > 0 ? Math.round((busyMs / (busyMs + idleMs)) * 10_000) / 10_000 : 0);
+
+/** The loop data of one point of a loop series, merged over its rows (`rows` 0: nobody reported then). */
+export interface LoopPoint {
+  rows: number;
+  delay: WireSketch;
+  busyMs: number;
+  idleMs: number;
+  gcMs: number;
+}
+
+export const emptyLoopPoint = (): LoopPoint => ({ rows: 0, delay: emptyWire(), busyMs: 0, idleMs: 0, gcMs: 0 });
+
+/** A point's value of a loop series (GUIDE §3, LOOP_SERIES_METRICS): null where no process reported its loop. */
+export function loopPointValue(metric: LoopSeriesMetric, p: LoopPoint, q: number, stepMs: number): number | null {
+  if (p.rows === 0) return null;
+  if (metric === 'loop_delay') return p.delay.n > 0 ? round(quantile(fromWire(p.delay), q)) : null;
+  if (metric === 'utilization') return p.busyMs + p.idleMs > 0 ? utilizationOf(p.busyMs, p.idleMs) : null;
+  return round(p.gcMs / (stepMs / 1000));
 }
 
 /** Rows merged per key (an endpoint, a service, or '' for all): their counts, sketches and external time per kind. */

@@ -25,22 +25,30 @@ export interface TimeChart {
   update(x: number[], lines: Array<Array<number | null>>): void;
   /** Dashed lines across the plot at these values (the y scale reaches them); [] for none. */
   thresholds(lines: Threshold[]): void;
+  /** Thin upright lines at these times (ms since the epoch: long tasks on the event-loop charts); [] for none. */
+  moments(times: number[]): void;
   destroy(): void;
 }
 
 const HEIGHT = 220;
 const THRESHOLD_COLOR = '#c62828';
+const MOMENT_COLOR = 'rgba(46, 139, 58, 0.55)';
 const SPARSE = 60;
 
 const sparse = (u: uPlot, series: number): boolean => (u.data[series] as Array<number | null>).filter((v) => v !== null).length < SPARSE;
 
+/** The y axis's ticks of a chart in percent carry the sign: "0.5 %" cannot be read as a fraction. */
+const percentTicks = (_u: uPlot, splits: number[]): string[] => splits.map((v) => `${Number(v.toPrecision(6))} %`);
+
 /**
  * `onPick` gets the start (ms since the epoch) of the point under the cursor when the plot is
- * clicked: the pages show the traces of that moment.
+ * clicked: the pages show the traces of that moment. A chart whose `unit` is `%` gets its values
+ * from 0 to 100, and its ticks say so.
  */
 export function timeChart(title: string, unit: string, lines: Line[], format: (v: number) => string, onPick?: (t: number) => void): TimeChart {
   const plotArea = h('div', { class: 'chart-plot' });
   let marks: Threshold[] = [];
+  let instants: number[] = [];
   const element = h('section', { class: 'card chart', 'data-chart': title, 'data-points': 0 }, h('h3', {}, title), plotArea);
   const opts: uPlot.Options = {
     width: 600,
@@ -77,13 +85,23 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
             ctx.stroke();
             ctx.fillText(m.label, u.bbox.left + u.bbox.width - 4 * devicePixelRatio, y - 3 * devicePixelRatio);
           }
+          ctx.strokeStyle = MOMENT_COLOR;
+          ctx.setLineDash([]);
+          for (const t of instants) {
+            const x = Math.round(u.valToPos(t / 1000, 'x', true));
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+          }
           ctx.restore();
         },
       ],
     },
     axes: [
       { stroke: '#555', grid: { stroke: '#eee' }, space: 70 },
-      { stroke: '#555', grid: { stroke: '#eee' }, label: unit, size: 60 },
+      { stroke: '#555', grid: { stroke: '#eee' }, label: unit, size: 60, ...(unit === '%' ? { values: percentTicks } : {}) },
     ],
     series: [
       { label: 'time' },
@@ -118,6 +136,12 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
     update(x, values) {
       plot.setData([x.map((t) => t / 1000), ...values] as uPlot.AlignedData);
       element.dataset['points'] = String(values.reduce((n, line) => n + line.filter((v) => v !== null).length, 0));
+      element.dataset['from'] = String(x[0] ?? '');
+    },
+    moments(times) {
+      instants = times;
+      element.dataset['moments'] = String(times.length);
+      plot.redraw(false);
     },
     thresholds(lines) {
       marks = lines;

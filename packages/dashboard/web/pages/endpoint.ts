@@ -8,7 +8,7 @@ import { traceList } from '../components/trace-list.js';
 import { viewsTable } from '../components/views-table.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { href, PERCENTILES, reportedSeconds, routeTo, windowOf } from '../route.js';
+import { href, PERCENTILES, reportedSeconds, reportedWindow, routeTo, windowOf } from '../route.js';
 import { card, crumbs, heading, section, type PageFactory } from './page.js';
 
 const TRACES = 10;
@@ -42,16 +42,16 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const [rows, seen, slowest, recent, services] = await Promise.all([
+      const reported = (await api.services(w)).find((s) => s.service === service);
+      const [rows, seen, slowest, recent] = await Promise.all([
         api.endpoints(service, w),
         api.views(endpoint, w),
         api.traces({ service, endpoint, sort: 'slowest', limit: TRACES, ...w }),
         api.traces({ service, endpoint, sort: 'recent', limit: TRACES, ...w }),
-        api.services(w),
-        charts.refresh(w, q, route.percentile),
+        charts.refresh(reportedWindow(w, reported), q, route.percentile),
         momentTraces(route, navigate, service, endpoint).then((list) => replace(picked, list)),
       ]);
-      const seconds = reportedSeconds(w, services.find((s) => s.service === service));
+      const seconds = reportedSeconds(w, reported);
       const row = rows.find((r) => r.endpoint === endpoint);
       const count = row?.count ?? 0;
       replace(

@@ -8,12 +8,13 @@
  */
 import * as api from '../api.js';
 import { sparkline } from '../charts/sparkline.js';
+import { timeChart } from '../charts/timeseries.js';
 import { COLORS } from '../colors.js';
 import { controls } from '../components/controls.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { href, routeTo, windowOf } from '../route.js';
+import { href, reportedWindow, routeTo, windowOf } from '../route.js';
 import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
 
 /** What the long tasks' "kept waiting" cell says: how many requests of which endpoints, for how long. */
@@ -58,30 +59,67 @@ function culpritTable(groups: api.LongTaskGroup[], link: (c: api.Culprit) => str
 /** The collector answers zeros and no long tasks until an agent has reported loop data. */
 const hasData = (l: api.Loop): boolean => l.delay.max > 0 || l.utilization > 0 || l.gcPauseMs > 0 || l.longTasks.length > 0;
 
+/** The loop over the window: delay, utilization and GC pauses, with the long tasks marked on each. */
+function loopCharts(): { element: HTMLElement; update(w: { from: number; to: number }, service: string, longTasks: api.LongTask[]): Promise<void>; destroy(): void } {
+  const delayLines = [
+    { label: 'p50', q: 0.5, color: '#e0b000' },
+    { label: 'p99', q: 0.99, color: '#b8860b' },
+    { label: 'max', q: 1, color: '#7a4f00' },
+  ];
+  const delay = timeChart('Loop delay', 'ms', delayLines, fmt.ms);
+  const utilization = timeChart('Utilization', '%', [{ label: 'busy', color: COLORS.cpu }], (v) => fmt.percent(v / 100));
+  const gc = timeChart('GC pauses', 'ms/s', [{ label: 'GC', color: COLORS.other }], (v) => `${fmt.ms(v)}/s`);
+  const charts = [delay, utilization, gc];
+  return {
+    element: h('div', { class: 'charts' }, delay.element, h('div', { class: 'chart-row' }, utilization.element, gc.element)),
+    async update(w, service, longTasks) {
+      const ask = (metric: api.SeriesMetric, q?: number): Promise<api.Series> => api.timeseries({ service, metric, ...(q !== undefined ? { q } : {}), ...w });
+      const [delays, busy, pauses] = await Promise.all([Promise.all(delayLines.map((l) => ask('loop_delay', l.q))), ask('utilization'), ask('gc')]);
+      const x = busy.points.map(([t]) => t);
+      const values = (s: api.Series, scale = 1): Array<number | null> => s.points.map(([, v]) => (v === null ? null : v * scale));
+      delay.update(x, delays.map((s) => values(s)));
+      utilization.update(x, [values(busy, 100)]);
+      gc.update(x, [values(pauses)]);
+      const at = longTasks.filter((t) => t.at >= w.from && t.at < w.to).map((t) => t.at);
+      for (const c of charts) c.moments(at);
+    },
+    destroy: () => charts.forEach((c) => c.destroy()),
+  };
+}
+
 export const loopPage: PageFactory = ({ route, navigate }) => {
   const service = route.service ?? '';
   const sort = route.sort === 'worst' ? 'worst' : 'recent';
-  const body = h('div', {});
+  const stats = h('div', {});
+  const charts = loopCharts();
+  const rest = h('div', {});
   const element = h(
     'div',
     { class: 'page' },
     crumbs(route, [service, routeTo(route, { page: 'service', service })], ['event loop', undefined]),
     heading(`${service} — event loop`, controls(route, navigate, { percentile: false })),
     serviceTabs(route, service),
-    body,
+    stats,
+    charts.element,
+    rest,
   );
 
   return {
     element,
     live: route.to === undefined,
+    destroy: () => charts.destroy(),
     async refresh() {
       const w = windowOf(route);
       const culprit = route.culprit;
-      const [loop, ofCulprit] = await Promise.all([api.loop(service, w, sort), culprit ? api.loop(service, w, sort, culprit) : undefined]);
+      const [loop, ofCulprit, services] = await Promise.all([api.loop(service, w, sort), culprit ? api.loop(service, w, sort, culprit) : undefined, api.services(w)]);
+      charts.element.hidden = !hasData(loop);
       if (!hasData(loop)) {
-        replace(body, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
+        replace(stats, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
+        replace(rest);
         return;
       }
+      // the charts over the time the service reported: a young one fills them
+      await charts.update(reportedWindow(w, services.find((s) => s.service === service)), service, loop.longTasks);
       const moment = route.moment;
       const picked = (t: api.LongTask): boolean => moment !== undefined && t.at >= moment.from && t.at < moment.to;
       const listed = ofCulprit ?? loop;
@@ -102,7 +140,7 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
       const order = (label: string, value: 'recent' | 'worst'): HTMLElement =>
         h('button', { type: 'button', class: sort === value ? 'on' : null, onclick: () => navigate({ ...route, sort: value === 'recent' ? undefined : value }) }, label);
       replace(
-        body,
+        stats,
         h(
           'div',
           { class: 'stats' },
@@ -113,6 +151,9 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
           card('Utilization', fmt.percent(loop.utilization), 'share of time the loop was busy'),
           card('GC pauses', fmt.ms(loop.gcPauseMs), 'total in the window'),
         ),
+      );
+      replace(
+        rest,
         section(
           'Long tasks by culprit',
           (loop.groups ?? []).length === 0
@@ -141,7 +182,7 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
             : h('table', { class: 'table long-tasks' }, h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { class: c === 'Held the loop' || c === 'Kept waiting' ? 'num' : 'name' }, c)))), h('tbody', {}, ...tasks)),
         ),
       );
-      body.querySelector('tr.picked')?.scrollIntoView({ block: 'center' });
+      rest.querySelector('tr.picked')?.scrollIntoView({ block: 'center' });
     },
   };
 };

@@ -13,7 +13,7 @@ import { traceList } from '../components/trace-list.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
-import { href, PERCENTILES, reportedSeconds, routeTo, windowOf } from '../route.js';
+import { href, PERCENTILES, reportedSeconds, reportedWindow, routeTo, windowOf } from '../route.js';
 import { card, crumbs, heading, section, serviceTabs, type PageFactory } from './page.js';
 
 const SLOWEST = 10;
@@ -49,17 +49,18 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const [rows, response, traces, services] = await Promise.all([
+      const seen = (await api.services(w)).find((s) => s.service === service);
+      const [rows, response, traces] = await Promise.all([
         api.endpoints(service, w),
         api.overWindow(service, 'response', q, w),
         api.traces({ service, sort: 'slowest', limit: SLOWEST, ...w }),
-        api.services(w),
-        charts.refresh(w, q, route.percentile),
+        // (over the time it reported: a young service fills them)
+        charts.refresh(reportedWindow(w, seen), q, route.percentile),
         momentTraces(route, navigate, service).then((list) => replace(picked, list)),
         api.alerts().then((list) => replace(alerts, alertsPanel(list.filter((a) => a.service === service), (s) => href(routeTo(route, { page: 'service', service: s }))))),
       ]);
       replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
-      const seconds = reportedSeconds(w, services.find((s) => s.service === service));
+      const seconds = reportedSeconds(w, seen);
       const requests = rows.reduce((n, r) => n + r.count, 0);
       const errors = rows.reduce((n, r) => n + r.errors, 0);
       replace(

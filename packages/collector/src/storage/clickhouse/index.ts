@@ -25,6 +25,7 @@ import {
   METRICS,
   emptyWire,
   fromWire,
+  isLoopSeries,
   mergeWire,
   quantile,
   summarize,
@@ -34,7 +35,7 @@ import {
   type WireSketch,
 } from '@loopscope/protocol';
 import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from '../culprits.js';
-import { RESOLUTIONS, bucketOf, chooseResolution, tiles, type Resolution } from '../resolution.js';
+import { RESOLUTIONS, bucketOf, chooseResolution, seriesGrid, tiles, type Resolution } from '../resolution.js';
 import {
   DEFAULT_RETENTION,
   RetryLater,
@@ -58,7 +59,7 @@ import {
   type TraceSummary,
   type TracesQuery,
 } from '../storage.js';
-import { GC_KINDS, addGc, batchSpan, emptyWithKinds, foldTotals, gcKind, round, sliceTimes, toSummary, type GcTotals, type Totals } from '../totals.js';
+import { GC_KINDS, addGc, batchSpan, emptyLoopPoint, emptyWithKinds, foldTotals, gcKind, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type GcTotals, type Totals } from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
 import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
@@ -479,18 +480,32 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
 
     async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
       const res = chooseResolution(retention, query.from, Date.now(), query.step);
-      const step = Math.ceil(query.step / res.ms) * res.ms;
-      const t0 = Math.floor(query.from / step) * step;
-      const points = Math.ceil((query.to - t0) / step);
+      const { step, t0, points } = seriesGrid(query, res);
       const metric = query.metric;
+      const index = `intDiv(toInt64(toUInt32(t)) * 1000 - ${t0}, ${step})`;
+      const range = bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to);
+      if (isLoopSeries(metric)) {
+        // the loop's rows of the range's buckets, merged per point by ClickHouse
+        const { table, raw } = loopTable(res);
+        const gc = GC_KINDS.map((k) => sumOf(`gc_${k}_ms`, raw));
+        const rows = await ch.query<Row & { i: number; rows: number }>(
+          `SELECT ${index} AS i, count() AS rows, ${sketchMerge('delay', raw)}, ${sumOf('busyMs', raw)}, ${sumOf('idleMs', raw)}, ${gc.join(', ')} FROM ${table}
+             WHERE service = ${literal(query.service)} AND ${range} GROUP BY i`,
+        );
+        const acc = Array.from({ length: points }, emptyLoopPoint);
+        for (const r of rows) {
+          const p = acc[r.i];
+          if (p === undefined) continue;
+          Object.assign(p, { rows: r.rows, delay: readSketch(r, 'delay'), busyMs: r.q_busyMs as number, idleMs: r.q_idleMs as number });
+          p.gcMs = GC_KINDS.reduce((n, k) => n + (r[`q_gc_${k}_ms`] as number), 0);
+        }
+        return { metric, q: query.q, step, points: acc.map((p, i): [number, number | null] => [t0 + i * step, loopPointValue(metric, p, query.q, step)]) };
+      }
       const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
       const { table, raw } = aggTable(res);
       const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw, raw);
       const where = byService(query.service, query.endpoint);
-      const index = `intDiv(toInt64(toUInt32(t)) * 1000 - ${t0}, ${step})`;
-      const rows = await ch.query<Row & { i: number }>(
-        `SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to)} GROUP BY i`,
-      );
+      const rows = await ch.query<Row & { i: number }>(`SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${range} GROUP BY i`);
       if (!raw && column === undefined) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, [metric as MetricName]);
       const values = new Array<number | null>(points).fill(null);
       for (const r of rows) {
@@ -549,11 +564,10 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         const n = r[`q_gc_${k}_count`]!;
         if (n > 0) addGc(gc, { [k]: { count: n, ms: r[`q_gc_${k}_ms`]! } });
       }
-      const busyMs = r.q_busyMs!;
-      const busy = busyMs + r.q_idleMs!;
+      const busy = r.q_busyMs! + r.q_idleMs!;
       return {
         delay: summarize(fromWire(delay)),
-        utilization: busy > 0 ? Math.round((busyMs / busy) * 10_000) / 10_000 : 0,
+        utilization: utilizationOf(r.q_busyMs!, r.q_idleMs!),
         gcPauseMs: round(Object.values(gc).reduce((sum, g) => sum + g.ms, 0)),
         gc,
         cpu: { user: round(r.q_cpuUser!), system: round(r.q_cpuSystem!) },
