@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TransactionRecord } from '@loopscope/protocol';
 
@@ -73,10 +73,10 @@ export interface App {
   records(): TransactionRecord[];
 }
 
-/** `node --import loopscope/register fixtures/<file>` shipping to `collector`; env on top. */
+/** `node --import loopscope/register fixtures/<file>` (or a file elsewhere, by its absolute path) shipping to `collector`; env on top. */
 export async function startApp(file: string, collector: string, env: Record<string, string>): Promise<App> {
   const report = join(tempDir(), 'records.jsonl');
-  const child = spawn(process.execPath, ['--import', 'loopscope/register', join(fixtures, file)], {
+  const child = spawn(process.execPath, ['--import', 'loopscope/register', resolve(fixtures, file)], {
     cwd: fixtures,
     env: { ...process.env, LOOPSCOPE_COLLECTOR: collector, REPORT_FILE: report, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

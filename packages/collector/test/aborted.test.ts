@@ -75,7 +75,7 @@ test('a database of schema 4 gains the aborted counts: its rows count none, new 
     const rows = (await get(`${migrated.url}/api/endpoints?service=old&${range}`)).body as EndpointSummary[];
     assert.deepEqual(rows.map((r) => [r.count, r.aborted]), [[7, 2]]);
     const db2 = new Database(path.join(seed.dataDir, DB_FILE), { readonly: true });
-    assert.equal(db2.pragma('user_version', { simple: true }), 6);
+    assert.equal(db2.pragma('user_version', { simple: true }), 7);
     db2.close();
   } finally {
     await migrated.close();

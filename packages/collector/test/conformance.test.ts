@@ -75,8 +75,9 @@ function scenario(): void {
               endpoint,
               traceId: t.traceId,
               function: `render${endpoint.replace(/\W/g, '')}`,
-              // (some without a location; a name in the blocked list that looks like its JSON)
-              ...(rand() < 0.3 ? {} : { location: 'app.js:9:5' }),
+              // (some without a location, some mapped from a compiled file; a name in the blocked
+              // list that looks like its JSON)
+              ...(rand() < 0.3 ? {} : { location: 'app.ts:9:5', ...(rand() < 0.5 ? { compiledLocation: 'dist/app.js:6:21' } : {}) }),
               stack: ['render (app.js:9:5)', 'handle (app.js:20:1)'],
               blocked: [
                 { endpoint: ENDPOINTS[0]!, count: 2, ms: 31.5 },
@@ -193,9 +194,9 @@ function queries(): string[] {
   const paths = ['/api/services?' + RANGE, '/api/servicemap?' + RANGE];
   for (const service of ['shop', 'orders', 'edge', 'fan']) paths.push(`/api/endpoints?service=${service}&${RANGE}`);
   paths.push(`/api/loop?service=shop&sort=worst&limit=5&${RANGE}`, `/api/loop?service=shop&sort=recent&limit=50&${RANGE}`);
-  // long tasks by culprit, and one culprit's (the scenario's are render<endpoint> at app.js:9:5)
+  // long tasks by culprit, and one culprit's (the scenario's are render<endpoint> at app.ts:9:5)
   paths.push(`/api/loop?service=shop&group=culprit&${RANGE}`, `/api/loop?service=shop&group=culprit&limit=2&from=${T0 + 5000}&to=${T0 + 25_000}`);
-  paths.push(`/api/loop?service=shop&group=culprit&function=renderGETa&location=${encodeURIComponent('app.js:9:5')}&sort=worst&${RANGE}`, `/api/loop?service=shop&function=renderPOSTb&location=&${RANGE}`);
+  paths.push(`/api/loop?service=shop&group=culprit&function=renderGETa&location=${encodeURIComponent('app.ts:9:5')}&sort=worst&${RANGE}`, `/api/loop?service=shop&function=renderPOSTb&location=&${RANGE}`);
   for (const service of ['shop', 'orders', 'fan']) for (const sort of ['slowest', 'recent']) paths.push(`/api/traces?service=${service}&sort=${sort}&limit=20&${RANGE}`);
   paths.push(`/api/traces?service=shop&endpoint=${encodeURIComponent('POST /b')}&sort=slowest&limit=500&${RANGE}`);
   for (const endpoint of ['GET /a', 'GET /orders/:id']) paths.push(`/api/views?endpoint=${encodeURIComponent(endpoint)}&${RANGE}`);
@@ -359,6 +360,30 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     const query = await get(`${c.url}/api/endpoints?service=down&${RANGE}`);
     assert.equal(query.status, 503);
     assert.match(query.body.error, /is not reachable/);
+  });
+
+  test('a database an older collector made gains the columns added since: a long task keeps its compiled location', async () => {
+    const url = clickhouse.database('older');
+    collectors.push(await startTestCollector({ storageUrl: url }));
+    // as the collector before compiled locations left it
+    await new ClickHouseClient(parseClickHouseUrl(url)).exec('ALTER TABLE long_tasks DROP COLUMN compiledLocation');
+    const c = await startTestCollector({ storageUrl: url });
+    collectors.push(c);
+    const b = batch('older', 'older-1', [], [], T0 + 1000);
+    b.loop = {
+      start: T0,
+      ms: 1000,
+      delay: toWire(newSketch()),
+      busyMs: 500,
+      idleMs: 500,
+      gc: {},
+      cpu: { user: 1, system: 1 },
+      memory: { rss: 1, heapUsed: 1, heapTotal: 1 },
+      longTasks: [{ at: T0 + 10, ms: 80, function: 'price', location: 'file:///app/src/app.ts:9:5', compiledLocation: 'file:///app/dist/app.js:6:21', blocked: [] }],
+    };
+    assert.equal((await sendBatch(c.url, b)).status, 200);
+    const [task] = ((await get(`${c.url}/api/loop?service=older&${RANGE}`)).body as { longTasks: Array<{ location: string; compiledLocation: string }> }).longTasks;
+    assert.deepEqual([task?.location, task?.compiledLocation], ['file:///app/src/app.ts:9:5', 'file:///app/dist/app.js:6:21']);
   });
 
   test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {

@@ -99,8 +99,11 @@ export interface LongTaskRow {
   endpoint: string | null;
   traceId: string | null;
   function: string;
+  /** file:line:column, in the source a source map points to when the file has one */
   location: string | null;
-  /** innermost first, when the agent's profiler saw it */
+  /** where `location` is in the compiled file, when a source map moved it; else null */
+  compiledLocation: string | null;
+  /** innermost first, when the agent's profiler saw it (mapped as `location` is) */
   stack: string[];
   /** the transactions it kept waiting, per endpoint */
   blocked: Array<{ endpoint: string; count: number; ms: number }>;
@@ -131,8 +134,10 @@ export interface LoopSummary {
 /** The long tasks of one culprit, a function at a location, over a range (`GET /api/loop?group=culprit`, GUIDE §3.7). */
 export interface LongTaskGroup {
   function: string;
-  /** where it is (file:line:column) as the agent found it; null when unknown */
+  /** where it is (file:line:column), in the source a source map points to; null when unknown */
   location: string | null;
+  /** where that is in the compiled file, when a source map moved it; else null */
+  compiledLocation: string | null;
   count: number;
   /** the time its tasks held the loop, in all and the longest (ms) */
   totalMs: number;
@@ -150,7 +155,7 @@ export interface LongTaskGroup {
  * cpu slices of another stored trace, with how much of the wait it overlapped (ms).
  */
 export type LoopHolder =
-  | ({ kind: 'long-task'; overlap: number } & Omit<LongTaskRow, 'stack' | 'blocked'>)
+  | ({ kind: 'long-task'; overlap: number } & Omit<LongTaskRow, 'stack' | 'blocked' | 'compiledLocation'>)
   | { kind: 'trace'; overlap: number; traceId: string; endpoint: string; instance: string | null };
 
 export interface TraceHolders {

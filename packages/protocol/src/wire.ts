@@ -164,8 +164,10 @@ export const LongTaskSchema = Type.Object(
     traceId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16,64}$' })),
     /** the function that ran: the innermost one the sampling profiler saw on the stack in at least half of its samples, or the callback the loop called */
     function: Name(512),
-    /** file:line:column, when known */
+    /** file:line:column, when known: in the source the file's source map points to, when it has one */
     location: Type.Optional(Type.String({ maxLength: 2048 })),
+    /** file:line:column in the compiled file, when a source map moved `location` */
+    compiledLocation: Type.Optional(Type.String({ maxLength: 2048 })),
     /** the stack of that function, innermost first, when the profiler saw it */
     stack: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 32 })),
     /** the transactions it kept waiting, per endpoint */

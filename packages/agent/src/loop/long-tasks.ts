@@ -11,11 +11,14 @@
  * moment. A task keeps the transactions it names (its own and the waiting ones, at most
  * MAX_WAITING) and takes their names when it is shipped; a settled task that names a transaction
  * still open waits one batch more for it, then takes the name it has by then (docs/metrics.md).
+ * Its location and stack are mapped through the files' source maps (source-maps.ts), the compiled
+ * location kept beside; a task waits for its files' maps to be read, as long as for a name.
  */
 import { roundMs, type WireLongTask } from '@loopscope/protocol';
 import type { LongTaskSink } from './observer.js';
 import type { Transaction } from '../transaction.js';
 import type { Culprit, Profiler } from './profiler.js';
+import { SourceMaps } from './source-maps.js';
 
 export const MAX_LONG_TASKS_PER_BATCH = 100;
 /** Long tasks waits are matched against (the latest ones). */
@@ -54,6 +57,12 @@ interface Task {
   /** settled, but shipped one batch later, for a transaction it names that was still open */
 }
 
+/** The locations a culprit names: its function's, and its stack's. */
+function locationsOf(culprit: Culprit | undefined): string[] {
+  if (culprit === undefined) return [];
+  return [...(culprit.location === undefined ? [] : [culprit.location]), ...culprit.stack.flatMap(SourceMaps.frameLocation)];
+}
+
 /** Still open: its name may change (a router, `setName`, a 4xx on an unmatched URL). */
 function unsettledName(tx: Transaction | null): boolean {
   return tx !== null && tx.open;
@@ -75,6 +84,7 @@ export class LongTasks implements LongTaskSink {
   private readonly own: number[] = [];
   private readonly thresholdMs: number;
   private readonly profiler: Profiler | null;
+  private readonly sourceMaps = new SourceMaps((fn) => this.agentWork(fn));
 
   /** `thresholdMs`: LOOPSCOPE_LONG_TASK_MS, the shortest slice that is a long task. */
   constructor(thresholdMs: number, profiler: Profiler | null) {
@@ -165,9 +175,10 @@ export class LongTasks implements LongTaskSink {
         task.start + task.span >= deferredBefore &&
         // (while the queue has room: a task dropped for waiting would lose more than a name)
         this.pending.length < MAX_LONG_TASKS_PER_BATCH / 2 &&
-        (unsettledName(task.tx) || [...task.waiting.keys()].some(unsettledName))
+        (unsettledName(task.tx) || [...task.waiting.keys()].some(unsettledName) || !this.sourceMaps.ready(locationsOf(task.culprit)))
       ) {
-        // a transaction it names is still open: its final name is known once it ends
+        // a transaction it names is still open (its final name is known once it ends), or its
+        // files' source maps are being read
         later.push(task);
       } else ready.push(task);
     }
@@ -191,13 +202,15 @@ export class LongTasks implements LongTaskSink {
         .map(([endpoint, b]) => ({ endpoint, count: b.count, ms: roundMs(b.ms) }))
         .sort((a, b) => b.ms - a.ms);
       const tx = task.tx;
+      const mapped = culprit?.location === undefined ? undefined : this.sourceMaps.map(culprit.location);
       return {
         at: performance.timeOrigin + task.start,
         ms: roundMs(task.ms),
         ...(tx !== null ? { endpoint: tx.endpoint.slice(0, 512), traceId: task.traceId! } : {}),
         function: (culprit?.function ?? task.callback ?? '(unknown)').slice(0, 512),
-        ...(culprit?.location !== undefined ? { location: culprit.location.slice(0, 2048) } : {}),
-        ...(culprit !== undefined ? { stack: culprit.stack.map((s) => s.slice(0, 2048)) } : {}),
+        ...(culprit?.location !== undefined ? { location: (mapped ?? culprit.location).slice(0, 2048) } : {}),
+        ...(mapped !== undefined ? { compiledLocation: culprit!.location!.slice(0, 2048) } : {}),
+        ...(culprit !== undefined ? { stack: culprit.stack.map((s) => this.sourceMaps.mapFrame(s).slice(0, 2048)) } : {}),
         blocked,
       };
     });

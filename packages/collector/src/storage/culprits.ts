@@ -14,6 +14,8 @@ export const TIMELINE_PARTS = 30;
 export interface CulpritRow {
   function: string;
   location: string | null;
+  /** (the largest of the group's, as both storages pick it) */
+  compiledLocation: string | null;
   count: number;
   totalMs: number;
   maxMs: number;
@@ -48,6 +50,7 @@ export function culpritGroups(rows: readonly CulpritRow[], parts: readonly Culpr
       (r): LongTaskGroup => ({
         function: r.function,
         location: r.location,
+        compiledLocation: r.compiledLocation,
         count: r.count,
         totalMs: round(r.totalMs),
         maxMs: round(r.maxMs),

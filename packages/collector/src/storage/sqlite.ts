@@ -72,8 +72,10 @@ export const DB_FILE = 'loopscope.db';
  *    (span id '' for parts stored before, and from senders that have none); instances count the
  *    parts not kept past a trace's limit; outbound calls per minute and target (`calls`), and which
  *    service a target is (`call_targets`), for the service map.
+ * 7: a long task keeps its compiled location beside the one a source map gave (`compiledLocation`,
+ *    NULL for tasks stored before).
  */
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
@@ -121,7 +123,7 @@ function schema(): string {
     ${loops}
     CREATE TABLE IF NOT EXISTS long_tasks (
       id INTEGER PRIMARY KEY, service TEXT NOT NULL, instance TEXT NOT NULL, at REAL NOT NULL, ms REAL NOT NULL,
-      endpoint TEXT, traceId TEXT, function TEXT NOT NULL, location TEXT, stack TEXT NOT NULL, blocked TEXT NOT NULL
+      endpoint TEXT, traceId TEXT, function TEXT NOT NULL, location TEXT, stack TEXT NOT NULL, blocked TEXT NOT NULL, compiledLocation TEXT
     );
     CREATE INDEX IF NOT EXISTS long_tasks_recent ON long_tasks (service, at);
     CREATE INDEX IF NOT EXISTS long_tasks_worst ON long_tasks (service, ms);
@@ -242,6 +244,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       `${TRACES_TABLE('traces_v6')} INSERT INTO traces_v6 (${TRACES_V3_COLUMNS}, instance) SELECT ${TRACES_V3_COLUMNS}, instance FROM traces; DROP TABLE traces; ALTER TABLE traces_v6 RENAME TO traces;`,
     );
   }
+  if (version >= 1 && version < 7) {
+    const columns = db.prepare("SELECT name FROM pragma_table_info('long_tasks')").pluck().all() as string[];
+    if (columns.length > 0 && !columns.includes('compiledLocation')) db.exec('ALTER TABLE long_tasks ADD COLUMN compiledLocation TEXT');
+  }
   if (version >= 1 && version < 5) {
     for (const res of RESOLUTIONS) {
       // (a table schema() has yet to create gets the column there)
@@ -282,8 +288,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     pruneLoop: db.prepare(`DELETE FROM ${loopTable(res)} WHERE bucket < ?`),
   }));
   const insertLongTask = db.prepare(
-    `INSERT INTO long_tasks (service, instance, at, ms, endpoint, traceId, function, location, stack, blocked)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO long_tasks (service, instance, at, ms, endpoint, traceId, function, location, compiledLocation, stack, blocked)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const pruneLongTasks = db.prepare('DELETE FROM long_tasks WHERE at < ?');
   const pruneTraces = db.prepare('DELETE FROM traces WHERE start < ?');
@@ -319,7 +325,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
      WHERE service = @service AND start >= @since AND start < @to AND start + duration > @from AND (@instance IS NULL OR instance = @instance)
        AND json_type(record, '$.slices') = 'array'`,
   );
-  const longTaskColumns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
+  const longTaskColumns = 'at, ms, endpoint, traceId, function, location, compiledLocation, stack, blocked, instance';
 
   /** Merges a process's loop sample into the service's rows at every resolution; stores its long tasks. */
   function ingestLoop(service: string, instance: string, loop: WireLoop, receivedAt: number): void {
@@ -346,7 +352,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       });
     }
     for (const t of loop.longTasks) {
-      insertLongTask.run(service, instance, t.at, t.ms, t.endpoint ?? null, t.traceId ?? null, t.function, t.location ?? null, JSON.stringify(t.stack ?? []), JSON.stringify(t.blocked));
+      insertLongTask.run(service, instance, t.at, t.ms, t.endpoint ?? null, t.traceId ?? null, t.function, t.location ?? null, t.compiledLocation ?? null, JSON.stringify(t.stack ?? []), JSON.stringify(t.blocked));
     }
   }
 
@@ -476,7 +482,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     // (a task's blocked list is JSON: [{ endpoint, count, ms }])
     const blocked = (field: string): string => `SUM((SELECT TOTAL(json_extract(b.value, '$.${field}')) FROM json_each(long_tasks.blocked) AS b))`;
     const rows = statement(
-      `SELECT function, location, COUNT(*) AS count, SUM(ms) AS totalMs, MAX(ms) AS maxMs, json_group_array(DISTINCT endpoint) AS endpoints,
+      `SELECT function, location, MAX(compiledLocation) AS compiledLocation, COUNT(*) AS count, SUM(ms) AS totalMs, MAX(ms) AS maxMs, json_group_array(DISTINCT endpoint) AS endpoints,
          ${blocked('count')} AS blockedCount, ${blocked('ms')} AS blockedMs FROM long_tasks WHERE ${where} GROUP BY function, location`,
     ).all(...args) as Array<Omit<CulpritRow, 'endpoints'> & { endpoints: string }>;
     const parts = statement(

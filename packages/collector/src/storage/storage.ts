@@ -88,7 +88,7 @@ export interface LoopWorkQuery extends Range {
 
 /** What ran on a service's loop around a time window: its long tasks, and other traces' slices (ms since the epoch). */
 export interface LoopWork {
-  longTasks: Array<Omit<LongTaskRow, 'stack' | 'blocked'>>;
+  longTasks: Array<Omit<LongTaskRow, 'stack' | 'blocked' | 'compiledLocation'>>;
   traces: Array<{ traceId: string; endpoint: string; instance: string | null; slices: Array<[number, number]> }>;
 }
 

@@ -26,6 +26,10 @@ function keptWaiting(t: api.LongTask): HTMLElement {
   return h('span', { title: detail }, waited(count, ms));
 }
 
+/** A location's tooltip: itself, and where a source map found it in the compiled file. */
+const placeTitle = (t: { location: string | null; compiledLocation: string | null }): string | null =>
+  t.location === null ? null : t.compiledLocation === null ? t.location : `${t.location}\ncompiled: ${t.compiledLocation}`;
+
 /** "2 requests, 31.5 ms in all", or a dash. */
 const waited = (count: number, ms: number): string => (count === 0 ? '–' : `${fmt.count(count)} request${count === 1 ? '' : 's'}, ${fmt.ms(ms)} in all`);
 
@@ -39,7 +43,7 @@ function culpritTable(groups: api.LongTaskGroup[], link: (c: api.Culprit) => str
       'tr',
       { 'data-culprit': '', 'data-function': g.function, 'data-location': g.location ?? '', class: on ? 'picked' : null, 'aria-current': on ? 'true' : null },
       h('td', { class: 'name code' }, h('a', { href: link(g), title: 'its long tasks' }, g.function || '(anonymous)')),
-      h('td', { class: 'name code', title: g.location ?? null }, g.location ?? '–'),
+      h('td', { class: 'name code', title: placeTitle(g) }, g.location ?? '–'),
       h('td', { class: 'num', 'data-col': 'count' }, fmt.count(g.count)),
       h('td', { class: 'num', 'data-col': 'total' }, fmt.ms(g.totalMs)),
       h('td', { class: 'num', 'data-col': 'max' }, fmt.ms(g.maxMs)),
@@ -131,7 +135,7 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
           h('td', { class: 'num' }, fmt.ms(t.ms)),
           h('td', { class: 'name' }, t.endpoint ? h('a', { href: href(routeTo(route, { page: 'endpoint', service, endpoint: t.endpoint })) }, t.endpoint) : h('span', { class: 'muted' }, 'no transaction')),
           h('td', { class: 'name code' }, t.function || '(anonymous)'),
-          h('td', { class: 'name code', title: t.location ?? null }, t.location ?? '–'),
+          h('td', { class: 'name code', title: placeTitle(t) }, t.location ?? '–'),
           h('td', { class: 'num' }, keptWaiting(t)),
           h('td', {}, t.traceId ? h('a', { href: href(routeTo(route, { page: 'trace', service, traceId: t.traceId })) }, 'trace') : '–'),
         ),

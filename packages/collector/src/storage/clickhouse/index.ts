@@ -61,7 +61,7 @@ import {
 } from '../storage.js';
 import { GC_KINDS, addGc, batchSpan, emptyLoopPoint, emptyWithKinds, foldTotals, gcKind, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type GcTotals, type Totals } from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
-import { AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
+import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
 export interface ClickHouseOptions {
   /** clickhouse://[user[:password]@]host[:port]/database */
@@ -163,6 +163,13 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   for (const server of servers) {
     await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
     for (const sql of schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database })) await server.exec(sql);
+    // a database an older collector made: the columns added since (with shards, the local table's and the Distributed one's)
+    for (const { table, column, type } of ADDED_COLUMNS) {
+      for (const name of sharded ? [localTable(table, true), table] : [table]) {
+        const [has] = await server.query<{ n: number }>(`SELECT count() AS n FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(name)} AND name = ${literal(column)}`);
+        if (has!.n === 0) await server.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${type}`);
+      }
+    }
   }
   const groupMs = options.groupMs ?? 5;
   /**
@@ -268,6 +275,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
           traceId: lt.traceId ?? null,
           function: lt.function,
           location: lt.location ?? null,
+          compiledLocation: lt.compiledLocation ?? null,
           stack: JSON.stringify(lt.stack ?? []),
           blocked: JSON.stringify(lt.blocked),
         })),
@@ -434,7 +442,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     const blocked = (field: string, type: string): string => `sum(arraySum(arrayMap(x -> to${type}(x), extractAll(blocked, ${literal(`"${field}":([-+.eE0-9]+)`)}))))`;
     const [rows, parts] = await Promise.all([
       ch.query<CulpritRow>(
-        `SELECT function, location, count() AS count, sum(ms) AS totalMs, max(ms) AS maxMs, groupUniqArray(endpoint) AS endpoints,
+        `SELECT function, location, max(compiledLocation) AS compiledLocation, count() AS count, sum(ms) AS totalMs, max(ms) AS maxMs, groupUniqArray(endpoint) AS endpoints,
            ${blocked('count', 'UInt64')} AS blockedCount, ${blocked('ms', 'Float64')} AS blockedMs FROM long_tasks WHERE ${where} GROUP BY function, location`,
       ),
       ch.query<CulpritPart>(
@@ -537,7 +545,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         (query.function === undefined ? '' : ` AND function = ${literal(query.function)}`) +
         (query.location === undefined ? '' : query.location === null ? ' AND location IS NULL' : ` AND location = ${literal(query.location)}`);
       const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}${culprit}`;
-      const columns = 'at, ms, endpoint, traceId, function, location, stack, blocked, instance';
+      const columns = 'at, ms, endpoint, traceId, function, location, compiledLocation, stack, blocked, instance';
       // each stretch of the range from the resolution with the fewest rows (tiles()), merged here
       const perTile = tiles(retention, query.from, query.to, Date.now()).map((t) => {
         const { table, raw } = loopTable(t.res);

@@ -115,7 +115,7 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   }
   statements.push(
     `CREATE TABLE IF NOT EXISTS ${T('long_tasks')} (service String, instance String, t DateTime, at Float64, ms Float64, endpoint Nullable(String), traceId Nullable(String),
-      function String, location Nullable(String), stack String, blocked String, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
+      function String, location Nullable(String), stack String, blocked String, batch String, seq UInt32, compiledLocation Nullable(String)) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
   );
   // traces by service and time (the lists); trace_index finds a trace's parts by its id
   statements.push(
@@ -152,6 +152,12 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   }
   return statements;
 }
+
+/**
+ * Columns added since their table was first made: a database an older loopscope created gains them
+ * at start (18.16 has no `ADD COLUMN IF NOT EXISTS`: the collector asks `system.columns` first).
+ */
+export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string }> = [{ table: 'long_tasks', column: 'compiledLocation', type: 'Nullable(String)' }];
 
 /** The tables whose rows carry their batch's id, with the column their time is in. */
 export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls'] as const;
