@@ -10,19 +10,16 @@ import { round } from './totals.js';
 /** The parts of the range a group's timeline has; a task's part is ⌊(at − from) · N / (to − from)⌋. */
 export const TIMELINE_PARTS = 30;
 
-/** One group as a storage's SQL gives it (endpoints as stored, null for a task outside requests). */
-export interface CulpritRow {
-  function: string;
-  location: string | null;
-  /** (the largest of the group's, as both storages pick it) */
-  compiledLocation: string | null;
-  count: number;
-  totalMs: number;
-  maxMs: number;
+/**
+ * One group as a storage's SQL gives it: its compiled location the largest of the group's (as both
+ * storages pick it), its endpoints as stored (null for a task outside requests), the requests kept
+ * waiting as two sums.
+ */
+export type CulpritRow = Pick<LongTaskGroup, 'function' | 'location' | 'compiledLocation' | 'count' | 'totalMs' | 'maxMs'> & {
   endpoints: Array<string | null>;
   blockedCount: number;
   blockedMs: number;
-}
+};
 
 /** The ms of one group's tasks in one part of the range. */
 export interface CulpritPart {
