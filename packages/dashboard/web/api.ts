@@ -78,6 +78,9 @@ async function get<T>(path: string, params: object): Promise<T> {
 
 export const services = (w: Window): Promise<Service[]> => get('/api/services', { ...w });
 
+/** One service's row of `/api/services` over the window (undefined: it did not report in it). */
+export const serviceOf = async (service: string, w: Window): Promise<Service | undefined> => (await services(w)).find((s) => s.service === service);
+
 export const endpoints = (service: string, w: Window): Promise<EndpointRow[]> => get('/api/endpoints', { service, ...w });
 
 /** The endpoint in every service that reported it: its agent's view, a proxy's, a probe's. */

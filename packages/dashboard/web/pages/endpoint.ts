@@ -42,7 +42,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const reported = (await api.services(w)).find((s) => s.service === service);
+      const reported = await api.serviceOf(service, w);
       const [rows, seen, slowest, recent] = await Promise.all([
         api.endpoints(service, w),
         api.views(endpoint, w),

@@ -115,7 +115,7 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
     async refresh() {
       const w = windowOf(route);
       const culprit = route.culprit;
-      const [loop, ofCulprit, services] = await Promise.all([api.loop(service, w, sort), culprit ? api.loop(service, w, sort, culprit) : undefined, api.services(w)]);
+      const [loop, ofCulprit, seen] = await Promise.all([api.loop(service, w, sort), culprit ? api.loop(service, w, sort, culprit) : undefined, api.serviceOf(service, w)]);
       charts.element.hidden = !hasData(loop);
       if (!hasData(loop)) {
         replace(stats, empty('No event-loop data for this service in this window.', 'Agents report loop delay, utilization, GC pauses and long tasks with each batch; none has arrived here yet.'));
@@ -123,7 +123,7 @@ export const loopPage: PageFactory = ({ route, navigate }) => {
         return;
       }
       // the charts over the time the service reported: a young one fills them
-      await charts.update(reportedWindow(w, services.find((s) => s.service === service)), service, loop.longTasks);
+      await charts.update(reportedWindow(w, seen), service, loop.longTasks);
       const moment = route.moment;
       const picked = (t: api.LongTask): boolean => moment !== undefined && t.at >= moment.from && t.at < moment.to;
       const listed = ofCulprit ?? loop;

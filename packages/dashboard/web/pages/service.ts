@@ -49,7 +49,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
-      const seen = (await api.services(w)).find((s) => s.service === service);
+      const seen = await api.serviceOf(service, w);
       const [rows, response, traces] = await Promise.all([
         api.endpoints(service, w),
         api.overWindow(service, 'response', q, w),
