@@ -132,8 +132,9 @@ test('manual segments: sync and async, nested, with kinds; external counts the u
     ['cache get', 'cache', 1],
     ['parse', 'other', null],
   ]);
-  // 20 + 10 ms of timers; libuv may fire a timer up to 1 ms early by this clock
-  assert.ok(record.externalByKind.db! >= 29, `db ${record.externalByKind.db}`);
+  // 20 + 10 ms of timers, one after the other; libuv counts a timer from its loop time, whole
+  // milliseconds read at the start of the loop's turn, so each may fire up to 1 ms early by this clock
+  assert.ok(record.externalByKind.db! >= 28, `db ${record.externalByKind.db}`);
   // the cache call is inside the db call: the union is db plus the parse, not db + cache + parse
   assert.ok(Math.abs(record.external - record.externalByKind.db! - record.externalByKind.other!) <= 0.5, `external ${record.external}`);
   assert.deepEqual(record.criticalPath, [1, 2, 3]);
