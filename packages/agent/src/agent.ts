@@ -36,9 +36,18 @@ let disabled = false;
 /** Listeners subscribed before the agent started, each attached to the tracker of the next start. */
 const waiting = new Set<(tracker: Tracker) => void>();
 
+/** The process's resident memory before the agent was loaded, when register.ts read it. */
+let rssBeforeLoad: number | undefined;
+
+/** register.ts: the resident memory before it loaded the agent, so that its start's cost includes the loading. */
+export function loadedFrom(rss: number): void {
+  rssBeforeLoad = rss;
+}
+
 /** Starts the agent (idempotent: a second call returns the running agent). Undefined when disabled. */
 export function start(options: AgentOptions = {}): Agent | undefined {
   if (agent !== undefined) return agent;
+  const rssBefore = rssBeforeLoad ?? process.memoryUsage.rss();
   if (disabled && Object.keys(options).length === 0) return undefined;
   const config = readConfig(options);
   if (!config.enabled) {
@@ -84,6 +93,9 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   // slice, so not a long task; not loop delay either.
   startTiming();
   loop?.start();
+  // what the agent costs in memory: what its loading and start added to the process's (shipped
+  // with every batch; docs/metrics.md)
+  if (exporter !== undefined) exporter.startRss = Math.max(0, process.memoryUsage.rss() - rssBefore);
   agent = {
     config,
     tracker,
@@ -114,7 +126,7 @@ function watchLoop(config: AgentConfig, exporter: Exporter): LoopWatch {
   const health = new LoopHealth();
   const profiler = config.profiler ? new Profiler(config.longTaskMs) : null;
   const longTasks = new LongTasks(config.longTaskMs, profiler?.start() === true ? profiler : null);
-  exporter.loop = { health, longTasks };
+  exporter.loop = { health, longTasks, profiler: longTasks.profiler };
   return {
     start() {
       health.start();

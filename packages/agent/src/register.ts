@@ -15,8 +15,13 @@ try {
   if (isMainThread) {
     // On a Node.js it does not support, the agent is not loaded at all: one warning, and the app
     // runs as without it.
-    if (supportedNode(process.version)) (createRequire(import.meta.url)('./agent.js') as typeof import('./agent.js')).start();
-    else process.emitWarning(unsupportedNodeMessage(process.version), { code: 'LOOPSCOPE_UNSUPPORTED_NODE' });
+    if (supportedNode(process.version)) {
+      // what the agent costs in memory counts from before it was loaded
+      const rss = process.memoryUsage.rss();
+      const agent = createRequire(import.meta.url)('./agent.js') as typeof import('./agent.js');
+      agent.loadedFrom(rss);
+      agent.start();
+    } else process.emitWarning(unsupportedNodeMessage(process.version), { code: 'LOOPSCOPE_UNSUPPORTED_NODE' });
   }
 } catch (error) {
   // the app starts whatever happens to the agent

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { after, before, test } from 'node:test';
 import type { WireBatch } from '@loopscope/protocol';
-import { batch, get, interval, post, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
+import { batch, get, interval, loopSample, post, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
 
 const TOKEN = 's3cret-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -33,21 +33,6 @@ before(async () => {
   collector = await startTestCollector({ token: TOKEN });
 });
 after(() => collector.close());
-
-/** A well-formed loop sample with nothing in it. */
-function loopSample() {
-  return {
-    start: Date.now() - 1000,
-    ms: 1000,
-    delay: { n: 0, sum: 0, min: 0, max: 0, zero: 0, k0: 0, bins: [] },
-    busyMs: 10,
-    idleMs: 990,
-    gc: {},
-    cpu: { user: 5, system: 1 },
-    memory: { rss: 1, heapUsed: 1, heapTotal: 1 },
-    longTasks: [] as unknown[],
-  };
-}
 
 const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: number; error: RegExp }> = [
   { name: 'malformed JSON', send: () => post(`${collector.url}/v1/ingest`, '{"v": 1, "batchId": ', JSON_TYPE), status: 400, error: /^malformed JSON/ },
@@ -89,7 +74,7 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     send: () =>
       post(
         `${collector.url}/v1/ingest`,
-        broken((b) => (b.loop = { ...loopSample(), longTasks: [{ at: Date.now(), ms: 80, endpoint: 'GET /x', function: 'f', blocked: [] }] })),
+        broken((b) => (b.loop = { ...loopSample(Date.now() - 1000), longTasks: [{ at: Date.now(), ms: 80, endpoint: 'GET /x', function: 'f', blocked: [] }] })),
         JSON_TYPE,
       ),
     status: 400,
@@ -97,7 +82,7 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
   },
   {
     name: 'negative loop delay',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.loop = { ...loopSample(), busyMs: -1 })), JSON_TYPE),
+    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.loop = { ...loopSample(Date.now() - 1000), busyMs: -1 })), JSON_TYPE),
     status: 400,
     error: /^\/loop\/busyMs must be >= 0$/,
   },

@@ -18,7 +18,7 @@ import { SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, typ
 import { openClickHouseStorage, type Retention } from '../src/index.js';
 import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
 import { startClickHouse, startShardedClickHouse, type ClickHouse } from './clickhouse-tools.js';
-import { batch, get, interval, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector, type Tx } from './helpers.js';
+import { batch, get, interval, loopSample, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector, type Tx } from './helpers.js';
 
 const MINUTE = 60_000;
 const NOW = Date.now();
@@ -101,6 +101,8 @@ function scenario(): void {
         cpu: { user: roundMs(rand() * 3000), system: roundMs(rand() * 500) },
         memory: { rss: 100_000_000 + b * 1000, heapUsed: 40_000_000 - b * 100, heapTotal: 60_000_000 },
         longTasks,
+        // what the agent cost: its cpu figure now and then, none from the first process
+        ...(instance === 'web-1:1' ? {} : { agent: { rss: 20_000_000 + b * 1000, ...(b % 3 === 0 ? {} : { cpu: { ms: roundMs(b * 1.5), processMs: roundMs(500 + b * 10), transactions: 100 + b } }) } }),
       };
       const duration = (values: number[]) => {
         const sk = newSketch();
@@ -362,28 +364,38 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.match(query.body.error, /is not reachable/);
   });
 
-  test('a database an older collector made gains the columns added since: a long task keeps its compiled location', async () => {
+  test('a database an older collector made gains the columns added since: a long task keeps its compiled location, the agent says its cost', async () => {
     const url = clickhouse.database('older');
     collectors.push(await startTestCollector({ storageUrl: url }));
-    // as the collector before compiled locations left it
-    await new ClickHouseClient(parseClickHouseUrl(url)).exec('ALTER TABLE long_tasks DROP COLUMN compiledLocation');
+    // as the collector before compiled locations and the agent's cost left it
+    const older = new ClickHouseClient(parseClickHouseUrl(url));
+    await older.exec('ALTER TABLE long_tasks DROP COLUMN compiledLocation');
+    // (the rollups' views made as they were: without the agent's columns)
+    const views = await Promise.all(['loop_minute_mv', 'loop_hour_mv'].map(async (view) => (await older.query<{ statement: string }>(`SHOW CREATE TABLE ${view}`))[0]!.statement));
+    for (const view of ['loop_minute_mv', 'loop_hour_mv']) await older.exec(`DROP TABLE ${view}`);
+    for (const table of ['loop_second', 'loop_minute', 'loop_hour']) {
+      for (const column of ['agentReports', 'agentMs', 'agentProcessMs', 'agentTransactions', 'agentRss']) await older.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`);
+    }
+    for (const view of views) {
+      const before = view.replace(/, (?:sum|max)State\(agent\w+\) AS agent\w+/g, '');
+      assert.notEqual(before, view);
+      await older.exec(before);
+    }
     const c = await startTestCollector({ storageUrl: url });
     collectors.push(c);
     const b = batch('older', 'older-1', [], [], T0 + 1000);
-    b.loop = {
-      start: T0,
-      ms: 1000,
-      delay: toWire(newSketch()),
-      busyMs: 500,
-      idleMs: 500,
-      gc: {},
-      cpu: { user: 1, system: 1 },
-      memory: { rss: 1, heapUsed: 1, heapTotal: 1 },
+    b.loop = loopSample(T0, {
       longTasks: [{ at: T0 + 10, ms: 80, function: 'price', location: 'file:///app/src/app.ts:9:5', compiledLocation: 'file:///app/dist/app.js:6:21', blocked: [] }],
-    };
+      agent: { rss: 20e6, cpu: { ms: 5, processMs: 500, transactions: 100 } },
+    });
     assert.equal((await sendBatch(c.url, b)).status, 200);
     const [task] = ((await get(`${c.url}/api/loop?service=older&${RANGE}`)).body as { longTasks: Array<{ location: string; compiledLocation: string }> }).longTasks;
     assert.deepEqual([task?.location, task?.compiledLocation], ['file:///app/src/app.ts:9:5', 'file:///app/dist/app.js:6:21']);
+    // over the seconds (raw rows) and over the minutes and hours (the rollups' own view of the cost)
+    for (const range of [RANGE, `from=${T0 - 3 * 3600_000}&to=${T0 + 3600_000}`]) {
+      const [older] = ((await get(`${c.url}/api/services?${range}`)).body as Array<{ service: string; agent: unknown }>).filter((s) => s.service === 'older');
+      assert.deepEqual(older?.agent, { usPerRequest: 50, cpuShare: 0.01, rss: 20e6 }, range);
+    }
   });
 
   test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { METRICS, addValue, newSketch, roundMs, toWire, type MetricName, type WireBatch, type WireInterval, type WireTrace } from '@loopscope/protocol';
+import { METRICS, addValue, newSketch, roundMs, toWire, type MetricName, type WireBatch, type WireInterval, type WireLoop, type WireTrace } from '@loopscope/protocol';
 import { startCollector, type Collector, type CollectorOptions } from '../src/index.js';
 
 export type Tx = Record<MetricName, number> & { error: boolean };
@@ -195,4 +195,20 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     if (Date.now() > deadline) throw new Error(`${what}: not within 15 s (${detail()})`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A well-formed loop sample of one second from `start`, with nothing in it but what `fields` say. */
+export function loopSample(start: number, fields: Partial<WireLoop> = {}): WireLoop {
+  return {
+    start,
+    ms: 1000,
+    delay: toWire(newSketch()),
+    busyMs: 500,
+    idleMs: 500,
+    gc: {},
+    cpu: { user: 1, system: 0 },
+    memory: { rss: 1, heapUsed: 1, heapTotal: 1 },
+    longTasks: [],
+    ...fields,
+  };
 }

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { TraceHolders, WireBatch, WireLongTask, WireTrace } from '@loopscope/protocol';
 import { DB_FILE } from '../src/storage/sqlite.js';
-import { asSent, batch, get, random, randomTx, sendBatch, startTestCollector, tempDir, trace, type TestCollector } from './helpers.js';
+import { asSent, batch, get, loopSample, random, randomTx, sendBatch, startTestCollector, tempDir, trace, type TestCollector } from './helpers.js';
 
 const SERVICE = 'held';
 const T = Math.floor(Date.now() / 1000) * 1000 - 60_000;
@@ -29,17 +29,7 @@ function task(at: number, ms: number, of?: WireTrace): WireLongTask {
 function withLoop(b: WireBatch, longTasks: WireLongTask[]): WireBatch {
   return {
     ...b,
-    loop: {
-      start: T - 1000,
-      ms: 1000,
-      delay: { n: 0, sum: 0, min: 0, max: 0, zero: 0, k0: 0, bins: [] },
-      busyMs: 1,
-      idleMs: 1,
-      gc: {},
-      cpu: { user: 1, system: 0 },
-      memory: { rss: 1, heapUsed: 1, heapTotal: 1 },
-      longTasks,
-    },
+    loop: loopSample(T - 1000, { longTasks }),
   };
 }
 

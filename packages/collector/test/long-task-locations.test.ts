@@ -8,9 +8,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { LoopSummary, WireBatch, WireLongTask } from '@loopscope/protocol';
-import { newSketch, toWire } from '@loopscope/protocol';
 import { DB_FILE } from '../src/index.js';
-import { batch, get, sendBatch, startTestCollector, tempDir } from './helpers.js';
+import { batch, get, loopSample, sendBatch, startTestCollector, tempDir } from './helpers.js';
 
 const second = Math.floor(Date.now() / 1000) * 1000 - 10_000;
 const range = `from=${second - 60_000}&to=${second + 60_000}`;
@@ -18,7 +17,7 @@ const range = `from=${second - 60_000}&to=${second + 60_000}`;
 function withTasks(id: string, tasks: WireLongTask[]): WireBatch {
   const b = batch('mapped', 'm-1', [], [], second + 1000);
   b.batchId = id;
-  b.loop = { start: second, ms: 1000, delay: toWire(newSketch()), busyMs: 900, idleMs: 100, gc: {}, cpu: { user: 1, system: 0 }, memory: { rss: 1, heapUsed: 1, heapTotal: 1 }, longTasks: tasks };
+  b.loop = loopSample(second, { longTasks: tasks });
   return b;
 }
 
@@ -54,7 +53,7 @@ test('a database of schema 6 gains the compiled location: its tasks have none, n
       ],
     );
     const db2 = new Database(path.join(seed.dataDir, DB_FILE), { readonly: true });
-    assert.equal(db2.pragma('user_version', { simple: true }), 7);
+    assert.equal(db2.pragma('user_version', { simple: true }), 8);
     db2.close();
   } finally {
     await migrated.close();

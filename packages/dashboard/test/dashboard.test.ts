@@ -108,6 +108,20 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
     closeTo(parseMs(cells['blocking']!), row.blocking!.p95, `${row.endpoint} blocking p95`);
   }
   assert.equal(shown.find((r) => r.endpoint === 'GET /fail')!.cells['errors'], '100.0 %');
+  // what the agent itself cost, as /api/services says
+  const cost = service!.agent!;
+  assert.ok(cost.usPerRequest !== null && cost.cpuShare !== null && cost.rss > 0, JSON.stringify(cost));
+  const line = (await page.locator('.agent-cost').textContent())!;
+  const figures = /^loopscope's own code: ([\d.]+) µs per request, ([\d.]+) % of this service's CPU; its start took ([\d.]+) MB of memory per process$/.exec(line);
+  assert.ok(figures, line);
+  // each as the API's figure rounded to the digits shown
+  const shownAs = (text: string, actual: number, unit: number, what: string): void => {
+    const step = 10 ** -(text.split('.')[1]?.length ?? 0) * unit;
+    assert.ok(Math.abs(Number(text) * unit - actual) <= step / 2 + 1e-9, `${what}: shown ${text}, API ${actual}`);
+  };
+  shownAs(figures[1]!, cost.usPerRequest, 1, 'µs per request');
+  shownAs(figures[2]!, cost.cpuShare, 0.01, 'share of the CPU');
+  shownAs(figures[3]!, cost.rss, 1e6, 'memory');
 
   // sorting by a column is kept in the URL
   await page.click('th[data-col=p95] button');

@@ -50,6 +50,15 @@ export function percent(ratio: number | null | undefined): string {
 
 export const count = (n: number): string => n.toLocaleString('en-US');
 
+/** A size in bytes, in MB (10⁶) or kB. */
+export function bytes(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)} MB`;
+  return `${Math.round(n / 1e3)} kB`;
+}
+
+/** A time in µs, as short as its size allows. */
+export const micros = (us: number): string => `${us >= 100 ? Math.round(us) : us.toFixed(1)} µs`;
+
 /** "12 s ago", "3 min ago"... */
 export function ago(timestamp: number, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - timestamp) / 1000));

@@ -28,6 +28,23 @@ export interface ServiceSummary {
    * `loopscope-proxy` (a measuring proxy in front of it) or `loopscope-probe` (synthetic checks).
    */
   agents: string[];
+  /** What the agent itself cost the service over the range; null when no agent of ours reported its cost (a proxy, a probe, an older agent). */
+  agent: AgentCost | null;
+}
+
+/**
+ * What loopscope's agent itself cost a service (docs/metrics.md, "The agent's own cost"): its own
+ * time on the event loop, read from the sampling profiler's samples in its code and in the async
+ * hooks it turns on, per request and as a share of the processes' CPU time; and what its loading and
+ * start added to a process's resident memory (the largest over the processes).
+ */
+export interface AgentCost {
+  /** µs per request; null when no request finished or the profiler is off */
+  usPerRequest: number | null;
+  /** 0..1 of the processes' CPU time; null when the profiler is off */
+  cpuShare: number | null;
+  /** bytes */
+  rss: number;
 }
 
 export interface EndpointSummary {

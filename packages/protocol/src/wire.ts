@@ -198,6 +198,22 @@ export const LoopSchema = Type.Object(
     longTasks: Type.Array(LongTaskSchema, { maxItems: MAX_LONG_TASKS }),
     /** long tasks left out over the limit */
     droppedLongTasks: Type.Optional(Count),
+    /** what the agent itself cost (agents from before the field leave it out) */
+    agent: Type.Optional(
+      Type.Object(
+        {
+          /** what the process's resident memory grew by across the agent's start (bytes) */
+          rss: Bytes,
+          /**
+           * its own time on the loop (ms, from the profiler's samples), the process's CPU time over
+           * the same time and the transactions finished in it; sent when a profile was read (every
+           * ten seconds or so), absent when the profiler is off
+           */
+          cpu: Type.Optional(Type.Object({ ms: Ms, processMs: Ms, transactions: Count }, { additionalProperties: false })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -11,10 +11,11 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { MAX_TRACES, WIRE_VERSION, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
+import { MAX_TRACES, WIRE_VERSION, roundMs, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
+import type { Profiler } from '../loop/profiler.js';
 import { IntervalAggregate, type CallLike, type Observation } from '@loopscope/protocol';
 import { HeldTraces } from './held.js';
 import { TraceSampler } from './sampling.js';
@@ -53,7 +54,11 @@ export class Exporter {
   private timer: NodeJS.Timeout | null = null;
   private lastSent = 0;
   /** Event-loop health and long tasks, shipped with every batch when set. */
-  loop: { health: LoopHealth; longTasks: LongTasks } | undefined;
+  loop: { health: LoopHealth; longTasks: LongTasks; profiler: Profiler | null } | undefined;
+  /** What the process's resident memory grew by across the agent's start (bytes; agent.ts). */
+  startRss = 0;
+  /** Transactions finished since the agent's own time was last shipped. */
+  private sinceCost = 0;
 
   constructor(config: ExporterOptions) {
     this.config = config;
@@ -155,11 +160,20 @@ export class Exporter {
     else this.loop.longTasks.agentWork(fn);
   }
 
-  private loopSample(start: number, end: number): WireLoop {
-    const { health, longTasks } = this.loop!;
+  private loopSample(start: number, end: number, transactions: number): WireLoop {
+    const { health, longTasks, profiler } = this.loop!;
     const sample: WireLoop = { start: Math.round(start), ms: Math.max(1, Math.round(end - start)), ...health.collect(), longTasks: longTasks.take() };
     if (longTasks.dropped > 0) sample.droppedLongTasks = longTasks.dropped;
     longTasks.dropped = 0;
+    // what the agent cost: its own time, read from the profiles taken (in `take` above, or now and
+    // then), with the transactions finished over the same time
+    this.sinceCost += transactions;
+    const cost = profiler?.cost();
+    sample.agent = { rss: this.startRss };
+    if (cost !== undefined) {
+      sample.agent.cpu = { ms: roundMs(cost.ownMs), processMs: roundMs(cost.processMs), transactions: this.sinceCost };
+      this.sinceCost = 0;
+    }
     return sample;
   }
 
@@ -184,7 +198,7 @@ export class Exporter {
       sentAt: end,
       intervals: interval.toWire(end),
       traces,
-      ...(this.loop !== undefined ? { loop: this.loopSample(interval.start, end) } : {}),
+      ...(this.loop !== undefined ? { loop: this.loopSample(interval.start, end, interval.count) } : {}),
       ...(calls.length > 0 ? { calls } : {}),
       dropped: { ...this.transport.dropped },
     };

@@ -83,7 +83,7 @@ export class LongTasks implements LongTaskSink {
   /** when the agent's own work ran: [from, to, from, to, ...] (now() clock), oldest first */
   private readonly own: number[] = [];
   private readonly thresholdMs: number;
-  private readonly profiler: Profiler | null;
+  readonly profiler: Profiler | null;
   private readonly sourceMaps = new SourceMaps((fn) => this.agentWork(fn));
 
   /** `thresholdMs`: LOOPSCOPE_LONG_TASK_MS, the shortest slice that is a long task. */

@@ -12,7 +12,8 @@
  * on), then the old one is ended and its samples read — well under a millisecond. The profiles are
  * console profiles of the agent's own inspector session (`console.profile` with titles of its
  * own); a debugger attached with its Profiler enabled sees them too. They are rotated when there
- * are long tasks to explain, and otherwise every minute so that samples do not pile up.
+ * are long tasks to explain, and otherwise every ten seconds, so that samples do not pile up and the
+ * agent's own time (`cost`: the samples in its code) is known as it goes.
  */
 import { Session } from 'node:inspector';
 
@@ -45,7 +46,8 @@ export interface Profile {
 
 /** The finest sampling interval (ms), whatever the long-task threshold. */
 const MIN_INTERVAL_MS = 10;
-const RESTART_EVERY_MS = 60_000;
+/** A profile is taken at least this often: the agent's own time is read from it (`ownTime`). */
+const RESTART_EVERY_MS = 10_000;
 const MAX_STACK = 32;
 
 /**
@@ -77,6 +79,55 @@ function isAgentFrame(f: CallFrame): boolean {
 /** Frames that are the app's (or its libraries') code, not the runtime's or the agent's. */
 function isAppFrame(f: CallFrame): boolean {
   return f.url !== '' && !f.url.startsWith('node:') && !isAgentFrame(f);
+}
+
+/**
+ * Whether a sample (its innermost frame `leaf`) is the agent's own time:
+ * - its stack holds the agent's `agentWork` (long-tasks.ts: a flush, reading a profile or a source
+ *   map), whatever that called;
+ * - or its innermost frame that is not a builtin is the agent's code (a builtin, `now()` or a Map's,
+ *   counts for its caller), or Node's async_hooks, which run only because the agent's hook is on
+ *   (the dispatch of the hook, the tracking of every promise).
+ * Not when Node's code ran below the agent's (but for its clocks and its context, AGENT_TOOLS): that
+ * is one of its wrappers passing the app's call on (an outbound request, a `require` through a
+ * module hook). Frames are told by their file, not
+ * by name, but for `agentWork`: the agent may run bundled, its modules in chunks of one file.
+ */
+/** Node's modules the agent's hooks call for themselves: its clocks and its context. */
+const AGENT_TOOLS = /^node:(?:internal\/)?(?:perf|async_hooks|async_local_storage|async_context_frame)\b/;
+
+function isOwnSample(leaf: ProfileNode, parent: Map<number, ProfileNode>): boolean {
+  let throughNode = false;
+  let own: boolean | undefined;
+  for (let node: ProfileNode | undefined = leaf; node !== undefined; node = parent.get(node.id)) {
+    const f = node.callFrame;
+    if (f.functionName === 'agentWork' && isAgentFrame(f)) return true;
+    if (own !== undefined) continue;
+    if (f.url === 'node:async_hooks' || f.url.startsWith('node:internal/async_hooks')) own = true;
+    else if (isAgentFrame(f)) own = !throughNode;
+    else if (f.url.startsWith('node:')) throughNode ||= !AGENT_TOOLS.test(f.url);
+    else if (f.url !== '' || f.functionName.startsWith('(')) own = false;
+  }
+  return own === true;
+}
+
+/** The time (µs) of a profile's samples, and of those that were the agent's own (`isOwnSample`). */
+export function ownTime(profile: Profile): { sampledUs: number; ownUs: number } {
+  const parent = new Map<number, ProfileNode>();
+  const own = new Map<number, boolean>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node);
+  for (const node of profile.nodes) own.set(node.id, isOwnSample(node, parent));
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  let sampledUs = 0;
+  let ownUs = 0;
+  // a sample stands for the time since the one before it
+  for (let i = 0; i < samples.length; i++) {
+    const d = deltas[i] ?? 0;
+    sampledUs += d;
+    if (own.get(samples[i]!) === true) ownUs += d;
+  }
+  return { sampledUs, ownUs };
 }
 
 /**
@@ -213,6 +264,10 @@ export class Profiler {
 
   /** µs between two stack samples */
   private readonly intervalUs: number;
+  /** the process's CPU time when the running profile started */
+  private cpuAtStart = process.cpuUsage();
+  /** the agent's own time in the profiles taken since `cost()` was last called, and the process's CPU time over them (µs); null: none taken */
+  private taken: { ownUs: number; processUs: number } | null = null;
 
   /** `longTaskMs`: the long-task threshold, which is the sampling interval too (10 ms at the finest). */
   constructor(longTaskMs: number) {
@@ -265,14 +320,34 @@ export class Profiler {
     );
   }
 
+  /**
+   * The agent's own time on the loop (ms, from the samples: see `isOwnSample`) in the profiles
+   * taken since the last call, and the process's CPU time (user and system, every thread) over the
+   * same time; undefined when no profile was taken since.
+   */
+  cost(): { ownMs: number; processMs: number } | undefined {
+    const taken = this.taken;
+    this.taken = null;
+    return taken === null ? undefined : { ownMs: taken.ownUs / 1000, processMs: taken.processUs / 1000 };
+  }
+
   /** The samples since the last rotation: a new profile is started, then the running one ended. */
   private take(): Profile | undefined {
     if (this.session === null) return undefined;
     try {
       this.finished = undefined;
+      const cpu = process.cpuUsage(this.cpuAtStart);
+      this.cpuAtStart = process.cpuUsage();
       this.rotate();
       // the session of this thread delivers the ended profile at once
-      return this.finished;
+      const profile = this.finished as Profile | undefined;
+      if (profile !== undefined) {
+        const { ownUs } = ownTime(profile);
+        this.taken ??= { ownUs: 0, processUs: 0 };
+        this.taken.ownUs += ownUs;
+        this.taken.processUs += cpu.user + cpu.system;
+      }
+      return profile;
     } catch {
       this.stop();
       return undefined;

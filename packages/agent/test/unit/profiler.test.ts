@@ -7,20 +7,31 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { culprits, type Profile, type ProfileNode } from '../../src/loop/profiler.js';
+import { culprits, ownTime, type Profile, type ProfileNode } from '../../src/loop/profiler.js';
 
 const APP = 'file:///srv/app.mjs';
+/** a file of the agent's own (the profiler tells the agent's frames by where its modules are) */
+const AGENT = new URL('../../src/timing.js', import.meta.url).href;
 
-/** A frame: "name" is the app's (on line 1 + its index in `names`), "node:name" the runtime's, "(name)" V8's own. */
+/**
+ * A frame: "name" is the app's (on line 1 + its index in `names`), "node:name" the runtime's
+ * ("node:name@module": in node:module), "agent:name" the agent's, "(name)" V8's own, "=name" a
+ * builtin (no file).
+ */
 function frame(name: string, names: string[]): ProfileNode['callFrame'] {
   if (name.startsWith('(')) return { functionName: name, url: '', lineNumber: -1, columnNumber: -1 };
-  if (name.startsWith('node:')) return { functionName: name.slice(5), url: 'node:internal/x', lineNumber: 0, columnNumber: 0 };
+  if (name.startsWith('=')) return { functionName: name.slice(1), url: '', lineNumber: -1, columnNumber: -1 };
+  if (name.startsWith('agent:')) return { functionName: name.slice(6), url: AGENT, lineNumber: 0, columnNumber: 0 };
+  if (name.startsWith('node:')) {
+    const [fn, module = 'internal/x'] = name.slice(5).split('@');
+    return { functionName: fn!, url: `node:${module}`, lineNumber: 0, columnNumber: 0 };
+  }
   return { functionName: name === 'anon' ? '' : name, url: APP, lineNumber: names.indexOf(name), columnNumber: 0 };
 }
 
 /** A profile of samples, each [time in ms, stack outermost first]; a stack is a path in the call tree. */
 function profileOf(samples: Array<[number, string[]]>): Profile {
-  const names = [...new Set(samples.flatMap(([, stack]) => stack))].filter((name) => !name.startsWith('(') && !name.startsWith('node:'));
+  const names = [...new Set(samples.flatMap(([, stack]) => stack))].filter((name) => !/^(?:\(|=|node:|agent:)/.test(name));
   const root: ProfileNode = { id: 1, callFrame: frame('(root)', names), children: [] };
   const nodes = [root];
   const ids: number[] = [];
@@ -134,4 +145,28 @@ test('a task spread over several functions is named by the innermost one most of
     [30, [...handler, 'render', 'a']],
   ]);
   assert.equal(culprits(even, [window(0, 50)])[0]?.function, 'a', 'two of three samples are in a');
+});
+
+test("the agent's own time: its code, the async hooks it turns on and its own work, never the app's calls it passes on", () => {
+  // one sample every 10 ms; each stands for the 10 ms before it
+  const stacks: Array<[string, string[]]> = [
+    ['its hook, reading the clock', ['node:processTicksAndRejections', 'node:emitBefore@internal/async_hooks', 'agent:before', '=now']],
+    ['its hook, reading libuv idle time', ['node:listOnTimeout', 'agent:before', 'node:get idleTime@internal/perf/nodetiming', '=idleTime']],
+    ["Node's dispatch of its hook", ['node:processTicksAndRejections', 'node:emitBefore@internal/async_hooks']],
+    ['the promise tracking its hook turns on', [...handler, 'render', 'node:trackPromise@internal/async_hooks']],
+    ['a flush, in the gzip it calls', ['node:listOnTimeout', 'agent:tick', 'agent:agentWork', 'agent:cut', 'node:gzipSync@zlib']],
+    ["the app's request through the agent's wrapper", [...handler, 'render', 'agent:request', 'node:ClientRequest@_http_client', '=write']],
+    ["the app's own code", [...handler, 'render']],
+    ["the app's code under the agent's wrapper of its handler", ['node:emit@events', 'agent:emit', 'anon', 'render', '=now']],
+    ['the garbage collector', ['(garbage collector)']],
+    ['idle', ['(idle)']],
+  ];
+  const own = [0, 1, 2, 3, 4];
+  const profile = profileOf(stacks.map(([, stack], i) => [10 * (i + 1), stack]));
+  assert.deepEqual(ownTime(profile), { sampledUs: 10_000 * stacks.length, ownUs: 10_000 * own.length });
+  // each alone, so that a wrong one is named
+  stacks.forEach(([what, stack], i) => {
+    const one = ownTime(profileOf([[10, stack]]));
+    assert.equal(one.ownUs, own.includes(i) ? 10_000 : 0, what);
+  });
 });

@@ -32,7 +32,7 @@ import {
 import { RESOLUTIONS, bucketOf, chooseResolution, seriesGrid, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from './culprits.js';
-import { addByKind, addGc, addTotals, batchSpan, emptyLoopPoint, emptyTotals, foldTotals, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type GcTotals } from './totals.js';
+import { AGENT_MAXES, AGENT_SUMS, addAgentSums, addByKind, addGc, addTotals, agentCostOf, agentSumsOf, batchSpan, emptyAgentSums, emptyLoopPoint, emptyTotals, foldTotals, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type AgentSums, type GcTotals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type AlertRound,
@@ -75,7 +75,7 @@ export const DB_FILE = 'loopscope.db';
  * 7: a long task keeps its compiled location beside the one a source map gave (`compiledLocation`,
  *    NULL for tasks stored before).
  */
-const SCHEMA_VERSION = 7;
+const SCHEMA_VERSION = 8;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
@@ -115,6 +115,7 @@ function schema(): string {
       service TEXT NOT NULL, bucket INTEGER NOT NULL,
       delay BLOB NOT NULL, busyMs REAL NOT NULL, idleMs REAL NOT NULL, gc TEXT NOT NULL,
       cpuUser REAL NOT NULL, cpuSystem REAL NOT NULL, rss INTEGER NOT NULL, heapUsed INTEGER NOT NULL, heapTotal INTEGER NOT NULL,
+      ${AGENT_COLUMNS},
       UNIQUE (service, bucket)
     );
     CREATE INDEX IF NOT EXISTS ${loopTable(res)}_bucket ON ${loopTable(res)} (bucket);`,
@@ -191,7 +192,19 @@ function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): M
 }
 
 /** One row of loop_<resolution>: a service's event-loop health in one bucket, merged over its processes. */
-interface LoopRow {
+/** The loop tables' columns of the agent's own cost (schema 8), each 0 until an agent says. */
+const LOOP_AGENT = [...AGENT_SUMS, ...AGENT_MAXES];
+const agentColumn = (c: string): string => `${c} ${c === 'agentMs' || c === 'agentProcessMs' ? 'REAL' : 'INTEGER'} NOT NULL DEFAULT 0`;
+const AGENT_COLUMNS = LOOP_AGENT.map(agentColumn).join(', ');
+
+/** A loop row's agent sums with a process's sample added. */
+function agentSums(row: AgentSums, loop: WireLoop): AgentSums {
+  const sums = Object.fromEntries(LOOP_AGENT.map((c) => [c, row[c]])) as AgentSums;
+  addAgentSums(sums, agentSumsOf(loop));
+  return sums;
+}
+
+interface LoopRow extends AgentSums {
   service: string;
   bucket: number;
   delay: Buffer;
@@ -206,7 +219,7 @@ interface LoopRow {
 }
 
 function emptyLoopRow(service: string, bucket: number): LoopRow {
-  return { service, bucket, delay: encodeSketch(emptyWire()), busyMs: 0, idleMs: 0, gc: '{}', cpuUser: 0, cpuSystem: 0, rss: 0, heapUsed: 0, heapTotal: 0 };
+  return { service, bucket, delay: encodeSketch(emptyWire()), busyMs: 0, idleMs: 0, gc: '{}', cpuUser: 0, cpuSystem: 0, rss: 0, heapUsed: 0, heapTotal: 0, ...emptyAgentSums() };
 }
 
 export function openSqliteStorage(options: SqliteOptions): Storage {
@@ -248,6 +261,13 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     const columns = db.prepare("SELECT name FROM pragma_table_info('long_tasks')").pluck().all() as string[];
     if (columns.length > 0 && !columns.includes('compiledLocation')) db.exec('ALTER TABLE long_tasks ADD COLUMN compiledLocation TEXT');
   }
+  if (version >= 1 && version < 8) {
+    for (const res of RESOLUTIONS) {
+      const columns = db.prepare(`SELECT name FROM pragma_table_info('${loopTable(res)}')`).pluck().all() as string[];
+      if (columns.length === 0) continue;
+      for (const c of LOOP_AGENT) if (!columns.includes(c)) db.exec(`ALTER TABLE ${loopTable(res)} ADD COLUMN ${agentColumn(c)}`);
+    }
+  }
   if (version >= 1 && version < 5) {
     for (const res of RESOLUTIONS) {
       // (a table schema() has yet to create gets the column there)
@@ -280,10 +300,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
     selectLoop: db.prepare(`SELECT * FROM ${loopTable(res)} WHERE service = ? AND bucket = ?`),
     upsertLoop: db.prepare(
-      `INSERT INTO ${loopTable(res)} (service, bucket, delay, busyMs, idleMs, gc, cpuUser, cpuSystem, rss, heapUsed, heapTotal)
-       VALUES (@service, @bucket, @delay, @busyMs, @idleMs, @gc, @cpuUser, @cpuSystem, @rss, @heapUsed, @heapTotal)
+      `INSERT INTO ${loopTable(res)} (service, bucket, delay, busyMs, idleMs, gc, cpuUser, cpuSystem, rss, heapUsed, heapTotal, ${LOOP_AGENT.join(', ')})
+       VALUES (@service, @bucket, @delay, @busyMs, @idleMs, @gc, @cpuUser, @cpuSystem, @rss, @heapUsed, @heapTotal, ${LOOP_AGENT.map((c) => `@${c}`).join(', ')})
        ON CONFLICT (service, bucket) DO UPDATE SET delay = excluded.delay, busyMs = excluded.busyMs, idleMs = excluded.idleMs, gc = excluded.gc,
-       cpuUser = excluded.cpuUser, cpuSystem = excluded.cpuSystem, rss = excluded.rss, heapUsed = excluded.heapUsed, heapTotal = excluded.heapTotal`,
+       cpuUser = excluded.cpuUser, cpuSystem = excluded.cpuSystem, rss = excluded.rss, heapUsed = excluded.heapUsed, heapTotal = excluded.heapTotal,
+       ${LOOP_AGENT.map((c) => `${c} = excluded.${c}`).join(', ')}`,
     ),
     pruneLoop: db.prepare(`DELETE FROM ${loopTable(res)} WHERE bucket < ?`),
   }));
@@ -349,6 +370,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         rss: Math.max(row.rss, loop.memory.rss),
         heapUsed: Math.max(row.heapUsed, loop.memory.heapUsed),
         heapTotal: Math.max(row.heapTotal, loop.memory.heapTotal),
+        ...agentSums(row, loop),
       });
     }
     for (const t of loop.longTasks) {
@@ -528,7 +550,17 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async services({ from, to }) {
-      type Row = Omit<ServiceSummary, 'dropped' | 'agents'> & ServiceSummary['dropped'] & { agents: string };
+      type Row = Omit<ServiceSummary, 'dropped' | 'agents' | 'agent'> & ServiceSummary['dropped'] & { agents: string };
+      // what the agents said they cost, per service, over the range's loop rows
+      const costs = new Map<string, AgentSums>();
+      const sums = [...AGENT_SUMS.map((c) => `SUM(${c}) AS ${c}`), ...AGENT_MAXES.map((c) => `MAX(${c}) AS ${c}`)].join(', ');
+      for (const t of tiles(retention, from, to, Date.now())) {
+        for (const row of statement(`SELECT service, ${sums} FROM ${loopTable(t.res)} WHERE bucket >= ? AND bucket < ? GROUP BY service`).all(t.from, t.to) as Array<AgentSums & { service: string }>) {
+          const cost = costs.get(row.service) ?? emptyAgentSums();
+          addAgentSums(cost, row);
+          costs.set(row.service, cost);
+        }
+      }
       return (selectServices.all(to, from) as Row[]).map(({ service, firstSeen, lastSeen, instances, batches, transactions, traces, parts, agents }) => ({
         service,
         firstSeen,
@@ -536,6 +568,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         instances,
         dropped: { batches, transactions, traces, parts },
         agents: agents.split(',').sort(),
+        agent: agentCostOf(costs.get(service) ?? emptyAgentSums()),
       }));
     },
 

@@ -4,7 +4,7 @@
  * API's summary of them, GC pauses by kind, stored traces' slices as times, and the span of time a
  * batch covers.
  */
-import { METRICS, emptyWire, fromWire, mergeWire, quantile, summarize, type ExternalByKind, type LoopSeriesMetric, type MetricName, type Quantiles, type SegmentKind, type WireBatch, type WireSketch } from '@loopscope/protocol';
+import { METRICS, emptyWire, type AgentCost, type WireLoop, fromWire, mergeWire, quantile, summarize, type ExternalByKind, type LoopSeriesMetric, type MetricName, type Quantiles, type SegmentKind, type WireBatch, type WireSketch } from '@loopscope/protocol';
 import type { EndpointSummary, LoopWork, RangeTotals } from './storage.js';
 
 export const round = (v: number): number => Math.round(v * 1000) / 1000;
@@ -132,4 +132,36 @@ export function batchSpan(batch: WireBatch): { first: number; last: number } {
   }
   for (const t of batch.traces) first = Math.min(first, t.start);
   return { first, last };
+}
+
+/**
+ * What the agents reported of their own cost, summed over a service's loop rows (`agentRss`: the
+ * largest): the stored form of GET /api/services' `agent`.
+ */
+export const AGENT_SUMS = ['agentReports', 'agentMs', 'agentProcessMs', 'agentTransactions'] as const;
+export const AGENT_MAXES = ['agentRss'] as const;
+export type AgentSums = Record<(typeof AGENT_SUMS)[number] | (typeof AGENT_MAXES)[number], number>;
+
+export const emptyAgentSums = (): AgentSums => ({ agentReports: 0, agentMs: 0, agentProcessMs: 0, agentTransactions: 0, agentRss: 0 });
+
+/** One process's loop sample as agent sums (all zero when its agent did not say). */
+export function agentSumsOf(loop: WireLoop): AgentSums {
+  const a = loop.agent;
+  if (a === undefined) return emptyAgentSums();
+  return { agentReports: 1, agentMs: a.cpu?.ms ?? 0, agentProcessMs: a.cpu?.processMs ?? 0, agentTransactions: a.cpu?.transactions ?? 0, agentRss: a.rss };
+}
+
+export function addAgentSums(into: AgentSums, from: AgentSums): void {
+  for (const c of AGENT_SUMS) into[c] += from[c];
+  for (const c of AGENT_MAXES) into[c] = Math.max(into[c], from[c]);
+}
+
+/** The agent's cost from its sums (the one definition of GET /api/services' `agent`). */
+export function agentCostOf(s: AgentSums): AgentCost | null {
+  if (s.agentReports === 0) return null;
+  return {
+    usPerRequest: s.agentProcessMs > 0 && s.agentTransactions > 0 ? Math.round((s.agentMs * 1000 * 100) / s.agentTransactions) / 100 : null,
+    cpuShare: s.agentProcessMs > 0 ? Math.round((s.agentMs / s.agentProcessMs) * 10_000) / 10_000 : null,
+    rss: s.agentRss,
+  };
 }

@@ -24,6 +24,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
   const charts = scopeCharts(service, undefined, (from, to) => navigate({ ...route, moment: { from, to } }));
   const picked = h('div', {});
   const stats = h('div', { class: 'stats' });
+  const cost = h('p', { class: 'muted agent-cost' });
   const alerts = h('div', {});
   const times = h('div', {});
   const table = h('div', {});
@@ -36,6 +37,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     serviceTabs(route, service),
     alerts,
     stats,
+    cost,
     charts.element,
     picked,
     section('Where the time went — mean per request', times),
@@ -59,6 +61,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
         momentTraces(route, navigate, service).then((list) => replace(picked, list)),
         api.alerts().then((list) => replace(alerts, alertsPanel(list.filter((a) => a.service === service), (s) => href(routeTo(route, { page: 'service', service: s }))))),
       ]);
+      replace(cost, agentCost(seen?.agent ?? null));
       replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
       const seconds = reportedSeconds(w, seen);
       const requests = rows.reduce((n, r) => n + r.count, 0);
@@ -90,3 +93,17 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     destroy: () => charts.destroy(),
   };
 };
+
+/**
+ * What the agent itself cost the service (GET /api/services' `agent`), in one line; nothing when no
+ * agent said. Its code's time, as the profiler saw it (not the garbage it leaves: docs/metrics.md).
+ */
+function agentCost(agent: api.Service['agent']): string {
+  if (agent === null) return '';
+  const parts = [
+    agent.usPerRequest === null ? undefined : `${fmt.micros(agent.usPerRequest)} per request`,
+    agent.cpuShare === null ? undefined : `${fmt.percent(agent.cpuShare)} of this service's CPU`,
+  ].filter((part) => part !== undefined);
+  const cpu = parts.length === 0 ? "loopscope's own code: not measured (the profiler is off)" : `loopscope's own code: ${parts.join(', ')}`;
+  return `${cpu}; its start took ${fmt.bytes(agent.rss)} of memory per process`;
+}

@@ -59,7 +59,29 @@ import {
   type TraceSummary,
   type TracesQuery,
 } from '../storage.js';
-import { GC_KINDS, addGc, batchSpan, emptyLoopPoint, emptyWithKinds, foldTotals, gcKind, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type GcTotals, type Totals } from '../totals.js';
+import {
+  AGENT_MAXES,
+  AGENT_SUMS,
+  GC_KINDS,
+  addAgentSums,
+  addGc,
+  agentCostOf,
+  agentSumsOf,
+  batchSpan,
+  emptyAgentSums,
+  emptyLoopPoint,
+  emptyWithKinds,
+  foldTotals,
+  gcKind,
+  loopPointValue,
+  round,
+  sliceTimes,
+  toSummary,
+  utilizationOf,
+  type AgentSums,
+  type GcTotals,
+  type Totals,
+} from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
 import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
@@ -160,16 +182,23 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   const sharded = target.cluster !== undefined;
   if (target.cluster !== undefined) for (const server of servers) await checkCluster(server, target.cluster, servers.length);
   const [existing] = await ch.query<{ n: number }>(`SELECT count() AS n FROM system.databases WHERE name = ${literal(target.database)}`, { database: false });
+  const statements = schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database });
   for (const server of servers) {
     await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
-    for (const sql of schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database })) await server.exec(sql);
-    // a database an older collector made: the columns added since (with shards, the local table's and the Distributed one's)
-    for (const { table, column, type } of ADDED_COLUMNS) {
+    // a database an older collector made: the columns added since (with shards, the local table's
+    // and the Distributed one's), first, for 18.16 checks a view's query even when the view exists;
+    // the views over their tables dropped before and made again with the rest (a new database has
+    // none of the tables yet: all are made below)
+    const missing: Array<{ name: string; column: string; type: string; views: string[] }> = [];
+    for (const { table, column, type, views = [] } of ADDED_COLUMNS) {
       for (const name of sharded ? [localTable(table, true), table] : [table]) {
-        const [has] = await server.query<{ n: number }>(`SELECT count() AS n FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(name)} AND name = ${literal(column)}`);
-        if (has!.n === 0) await server.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${type}`);
+        const columns = await server.query<{ name: string }>(`SELECT name FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(name)}`);
+        if (columns.length > 0 && !columns.some((c) => c.name === column)) missing.push({ name, column, type, views });
       }
     }
+    for (const view of new Set(missing.flatMap((m) => m.views))) await server.exec(`DROP TABLE IF EXISTS ${view}`);
+    for (const { name, column, type } of missing) await server.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${type}`);
+    for (const sql of statements) await server.exec(sql);
   }
   const groupMs = options.groupMs ?? 5;
   /**
@@ -255,7 +284,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     if (loop !== undefined) {
       add('loop_second', 0, () => {
         const row: Row = { service: batch.service, instance: batch.instance, t: secondsOf(loop.start), ...sketchRow('delay', loop.delay), busyMs: loop.busyMs, idleMs: loop.idleMs };
-        Object.assign(row, { cpuUser: loop.cpu.user, cpuSystem: loop.cpu.system, rss: loop.memory.rss, heapUsed: loop.memory.heapUsed, heapTotal: loop.memory.heapTotal });
+        Object.assign(row, { cpuUser: loop.cpu.user, cpuSystem: loop.cpu.system, rss: loop.memory.rss, heapUsed: loop.memory.heapUsed, heapTotal: loop.memory.heapTotal }, agentSumsOf(loop));
         for (const k of GC_KINDS) Object.assign(row, { [`gc_${k}_count`]: 0, [`gc_${k}_ms`]: 0 });
         for (const [kind, g] of Object.entries(loop.gc)) {
           const k = gcKind(kind);
@@ -400,10 +429,25 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
          maxMerge(droppedTraces) AS tr, sumMerge(refusedParts) AS p, anyLastMerge(agent) AS agent
        FROM instances GROUP BY service, instance HAVING f < ${literal(Math.ceil(to))} AND l >= ${literal(Math.floor(kept('hours', from)))}`,
     );
+    // what the agents said they cost, per service, over the range's loop rows
+    const costs = new Map<string, AgentSums>();
+    const perTile = tiles(retention, from, to, Date.now()).map((t) => {
+      const { table, raw } = loopTable(t.res);
+      const columns = [...AGENT_SUMS.map((c) => sumOf(c, raw)), ...AGENT_MAXES.map((c) => maxOf(c, raw))].join(', ');
+      return ch.query<Row & { service: string }>(`SELECT service, ${columns} FROM ${table} WHERE ${bucketRange(kept(t.res.retention, t.from), t.to)} GROUP BY service`);
+    });
+    for (const row of (await Promise.all(perTile)).flat()) {
+      const cost = costs.get(row.service) ?? emptyAgentSums();
+      addAgentSums(cost, Object.fromEntries([...AGENT_SUMS, ...AGENT_MAXES].map((c) => [c, Number(row[`q_${c}`])])) as AgentSums);
+      costs.set(row.service, cost);
+    }
     const byService = new Map<string, ServiceSummary & { agentSet: Set<string> }>();
     for (const r of rows) {
       let s = byService.get(r.service);
-      if (!s) byService.set(r.service, (s = { service: r.service, firstSeen: r.f, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: [], agentSet: new Set() }));
+      if (!s) {
+        const agent = agentCostOf(costs.get(r.service) ?? emptyAgentSums());
+        byService.set(r.service, (s = { service: r.service, firstSeen: r.f, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: [], agentSet: new Set(), agent }));
+      }
       s.firstSeen = Math.min(s.firstSeen, r.f);
       s.lastSeen = Math.max(s.lastSeen, r.l);
       s.instances++;

@@ -14,7 +14,7 @@
  * table's rows, can be completed without counting anything twice (see index.ts).
  */
 import { EXTERNAL_KINDS, METRICS } from '@loopscope/protocol';
-import { GC_KINDS } from '../totals.js';
+import { AGENT_MAXES, AGENT_SUMS, GC_KINDS } from '../totals.js';
 
 /** A sketch's columns in a row as inserted. */
 const sketchColumns = (m: string): string =>
@@ -47,8 +47,9 @@ export const maxOf = (c: string, raw: boolean): string => `${raw ? 'max' : 'maxM
 
 const AGG_COUNTS = ['count', 'errors', 'aborted'];
 const externalColumns = EXTERNAL_KINDS.map((k) => `ext_${k}`);
-const LOOP_SUMS = ['busyMs', 'idleMs', 'cpuUser', 'cpuSystem', ...GC_KINDS.flatMap((k) => [`gc_${k}_count`, `gc_${k}_ms`])];
-const LOOP_MAXES = ['rss', 'heapUsed', 'heapTotal'];
+const LOOP_SUMS = ['busyMs', 'idleMs', 'cpuUser', 'cpuSystem', ...GC_KINDS.flatMap((k) => [`gc_${k}_count`, `gc_${k}_ms`]), ...AGENT_SUMS];
+// (the agent's own cost came later: a database from before gains its columns, ADDED_COLUMNS)
+const LOOP_MAXES = ['rss', 'heapUsed', 'heapTotal', ...AGENT_MAXES];
 
 /** The counted columns of an aggregate row, and its sums of external time per kind. */
 export const AGG_SUMS = [...AGG_COUNTS, ...externalColumns];
@@ -156,8 +157,20 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
 /**
  * Columns added since their table was first made: a database an older loopscope created gains them
  * at start (18.16 has no `ADD COLUMN IF NOT EXISTS`: the collector asks `system.columns` first).
+ * `views`: the materialized views over the table that must be made again with it (18.16 cannot
+ * alter a view's query, and a view that leaves out a column of its target fails every insert).
  */
-export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string }> = [{ table: 'long_tasks', column: 'compiledLocation', type: 'Nullable(String)' }];
+const loopViews = ROLLUPS.map(({ name }) => `loop_${name}_mv`);
+const sumType = (c: string): string => (c.endsWith('_count') ? 'UInt64' : 'Float64');
+export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string; views?: string[] }> = [
+  { table: 'long_tasks', column: 'compiledLocation', type: 'Nullable(String)' },
+  ...AGENT_SUMS.map((column) => ({ table: 'loop_second', column, type: sumType(column), views: loopViews })),
+  ...AGENT_MAXES.map((column) => ({ table: 'loop_second', column, type: 'UInt64', views: loopViews })),
+  ...ROLLUPS.flatMap(({ name }) => [
+    ...AGENT_SUMS.map((column) => ({ table: `loop_${name}`, column, type: `AggregateFunction(sum, ${sumType(column)})`, views: [`loop_${name}_mv`] })),
+    ...AGENT_MAXES.map((column) => ({ table: `loop_${name}`, column, type: 'AggregateFunction(max, UInt64)', views: [`loop_${name}_mv`] })),
+  ]),
+];
 
 /** The tables whose rows carry their batch's id, with the column their time is in. */
 export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls'] as const;
