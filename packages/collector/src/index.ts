@@ -123,7 +123,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
 }
 
 export { buildServer, VERSION } from './server.js';
-export { openSqliteStorage, DB_FILE, type SqliteOptions } from './storage/sqlite.js';
+export { openSqliteStorage, DB_FILE, SCHEMA_VERSION, type SqliteOptions } from './storage/sqlite.js';
 export { openClickHouseStorage, parseClickHouseUrl, type ClickHouseOptions } from './storage/clickhouse/index.js';
 export { ClickHouseError } from './storage/clickhouse/client.js';
 export { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';

@@ -12,6 +12,7 @@ import { HttpError } from './http-error.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
 import { assembleTrace, rootPart } from './trace-parts.js';
+import { summarizePaths } from './path-summary.js';
 import { WantedTraces, crossesServices, incomplete } from './wanted-traces.js';
 import { buildServiceMap, callsTo, nodeOf, targetsOf } from './service-map.js';
 import { parseHolders, parseLoop, parseMapCalls, parseRange, parseTimeseries, parseTraces, requireEndpoint, requireService, type QueryString } from './query-params.js';
@@ -21,7 +22,7 @@ import { OtlpAssembler } from './otlp/transactions.js';
 import type { OtlpExporter } from './otlp/exporter.js';
 import { DEFAULT_METRICS_WINDOW_MS, PrometheusCounters, renderMetrics } from './prometheus.js';
 import type { AlertEngine } from './alerts/engine.js';
-import type { ServiceMapCallTrace, ServiceMapCalls, WireBatch } from '@loopscope/protocol';
+import type { CriticalPathSummary, ServiceMapCallTrace, ServiceMapCalls, WireBatch } from '@loopscope/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -108,6 +109,9 @@ export function buildServer(options: ServerOptions): Servers {
   const DEFAULT_TARGET_MEMORY_MS = 24 * 3_600_000;
   /** How many of each caller's slowest stored traces of the range `GET /api/servicemap/calls` looks into. */
   const MAP_CALLS_SCAN = 200;
+  /** The most traces `GET /api/critical-path` sums (the newest), and the fewest drawn at random it takes alone. */
+  const PATH_TRACES = 2000;
+  const MIN_RANDOM_PATHS = 30;
   const wanted = new WantedTraces();
   const counters = new PrometheusCounters();
   /** After a batch is stored: traces across services that miss a part (the agents that hold one are asked for it), and which targets are services (the service map). */
@@ -243,6 +247,16 @@ export function buildServer(options: ServerOptions): Servers {
     const window = waitWindow(record);
     const work = window ? await storage.loopWork({ service: record.service, instance, lookback: HOLDER_LOOKBACK_MS, ...window }) : { longTasks: [], traces: [] };
     return holdersOf(record, instance, work, limit);
+  });
+
+  // where an endpoint's time goes: its traces' critical paths summed per step (path-summary.ts); the
+  // ones drawn at random when there are enough of them, an unbiased sample
+  app.get('/api/critical-path', async (request): Promise<CriticalPathSummary> => {
+    const q = request.query as QueryString;
+    const query = { service: requireService(q), endpoint: requireEndpoint(q), ...parseRange(q, Date.now()), limit: PATH_TRACES };
+    const random = await storage.traceRecords({ ...query, atRandom: true });
+    if (random.length >= MIN_RANDOM_PATHS) return summarizePaths(random, 'random');
+    return summarizePaths(await storage.traceRecords({ ...query, atRandom: false }), 'all');
   });
 
   app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { EndpointSummary, TimeseriesResult, TraceSummary, WireTrace } from '@loopscope/protocol';
-import { DB_FILE } from '../src/index.js';
+import { DB_FILE, SCHEMA_VERSION } from '../src/index.js';
 import { asSent, batch, get, interval, randomTx, random, sendBatch, startTestCollector, tempDir, trace, type TestCollector } from './helpers.js';
 
 let collector: TestCollector;
@@ -75,7 +75,7 @@ test('a database of schema 4 gains the aborted counts: its rows count none, new 
     const rows = (await get(`${migrated.url}/api/endpoints?service=old&${range}`)).body as EndpointSummary[];
     assert.deepEqual(rows.map((r) => [r.count, r.aborted]), [[7, 2]]);
     const db2 = new Database(path.join(seed.dataDir, DB_FILE), { readonly: true });
-    assert.equal(db2.pragma('user_version', { simple: true }), 7);
+    assert.equal(db2.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     db2.close();
   } finally {
     await migrated.close();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { ServiceSummary, WireBatch, WireLoop } from '@loopscope/protocol';
-import { DB_FILE } from '../src/index.js';
+import { DB_FILE, SCHEMA_VERSION } from '../src/index.js';
 import { batch, get, loopSample, sendBatch, startTestCollector, tempDir } from './helpers.js';
 
 const second = Math.floor(Date.now() / 1000) * 1000 - 20_000;
@@ -70,7 +70,7 @@ test('a database of schema 7 gains the columns of the agent cost: its rows say n
     assert.equal((await sendBatch(migrated.url, withLoop('shop', 'a', second + 1000, { rss: 20e6, cpu: { ms: 5, processMs: 500, transactions: 100 } }))).status, 200);
     assert.deepEqual((await services(migrated.url)).get('shop'), { usPerRequest: 50, cpuShare: 0.01, rss: 20e6 });
     const db2 = new Database(path.join(seed.dataDir, DB_FILE), { readonly: true });
-    assert.equal(db2.pragma('user_version', { simple: true }), 8);
+    assert.equal(db2.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     db2.close();
   } finally {
     await migrated.close();

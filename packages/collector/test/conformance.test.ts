@@ -60,6 +60,8 @@ function scenario(): void {
           t.spanId = hex(++span, 16);
           t.parentSpanId = null;
           if (aborted) t.aborted = true;
+          // (as if drawn at random too: the critical path is summed over such traces)
+          if (rand() < 0.7) t.sampledAtRandom = true;
           traces.push(t);
           traceIds.push(t.traceId);
           if (rand() < 0.33) {
@@ -202,6 +204,10 @@ function queries(): string[] {
   for (const service of ['shop', 'orders', 'fan']) for (const sort of ['slowest', 'recent']) paths.push(`/api/traces?service=${service}&sort=${sort}&limit=20&${RANGE}`);
   paths.push(`/api/traces?service=shop&endpoint=${encodeURIComponent('POST /b')}&sort=slowest&limit=500&${RANGE}`);
   for (const endpoint of ['GET /a', 'GET /orders/:id']) paths.push(`/api/views?endpoint=${encodeURIComponent(endpoint)}&${RANGE}`);
+  // an endpoint's critical path, from its random traces or from all (orders has none drawn at random)
+  for (const [service, endpoint] of [...ENDPOINTS.map((e) => ['shop', e]), ['orders', 'GET /orders/:id']]) {
+    paths.push(`/api/critical-path?service=${service}&endpoint=${encodeURIComponent(endpoint!)}&${RANGE}`);
+  }
   for (const step of [1000, 10_000, MINUTE, 60 * MINUTE]) {
     for (const metric of SERIES_METRICS) {
       const qs = ['throughput', 'errors', 'aborted', 'utilization', 'gc'].includes(metric) ? [0.95] : [0.5, 0.99, 1];

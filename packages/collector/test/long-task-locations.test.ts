@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { LoopSummary, WireBatch, WireLongTask } from '@loopscope/protocol';
-import { DB_FILE } from '../src/index.js';
+import { DB_FILE, SCHEMA_VERSION } from '../src/index.js';
 import { batch, get, loopSample, sendBatch, startTestCollector, tempDir } from './helpers.js';
 
 const second = Math.floor(Date.now() / 1000) * 1000 - 10_000;
@@ -53,7 +53,7 @@ test('a database of schema 6 gains the compiled location: its tasks have none, n
       ],
     );
     const db2 = new Database(path.join(seed.dataDir, DB_FILE), { readonly: true });
-    assert.equal(db2.pragma('user_version', { simple: true }), 8);
+    assert.equal(db2.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     db2.close();
   } finally {
     await migrated.close();

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startCollector, type Collector, type EndpointSummary, type LoopSummary, type ServiceSummary } from '@loopscope/collector';
+import type { CriticalPathSummary } from '@loopscope/protocol';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { Browser, Page } from 'playwright-core';
 import { api, closeTo, launchBrowser, openPage, parseMs, parseRate, ready, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
@@ -204,6 +205,33 @@ test('clicking an endpoint, then a trace, shows the waterfall with the critical 
   const details = await page.locator('.wf-details').textContent();
   assert.match(details!, /critical pathyes/);
   assert.match(details!, /kindhttp/);
+  await page.close();
+});
+
+test("the endpoint page shows the endpoint's critical path with the numbers of /api/critical-path", async () => {
+  const endpoint = 'GET /chores';
+  const from = pausedAt - 5 * 60_000;
+  const page = await open(`/endpoint?service=${SERVICE}&endpoint=${encodeURIComponent(endpoint)}&to=${pausedAt}`);
+  const path = await api<CriticalPathSummary>(collector.url, `/api/critical-path?service=${SERVICE}&endpoint=${encodeURIComponent(endpoint)}&from=${from}&to=${pausedAt}`);
+  assert.ok(path.requests > 0 && path.steps.length > 0, JSON.stringify(path));
+  const shown = await page.$$eval('table.path tbody tr[data-step]', (trs) =>
+    trs.map((tr) => ({ step: (tr as HTMLElement).dataset['step'], cells: Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [(td as HTMLElement).dataset['col'], td.textContent ?? ''])) })),
+  );
+  // every step, in the API's order, with its numbers
+  assert.deepEqual(shown.map((r) => r.step), path.steps.map((s) => `${s.kind} ${s.name}`));
+  path.steps.forEach((s, i) => {
+    const cells = shown[i]!.cells;
+    closeTo(Number(cells['share']!.replace(/ %$/, '')) / 100, s.share, `${s.name} share`);
+    closeTo(Number(cells['on-path']!.replace(/ %$/, '')) / 100, s.onPath, `${s.name} on the path`);
+    if (s.onPath > 0) closeTo(parseMs(cells['mean']!), s.mean, `${s.name} mean`);
+    if (s.onPath > 0) closeTo(parseMs(cells['p95']!), s.p95, `${s.name} p95`);
+  });
+  // the service's own cpu and blocking after them; and on which traces it stands
+  const own = await page.$$eval('table.path tr[data-own] td[data-col=share]', (tds) => tds.map((td) => td.textContent ?? ''));
+  assert.deepEqual(own.length, 2);
+  closeTo(Number(own[0]!.replace(/ %$/, '')) / 100, path.own.cpu!, 'own cpu');
+  closeTo(Number(own[1]!.replace(/ %$/, '')) / 100, path.own.blocking!, 'own blocking');
+  assert.match((await page.locator(`.critical-path p[data-path=${path.basis}]`).textContent())!, new RegExp(`${path.requests} (stored )?traces`));
   await page.close();
 });
 

@@ -12,6 +12,7 @@ import type {
   LongTaskRow,
   LoopHolder,
   LoopSummary,
+  CriticalPathSummary,
   MetricName,
   Quantiles,
   SegmentKind,
@@ -38,6 +39,7 @@ export type Segment = SegmentRecord;
 export type Trace = TraceAnswer;
 export type LongTask = LongTaskRow;
 export type Loop = LoopSummary;
+export type CriticalPath = CriticalPathSummary;
 
 /** The time window of a query, ms since the epoch, `to` exclusive. */
 export interface Window {
@@ -91,6 +93,9 @@ export const timeseries = (p: { service: string; endpoint?: string | undefined; 
 
 export const traces = (p: { service: string; endpoint?: string | undefined; sort: 'slowest' | 'recent'; limit: number } & Window): Promise<TraceSummary[]> =>
   get('/api/traces', p);
+
+/** Where an endpoint's time goes over its traces in the window: its critical path summed per step. */
+export const criticalPath = (service: string, endpoint: string, w: Window): Promise<CriticalPath> => get('/api/critical-path', { service, endpoint, ...w });
 
 export const serviceMap = (w: Window): Promise<ServiceMap> => get('/api/servicemap', w);
 

@@ -2,7 +2,7 @@
  * The answers of the query API (docs/collector.md states it): what the collector serves and what
  * the dashboard and users' scripts read. All times in ms; timestamps in ms since the epoch.
  */
-import type { ExternalByKind, MetricName, TraceRecord } from './types.js';
+import type { ExternalByKind, MetricName, SegmentKind, TraceRecord } from './types.js';
 import type { Quantiles } from './sketch.js';
 
 export interface ServiceSummary {
@@ -222,6 +222,36 @@ export interface TracePartSummary {
 
 /** The most parts the collector keeps of one trace id; later ones are counted, not kept (a client can send any trace id). */
 export const MAX_TRACE_PARTS = 100;
+
+/**
+ * Where an endpoint's time goes over many requests (`GET /api/critical-path`), from the stored
+ * traces of its requests in the range: those drawn at random when there are enough of them (an
+ * unbiased sample), else all of them (the slowest of each interval and the errors weigh more).
+ */
+export interface CriticalPathSummary {
+  /** the traces summarized */
+  requests: number;
+  /** `random`: only the traces drawn at random; `all`: every stored trace (fewer random ones than it takes) */
+  basis: 'random' | 'all';
+  /** their mean duration (ms) */
+  duration: number;
+  /** the shares (0..1) of their time that were the service's own cpu and its blocking; null when no sender knew them */
+  own: { cpu: number | null; blocking: number | null };
+  /** per segment name and kind, the largest share first */
+  steps: CriticalPathStep[];
+}
+
+export interface CriticalPathStep {
+  name: string;
+  kind: SegmentKind;
+  /** its time on the critical path over the requests' time (0..1): the path through it, less its own calls' part of the path */
+  share: number;
+  /** mean and p95 of its time on the path (ms), over the requests in which it was on the path */
+  mean: number;
+  p95: number;
+  /** of the requests that ran it, the share (0..1) in which it was on the path */
+  onPath: number;
+}
 
 /** A trace as `GET /api/traces/:traceId` answers it: the root part's record, every part, and the path across them. */
 export interface TraceAnswer extends TraceRecord {

@@ -100,6 +100,12 @@ export interface TransactionRecord<Inside extends number | null = number> {
   criticalPath: number[];
   /** true when the transaction was closed by the linger limit with work still pending */
   truncated: boolean;
+  /**
+   * true when its trace was drawn at random to be shipped (LOOPSCOPE_SAMPLE_RATE), whatever its
+   * duration or outcome: such traces are an unbiased sample of their endpoint's requests (the
+   * slowest of each interval, the errors and the linked ones are not)
+   */
+  sampledAtRandom?: boolean;
   /** segments dropped because the transaction exceeded the per-transaction segment limit */
   droppedSegments: number;
   /**

@@ -141,6 +141,8 @@ export const TraceSchema = Type.Object(
     criticalPath: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: MAX_SEGMENTS }),
     truncated: Type.Boolean(),
     droppedSegments: Count,
+    /** drawn at random to be shipped, whatever its duration or outcome (absent: kept for another reason) */
+    sampledAtRandom: Type.Optional(Type.Boolean()),
     /** ms from the start to the first byte of the response (senders outside the process) */
     firstByte: Type.Optional(Ms),
     requestBytes: Type.Optional(Bytes),

@@ -33,8 +33,11 @@ export class TraceSampler {
       if (this.kept.length < MAX_KEPT_TRACES) this.kept.push(build());
       else this.skipped++;
     } else if (this.random.length < MAX_RANDOM_TRACES && this.rate > 0 && Math.random() < this.rate) {
-      // drawn whether or not it is the slowest so far: a slower one may displace it
-      this.random.push(build());
+      // drawn whether or not it is the slowest so far (a slower one may displace it), and said so:
+      // the random ones are an unbiased sample of the endpoint's requests (GET /api/critical-path)
+      const record = build();
+      record.sampledAtRandom = true;
+      this.random.push(record);
     }
   }
 

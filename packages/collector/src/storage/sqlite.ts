@@ -41,6 +41,7 @@ import {
   type LongTaskGroup,
   type LongTaskRow,
   type LoopQuery,
+  type RecordsQuery,
   type LoopSummary,
   type Range,
   type RangeTotals,
@@ -75,7 +76,8 @@ export const DB_FILE = 'loopscope.db';
  * 7: a long task keeps its compiled location beside the one a source map gave (`compiledLocation`,
  *    NULL for tasks stored before).
  */
-const SCHEMA_VERSION = 8;
+/** The schema this collector writes (`PRAGMA user_version`): an older database is brought up to it at start. */
+export const SCHEMA_VERSION = 8;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
@@ -642,6 +644,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       const stmt = traceStatement(query.endpoint !== undefined, query.sort);
       const args = query.endpoint === undefined ? [query.service, query.from, query.to, query.limit] : [query.service, query.endpoint, query.from, query.to, query.limit];
       return (stmt.all(...args) as Array<Omit<TraceSummary, 'aborted'> & { aborted: 0 | 1 }>).map((t) => ({ ...t, aborted: t.aborted === 1 }));
+    },
+
+    async traceRecords({ service, endpoint, from, to, limit, atRandom }: RecordsQuery) {
+      const sql = `SELECT record FROM traces WHERE service = ? AND endpoint = ? AND start >= ? AND start < ?${atRandom ? " AND json_extract(record, '$.sampledAtRandom') = 1" : ''} ORDER BY start DESC LIMIT ?`;
+      return (statement(sql).pluck().all(service, endpoint, from, to, limit) as string[]).map((r) => JSON.parse(r) as TraceRecord);
     },
 
     async loop(query: LoopQuery): Promise<LoopSummary> {

@@ -63,6 +63,15 @@ export interface TracesQuery extends Range {
   limit: number;
 }
 
+export interface RecordsQuery extends Range {
+  service: string;
+  endpoint: string;
+  /** at most this many, newest first */
+  limit: number;
+  /** only the traces drawn at random (`sampledAtRandom`): an unbiased sample of the endpoint's requests */
+  atRandom: boolean;
+}
+
 export interface LoopQuery extends Range {
   service: string;
   /** long tasks newest first (`recent`) or longest first (`worst`) */
@@ -147,6 +156,8 @@ export interface Storage {
   /** The service's requests over the range, of every endpoint or of one (the alert rules' values). */
   summary(service: string, endpoint: string | undefined, range: Range): Promise<RangeTotals>;
   traces(query: TracesQuery): Promise<TraceSummary[]>;
+  /** The records of an endpoint's traces that started in the range, newest first (GET /api/critical-path). */
+  traceRecords(query: RecordsQuery): Promise<TraceRecord[]>;
   loop(query: LoopQuery): Promise<LoopSummary>;
   /**
    * Every part of a trace (one per transaction, from every service), earliest first: the record as

@@ -3,6 +3,7 @@ import * as api from '../api.js';
 import { breakdown, meanParts } from '../charts/breakdown.js';
 import { controls } from '../components/controls.js';
 import { momentTraces } from '../components/moment.js';
+import { pathTable } from '../components/path-table.js';
 import { scopeCharts } from '../components/scope-charts.js';
 import { traceList } from '../components/trace-list.js';
 import { viewsTable } from '../components/views-table.js';
@@ -21,6 +22,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
   const picked = h('div', {});
   const stats = h('div', { class: 'stats' });
   const times = h('div', {});
+  const path = h('div', {});
   const views = h('div', {});
   const traces = h('div', { class: 'two-columns' });
   const element = h(
@@ -32,6 +34,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     charts.element,
     picked,
     section('Where the time went — mean per request', times),
+    section('The critical path — what the requests waited for, step by step', path),
     section('Side by side — this endpoint in every service that reports it', views),
     traces,
   );
@@ -43,11 +46,12 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     async refresh() {
       const w = windowOf(route);
       const reported = await api.serviceOf(service, w);
-      const [rows, seen, slowest, recent] = await Promise.all([
+      const [rows, seen, slowest, recent, steps] = await Promise.all([
         api.endpoints(service, w),
         api.views(endpoint, w),
         api.traces({ service, endpoint, sort: 'slowest', limit: TRACES, ...w }),
         api.traces({ service, endpoint, sort: 'recent', limit: TRACES, ...w }),
+        api.criticalPath(service, endpoint, w),
         charts.refresh(reportedWindow(w, reported), q, route.percentile),
         momentTraces(route, navigate, service, endpoint).then((list) => replace(picked, list)),
       ]);
@@ -64,6 +68,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
         card('p99 response', fmt.ms(row?.response.p99)),
       );
       replace(times, row ? breakdown([{ label: endpoint, parts: meanParts(row), response: row.response.mean }]) : h('p', { class: 'muted' }, 'No requests in this window.'));
+      replace(path, pathTable(steps));
       replace(views, viewsTable(seen, service, (other) => href(routeTo(route, { page: 'endpoint', service: other, endpoint }))));
       replace(traces, traceList('Slowest traces', slowest, traceLink, false), traceList('Most recent traces', recent, traceLink, false));
     },

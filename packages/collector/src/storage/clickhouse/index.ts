@@ -46,6 +46,7 @@ import {
   type LongTaskGroup,
   type LongTaskRow,
   type LoopQuery,
+  type RecordsQuery,
   type LoopSummary,
   type LoopWork,
   type LoopWorkQuery,
@@ -579,6 +580,15 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
          ORDER BY ${query.sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ${literal(query.limit)}`,
       );
       return rows.map((t) => ({ ...t, aborted: t.aborted === 1 }));
+    },
+
+    async traceRecords({ service, endpoint, from, to, limit, atRandom }: RecordsQuery): Promise<TraceRecord[]> {
+      const since = kept('traces', from);
+      const rows = await ch.query<{ record: string }>(
+        `SELECT record FROM traces WHERE ${byService(service, endpoint)} AND ${timeRange(since, to)} AND start >= ${literal(since)} AND start < ${literal(to)}` +
+          `${atRandom ? " AND visitParamExtractBool(record, 'sampledAtRandom') = 1" : ''} ORDER BY start DESC LIMIT ${literal(limit)}`,
+      );
+      return rows.map((r) => JSON.parse(r.record) as TraceRecord);
     },
 
     async loop(query: LoopQuery): Promise<LoopSummary> {
