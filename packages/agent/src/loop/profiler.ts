@@ -87,12 +87,15 @@ function isAppFrame(f: CallFrame): boolean {
  *   map), whatever that called;
  * - or its innermost frame that is not a builtin is the agent's code (a builtin, `now()` or a Map's,
  *   counts for its caller), or Node's async_hooks, which run only because the agent's hook is on
- *   (the dispatch of the hook, the tracking of every promise).
+ *   (the dispatch of the hook, the tracking of every promise), but for `callbackTrampoline`, which
+ *   every callback from C++ goes through, hooks or none.
  * Not when Node's code ran below the agent's (but for its clocks and its context, AGENT_TOOLS): that
  * is one of its wrappers passing the app's call on (an outbound request, a `require` through a
  * module hook). Frames are told by their file, not
  * by name, but for `agentWork`: the agent may run bundled, its modules in chunks of one file.
  */
+/** Node's async_hooks (the public module and its internals). */
+const HOOKS = /^node:(?:internal\/)?async_hooks$/;
 /** Node's modules the agent's hooks call for themselves: its clocks and its context. */
 const AGENT_TOOLS = /^node:(?:internal\/)?(?:perf|async_hooks|async_local_storage|async_context_frame)\b/;
 
@@ -103,8 +106,9 @@ function isOwnSample(leaf: ProfileNode, parent: Map<number, ProfileNode>): boole
     const f = node.callFrame;
     if (f.functionName === 'agentWork' && isAgentFrame(f)) return true;
     if (own !== undefined) continue;
-    if (f.url === 'node:async_hooks' || f.url.startsWith('node:internal/async_hooks')) own = true;
-    else if (isAgentFrame(f)) own = !throughNode;
+    if (isAgentFrame(f)) own = !throughNode;
+    // the hooks' dispatch, innermost; not the trampoline every native callback goes through
+    else if (HOOKS.test(f.url) && !throughNode && f.functionName !== 'callbackTrampoline') own = true;
     else if (f.url.startsWith('node:')) throughNode ||= !AGENT_TOOLS.test(f.url);
     else if (f.url !== '' || f.functionName.startsWith('(')) own = false;
   }

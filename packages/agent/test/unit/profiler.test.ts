@@ -157,6 +157,8 @@ test("the agent's own time: its code, the async hooks it turns on and its own wo
     ['a flush, in the gzip it calls', ['node:listOnTimeout', 'agent:tick', 'agent:agentWork', 'agent:cut', 'node:gzipSync@zlib']],
     ["the app's request through the agent's wrapper", [...handler, 'render', 'agent:request', 'node:ClientRequest@_http_client', '=write']],
     ["the app's own code", [...handler, 'render']],
+    ["Node's trampoline of every callback", ['node:callbackTrampoline@internal/async_hooks']],
+    ["Node's own work under the trampoline", ['node:callbackTrampoline@internal/async_hooks', 'node:socketOnData@_http_client', 'node:parserOnIncomingClient@_http_client']],
     ["the app's code under the agent's wrapper of its handler", ['node:emit@events', 'agent:emit', 'anon', 'render', '=now']],
     ['the garbage collector', ['(garbage collector)']],
     ['idle', ['(idle)']],
