@@ -81,6 +81,11 @@ function isAppFrame(f: CallFrame): boolean {
   return f.url !== '' && !f.url.startsWith('node:') && !isAgentFrame(f);
 }
 
+/** Node's async_hooks (the public module and its internals). */
+const HOOKS = /^node:(?:internal\/)?async_hooks$/;
+/** Node's modules the agent's hooks call for themselves: its clocks and its context. */
+const AGENT_TOOLS = /^node:(?:internal\/)?(?:perf|async_hooks|async_local_storage|async_context_frame)\b/;
+
 /**
  * Whether a sample (its innermost frame `leaf`) is the agent's own time:
  * - its stack holds the agent's `agentWork` (long-tasks.ts: a flush, reading a profile or a source
@@ -91,14 +96,9 @@ function isAppFrame(f: CallFrame): boolean {
  *   every callback from C++ goes through, hooks or none.
  * Not when Node's code ran below the agent's (but for its clocks and its context, AGENT_TOOLS): that
  * is one of its wrappers passing the app's call on (an outbound request, a `require` through a
- * module hook). Frames are told by their file, not
- * by name, but for `agentWork`: the agent may run bundled, its modules in chunks of one file.
+ * module hook). Frames are told by their file, not by name, but for `agentWork`: the agent may run
+ * bundled, its modules in chunks of one file.
  */
-/** Node's async_hooks (the public module and its internals). */
-const HOOKS = /^node:(?:internal\/)?async_hooks$/;
-/** Node's modules the agent's hooks call for themselves: its clocks and its context. */
-const AGENT_TOOLS = /^node:(?:internal\/)?(?:perf|async_hooks|async_local_storage|async_context_frame)\b/;
-
 function isOwnSample(leaf: ProfileNode, parent: Map<number, ProfileNode>): boolean {
   let throughNode = false;
   let own: boolean | undefined;

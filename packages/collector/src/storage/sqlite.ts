@@ -75,8 +75,9 @@ export const DB_FILE = 'loopscope.db';
  *    service a target is (`call_targets`), for the service map.
  * 7: a long task keeps its compiled location beside the one a source map gave (`compiledLocation`,
  *    NULL for tasks stored before).
+ * 8: the loop tables keep what the agents said they cost (`agentReports`, `agentMs`,
+ *    `agentProcessMs`, `agentTransactions`, `agentRss`; 0 in rows stored before).
  */
-/** The schema this collector writes (`PRAGMA user_version`): an older database is brought up to it at start. */
 export const SCHEMA_VERSION = 8;
 
 /** The columns of the traces table up to schema 3. */
@@ -193,7 +194,6 @@ function summaries<R extends StoredRow>(rows: R[], keyOf: (row: R) => string): M
   return new Map([...merged].map(([key, totals]) => [key, toSummary(totals)]));
 }
 
-/** One row of loop_<resolution>: a service's event-loop health in one bucket, merged over its processes. */
 /** The loop tables' columns of the agent's own cost (schema 8), each 0 until an agent says. */
 const LOOP_AGENT = [...AGENT_SUMS, ...AGENT_MAXES];
 const agentColumn = (c: string): string => `${c} ${c === 'agentMs' || c === 'agentProcessMs' ? 'REAL' : 'INTEGER'} NOT NULL DEFAULT 0`;
@@ -206,6 +206,7 @@ function agentSums(row: AgentSums, loop: WireLoop): AgentSums {
   return sums;
 }
 
+/** One row of loop_<resolution>: a service's event-loop health in one bucket, merged over its processes. */
 interface LoopRow extends AgentSums {
   service: string;
   bucket: number;
