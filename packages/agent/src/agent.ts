@@ -47,13 +47,13 @@ export function loadedFrom(rss: number): void {
 /** Starts the agent (idempotent: a second call returns the running agent). Undefined when disabled. */
 export function start(options: AgentOptions = {}): Agent | undefined {
   if (agent !== undefined) return agent;
-  const rssBefore = rssBeforeLoad ?? process.memoryUsage.rss();
   if (disabled && Object.keys(options).length === 0) return undefined;
   const config = readConfig(options);
   if (!config.enabled) {
     disabled = true;
     return undefined;
   }
+  const rssBefore = rssBeforeLoad ?? process.memoryUsage.rss();
   let caught = 0;
   const onError = (): void => {
     caught++;
@@ -126,7 +126,7 @@ function watchLoop(config: AgentConfig, exporter: Exporter): LoopWatch {
   const health = new LoopHealth();
   const profiler = config.profiler ? new Profiler(config.longTaskMs) : null;
   const longTasks = new LongTasks(config.longTaskMs, profiler?.start() === true ? profiler : null);
-  exporter.loop = { health, longTasks, profiler: longTasks.profiler };
+  exporter.loop = { health, longTasks };
   return {
     start() {
       health.start();

@@ -15,7 +15,6 @@ import { MAX_TRACES, WIRE_VERSION, roundMs, type TraceRecord, type WireBatch, ty
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
-import type { Profiler } from '../loop/profiler.js';
 import { IntervalAggregate, type CallLike, type Observation } from '@loopscope/protocol';
 import { HeldTraces } from './held.js';
 import { TraceSampler } from './sampling.js';
@@ -54,7 +53,7 @@ export class Exporter {
   private timer: NodeJS.Timeout | null = null;
   private lastSent = 0;
   /** Event-loop health and long tasks, shipped with every batch when set. */
-  loop: { health: LoopHealth; longTasks: LongTasks; profiler: Profiler | null } | undefined;
+  loop: { health: LoopHealth; longTasks: LongTasks } | undefined;
   /** What the process's resident memory grew by across the agent's start (bytes; agent.ts). */
   startRss = 0;
   /** Transactions finished since the agent's own time was last shipped. */
@@ -161,14 +160,14 @@ export class Exporter {
   }
 
   private loopSample(start: number, end: number, transactions: number): WireLoop {
-    const { health, longTasks, profiler } = this.loop!;
+    const { health, longTasks } = this.loop!;
     const sample: WireLoop = { start: Math.round(start), ms: Math.max(1, Math.round(end - start)), ...health.collect(), longTasks: longTasks.take() };
     if (longTasks.dropped > 0) sample.droppedLongTasks = longTasks.dropped;
     longTasks.dropped = 0;
     // what the agent cost: its own time, read from the profiles taken (in `take` above, or now and
     // then), with the transactions finished over the same time
     this.sinceCost += transactions;
-    const cost = profiler?.cost();
+    const cost = longTasks.profiler?.cost();
     sample.agent = { rss: this.startRss };
     if (cost !== undefined) {
       sample.agent.cpu = { ms: roundMs(cost.ownMs), processMs: roundMs(cost.processMs), transactions: this.sinceCost };

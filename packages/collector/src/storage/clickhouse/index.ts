@@ -191,10 +191,15 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     // the views over their tables dropped before and made again with the rest (a new database has
     // none of the tables yet: all are made below)
     const missing: Array<{ name: string; column: string; type: string; views: string[] }> = [];
+    const columnsOf = new Map<string, string[]>();
     for (const { table, column, type, views = [] } of ADDED_COLUMNS) {
       for (const name of sharded ? [localTable(table, true), table] : [table]) {
-        const columns = await server.query<{ name: string }>(`SELECT name FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(name)}`);
-        if (columns.length > 0 && !columns.some((c) => c.name === column)) missing.push({ name, column, type, views });
+        let columns = columnsOf.get(name);
+        if (columns === undefined) {
+          const rows = await server.query<{ name: string }>(`SELECT name FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(name)}`);
+          columnsOf.set(name, (columns = rows.map((r) => r.name)));
+        }
+        if (columns.length > 0 && !columns.includes(column)) missing.push({ name, column, type, views });
       }
     }
     for (const view of new Set(missing.flatMap((m) => m.views))) await server.exec(`DROP TABLE IF EXISTS ${view}`);
