@@ -3,6 +3,7 @@
  * public API talks to. With LOOPSCOPE_ENABLED=false nothing is installed and every API call is a
  * pass-through.
  */
+import { ContextLoss } from './context-loss.js';
 import { outside } from './context.js';
 import { Exporter } from './export/exporter.js';
 import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
@@ -65,6 +66,8 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   tracker.start();
   const exporter = config.collector === 'off' ? undefined : new Exporter({ ...config, schedule: outside });
   let loop: LoopWatch | undefined;
+  // where requests lose their context, shipped with the batches
+  const losses = exporter === undefined ? undefined : (exporter.contextLoss = new ContextLoss());
   if (exporter !== undefined) {
     tracker.exporter = exporter;
     exporter.start();
@@ -76,7 +79,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   }
   const enabled = (name: string): boolean => !config.disabledInstrumentations.includes(name);
   undo.push(
-    instrumentHttpServer(tracker, onError),
+    instrumentHttpServer(tracker, onError, losses),
     instrumentHttpClient(onError),
     instrumentFetch(onError),
     instrumentTimers(onError),

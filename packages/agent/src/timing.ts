@@ -120,6 +120,11 @@ export function callbackSerial(): number {
   return loop.serial;
 }
 
+/** When the slice running now started (the code of its transaction, or of none, ran from then on). */
+export function runningSince(): number {
+  return loop.runningSince;
+}
+
 /** When a call of an external kind that started at `start`, in macrotask `serial`, and ends now, was complete. */
 export function completedAt(start: number, serial: number): number {
   return loop.completedAt(start, serial);

@@ -22,7 +22,7 @@ import { OtlpAssembler } from './otlp/transactions.js';
 import type { OtlpExporter } from './otlp/exporter.js';
 import { DEFAULT_METRICS_WINDOW_MS, PrometheusCounters, renderMetrics } from './prometheus.js';
 import type { AlertEngine } from './alerts/engine.js';
-import type { CriticalPathSummary, ServiceMapCallTrace, ServiceMapCalls, WireBatch } from '@loopscope/protocol';
+import type { ContextLossSite, CriticalPathSummary, ServiceMapCallTrace, ServiceMapCalls, WireBatch } from '@loopscope/protocol';
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -257,6 +257,12 @@ export function buildServer(options: ServerOptions): Servers {
     const random = await storage.traceRecords({ ...query, atRandom: true });
     if (random.length >= MIN_RANDOM_PATHS) return summarizePaths(random, 'random');
     return summarizePaths(await storage.traceRecords({ ...query, atRandom: false }), 'all');
+  });
+
+  // where the service's requests lost their context, per call site (the agent's context-loss.ts)
+  app.get('/api/context-loss', async (request): Promise<ContextLossSite[]> => {
+    const q = request.query as QueryString;
+    return storage.contextLoss(requireService(q), parseRange(q, Date.now()));
   });
 
   app.get('/api/loop', async (request) => storage.loop(parseLoop(request.query as QueryString, Date.now())));

@@ -32,6 +32,8 @@ const rand = random(24);
 
 /** What was sent, per endpoint of `shop`: the ground truth of the counts. */
 const sent = new Map<string, { count: number; errors: number; aborted: number }>();
+/** Requests that lost their context, per module: sent by `shop`. */
+const lossSent = new Map<string, number>();
 const batches: WireBatch[] = [];
 const traceIds: string[] = [];
 
@@ -115,6 +117,12 @@ function scenario(): void {
         { start, ms: 10_000, kind: 'http', target: '127.0.0.1:7001', count: 7 + b, errors: b % 2, duration: duration([3, 5, 8, 13 + b]) },
         { start, ms: 10_000, kind: 'db', target: '127.0.0.1:5432/shop', count: 20, errors: 0, duration: duration([0.5, 1, 2]) },
       ];
+      // where requests lost their context: a library's connection in every batch, the app's timer in every other
+      shop.contextLoss = [
+        { start, module: 'lossy-client', site: '/srv/node_modules/lossy-client/index.js:20:24', function: 'Socket.answers', count: 3 + b, lostMs: roundMs(5 * (3 + b) + rand()) },
+        ...(b % 2 === 0 ? [{ start, module: 'app', site: 'file:///srv/app/batch.mjs:30:7', function: '', count: 1, lostMs: 0.5 }] : []),
+      ];
+      for (const l of shop.contextLoss) lossSent.set(l.module, (lossSent.get(l.module) ?? 0) + l.count);
       batches.push(shop);
       if (downstream.length > 0) batches.push(batch('orders', `orders-${instance}`, [interval('GET /orders/:id', start, downstream.map(() => randomTx(rand, 0)))], downstream, start + 10_000));
     }
@@ -197,6 +205,7 @@ function hasContent(body: unknown): boolean {
 function queries(): string[] {
   const paths = ['/api/services?' + RANGE, '/api/servicemap?' + RANGE];
   for (const service of ['shop', 'orders', 'edge', 'fan']) paths.push(`/api/endpoints?service=${service}&${RANGE}`);
+  paths.push(`/api/context-loss?service=shop&${RANGE}`, `/api/context-loss?service=shop&from=${T0 + 20_000}&to=${NOW + 1000}`);
   paths.push(`/api/loop?service=shop&sort=worst&limit=5&${RANGE}`, `/api/loop?service=shop&sort=recent&limit=50&${RANGE}`);
   // long tasks by culprit, and one culprit's (the scenario's are render<endpoint> at app.ts:9:5)
   paths.push(`/api/loop?service=shop&group=culprit&${RANGE}`, `/api/loop?service=shop&group=culprit&limit=2&from=${T0 + 5000}&to=${T0 + 25_000}`);
@@ -265,6 +274,10 @@ for (const pair of PAIRS) {
           `${c.storage.kind}: ${JSON.stringify(rows).slice(0, 500)}`,
         );
         const [fan] = ((await get(`${c.url}/api/services?${RANGE}`)).body as Array<{ service: string; dropped: { parts: number } }>).filter((s) => s.service === 'fan');
+        const losses = (await get(`${c.url}/api/context-loss?service=shop&${RANGE}`)).body as Array<{ module: string; count: number }>;
+        // (per-minute rows: none kept past a minute's retention)
+        const lossKept = pair.retention.minutes === undefined ? Object.fromEntries(lossSent) : {};
+        assert.deepEqual(Object.fromEntries(losses.map((l) => [l.module, l.count])), lossKept, `${c.storage.kind}: requests that lost their context`);
         assert.equal(fan?.dropped.parts, 1, `${c.storage.kind}: the 101st part of a trace is refused and counted`);
       }
       const target = parseClickHouseUrl(shardsUrl);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startCollector, type Collector, type EndpointSummary, type LoopSummary, type ServiceSummary } from '@loopscope/collector';
-import type { CriticalPathSummary } from '@loopscope/protocol';
+import type { ContextLossSite, CriticalPathSummary } from '@loopscope/protocol';
 import { startUpstream, type Upstream } from '@loopscope/example-puppies/upstream';
 import type { Browser, Page } from 'playwright-core';
 import { api, closeTo, launchBrowser, openPage, parseMs, parseRate, ready, requestLoop, startApp, tempDir, until, type Child } from './harness.js';
@@ -36,7 +36,7 @@ before(async () => {
   upstream = await startUpstream();
   appStartedAt = Date.now();
   app = await startApp('app.mjs', { cwd: fixtures, collector: collector.url, service: SERVICE, env: { UPSTREAM: upstream.url }, ready: /listening (http:\S+)/ });
-  traffic = requestLoop(app.url, ['/chores', '/wait?ms=5', '/chores', '/wait?ms=20', '/evil', '/fail', '/chores'], 40);
+  traffic = requestLoop(app.url, ['/chores', '/wait?ms=5', '/chores', '/wait?ms=20', '/evil', '/fail', '/chores', '/queued'], 40);
   browser = await launchBrowser();
   await fetch(`${app.url}/burn?ms=120`); // one long task, the longest of the run
   // a few seconds of every endpoint, with their traces, before any page is looked at
@@ -123,6 +123,13 @@ test('the service page shows the endpoint table with the numbers of /api/endpoin
   shownAs(figures[1]!, cost.usPerRequest, 1, 'µs per request');
   shownAs(figures[2]!, cost.cpuShare, 0.01, 'share of the CPU');
   shownAs(figures[3]!, cost.rss, 1e6, 'memory');
+  // the requests that lost their context (GET /queued, answered from the app's own timer), as /api/context-loss says
+  const [lost] = await api<ContextLossSite[]>(collector.url, `/api/context-loss?service=${SERVICE}&from=${from}&to=${pausedAt}`);
+  assert.ok(lost !== undefined && lost.module === 'app' && lost.function.includes('drainQueue'), JSON.stringify(lost));
+  const notice = (await page.locator('[data-context-loss]').allTextContents()).join('\n');
+  assert.ok(notice.startsWith(`${lost.count.toLocaleString('en-US')} requests lost their context in your code (${lost.function} at ${lost.site}): `), notice);
+  assert.ok(notice.includes('loopscope.wrap()'), notice);
+  closeTo(parseMs(/: ([\d,.]+ m?s) of their work/.exec(notice)![1]!), lost.lostMs, 'the time lost');
 
   // sorting by a column is kept in the URL
   await page.click('th[data-col=p95] button');

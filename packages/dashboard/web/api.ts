@@ -13,6 +13,7 @@ import type {
   LoopHolder,
   LoopSummary,
   CriticalPathSummary,
+  ContextLossSite,
   MetricName,
   Quantiles,
   SegmentKind,
@@ -96,6 +97,9 @@ export const traces = (p: { service: string; endpoint?: string | undefined; sort
 
 /** Where an endpoint's time goes over its traces in the window: its critical path summed per step. */
 export const criticalPath = (service: string, endpoint: string, w: Window): Promise<CriticalPath> => get('/api/critical-path', { service, endpoint, ...w });
+
+/** Where the service's requests lost their context in the window, per call site (the most time lost first). */
+export const contextLoss = (service: string, w: Window): Promise<ContextLossSite[]> => get('/api/context-loss', { service, ...w });
 
 export const serviceMap = (w: Window): Promise<ServiceMap> => get('/api/servicemap', w);
 

@@ -241,6 +241,20 @@ export interface CriticalPathSummary {
   steps: CriticalPathStep[];
 }
 
+/**
+ * GET /api/context-loss: a call site where a service's requests lost their context (code running
+ * outside a request ended its response), over the range: the package that called that code from
+ * outside (`app`: the app's own), the site (`file:line:column`) and function there, the requests it
+ * happened to, and how long the lost code had run outside them (ms, summed).
+ */
+export interface ContextLossSite {
+  module: string;
+  site: string;
+  function: string;
+  count: number;
+  lostMs: number;
+}
+
 export interface CriticalPathStep {
   name: string;
   kind: SegmentKind;

@@ -5,7 +5,7 @@ export * from './sketch.js';
 export * from './aggregate.js';
 export { unionLength, unionLengthOutside } from './union.js';
 // the schema itself is `@loopscope/protocol/wire` (the collector's); the agent needs only the types
-export type { WireBatch, WireCalls, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
+export type { WireBatch, WireCalls, WireContextLoss, WireInterval, WireLoop, WireLongTask, WireTrace } from './wire.js';
 export * from './api.js';
 export { SUPPORTED_NODE, supportedNode } from './node-support.js';
 export { durationMs } from './duration.js';

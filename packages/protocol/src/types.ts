@@ -59,6 +59,8 @@ export const MAX_TRACES = 1000;
 /** Call targets an agent reports per batch (`calls`); the rest are counted under OTHER_TARGET. */
 export const MAX_CALL_TARGETS = 500;
 export const OTHER_TARGET = 'OTHER (target limit reached)';
+/** Call sites where requests lost their context, per batch (`contextLoss`); the agent keeps the first ones it saw. */
+export const MAX_LOSS_SITES = 50;
 
 export const SEGMENT_TEXT_LIMITS = { operation: 64, target: 256, statement: 2048 } as const;
 

@@ -7,7 +7,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
-import { MAX_CALL_TARGETS, MAX_TRACES, SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
+import { MAX_CALL_TARGETS, MAX_LOSS_SITES, MAX_TRACES, SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
 
 export { MAX_CALL_TARGETS, MAX_TRACES };
 
@@ -92,6 +92,25 @@ export const CallsSchema = Type.Object(
     count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
     errors: Count,
     duration: WireSketchSchema,
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Where requests lost their context over one interval (the agent's context-loss.ts): code running
+ * outside a request (no transaction, or one already over) ended its response. `module` is the
+ * package that called that code from outside (`app` for the app's own), `site` the location of its
+ * outermost frame and `function` its name; `count` the requests, `lostMs` how long the lost code had
+ * run outside them by then.
+ */
+export const ContextLossSchema = Type.Object(
+  {
+    start: Epoch,
+    module: Name(214),
+    site: Name(1024),
+    function: Type.String({ maxLength: 256 }),
+    count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+    lostMs: MsSum,
   },
   { additionalProperties: false },
 );
@@ -236,6 +255,8 @@ export const BatchSchema = Type.Object(
     loop: Type.Optional(LoopSchema),
     /** its outbound calls over the interval, per target (agents from before the field leave it out) */
     calls: Type.Optional(Type.Array(CallsSchema, { maxItems: MAX_CALL_TARGETS })),
+    /** where requests lost their context over the interval, per call site (agents from before the field leave it out) */
+    contextLoss: Type.Optional(Type.Array(ContextLossSchema, { maxItems: MAX_LOSS_SITES })),
     /** what the agent could not ship, counted since it started */
     dropped: Type.Object({ batches: Count, transactions: Count, traces: Count }, { additionalProperties: false }),
   },
@@ -245,6 +266,7 @@ export const BatchSchema = Type.Object(
 export type WireInterval = Static<typeof IntervalSchema>;
 export type WireTrace = Static<typeof TraceSchema>;
 export type WireCalls = Static<typeof CallsSchema>;
+export type WireContextLoss = Static<typeof ContextLossSchema>;
 export type WireBatch = Static<typeof BatchSchema>;
 export type WireLoop = Static<typeof LoopSchema>;
 export type WireLongTask = Static<typeof LongTaskSchema>;

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { MAX_TRACES, WIRE_VERSION, roundMs, type TraceRecord, type WireBatch, type WireLoop } from '@loopscope/protocol';
+import { MAX_TRACES, WIRE_VERSION, roundMs, type TraceRecord, type WireBatch, type WireContextLoss, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
@@ -54,6 +54,8 @@ export class Exporter {
   private lastSent = 0;
   /** Event-loop health and long tasks, shipped with every batch when set. */
   loop: { health: LoopHealth; longTasks: LongTasks } | undefined;
+  /** Where requests lost their context (the agent's), shipped with every batch when set. */
+  contextLoss: { take(): WireContextLoss[] } | undefined;
   /** What the process's resident memory grew by across the agent's start (bytes; agent.ts). */
   startRss = 0;
   /** Transactions finished since the agent's own time was last shipped. */
@@ -185,7 +187,8 @@ export class Exporter {
     this.transport.dropped.traces += this.sampler.skipped;
     this.sampler.skipped = 0;
     const calls = interval.callsToWire(end);
-    const empty = interval.endpoints.size === 0 && traces.length === 0 && this.loop === undefined;
+    const losses = this.contextLoss?.take() ?? [];
+    const empty = interval.endpoints.size === 0 && traces.length === 0 && this.loop === undefined && losses.length === 0;
     if (empty && !force && end - this.lastSent < HEARTBEAT_MS) return;
     this.lastSent = end;
     const batch: WireBatch = {
@@ -199,6 +202,7 @@ export class Exporter {
       traces,
       ...(this.loop !== undefined ? { loop: this.loopSample(interval.start, end, interval.count) } : {}),
       ...(calls.length > 0 ? { calls } : {}),
+      ...(losses.length > 0 ? { contextLoss: losses } : {}),
       dropped: { ...this.transport.dropped },
     };
     this.transport.enqueue(batch, interval.count);

@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { endpointName } from '@loopscope/protocol';
-import { runInScope } from '../context.js';
+import type { ContextLoss } from '../context-loss.js';
+import { currentScope, runInScope } from '../context.js';
 import { enter, enterArrived, ioReadySince, leave, pollCount } from '../timing.js';
 import { parseTraceParent } from '../trace-context.js';
 import type { Tracker } from '../tracker.js';
@@ -58,8 +59,9 @@ function onFinish(this: TracedResponse): void {
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
 
-export function instrumentHttpServer(tracker: Tracker, onError: () => void): () => void {
+export function instrumentHttpServer(tracker: Tracker, onError: () => void, losses?: ContextLoss): () => void {
   const restore: Array<() => void> = [];
+  if (losses !== undefined) restore.push(watchEnds(losses, onError));
   // without Node's `_finish` (not in any Node this runs on today), every response waits for `finish`
   const responseProto = http.ServerResponse.prototype as unknown as { _finish?: () => void };
   const originalFinish = responseProto._finish;
@@ -175,5 +177,30 @@ export function instrumentHttpServer(tracker: Tracker, onError: () => void): () 
 
   return () => {
     for (const undo of restore) undo();
+  };
+}
+
+/**
+ * A response ended by code outside its request (no transaction, or one that is over): the request's
+ * context was lost on the way (context-loss.ts). Another open request's code ending it is long
+ * polling, and not counted.
+ */
+function watchEnds(losses: ContextLoss, onError: () => void): () => void {
+  const proto = http.ServerResponse.prototype as unknown as { end: (this: TracedResponse, ...args: unknown[]) => unknown };
+  const original = proto.end;
+  proto.end = function end(this: TracedResponse): unknown {
+    const tx = this[TX];
+    if (tx !== undefined && !this.writableEnded) {
+      try {
+        const running = currentScope()?.tx;
+        if (running !== tx && (running === undefined || !running.open)) losses.notice();
+      } catch {
+        onError();
+      }
+    }
+    return Reflect.apply(original, this, arguments);
+  };
+  return () => {
+    proto.end = original;
   };
 }

@@ -89,6 +89,11 @@ export class LoopObserver {
     this.idleAtSliceStart = idle;
   }
 
+  /** When the running slice started. */
+  get runningSince(): number {
+    return this.sliceStart;
+  }
+
   /** Starts watching afresh at `t`, with libuv's idle counter at `idle`. */
   restart(t: number, idle: number): void {
     this.sliceStart = this.pollEnd = this.previousPollEnd = t;

@@ -71,9 +71,14 @@ const AGENT_CODE: readonly string[] = [
 
 const HOOK_LIBRARY = /\/node_modules\/(?:require|import)-in-the-middle\//;
 
+/** Whether the script at `url` (a file: URL) is the agent's own (or its module hooks'). */
+export function isAgentUrl(url: string): boolean {
+  return AGENT_CODE.some((dir) => url.startsWith(dir)) || HOOK_LIBRARY.test(url);
+}
+
 /** The agent's own frames (and its module hooks'). */
 function isAgentFrame(f: CallFrame): boolean {
-  return AGENT_CODE.some((dir) => f.url.startsWith(dir)) || HOOK_LIBRARY.test(f.url);
+  return isAgentUrl(f.url);
 }
 
 /** Frames that are the app's (or its libraries') code, not the runtime's or the agent's. */

@@ -36,6 +36,7 @@ import { AGENT_MAXES, AGENT_SUMS, addAgentSums, addByKind, addGc, addTotals, age
 import {
   DEFAULT_RETENTION,
   type AlertRound,
+  type ContextLossSite,
   type EndpointSummary,
   type EndpointView,
   type LongTaskGroup,
@@ -77,8 +78,9 @@ export const DB_FILE = 'loopscope.db';
  *    NULL for tasks stored before).
  * 8: the loop tables keep what the agents said they cost (`agentReports`, `agentMs`,
  *    `agentProcessMs`, `agentTransactions`, `agentRss`; 0 in rows stored before).
+ * 9: where requests lost their context, per minute and call site (`context_loss`).
  */
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 
 /** The columns of the traces table up to schema 3. */
 const TRACES_V3_COLUMNS = 'traceId, service, endpoint, start, status, error, response, duration, cpu, external, blocking, record';
@@ -149,6 +151,12 @@ function schema(): string {
       UNIQUE (service, kind, target, bucket)
     );
     CREATE INDEX IF NOT EXISTS calls_bucket ON calls (bucket);
+    CREATE TABLE IF NOT EXISTS context_loss (
+      service TEXT NOT NULL, module TEXT NOT NULL, site TEXT NOT NULL, function TEXT NOT NULL, bucket INTEGER NOT NULL,
+      count INTEGER NOT NULL, lostMs REAL NOT NULL,
+      UNIQUE (service, module, site, bucket)
+    );
+    CREATE INDEX IF NOT EXISTS context_loss_bucket ON context_loss (bucket);
     CREATE TABLE IF NOT EXISTS call_targets (target TEXT PRIMARY KEY, service TEXT NOT NULL, seen INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS batches (batchId TEXT PRIMARY KEY, receivedAt INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS alert_round (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL);
@@ -333,6 +341,15 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   );
   const selectCalls = db.prepare('SELECT service, kind, target, count, errors, duration FROM calls WHERE bucket >= ? AND bucket < ?');
   const pruneCalls = db.prepare('DELETE FROM calls WHERE bucket < ?');
+  const addLoss = db.prepare(
+    `INSERT INTO context_loss (service, module, site, function, bucket, count, lostMs) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (service, module, site, bucket) DO UPDATE SET function = excluded.function, count = count + excluded.count, lostMs = lostMs + excluded.lostMs`,
+  );
+  const selectLosses = db.prepare(
+    `SELECT module, site, MAX(function) AS function, SUM(count) AS count, SUM(lostMs) AS lostMs FROM context_loss
+     WHERE service = ? AND bucket >= ? AND bucket < ? GROUP BY module, site ORDER BY lostMs DESC, count DESC`,
+  );
+  const pruneLosses = db.prepare('DELETE FROM context_loss WHERE bucket < ?');
   const upsertTarget = db.prepare('INSERT INTO call_targets (target, service, seen) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET service = excluded.service, seen = excluded.seen');
   const selectTargets = db.prepare('SELECT target, service FROM call_targets WHERE seen >= ?');
   const pruneTargets = db.prepare('DELETE FROM call_targets WHERE seen < ?');
@@ -447,6 +464,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       if (old !== undefined) mergeWire(duration, c.duration);
       upsertCallRow.run(batch.service, c.kind, c.target, bucket, c.count + (old?.count ?? 0), c.errors + (old?.errors ?? 0), encodeSketch(duration));
     }
+    for (const l of batch.contextLoss ?? []) {
+      const bucket = bucketOf(l.start, minute);
+      if (bucket >= receivedAt - retention.minutes) addLoss.run(batch.service, l.module, l.site, l.function, bucket, l.count, l.lostMs);
+    }
     let refused = 0;
     for (const t of batch.traces) {
       const { changes } = insertTrace.run(t.traceId, t.service, t.endpoint, t.start, t.status, t.error ? 1 : 0, t.response, t.duration, t.cpu, t.external, t.blocking, JSON.stringify(t), batch.instance, t.spanId ?? '', t.parentSpanId ?? null, t.traceId);
@@ -482,6 +503,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     pruneTraces.run(now - retention.traces);
     pruneLongTasks.run(now - retention.traces);
     pruneCalls.run(now - retention.minutes);
+    pruneLosses.run(now - retention.minutes);
     pruneTargets.run(now - retention.traces);
     pruneBatches.run(now - retention.batches);
     pruneInstances.run(now - retention.hours);
@@ -717,6 +739,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
         }
       }
       return [...merged.values()];
+    },
+
+    async contextLoss(service: string, { from, to }: Range) {
+      const minute = RESOLUTIONS.find((r) => r.name === 'minute')!;
+      return (selectLosses.all(service, bucketOf(from, minute), to) as ContextLossSite[]).map((r) => ({ ...r, lostMs: round(r.lostMs) }));
     },
 
     async learnTarget(target: string, service: string, now: number) {

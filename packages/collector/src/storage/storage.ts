@@ -4,6 +4,7 @@
  * either. Every method is async even though the embedded SQLite backend is synchronous.
  */
 import type {
+  ContextLossSite,
   EndpointSummary,
   MetricName,
   EndpointView,
@@ -20,7 +21,7 @@ import type {
 
 // the answers of the query API are the protocol's; the collector's callers find them here too
 export { SERIES_METRICS } from '@loopscope/protocol';
-export type { EndpointSummary, EndpointView, LongTaskGroup, LongTaskRow, LoopSummary, SeriesMetric, ServiceSummary, TimeseriesResult, TraceSummary } from '@loopscope/protocol';
+export type { ContextLossSite, EndpointSummary, EndpointView, LongTaskGroup, LongTaskRow, LoopSummary, SeriesMetric, ServiceSummary, TimeseriesResult, TraceSummary } from '@loopscope/protocol';
 
 /** A time range in ms since the epoch: `from` inclusive, `to` exclusive. */
 export interface Range {
@@ -166,6 +167,8 @@ export interface Storage {
   traceParts(traceId: string): Promise<TracePart[]>;
   /** Every service's outbound calls over the range, per kind and target (from per-minute rows). */
   calls(range: Range): Promise<CallTotals[]>;
+  /** Where the service's requests lost their context over the range, per call site, the most time lost first (from per-minute rows). */
+  contextLoss(service: string, range: Range): Promise<ContextLossSite[]>;
   /** `target` (a host:port an http call went to) is `service`: a part of `service` was under such a call. */
   learnTarget(target: string, service: string, now: number): Promise<void>;
   /** The targets known to be services, learned since `since`. */

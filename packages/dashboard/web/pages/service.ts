@@ -5,6 +5,7 @@
 import * as api from '../api.js';
 import { breakdown, meanParts } from '../charts/breakdown.js';
 import { alertsPanel } from '../components/alerts.js';
+import { lossNotices } from '../components/context-loss.js';
 import { controls } from '../components/controls.js';
 import { endpointTable, formatSort, parseSort } from '../components/endpoint-table.js';
 import { momentTraces } from '../components/moment.js';
@@ -26,6 +27,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
   const stats = h('div', { class: 'stats' });
   const cost = h('p', { class: 'muted agent-cost' });
   const alerts = h('div', {});
+  const losses = h('div', {});
   const times = h('div', {});
   const table = h('div', {});
   const slowest = h('div', {});
@@ -36,6 +38,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     heading(service, controls(route, navigate, { percentile: true })),
     serviceTabs(route, service),
     alerts,
+    losses,
     stats,
     cost,
     charts.element,
@@ -59,6 +62,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
         // (over the time it reported: a young service fills them)
         charts.refresh(reportedWindow(w, seen), q, route.percentile),
         momentTraces(route, navigate, service).then((list) => replace(picked, list)),
+        api.contextLoss(service, w).then((sites) => replace(losses, ...lossNotices(sites))),
         api.alerts().then((list) => replace(alerts, alertsPanel(list.filter((a) => a.service === service), (s) => href(routeTo(route, { page: 'service', service: s }))))),
       ]);
       replace(cost, agentCost(seen?.agent ?? null));

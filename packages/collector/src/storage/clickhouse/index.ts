@@ -41,6 +41,7 @@ import {
   RetryLater,
   type AlertRound,
   type CallTotals,
+  type ContextLossSite,
   type EndpointSummary,
   type EndpointView,
   type LongTaskGroup,
@@ -273,7 +274,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
    * (`seq`); those `stored` says are in ClickHouse already (a batch being completed) are left out.
    */
   function rowsOf(batch: WireBatch, stored: (table: BatchedTable, seq: number) => boolean, parts: PartCounts): { rows: Record<BatchedTable, Row[]>; refused: number } {
-    const rows: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [] };
+    const rows: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [], context_loss: [] };
     const id = batch.batchId;
     const add = (table: BatchedTable, seq: number, row: () => Row): void => {
       if (!stored(table, seq)) rows[table].push({ ...row(), batch: id, seq });
@@ -318,6 +319,9 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     }
     (batch.calls ?? []).forEach((c, seq) =>
       add('calls', seq, () => ({ service: batch.service, kind: c.kind, target: c.target, t: secondsOf(bucketOf(c.start, RESOLUTIONS[1]!)), count: c.count, errors: c.errors, ...sketchRow('duration', c.duration) })),
+    );
+    (batch.contextLoss ?? []).forEach((l, seq) =>
+      add('context_loss', seq, () => ({ service: batch.service, module: l.module, site: l.site, function: l.function, t: secondsOf(bucketOf(l.start, RESOLUTIONS[1]!)), count: l.count, lostMs: l.lostMs })),
     );
     let refused = 0;
     batch.traces.forEach((tr, seq) => {
@@ -396,7 +400,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         if (!e) parts.set(r.traceId, (e = { spans: new Set() }));
         e.spans.add(r.spanId);
       }
-      const tables: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [] };
+      const tables: Record<BatchedTable, Row[]> = { agg_second: [], loop_second: [], long_tasks: [], traces: [], trace_index: [], calls: [], context_loss: [] };
       const instances: Row[] = [];
       for (const id of todo) {
         const { batch } = group[firstOf.get(id)!]!;
@@ -664,6 +668,14 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       return rows.map((r) => ({ service: r.service, kind: r.kind, target: r.target, count: r.q_count as number, errors: r.q_errors as number, duration: readSketch(r, 'duration') }));
     },
 
+    async contextLoss(service: string, { from, to }: Range): Promise<ContextLossSite[]> {
+      const rows = await ch.query<ContextLossSite>(
+        `SELECT module, site, max(function) AS function, toUInt64(sum(count)) AS count, round(sum(lostMs), 3) AS lostMs FROM context_loss
+         WHERE service = ${literal(service)} AND ${bucketRange(kept('minutes', bucketOf(from, RESOLUTIONS[1]!)), to)} GROUP BY module, site ORDER BY lostMs DESC, count DESC`,
+      );
+      return rows.map((r) => ({ ...r, count: Number(r.count), lostMs: Number(r.lostMs) }));
+    },
+
     async learnTarget(target: string, service: string, now: number) {
       await ch.insert('call_targets', [{ target, service, seen: now, t: secondsOf(now) }]);
     },
@@ -721,6 +733,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         traces: retention.traces,
         trace_index: retention.traces,
         calls: retention.minutes,
+        context_loss: retention.minutes,
         call_targets: retention.traces,
         batches: retention.batches,
         alert_rounds: retention.batches,

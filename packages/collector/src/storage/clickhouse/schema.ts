@@ -71,7 +71,7 @@ const PARTITION = 'PARTITION BY toYYYYMMDD(t)';
  * data is spread over a cluster's shards (docs/clickhouse.md).
  */
 const TABLES: Record<string, string> = {
-  ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
+  ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'context_loss', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
   ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bins_${name}`, `loop_${name}`]).map((t) => [t, 'cityHash64(service)'])),
   trace_index: 'cityHash64(traceId)',
   call_targets: 'cityHash64(target)',
@@ -126,6 +126,9 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   );
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('trace_index')} (traceId String, spanId String, service String, t DateTime, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('calls')} (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
+  statements.push(
+    `CREATE TABLE IF NOT EXISTS ${T('context_loss')} (service String, module String, site String, function String, t DateTime, count UInt64, lostMs Float64, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
+  );
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('call_targets')} (target String, service String, seen UInt64, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY target`);
   // instances: every batch's row goes through a Null table into one row per process and month
   const instanceMaxes = ['last', 'droppedBatches', 'droppedTransactions', 'droppedTraces'];
@@ -173,5 +176,5 @@ export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type:
 ];
 
 /** The tables whose rows carry their batch's id, with the column their time is in. */
-export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls'] as const;
+export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls', 'context_loss'] as const;
 export type BatchedTable = (typeof BATCHED_TABLES)[number];
