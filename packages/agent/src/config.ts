@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setSilent, warn } from './log.js';
 
 export interface AgentConfig {
   service: string;
@@ -31,6 +32,8 @@ export interface AgentConfig {
   maxOpenTransactions: number;
   /** Libraries left uninstrumented, by package name (`express`, `router`, `fastify`, `koa`, `@koa/router`). */
   disabledInstrumentations: readonly string[];
+  /** `silent`: the agent writes nothing to stderr (not even that its data goes nowhere); `warn`: one line per change of state. */
+  log: 'warn' | 'silent';
 }
 
 export type AgentOptions = Partial<AgentConfig>;
@@ -48,7 +51,7 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) {
-    process.emitWarning(`loopscope: ignoring ${name}=${JSON.stringify(raw)}: expected a positive number; using ${fallback}`);
+    warn(`ignoring ${name}=${JSON.stringify(raw)}: expected a positive number; using ${fallback}`);
     return fallback;
   }
   return n;
@@ -58,7 +61,7 @@ function fraction(name: string, raw: string | undefined, fallback: number): numb
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0 || n > 1) {
-    process.emitWarning(`loopscope: ignoring ${name}=${JSON.stringify(raw)}: expected a number from 0 to 1; using ${fallback}`);
+    warn(`ignoring ${name}=${JSON.stringify(raw)}: expected a number from 0 to 1; using ${fallback}`);
     return fallback;
   }
   return n;
@@ -73,8 +76,20 @@ function isOff(raw: string | undefined): boolean {
   return v === 'false' || v === '0' || v === 'no' || v === 'off';
 }
 
+function logLevel(raw: string | undefined): AgentConfig['log'] {
+  const v = raw?.trim().toLowerCase();
+  if (v === undefined || v === '' || v === 'warn') return 'warn';
+  if (v === 'silent') return 'silent';
+  warn(`ignoring LOOPSCOPE_LOG=${JSON.stringify(raw)}: expected warn or silent; using warn`);
+  return 'warn';
+}
+
 export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  // first: whether the warnings about the other values are said at all
+  const log = options.log ?? logLevel(env.LOOPSCOPE_LOG);
+  setSilent(log === 'silent');
   return {
+    log,
     service: options.service ?? (env.LOOPSCOPE_SERVICE || env.OTEL_SERVICE_NAME || packageName() || 'unknown-service'),
     collector: options.collector ?? (env.LOOPSCOPE_COLLECTOR || 'http://127.0.0.1:4400'),
     token: options.token ?? (env.LOOPSCOPE_TOKEN || undefined),

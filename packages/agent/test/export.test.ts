@@ -28,12 +28,14 @@ interface Sink {
   status: number;
   /** batches answered with another status than 200 */
   refused: number;
+  /** what the sink's 200 says (`{ ok: true }` unless told otherwise) */
+  answer: object;
   close(): Promise<void>;
 }
 
 /** A stand-in collector: keeps every batch it is sent. */
 async function startSink(port = 0): Promise<Sink> {
-  const sink = { batches: [] as WireBatch[], headers: [] as http.IncomingHttpHeaders[], status: 200, refused: 0 } as Sink;
+  const sink = { batches: [] as WireBatch[], headers: [] as http.IncomingHttpHeaders[], status: 200, refused: 0, answer: { ok: true } } as Sink;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -43,7 +45,7 @@ async function startSink(port = 0): Promise<Sink> {
         sink.batches.push(JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as WireBatch);
       } else sink.refused++;
       res.statusCode = sink.status;
-      res.end(JSON.stringify(sink.status === 200 ? { ok: true } : { error: 'refused by the test' }));
+      res.end(JSON.stringify(sink.status === 200 ? sink.answer : { error: 'refused by the test' }));
     });
   });
   server.listen(port, '127.0.0.1');
@@ -73,6 +75,9 @@ async function startApp(env: Record<string, string>): Promise<{ url: string; chi
   const line = await firstLine(child, 'export-app.mjs');
   return { url: `http://127.0.0.1:${/listening (\d+)/.exec(line)![1]}`, child, stderr: () => stderr };
 }
+
+/** The lines of an app's stderr that match. */
+const lines = (stderr: string, pattern: RegExp): string[] => stderr.split('\n').filter((l) => pattern.test(l));
 
 /** Transactions per endpoint over all batches. */
 function counts(batches: WireBatch[]): Record<string, number> {
@@ -251,13 +256,86 @@ test('batches a collector refuses (4xx) are dropped and counted, not retried; th
       const refused = sink.refused;
       await until(`two refused batches after request ${i + 1}`, () => sink.refused >= refused + 2);
     }
-    await until('the warning', () => /collector answered 400/.test(app.stderr()));
-    assert.equal(app.stderr().match(/collector answered 400/g)!.length, 1, app.stderr());
+    const refusal = /collector at http:\/\/127\.0\.0\.1:\d+ answered 400: {"error":"refused by the test"} \(batches refused like this are dropped and counted\)/;
+    await until('the warning', () => refusal.test(app.stderr()));
+    assert.equal(lines(app.stderr(), refusal).length, 1, app.stderr());
     sink.status = 200;
     await get(`${app.url}/fast`);
     await until('a batch after the refusals', () => sink.batches.length > 0);
     const last = sink.batches.at(-1)!;
     assert.ok(last.dropped.batches > 0 && last.dropped.transactions >= 5, JSON.stringify(last.dropped));
+  } finally {
+    app.child.kill();
+    await sink.close();
+  }
+});
+
+test('a collector that cannot be reached: one line when it goes, one when batches reach it again, and at exit how many batches were lost', async () => {
+  const port = await freePort();
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${port}`, LOOPSCOPE_FLUSH_MS: '100' });
+  let sink: Sink | undefined;
+  try {
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await get(`${app.url}/fast`), 'fast');
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    const unreachable = new RegExp(`loopscope: cannot reach the collector at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED .*; batches wait and are sent when it answers`);
+    await until('the warning', () => unreachable.test(app.stderr()));
+    sink = await startSink(port);
+    await until('the batches that waited', () => (counts(sink!.batches)['GET /fast'] ?? 0) === 5);
+    await until('the word that they go again', () => /loopscope: batches reach the collector at/.test(app.stderr()));
+    // gone again: said again, once
+    await sink.close();
+    sink = undefined;
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await get(`${app.url}/fast`), 'fast');
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await get(`${app.url}/exit`);
+    const [code] = (await deadline('the app to exit after GET /exit', once(app.child, 'exit'))) as [number];
+    assert.equal(code, 0, app.stderr());
+    const said = app.stderr();
+    assert.equal(lines(said, unreachable).length, 2, said);
+    assert.equal(lines(said, /batches reach the collector at/).length, 1, said);
+    // at exit: the batches of the 3 requests (and of the flushes around them) never shipped
+    const [lost] = lines(said, /loopscope: \d+ batch(es)? \((\d+) transactions?\) could not be shipped; last: cannot reach the collector/);
+    assert.ok(lost, said);
+    assert.equal(Number(/\((\d+) transactions?\)/.exec(lost)![1]), 4, `the 3 requests and GET /exit: ${lost}`);
+  } finally {
+    app.child.kill();
+    await sink?.close();
+  }
+});
+
+test('LOOPSCOPE_LOG=silent: nothing is said, however lost the data', async () => {
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: `http://127.0.0.1:${await freePort()}`, LOOPSCOPE_FLUSH_MS: '100', LOOPSCOPE_LOG: 'silent', LOOPSCOPE_SAMPLE_RATE: 'lots' });
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await get(`${app.url}/fast`), 'fast');
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await get(`${app.url}/exit`);
+    const [code] = (await deadline('the app to exit after GET /exit', once(app.child, 'exit'))) as [number];
+    assert.equal(code, 0);
+    assert.doesNotMatch(app.stderr(), /loopscope/);
+  } finally {
+    app.child.kill();
+  }
+});
+
+test('records a collector left out of a batch (its partial-success answer) are said once', async () => {
+  const sink = await startSink();
+  sink.answer = { ok: true, rejected: { traces: 1, longTasks: 2, contextLoss: 0, message: '/traces/0/errorMessage must not have more than 2048 characters' } };
+  const app = await startApp({ LOOPSCOPE_COLLECTOR: sink.url, LOOPSCOPE_FLUSH_MS: '100' });
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await get(`${app.url}/fast`), 'fast');
+      await until(`batch ${i + 1}`, () => (counts(sink.batches)['GET /fast'] ?? 0) === i + 1);
+    }
+    await until('the warning', () => /left out/.test(app.stderr()));
+    assert.deepEqual(lines(app.stderr(), /left out/).map((l) => l.replace(/^\(node:\d+\) Warning: /, '')), [
+      'loopscope: the collector left out 1 trace, 2 long tasks of a batch: /traces/0/errorMessage must not have more than 2048 characters (records like this are dropped; the rest of each batch is stored)',
+    ]);
   } finally {
     app.child.kill();
     await sink.close();

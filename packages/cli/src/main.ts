@@ -27,6 +27,11 @@ ${Object.values(COMMANDS)
   .map((c) => c.usage)
   .join('\n\n')}`;
 
+// the command's own warnings (the exporter's: its collector cannot be reached, refuses, took it
+// back) are lines of its output, without Node's "(node:PID) Warning:" and its --trace-warnings hint
+process.removeAllListeners('warning');
+process.on('warning', (w) => process.stderr.write(`${w.name === 'Warning' ? '' : `${w.name}: `}${w.message}\n`));
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === 'help' || name === '--help' || name === '-h') {

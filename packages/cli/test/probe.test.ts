@@ -118,6 +118,17 @@ test('checks succeed and fail with their reason, as the service "probe"', async 
   assert.deepEqual(services.find((s) => s.service === 'probe')?.agents, ['loopscope-probe']);
 });
 
+test('a collector that is not there: the probe says so once, checks on, and at its stop says what could not be shipped', async () => {
+  const cmd = await startCommand(['probe', `${base}/ok`, '--every', '200ms', '--collector', 'http://127.0.0.1:9']);
+  children.push(cmd);
+  await until('three checks and the word', async () => (cmd.stdout().split('\n').filter((l) => / GET \/ok 200 /.test(l)).length >= 3 && /cannot reach/.test(cmd.stderr()) ? true : undefined));
+  await cmd.stop();
+  const said = cmd.stderr().split('\n').filter(Boolean);
+  assert.equal(said.length, 2, cmd.stderr());
+  assert.match(said[0]!, /^loopscope: cannot reach the collector at http:\/\/127\.0\.0\.1:9: connect ECONNREFUSED 127\.0\.0\.1:9; batches wait and are sent when it answers \(the oldest dropped and counted past 120\)$/);
+  assert.match(said[1]!, /^loopscope: \d+ batch(es)? \(\d+ transactions\) could not be shipped; last: cannot reach the collector at http:\/\/127\.0\.0\.1:9/);
+});
+
 test('a bad flag: exit 2, the problem and the usage (every bad flag: test/unit/args.test.ts)', async () => {
   const { code, stderr } = await runCommand(['probe']);
   assert.equal(code, 2, `probe: ${stderr}`);

@@ -8,8 +8,8 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Type from 'typebox';
 import Compile from 'typebox/compile';
-import { METRICS, WIRE_VERSION, fromWire, type WireBatch, type WireTrace } from '@loopscope/protocol';
-import { BatchSchema, IntervalSchema, MAX_INTERVALS, MAX_TRACES, TraceSchema } from '@loopscope/protocol/wire';
+import { MAX_LOSS_SITES, METRICS, WIRE_VERSION, fromWire, type WireBatch, type WireTrace } from '@loopscope/protocol';
+import { BatchSchema, ContextLossSchema, IntervalSchema, LongTaskSchema, LoopSchema, MAX_INTERVALS, MAX_LONG_TASKS, MAX_TRACES, TraceSchema } from '@loopscope/protocol/wire';
 import { HttpError } from './http-error.js';
 
 export interface IngestLimits {
@@ -41,9 +41,10 @@ export async function decodeBody(body: Buffer, contentEncoding: string | undefin
 }
 
 // Compiled once. The full schema answers the common case (a valid batch) in one pass. When it
-// fails, the problem is located with the parts — the envelope with its arrays unchecked, then the
-// first bad interval or trace alone — so that listing errors stays bounded on a 20 MB body where
-// every one of millions of values could be wrong.
+// fails, the problem is located with the parts: the envelope, with the arrays of records (traces,
+// long tasks, context losses) and intervals unchecked, then each interval, then each record alone,
+// so that listing errors stays bounded on a 20 MB body where every one of millions of values
+// could be wrong.
 const batchValidator = Compile(BatchSchema);
 const envelopeValidator = Compile(
   Type.Object(
@@ -51,12 +52,16 @@ const envelopeValidator = Compile(
       ...BatchSchema.properties,
       intervals: Type.Array(Type.Unknown(), { maxItems: MAX_INTERVALS }),
       traces: Type.Array(Type.Unknown(), { maxItems: MAX_TRACES }),
+      loop: Type.Optional(Type.Object({ ...LoopSchema.properties, longTasks: Type.Array(Type.Unknown(), { maxItems: MAX_LONG_TASKS }) }, { additionalProperties: false })),
+      contextLoss: Type.Optional(Type.Array(Type.Unknown(), { maxItems: MAX_LOSS_SITES })),
     },
     { additionalProperties: false },
   ),
 );
 const intervalValidator = Compile(IntervalSchema);
 const traceValidator = Compile(TraceSchema);
+const longTaskValidator = Compile(LongTaskSchema);
+const lossValidator = Compile(ContextLossSchema);
 
 interface SchemaError {
   instancePath: string;
@@ -65,24 +70,10 @@ interface SchemaError {
   params: unknown;
 }
 
-/** The first schema problem, as "<path> <problem>". */
-function schemaProblem(value: unknown): string {
-  let prefix = '';
-  let errors: SchemaError[] = envelopeValidator.Errors(value);
-  if (errors.length === 0) {
-    const batch = value as { intervals: unknown[]; traces: unknown[] };
-    const i = batch.intervals.findIndex((iv) => !intervalValidator.Check(iv));
-    if (i !== -1) {
-      prefix = `/intervals/${i}`;
-      errors = intervalValidator.Errors(batch.intervals[i]);
-    } else {
-      const j = batch.traces.findIndex((t) => !traceValidator.Check(t));
-      prefix = `/traces/${j}`;
-      errors = traceValidator.Errors(batch.traces[j]);
-    }
-  }
+/** The first of a value's schema errors, as "<path> <problem>", the path under `prefix`. */
+function firstProblem(errors: SchemaError[], prefix: string): string {
   const first = errors.find((e) => e.keyword !== 'additionalProperties') ?? errors[0];
-  if (!first) return 'batch does not match the wire format';
+  if (!first) return `${prefix || 'batch'} does not match the wire format`;
   const where = prefix + first.instancePath || 'batch';
   // an unknown property shows up as "schema is false" at its own path
   if (first.keyword === 'boolean') return `${where} is not a property of the wire format`;
@@ -93,11 +84,19 @@ function schemaProblem(value: unknown): string {
   return `${where} ${first.message}`;
 }
 
+/** The first problem of the batch's structure: its envelope, or an interval (undefined: none). */
+function structureProblem(value: unknown): string | undefined {
+  if (!envelopeValidator.Check(value)) return firstProblem(envelopeValidator.Errors(value), '');
+  const intervals = (value as { intervals: unknown[] }).intervals;
+  const i = intervals.findIndex((iv) => !intervalValidator.Check(iv));
+  return i === -1 ? undefined : firstProblem(intervalValidator.Errors(intervals[i]), `/intervals/${i}`);
+}
+
 /**
  * Parses and validates the (decompressed) body. `receivedAt` is the collector's clock, for the
  * future-timestamp rule.
  */
-export function parseBatch(bytes: Buffer, receivedAt: number): WireBatch {
+export function parseBatch(bytes: Buffer, receivedAt: number): ValidBatch {
   if (bytes.length === 0) throw new HttpError(400, 'empty body; send a batch as JSON');
   let value: unknown;
   try {
@@ -114,22 +113,87 @@ export function parseBatch(bytes: Buffer, receivedAt: number): WireBatch {
   return validBatch(value, receivedAt);
 }
 
-/** The batch, if it is one the storage may take; else an HttpError 400 saying what is wrong. */
-export function validBatch(value: unknown, receivedAt: number): WireBatch {
-  if (!batchValidator.Check(value)) throw new HttpError(400, schemaProblem(value));
-  const problem = semanticProblem(value, receivedAt);
+/**
+ * The records of a batch left out because they were not valid (the rest of the batch was stored):
+ * how many of each kind, and the first one's problem. The answer to the sender says so, as OTLP's
+ * partial success does (docs/protocol.md).
+ */
+export interface Rejected {
+  traces: number;
+  longTasks: number;
+  contextLoss: number;
+  message: string;
+}
+
+export interface ValidBatch {
+  batch: WireBatch;
+  /** records left out (absent: none) */
+  rejected?: Rejected;
+}
+
+/**
+ * The batch, if it is one the storage may take, without its records that are not valid (a trace,
+ * a long task, a context loss: each is counted in `rejected`); an HttpError 400 saying what is wrong
+ * when its structure is not (its envelope, an interval, the rules that bind them).
+ */
+export function validBatch(value: unknown, receivedAt: number): ValidBatch {
+  const whole = batchValidator.Check(value);
+  if (!whole) {
+    const problem = structureProblem(value);
+    if (problem !== undefined) throw new HttpError(400, problem);
+  }
+  const batch = value as WireBatch;
+  const rejected = leaveOutInvalid(batch, receivedAt, !whole);
+  const problem = semanticProblem(batch, receivedAt);
   if (problem) throw new HttpError(400, problem);
-  return value;
+  return rejected === undefined ? { batch } : { batch, rejected };
 }
 
 /** What is wrong with one trace of a batch (the schema's first complaint, or a rule's), or undefined. */
 export function traceProblem(t: WireTrace, receivedAt: number): string | undefined {
   if (!traceValidator.Check(t)) {
-    const errors: SchemaError[] = traceValidator.Errors(t);
-    const e = errors[0];
+    const e = (traceValidator.Errors(t) as SchemaError[])[0];
     return e ? `${e.instancePath || 'trace'} ${e.message}` : 'not a trace of the wire format';
   }
   return traceRuleBroken(t, receivedAt + MAX_FUTURE_MS, '');
+}
+
+/**
+ * Takes the records that are not valid out of the batch (the schema is checked when `check`, the
+ * whole batch's having failed); says what was taken out.
+ */
+function leaveOutInvalid(batch: WireBatch, receivedAt: number, check: boolean): Rejected | undefined {
+  const latest = receivedAt + MAX_FUTURE_MS;
+  let first: string | undefined;
+  const keep = <T>(list: T[], path: string, problem: (item: T, at: string) => string | undefined): { kept: T[]; left: number } => {
+    const kept: T[] = [];
+    list.forEach((item, k) => {
+      const broken = problem(item, `${path}/${k}`);
+      if (broken === undefined) kept.push(item);
+      else first ??= broken;
+    });
+    return { kept, left: list.length - kept.length };
+  };
+  const traces = keep(batch.traces, '/traces', (t, at) => {
+    if (check && !traceValidator.Check(t)) return firstProblem(traceValidator.Errors(t), at);
+    if (t.service !== batch.service) return `${at}/service "${t.service}" is not the batch's service "${batch.service}"`;
+    return traceRuleBroken(t, latest, at);
+  });
+  const tasks = keep(batch.loop?.longTasks ?? [], '/loop/longTasks', (t, at) => {
+    if (check && !longTaskValidator.Check(t)) return firstProblem(longTaskValidator.Errors(t), at);
+    if (t.at > latest) return `${at}/at ${t.at} is more than a day ahead of the collector's clock (${receivedAt})`;
+    if ((t.endpoint === undefined) !== (t.traceId === undefined)) return `${at}: endpoint and traceId come together (both for a task of a transaction, neither for one of none)`;
+    return undefined;
+  });
+  const losses = keep(batch.contextLoss ?? [], '/contextLoss', (l, at) => {
+    if (check && !lossValidator.Check(l)) return firstProblem(lossValidator.Errors(l), at);
+    return l.start > latest ? `${at}/start ${l.start} is more than a day ahead of the collector's clock (${receivedAt})` : undefined;
+  });
+  if (first === undefined) return undefined;
+  batch.traces = traces.kept;
+  if (batch.loop !== undefined) batch.loop.longTasks = tasks.kept;
+  if (batch.contextLoss !== undefined) batch.contextLoss = losses.kept;
+  return { traces: traces.left, longTasks: tasks.left, contextLoss: losses.left, message: first };
 }
 
 /** The rules of a trace the schema cannot express; `at` prefixes where. */
@@ -152,7 +216,7 @@ function traceRuleBroken(t: WireTrace, latest: number, at: string): string | und
   return undefined;
 }
 
-/** The rules the schema cannot express; the first one broken, or undefined. */
+/** The rules of the batch's structure the schema cannot express; the first one broken, or undefined. */
 function semanticProblem(batch: WireBatch, receivedAt: number): string | undefined {
   const latest = receivedAt + MAX_FUTURE_MS;
   if (batch.sentAt > latest) return `/sentAt ${batch.sentAt} is more than a day ahead of the collector's clock (${receivedAt})`;
@@ -179,16 +243,6 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
       return `/loop/delay: ${(err as Error).message}`;
     }
     if (batch.loop.start > latest) return `/loop/start ${batch.loop.start} is more than a day ahead of the collector's clock (${receivedAt})`;
-    for (const [k, t] of batch.loop.longTasks.entries()) {
-      if (t.at > latest) return `/loop/longTasks/${k}/at ${t.at} is more than a day ahead of the collector's clock (${receivedAt})`;
-      if ((t.endpoint === undefined) !== (t.traceId === undefined)) return `/loop/longTasks/${k}: endpoint and traceId come together (both for a task of a transaction, neither for one of none)`;
-    }
-  }
-  for (const [j, t] of batch.traces.entries()) {
-    const at = `/traces/${j}`;
-    if (t.service !== batch.service) return `${at}/service "${t.service}" is not the batch's service "${batch.service}"`;
-    const broken = traceRuleBroken(t, latest, at);
-    if (broken) return broken;
   }
   return undefined;
 }

@@ -33,7 +33,12 @@ interface ServiceCounters {
   delay: SumCount;
   gcMs: number;
   longTasks: number;
+  /** records left out of its batches for not being valid, per kind */
+  rejected: Record<RejectedKind, number>;
 }
+
+const REJECTED_KINDS = ['traces', 'longTasks', 'contextLoss'] as const;
+type RejectedKind = (typeof REJECTED_KINDS)[number];
 
 const QUANTILES: ReadonlyArray<[label: string, key: 'p50' | 'p95' | 'p99']> = [
   ['0.5', 'p50'],
@@ -64,7 +69,7 @@ export class PrometheusCounters {
     let s = this.services.get(name);
     if (s === undefined) {
       if (this.services.size >= MAX_SERVICES) return this.service(OVERFLOW_SERVICE);
-      this.services.set(name, (s = { endpoints: new Map(), delay: { sum: 0, count: 0 }, gcMs: 0, longTasks: 0 }));
+      this.services.set(name, (s = { endpoints: new Map(), delay: { sum: 0, count: 0 }, gcMs: 0, longTasks: 0, rejected: { traces: 0, longTasks: 0, contextLoss: 0 } }));
     }
     return s;
   }
@@ -90,6 +95,12 @@ export class PrometheusCounters {
       for (const g of Object.values(loop.gc)) service.gcMs += g.ms;
       service.longTasks += loop.longTasks.length + (loop.droppedLongTasks ?? 0);
     }
+  }
+
+  /** Records of one of the service's batches left out (ingest.ts's `Rejected`). */
+  reject(name: string, rejected: Record<RejectedKind, number>): void {
+    const service = this.service(name);
+    for (const kind of REJECTED_KINDS) service.rejected[kind] += rejected[kind];
   }
 
   get names(): string[] {
@@ -156,6 +167,7 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
   const utilization = new Family('loopscope_loop_utilization_ratio', 'gauge', `Share of the time the event loop was busy over the last ${windowMs / 1000} s, over the service's processes.`);
   const gc = new Family('loopscope_gc_seconds_total', 'counter', 'Garbage-collection pauses since the collector started.');
   const longTasks = new Family('loopscope_long_tasks_total', 'counter', 'Long tasks (event-loop blocks over the agent threshold) since the collector started.');
+  const rejected = new Family('loopscope_rejected_records_total', 'counter', 'Records (traces, long tasks, context losses) left out of stored batches for not being valid; the rest of each batch was stored.');
   const window = new Family('loopscope_quantile_window_seconds', 'gauge', 'The window the quantiles of the summaries cover.');
   window.sample('', {}, windowMs / 1000);
 
@@ -184,6 +196,7 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
       gc.sample('', { service }, seconds(c.gcMs));
       longTasks.sample('', { service }, c.longTasks);
     }
+    for (const kind of REJECTED_KINDS) if (c.rejected[kind] > 0) rejected.sample('', { service, kind }, c.rejected[kind]);
   }
-  return [requests, errors, aborted, ...METRICS.map((m) => perRequest[m]), delay, utilization, gc, longTasks, window].map((f) => f.render()).join('');
+  return [requests, errors, aborted, ...METRICS.map((m) => perRequest[m]), delay, utilization, gc, longTasks, rejected, window].map((f) => f.render()).join('');
 }

@@ -153,11 +153,16 @@ export function buildServer(options: ServerOptions): Servers {
       const body = request.body instanceof Buffer ? request.body : Buffer.alloc(0);
       const header = request.headers['content-encoding'];
       const bytes = await decodeBody(body, Array.isArray(header) ? header.join(',') : header, limits);
-      const batch = parseBatch(bytes, receivedAt);
+      const { batch, rejected } = parseBatch(bytes, receivedAt);
       const { duplicate } = await storage.ingest(batch, receivedAt); // resolves after the commit
       if (!duplicate) await stored(batch, receivedAt);
+      // records left out of the batch: counted, and the sender told (it says so once)
+      if (rejected !== undefined && !duplicate) {
+        counters.reject(batch.service, rejected);
+        request.log.warn({ service: batch.service, instance: batch.instance, rejected }, 'records of a batch left out');
+      }
       const want = wanted.forAnswer(`${batch.service}\n${batch.instance}`, receivedAt);
-      return { ok: true, batchId: batch.batchId, duplicate, ...(want.length > 0 ? { want } : {}) };
+      return { ok: true, batchId: batch.batchId, duplicate, ...(rejected !== undefined ? { rejected } : {}), ...(want.length > 0 ? { want } : {}) };
     });
   });
 

@@ -64,33 +64,10 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     error: /^\/intervals\/0\/cpu\/max must be number$/,
   },
   {
-    name: 'huge duration',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].duration = 1e15)), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/duration must be <= 604800000$/,
-  },
-  {
-    name: 'a long task with an endpoint but no traceId',
-    send: () =>
-      post(
-        `${collector.url}/v1/ingest`,
-        broken((b) => (b.loop = { ...loopSample(Date.now() - 1000), longTasks: [{ at: Date.now(), ms: 80, endpoint: 'GET /x', function: 'f', blocked: [] }] })),
-        JSON_TYPE,
-      ),
-    status: 400,
-    error: /^\/loop\/longTasks\/0: endpoint and traceId come together/,
-  },
-  {
     name: 'negative loop delay',
     send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.loop = { ...loopSample(Date.now() - 1000), busyMs: -1 })), JSON_TYPE),
     status: 400,
     error: /^\/loop\/busyMs must be >= 0$/,
-  },
-  {
-    name: 'negative duration',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].duration = -5)), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/duration must be >= 0$/,
   },
   {
     name: 'negative sketch count',
@@ -103,18 +80,6 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].p99 = 3)), JSON_TYPE),
     status: 400,
     error: /^\/intervals\/0\/p99 is not a property of the wire format$/,
-  },
-  {
-    name: 'unknown segment kind',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].segments[1].kind = 'grpc')), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/segments\/1\/kind must be one of "http", "db", "cache", "queue", "other"$/,
-  },
-  {
-    name: 'segment statement over its limit',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].segments[0].statement = 'x'.repeat(2049))), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/segments\/0\/statement must not have more than 2048 characters$/,
   },
   {
     name: 'bad batchId',
@@ -133,30 +98,6 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.intervals[0].count = 3)), JSON_TYPE),
     status: 400,
     error: /^\/intervals\/0\/response\/n is 2 but count is 3/,
-  },
-  {
-    name: 'segment ending before it starts',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].segments[1].end = 0.05)), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/segments\/1\/end 0.05 is before its start 0.1$/,
-  },
-  {
-    name: 'a wait ending before it starts',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].waits[1] = [5, 4.5])), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/waits\/1 ends at 4.5, before its start 5$/,
-  },
-  {
-    name: 'more slices than the timeline limit',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].slices = Array.from({ length: 201 }, (_, i) => [i, i + 0.5]))), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/slices must not have more than 200 items$/,
-  },
-  {
-    name: 'critical path through an unknown segment',
-    send: () => post(`${collector.url}/v1/ingest`, broken((b) => (b.traces[0].criticalPath = [0, 9])), JSON_TYPE),
-    status: 400,
-    error: /^\/traces\/0\/criticalPath\/1 is segment 9, which is not in segments$/,
   },
   {
     name: 'timestamp two days ahead',
@@ -208,6 +149,56 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
   },
 ];
 
+/**
+ * A record that is not valid (a trace, a long task, a context loss) is left out of its batch; the
+ * rest of the batch is stored, and the answer says what was left out (docs/protocol.md). `kept`:
+ * the batch's traces still stored.
+ */
+const partialCases: Array<{ name: string; body: () => string; rejected: { traces: number; longTasks: number; contextLoss: number }; kept: number; message: RegExp }> = [
+  { name: 'huge duration', body: () => broken((b) => (b.traces[0].duration = 1e15)), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/duration must be <= 604800000$/ },
+  { name: 'a long task with an endpoint but no traceId', body: () => broken((b) => (b.loop = { ...loopSample(Date.now() - 1000), longTasks: [{ at: Date.now(), ms: 80, endpoint: 'GET /x', function: 'f', blocked: [] }] })), rejected: { traces: 0, longTasks: 1, contextLoss: 0 }, kept: 1, message: /^\/loop\/longTasks\/0: endpoint and traceId come together/ },
+  { name: 'negative duration', body: () => broken((b) => (b.traces[0].duration = -5)), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/duration must be >= 0$/ },
+  { name: 'unknown segment kind', body: () => broken((b) => (b.traces[0].segments[1].kind = 'grpc')), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/segments\/1\/kind must be one of "http", "db", "cache", "queue", "other"$/ },
+  { name: 'segment statement over its limit', body: () => broken((b) => (b.traces[0].segments[0].statement = 'x'.repeat(2049))), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/segments\/0\/statement must not have more than 2048 characters$/ },
+  { name: 'segment ending before it starts', body: () => broken((b) => (b.traces[0].segments[1].end = 0.05)), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/segments\/1\/end 0.05 is before its start 0.1$/ },
+  { name: 'a wait ending before it starts', body: () => broken((b) => (b.traces[0].waits[1] = [5, 4.5])), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/waits\/1 ends at 4.5, before its start 5$/ },
+  { name: 'more slices than the timeline limit', body: () => broken((b) => (b.traces[0].slices = Array.from({ length: 201 }, (_, i) => [i, i + 0.5]))), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/slices must not have more than 200 items$/ },
+  { name: 'critical path through an unknown segment', body: () => broken((b) => (b.traces[0].criticalPath = [0, 9])), rejected: { traces: 1, longTasks: 0, contextLoss: 0 }, kept: 0, message: /^\/traces\/0\/criticalPath\/1 is segment 9, which is not in segments$/ },
+  {
+    name: 'an error message over its limit (a page of text handed to next())',
+    body: () => broken((b) => (b.traces[0].errorMessage = 'x'.repeat(5000))),
+    rejected: { traces: 1, longTasks: 0, contextLoss: 0 },
+    kept: 0,
+    message: /^\/traces\/0\/errorMessage must not have more than 2048 characters$/,
+  },
+  {
+    name: 'one bad trace among good ones',
+    body: () =>
+      broken((b) => {
+        const tx = randomTx(rand, 0);
+        b.traces.unshift({ ...trace('bad-input', 'GET /ok', now - 2000, tx), duration: -1 });
+        b.traces.push(trace('bad-input', 'GET /ok', now - 1500, tx));
+      }),
+    rejected: { traces: 1, longTasks: 0, contextLoss: 0 },
+    kept: 2,
+    message: /^\/traces\/0\/duration must be >= 0$/,
+  },
+  {
+    name: "a trace of another service than the batch's",
+    body: () => broken((b) => (b.traces[0].service = 'elsewhere')),
+    rejected: { traces: 1, longTasks: 0, contextLoss: 0 },
+    kept: 0,
+    message: /^\/traces\/0\/service "elsewhere" is not the batch's service "bad-input"$/,
+  },
+  {
+    name: 'a context loss whose site is over its limit',
+    body: () => broken((b) => (b.contextLoss = [{ start: now - 2000, module: 'lib', site: `/${'d/'.repeat(600)}x.js:1:1`, function: 'f', count: 1, lostMs: 2 }])),
+    rejected: { traces: 0, longTasks: 0, contextLoss: 1 },
+    kept: 1,
+    message: /^\/contextLoss\/0\/site must not have more than 1024 characters$/,
+  },
+];
+
 for (const c of cases) {
   test(`${c.name}: ${c.status} with the problem named; a good batch right after is stored`, async () => {
     const answer = await c.send();
@@ -221,18 +212,37 @@ for (const c of cases) {
   });
 }
 
+let partialSent = 0;
+let partialTraces = 0;
+const rejectedTotal = { traces: 0, longTasks: 0, contextLoss: 0 };
+for (const c of partialCases) {
+  test(`${c.name}: left out, the rest of the batch stored, and the answer says what was left out`, async () => {
+    const answer = await post(`${collector.url}/v1/ingest`, c.body(), JSON_TYPE);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const { message, ...counts } = answer.body.rejected;
+    assert.deepEqual(counts, c.rejected);
+    assert.match(message, c.message);
+    partialSent++;
+    partialTraces += c.kept;
+    for (const k of ['traces', 'longTasks', 'contextLoss'] as const) rejectedTotal[k] += c.rejected[k];
+  });
+}
+
 test('gzip-compressed good batches are accepted', async () => {
   const ok = await post(`${collector.url}/v1/ingest`, zlib.gzipSync(JSON.stringify(good())), { ...JSON_TYPE, 'content-encoding': 'gzip' });
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
   goodSent++;
 });
 
-test('after all that: the collector is up, every good batch is stored and nothing else, the query API needs no token', async () => {
+test('after all that: the collector is up, every good batch is stored, the valid part of each partly valid one, and nothing else; the query API needs no token', async () => {
   assert.deepEqual((await get(`${collector.url}/api/health`)).body, { status: 'ok', version: '0.1.0', storage: 'sqlite', otlpIn: { waiting: 0, expired: 0 } });
   const [row] = (await get(`${collector.url}/api/endpoints?service=bad-input`)).body;
   assert.equal(row.endpoint, 'GET /ok');
-  assert.equal(row.count, goodSent * 2);
-  assert.equal((await get(`${collector.url}/api/traces?service=bad-input&limit=1000`)).body.length, goodSent);
+  assert.equal(row.count, (goodSent + partialSent) * 2);
+  assert.equal((await get(`${collector.url}/api/traces?service=bad-input&limit=1000`)).body.length, goodSent + partialTraces);
+  // what was left out, counted for Prometheus
+  const metrics = await (await fetch(`${collector.url}/metrics`)).text();
+  for (const [kind, n] of Object.entries(rejectedTotal)) assert.match(metrics, new RegExp(`^loopscope_rejected_records_total\\{service="bad-input",kind="${kind}"\\} ${n}$`, 'm'));
 });
 
 test('query parameters: missing service, bad numbers, inverted range, too many points, q out of range, unknown metric', async () => {

@@ -112,6 +112,15 @@ export class Exporter {
     await this.transport.flush(FINAL_FLUSH_MS);
   }
 
+  /** The last flush, then what could not be shipped, said (when the process ends). */
+  async finish(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      this.transport.sayLosses();
+    }
+  }
+
   /**
    * Sends the last batches when the process is about to end: when the loop runs dry
    * (`beforeExit`) and on SIGINT/SIGTERM. A signal the app does not handle itself still ends the
@@ -124,14 +133,15 @@ export class Exporter {
       if (flushedDry) return;
       flushedDry = true; // once: the flush itself makes the loop run again
       settle();
-      void this.flush();
+      void this.finish();
     };
     const onSignal = (signal: NodeJS.Signals): void => {
       process.removeListener(signal, onSignal);
       const appHandles = process.listenerCount(signal) > 0;
       settle();
-      void this.flush().finally(() => {
-        if (!appHandles) process.kill(process.pid, signal);
+      // (the signal again once the warning, written on the next tick, is out)
+      void this.finish().finally(() => {
+        if (!appHandles) setImmediate(() => process.kill(process.pid, signal));
       });
     };
     process.on('beforeExit', onBeforeExit);

@@ -12,6 +12,7 @@
 import type { Agent } from 'node:http';
 import { gzip } from 'node:zlib';
 import type { WireBatch } from '@loopscope/protocol';
+import { warn } from '../log.js';
 
 export interface Dropped {
   batches: number;
@@ -41,6 +42,12 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const TRACE_ID = /^[0-9a-f]{16,64}$/;
 const MIN_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
+/** The kinds of record a collector may leave out of a batch (its answer's `rejected`), singular and plural. */
+const REJECTED = [
+  ['traces', 'trace', 'traces'],
+  ['longTasks', 'long task', 'long tasks'],
+  ['contextLoss', 'context loss', 'context losses'],
+] as const;
 
 export class Transport {
   readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0 };
@@ -57,7 +64,13 @@ export class Transport {
   private inflight: Promise<Outcome> | null = null;
   private backoffMs = 0;
   private retryTimer: NodeJS.Timeout | null = null;
-  private warned = new Set<string>();
+  /**
+   * What the operator was last told is wrong (`unreachable`, or the status a collector refused
+   * batches with); undefined while all is well. A line is said when it changes, no more.
+   */
+  private told: string | undefined;
+  /** Whether the operator was told of records a collector left out of a batch (said once). */
+  private toldRejected = false;
   private stopped = false;
 
   /** Called with the trace ids a collector's answer asks for (export/held.ts). */
@@ -73,7 +86,7 @@ export class Transport {
     for (const c of opts.collector.split(',').map((e) => e.trim())) {
       const url = URL.canParse(c) ? new URL('/v1/ingest', c) : undefined;
       if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-        process.emitWarning(`loopscope: LOOPSCOPE_COLLECTOR: ${JSON.stringify(c)} is not an http:// or https:// URL (such as http://127.0.0.1:4400); it is left out`);
+        warn(`LOOPSCOPE_COLLECTOR: ${JSON.stringify(c)} is not an http:// or https:// URL (such as http://127.0.0.1:4400); it is left out`);
         continue;
       }
       const client = url.protocol === 'https:' ? https : http;
@@ -92,7 +105,7 @@ export class Transport {
     // the batch in flight (the first) is never the one dropped
     while (this.queue.length > this.maxQueue) {
       if (this.dropped.batches === 0) {
-        process.emitWarning(`loopscope: more than ${this.maxQueue} batches wait for the collector (${this.lastError ?? 'it is slow'}); dropping the oldest and counting what they held`);
+        warn(`more than ${this.maxQueue} batches wait for the collector (${this.lastError ?? 'it is slow'}); dropping the oldest and counting what they held`);
       }
       this.drop(this.queue.splice(this.inflight === null ? 0 : 1, 1)[0]!);
     }
@@ -119,6 +132,17 @@ export class Transport {
       clearTimeout(timer);
       this.pump(); // whatever is left goes on with backoff
     }
+  }
+
+  /**
+   * At exit, after the last flush: says how many batches never reached a collector (dropped, or
+   * still queued), if any.
+   */
+  sayLosses(): void {
+    const batches = this.dropped.batches + this.queue.length;
+    if (batches === 0) return;
+    const transactions = this.dropped.transactions + this.queue.reduce((n, q) => n + q.transactions, 0);
+    warn(`${batches} ${batches === 1 ? 'batch' : 'batches'} (${transactions} ${transactions === 1 ? 'transaction' : 'transactions'}) could not be shipped${this.lastError === undefined ? '' : `; last: ${this.lastError}`}`);
   }
 
   stop(): void {
@@ -185,13 +209,13 @@ export class Transport {
       try {
         body = JSON.stringify(batch);
       } catch (error) {
-        this.fail(`batch could not be serialized: ${String(error)}`);
+        this.lastError = `batch could not be serialized: ${String(error)}`;
         resolve('refused');
         return;
       }
       gzip(body, (zipError, zipped) => {
         if (zipError !== null) {
-          this.fail(`gzip failed: ${zipError.message}`);
+          this.lastError = `gzip failed: ${zipError.message}`;
           resolve('refused');
           return;
         }
@@ -200,7 +224,7 @@ export class Transport {
           req = client.request(url, { method: 'POST', agent: keepAlive, timeout: REQUEST_TIMEOUT_MS, headers: { ...this.headers, 'content-length': String(zipped.length) } });
         } catch (error) {
           // (in a gzip callback: a throw here would end the app)
-          this.fail(`cannot send to the collector at ${url.origin}: ${String(error)}`, 'request');
+          this.trouble('request', `cannot send to the collector at ${url.origin}: ${String(error)}`, ' (batches are dropped and counted)');
           resolve('refused');
           return;
         }
@@ -212,20 +236,23 @@ export class Transport {
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) {
               this.lastError = undefined;
+              if (this.told !== undefined) warn(`batches reach the collector at ${url.origin} again`);
+              this.told = undefined;
               this.answered(chunks);
               resolve('sent');
               return;
             }
-            const message = `collector answered ${status}: ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`;
+            const message = `collector at ${url.origin} answered ${status}: ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`;
             // refused for good (bad token, invalid batch): retrying would not help
             const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429;
-            this.fail(message, permanent ? String(status) : undefined);
+            if (permanent) this.trouble(String(status), message, ' (batches refused like this are dropped and counted)');
+            else this.trouble('unreachable', message, this.waiting());
             resolve(permanent ? 'refused' : 'retry');
           });
         });
         req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
         req.on('error', (error) => {
-          this.fail(`cannot reach the collector at ${url.origin}: ${error.message}`);
+          this.trouble('unreachable', `cannot reach the collector at ${url.origin}: ${error.message}`, this.waiting());
           resolve('retry');
         });
         req.end(zipped);
@@ -233,25 +260,44 @@ export class Transport {
     });
   }
 
-  /** A collector's answer may name trace ids it wants whole (`want`); anything else in it is ignored. */
+  /**
+   * A collector's answer may name trace ids it wants whole (`want`), and the records it left out of
+   * the batch for not being valid (`rejected`: said once); anything else in it is ignored.
+   */
   private answered(chunks: Buffer[]): void {
-    if (this.onWant === undefined || chunks.length === 0) return;
+    if (chunks.length === 0) return;
+    let answer: { want?: unknown; rejected?: unknown };
     try {
-      const want = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { want?: unknown }).want;
-      if (!Array.isArray(want)) return;
-      const ids = want.filter((id): id is string => typeof id === 'string' && TRACE_ID.test(id));
-      if (ids.length > 0) this.onWant(ids);
+      answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof answer;
     } catch {
-      // not JSON: an older collector, or something else answering
+      return; // not JSON: an older collector, or something else answering
     }
+    if (answer === null || typeof answer !== 'object') return;
+    if (!this.toldRejected && answer.rejected !== null && typeof answer.rejected === 'object') {
+      const r = answer.rejected as Record<string, unknown>;
+      const parts = REJECTED.map(([key, one, many]) => [Number(r[key]), one, many] as const)
+        .filter(([n]) => n > 0)
+        .map(([n, one, many]) => `${n} ${n === 1 ? one : many}`);
+      if (parts.length > 0) {
+        this.toldRejected = true;
+        warn(`the collector left out ${parts.join(', ')} of a batch: ${String(r.message).slice(0, 300)} (records like this are dropped; the rest of each batch is stored)`);
+      }
+    }
+    if (this.onWant === undefined || !Array.isArray(answer.want)) return;
+    const ids = answer.want.filter((id): id is string => typeof id === 'string' && TRACE_ID.test(id));
+    if (ids.length > 0) this.onWant(ids);
   }
 
-  /** Remembers the problem; warns the app's operator once per kind of refusal. */
-  private fail(message: string, warnKey?: string): void {
+  /** What happens to batches while no collector takes them. */
+  private waiting(): string {
+    return `; batches wait and are sent when it answers (the oldest dropped and counted past ${this.maxQueue})`;
+  }
+
+  /** Remembers the problem; says it, with what becomes of the batches, when it is not the one the operator was last told of. */
+  private trouble(state: string, message: string, consequence: string): void {
     this.lastError = message;
-    if (warnKey !== undefined && !this.warned.has(warnKey)) {
-      this.warned.add(warnKey);
-      process.emitWarning(`loopscope: ${message} (batches refused like this are dropped and counted)`);
-    }
+    if (this.told === state) return;
+    this.told = state;
+    warn(message + consequence);
   }
 }

@@ -106,10 +106,10 @@ export class Recorder {
     return () => this.listeners.delete(listener);
   }
 
-  /** Ships what is aggregated (waiting at most 2 s for the collector) and stops. */
+  /** Ships what is aggregated (waiting at most 2 s for the collector), says what could not be shipped, and stops. */
   async close(): Promise<void> {
     if (this.exporter === undefined) return;
-    await this.exporter.flush();
+    await this.exporter.finish();
     this.exporter.stop();
   }
 }

@@ -105,7 +105,7 @@ export function receive(decoded: DecodedTraces, assembler: OtlpAssembler, receiv
       }
     }
     // built from valid transactions, a batch is valid; checked all the same, as an agent's is
-    for (const batch of batchesOf({ ...r, transactions: kept }, receivedAt)) batches.push(validBatch(batch, receivedAt));
+    for (const batch of batchesOf({ ...r, transactions: kept }, receivedAt)) batches.push(validBatch(batch, receivedAt).batch);
   }
   return { batches, rejected, reason };
 }
