@@ -4,6 +4,7 @@
  * pass-through.
  */
 import { ContextLoss } from './context-loss.js';
+import { setMaxMessage } from './describe-error.js';
 import { outside } from './context.js';
 import { Exporter } from './export/exporter.js';
 import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
@@ -59,6 +60,7 @@ export function start(options: AgentOptions = {}): Agent | undefined {
   const onError = (): void => {
     caught++;
   };
+  setMaxMessage(config.maxErrorMessage);
   const tracker = new Tracker(config);
   for (const attach of waiting) attach(tracker);
   waiting.clear();

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_MAX_MESSAGE } from './describe-error.js';
 import { setSilent, warn } from './log.js';
 
 export interface AgentConfig {
@@ -32,6 +33,8 @@ export interface AgentConfig {
   maxOpenTransactions: number;
   /** Libraries left uninstrumented, by package name (`express`, `router`, `fastify`, `koa`, `@koa/router`). */
   disabledInstrumentations: readonly string[];
+  /** The longest error message kept (characters; at most the wire format's 2048). */
+  maxErrorMessage: number;
   /** `silent`: the agent writes nothing to stderr (not even that its data goes nowhere); `warn`: one line per change of state. */
   log: 'warn' | 'silent';
 }
@@ -101,6 +104,7 @@ export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = 
     loop: options.loop ?? !isOff(env.LOOPSCOPE_LOOP),
     profiler: options.profiler ?? !isOff(env.LOOPSCOPE_PROFILER),
     maxLingerMs: options.maxLingerMs ?? positive('LOOPSCOPE_MAX_LINGER_MS', env.LOOPSCOPE_MAX_LINGER_MS, 30_000),
+    maxErrorMessage: options.maxErrorMessage ?? Math.round(positive('LOOPSCOPE_MAX_ERROR_MESSAGE', env.LOOPSCOPE_MAX_ERROR_MESSAGE, DEFAULT_MAX_MESSAGE)),
     maxSegments: options.maxSegments ?? 1000,
     maxOpenTransactions: options.maxOpenTransactions ?? 10_000,
     disabledInstrumentations: options.disabledInstrumentations ?? list(env.LOOPSCOPE_DISABLED_INSTRUMENTATIONS),

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
+import { describeError } from './describe-error.js';
 import { formatTraceParent, formatTraceState, newSpanId, parseTraceParent, traceIdOf, type RemoteParent } from './trace-context.js';
 import { now } from './clock.js';
 
@@ -115,56 +116,6 @@ let routersSeen = false;
 export function unmatchedName(endpoint: string): string {
   const space = endpoint.indexOf(' ');
   return (space < 0 ? endpoint : endpoint.slice(0, space)) + ' (unmatched)';
-}
-
-/** The longest error message kept. */
-const MAX_MESSAGE = 200;
-
-/** JSON of `value`, without throwing: cycles become `"[Circular]"`, BigInts their digits; undefined if JSON has none. */
-function safeJson(value: unknown): string | undefined {
-  const seen = new WeakSet<object>();
-  try {
-    return JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'bigint') return v.toString();
-      if (typeof v === 'object' && v !== null) {
-        if (seen.has(v)) return '[Circular]';
-        seen.add(v);
-      }
-      return v;
-    });
-  } catch {
-    return undefined; // a toJSON that throws
-  }
-}
-
-/** `Object {a, b}`: what is left to say of an object JSON cannot render. */
-function keysOf(value: object): string {
-  let name = 'Object';
-  try {
-    const ctor = (value as { constructor?: { name?: unknown } }).constructor;
-    if (typeof ctor?.name === 'string' && ctor.name !== '') name = ctor.name;
-    return `${name} {${Object.keys(value).slice(0, 10).join(', ')}}`;
-  } catch {
-    return name; // a proxy that throws
-  }
-}
-
-/**
- * An error as text, at most MAX_MESSAGE characters: an Error is `Name: message`; any other value
- * its `message`, else its `error` when that is a string (`next({ error: 'not found' })`), else
- * its JSON; never `[object Object]`.
- */
-export function describeError(error: unknown): string {
-  let text: string;
-  if (error instanceof Error) text = error.message ? `${error.name}: ${error.message}` : error.name;
-  else if (typeof error === 'string') text = error;
-  else if (typeof error === 'object' && error !== null) {
-    const { message, error: inner } = error as { message?: unknown; error?: unknown };
-    if (typeof message === 'string' && message !== '') text = message;
-    else if (typeof inner === 'string' && inner !== '') text = inner;
-    else text = safeJson(error) ?? keysOf(error);
-  } else text = String(error);
-  return text.length > MAX_MESSAGE ? text.slice(0, MAX_MESSAGE - 1) + '…' : text;
 }
 
 /** What the tracker needs to hear from a transaction, and what the loop says to it. */

@@ -123,6 +123,8 @@ function scenario(): void {
         ...(b % 2 === 0 ? [{ start, module: 'app', site: 'file:///srv/app/batch.mjs:30:7', function: '', count: 1, lostMs: 0.5 }] : []),
       ];
       for (const l of shop.contextLoss) lossSent.set(l.module, (lossSent.get(l.module) ?? 0) + l.count);
+      // values its agent cut to the wire format's limits, a count that grows
+      shop.dropped.cut = 2 * b;
       batches.push(shop);
       if (downstream.length > 0) batches.push(batch('orders', `orders-${instance}`, [interval('GET /orders/:id', start, downstream.map(() => randomTx(rand, 0)))], downstream, start + 10_000));
     }
@@ -383,7 +385,7 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.match(query.body.error, /is not reachable/);
   });
 
-  test('a database an older collector made gains the columns added since: a long task keeps its compiled location, the agent says its cost', async () => {
+  test('a database an older collector made gains the columns added since: a long task keeps its compiled location, the agent says its cost and what it cut', async () => {
     const url = clickhouse.database('older');
     collectors.push(await startTestCollector({ storageUrl: url }));
     // as the collector before compiled locations and the agent's cost left it
@@ -400,9 +402,17 @@ describe('ClickHouse: a batch cut short, and retention', () => {
       assert.notEqual(before, view);
       await older.exec(before);
     }
+    // (and the instances without the count of values cut)
+    const [instancesView] = await older.query<{ statement: string }>('SHOW CREATE TABLE instances_mv');
+    await older.exec('DROP TABLE instances_mv');
+    for (const table of ['instances_in', 'instances']) await older.exec(`ALTER TABLE ${table} DROP COLUMN cutValues`);
+    const instancesBefore = instancesView!.statement.replace(/, maxState\(cutValues\) AS cutValues/, '');
+    assert.notEqual(instancesBefore, instancesView!.statement);
+    await older.exec(instancesBefore);
     const c = await startTestCollector({ storageUrl: url });
     collectors.push(c);
     const b = batch('older', 'older-1', [], [], T0 + 1000);
+    b.dropped.cut = 3;
     b.loop = loopSample(T0, {
       longTasks: [{ at: T0 + 10, ms: 80, function: 'price', location: 'file:///app/src/app.ts:9:5', compiledLocation: 'file:///app/dist/app.js:6:21', blocked: [] }],
       agent: { rss: 20e6, cpu: { ms: 5, processMs: 500, transactions: 100 } },
@@ -412,8 +422,9 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.deepEqual([task?.location, task?.compiledLocation], ['file:///app/src/app.ts:9:5', 'file:///app/dist/app.js:6:21']);
     // over the seconds (raw rows) and over the minutes and hours (the rollups' own view of the cost)
     for (const range of [RANGE, `from=${T0 - 3 * 3600_000}&to=${T0 + 3600_000}`]) {
-      const [older] = ((await get(`${c.url}/api/services?${range}`)).body as Array<{ service: string; agent: unknown }>).filter((s) => s.service === 'older');
+      const [older] = ((await get(`${c.url}/api/services?${range}`)).body as Array<{ service: string; agent: unknown; dropped: { cut: number } }>).filter((s) => s.service === 'older');
       assert.deepEqual(older?.agent, { usPerRequest: 50, cpuShare: 0.01, rss: 20e6 }, range);
+      assert.equal(older?.dropped.cut, 3);
     }
   });
 

@@ -42,7 +42,7 @@ test('services report what their agents dropped: the latest counter of each inst
   await send('i-1', { batches: 5, transactions: 90, traces: 4 }, now - 1000);
   await send('i-2', { batches: 1, transactions: 10, traces: 0 }, now - 1000);
   const [service] = (await get(`${collector.url}/api/services`)).body.filter((s: any) => s.service === 'lossy');
-  assert.deepEqual(service, { service: 'lossy', firstSeen: now - 3000, lastSeen: now - 1000, instances: 2, dropped: { batches: 6, transactions: 100, traces: 4, parts: 0 }, agents: ['test'], agent: null });
+  assert.deepEqual(service, { service: 'lossy', firstSeen: now - 3000, lastSeen: now - 1000, instances: 2, dropped: { batches: 6, transactions: 100, traces: 4, parts: 0, cut: 0 }, agents: ['test'], agent: null });
 });
 
 test('pruning deletes per-second rows after 2 h, traces and per-minute rows after 7 d, per-hour rows after 90 d', async () => {

@@ -77,7 +77,7 @@ after(async () => {
 test('services: the service, its two instances and when it was first and last seen', async () => {
   const { status, body } = await get(`${collector.url}/api/services?${range}`);
   assert.equal(status, 200);
-  assert.deepEqual(body, [{ service: SERVICE, firstSeen: T0, lastSeen: T0 + SECONDS * 1000, instances: 2, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: ['test'], agent: null }]);
+  assert.deepEqual(body, [{ service: SERVICE, firstSeen: T0, lastSeen: T0 + SECONDS * 1000, instances: 2, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0, cut: 0 }, agents: ['test'], agent: null }]);
   assert.deepEqual((await get(`${collector.url}/api/services?from=${T0 + 3_600_000}&to=${T0 + 7_200_000}`)).body, []);
 });
 

@@ -49,6 +49,8 @@ const FLOOD = '9'.repeat(32);
 const flood = Array.from({ length: 10 }, (_, b) =>
   agentBatch('flood', T + 2000 + b, {
     traces: Array.from({ length: 1000 }, (_, i) => ({ ...part('flood', 'GET /same', T + b * 1000 + i, 10, (b * 1000 + i + 1).toString(16).padStart(16, '0'), '7'.repeat(16), null, { cpu: 1, blocking: 0 }), traceId: FLOOD })),
+    // (its agent cut values to the wire format's limits: its count grows, batch by batch)
+    dropped: { batches: 0, transactions: 0, traces: 0, cut: b },
   }),
 );
 
@@ -132,5 +134,14 @@ test('a trace id sent with 10 000 requests: the page shows the parts the collect
   assert.equal(await page.locator('section.waterfall .wf-part .tag.orphan').count(), MAX_TRACE_PARTS - 1);
   const services = await api<Array<{ service: string; dropped: { parts: number } }>>(new URL(page.url()).origin, `/api/services?from=${T - 60_000}&to=${T + 60_000}`);
   assert.equal(services.find((s) => s.service === 'flood')?.dropped.parts, 10_000 - MAX_TRACE_PARTS);
+  await page.close();
+});
+
+test("the overview says how many values a service's agents cut to the wire format's limits", async () => {
+  const page = await open(`/?to=${T + 60_000}`);
+  const services = await api<Array<{ service: string; dropped: { cut: number } }>>(new URL(page.url()).origin, `/api/services?from=${T - 240_000}&to=${T + 60_000}`);
+  assert.equal(services.find((s) => s.service === 'flood')?.dropped.cut, 9, 'the latest count of the process');
+  assert.equal((await page.locator('tr[data-service=flood] td[data-col=lost]').textContent())!.trim(), '9 values cut');
+  assert.equal((await page.locator('tr[data-service=gateway] td[data-col=lost]').textContent())!.trim(), '–');
   await page.close();
 });

@@ -20,9 +20,10 @@ export interface ServiceSummary {
    * What those instances' agents could not ship (queue full while the collector was unreachable),
    * counted since each started, so that lost data is visible; and `parts`, the parts of traces the
    * collector did not keep from them (a trace id past its 100 parts: a client that sends the same
-   * `traceparent` with every request).
+   * `traceparent` with every request); `cut`, the values their senders cut to the wire format's
+   * limits before sending (a text ended with `…`, the items of a list past its limit).
    */
-  dropped: { batches: number; transactions: number; traces: number; parts: number };
+  dropped: { batches: number; transactions: number; traces: number; parts: number; cut: number };
   /**
    * Who reported it (`agent.name` of its batches): `loopscope` (the agent, inside the process),
    * `loopscope-proxy` (a measuring proxy in front of it) or `loopscope-probe` (synthetic checks).

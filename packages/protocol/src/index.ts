@@ -1,4 +1,6 @@
 export * from './types.js';
+export { LIMITS, CUT_MARK } from './limits.js';
+export { fitBatch } from './fit.js';
 export { criticalPath, type PathSegment } from './critical-path.js';
 export { normalizePath, endpointName, memoizeNames, callHost } from './endpoint.js';
 export * from './sketch.js';

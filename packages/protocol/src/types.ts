@@ -4,6 +4,7 @@
  * milliseconds; `start` is a timestamp (ms since the epoch), segment `start`/`end` are offsets
  * from the transaction start. What each number means is defined in docs/metrics.md.
  */
+import { LIMITS } from './limits.js';
 
 export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
 
@@ -52,17 +53,17 @@ export interface SegmentRecord {
   statement?: string;
 }
 
-/** The longest operation, target and statement a segment carries (the agent cuts, the collector refuses longer). */
 /** The most full traces one batch may carry. */
-export const MAX_TRACES = 1000;
+export const MAX_TRACES = LIMITS.traces;
 
 /** Call targets an agent reports per batch (`calls`); the rest are counted under OTHER_TARGET. */
-export const MAX_CALL_TARGETS = 500;
+export const MAX_CALL_TARGETS = LIMITS.callTargets;
 export const OTHER_TARGET = 'OTHER (target limit reached)';
 /** Call sites where requests lost their context, per batch (`contextLoss`); the agent keeps the first ones it saw. */
-export const MAX_LOSS_SITES = 50;
+export const MAX_LOSS_SITES = LIMITS.lossSites;
 
-export const SEGMENT_TEXT_LIMITS = { operation: 64, target: 256, statement: 2048 } as const;
+/** The longest operation, target and statement a segment carries (the agent cuts, the collector refuses longer). */
+export const SEGMENT_TEXT_LIMITS = { operation: LIMITS.operation, target: LIMITS.target, statement: LIMITS.statement } as const;
 
 export type ExternalByKind = Partial<Record<SegmentKind, number>>;
 
@@ -128,7 +129,7 @@ export interface TransactionRecord<Inside extends number | null = number> {
 export type TraceRecord = TransactionRecord<number | null>;
 
 /** At most this many slices and as many waits are listed per transaction (the first ones). */
-export const TIMELINE_LIMIT = 200;
+export const TIMELINE_LIMIT = LIMITS.timeline;
 
 /** The version of the ingest wire format (docs/protocol.md) this code speaks. */
 export const WIRE_VERSION = 1;

@@ -7,7 +7,8 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { MAX_SKETCH_BINS } from './sketch.js';
-import { MAX_CALL_TARGETS, MAX_LOSS_SITES, MAX_TRACES, SEGMENT_TEXT_LIMITS, TIMELINE_LIMIT, WIRE_VERSION } from './types.js';
+import { LIMITS } from './limits.js';
+import { MAX_CALL_TARGETS, MAX_TRACES, WIRE_VERSION } from './types.js';
 
 export { MAX_CALL_TARGETS, MAX_TRACES };
 
@@ -15,8 +16,8 @@ export { MAX_CALL_TARGETS, MAX_TRACES };
 export const MAX_MS = 7 * 24 * 3600 * 1000;
 /** Earliest timestamp accepted (2020-01-01): catches seconds-for-milliseconds and zeroed clocks. */
 export const MIN_EPOCH_MS = 1_577_836_800_000;
-export const MAX_INTERVALS = 5000;
-export const MAX_SEGMENTS = 1000;
+export const MAX_INTERVALS = LIMITS.intervals;
+export const MAX_SEGMENTS = LIMITS.segments;
 
 const Ms = Type.Number({ minimum: 0, maximum: MAX_MS });
 const EPOCH_LIMITS = { minimum: MIN_EPOCH_MS, maximum: 8_640_000_000_000_000 };
@@ -56,7 +57,7 @@ export const IntervalSchema = Type.Object(
     start: Epoch,
     /** interval length in ms */
     ms: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
-    endpoint: Name(512),
+    endpoint: Name(LIMITS.endpoint),
     count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
     errors: Count,
     /** of which aborted: the connection closed before the response was finished (absent: none) */
@@ -73,7 +74,7 @@ export const IntervalSchema = Type.Object(
 );
 
 /** [start, end] pairs in ms from the transaction start, at most TIMELINE_LIMIT. */
-const Timeline = Type.Array(Type.Tuple([Ms, Ms]), { maxItems: TIMELINE_LIMIT });
+const Timeline = Type.Array(Type.Tuple([Ms, Ms]), { maxItems: LIMITS.timeline });
 
 const Kind = Type.Union([Type.Literal('http'), Type.Literal('db'), Type.Literal('cache'), Type.Literal('queue'), Type.Literal('other')]);
 // (the agent assigns TransactionRecords to WireTraces: a kind missing here fails its build)
@@ -88,7 +89,7 @@ export const CallsSchema = Type.Object(
     start: Epoch,
     ms: Type.Integer({ minimum: 1, maximum: 3_600_000 }),
     kind: Kind,
-    target: Name(256),
+    target: Name(LIMITS.target),
     count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
     errors: Count,
     duration: WireSketchSchema,
@@ -106,9 +107,9 @@ export const CallsSchema = Type.Object(
 export const ContextLossSchema = Type.Object(
   {
     start: Epoch,
-    module: Name(214),
-    site: Name(1024),
-    function: Type.String({ maxLength: 256 }),
+    module: Name(LIMITS.lossModule),
+    site: Name(LIMITS.lossSite),
+    function: Type.String({ maxLength: LIMITS.lossFunction }),
     count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }),
     lostMs: MsSum,
   },
@@ -123,16 +124,16 @@ export const SegmentSchema = Type.Object(
     id: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }),
     parentId: Type.Union([Type.Integer({ minimum: 0, maximum: 1_000_000_000 }), Type.Null()]),
     spanId: Type.Optional(SpanId),
-    name: Name(1024),
+    name: Name(LIMITS.segmentName),
     kind: Kind,
     start: Ms,
     end: Ms,
     onCriticalPath: Type.Boolean(),
-    error: Type.Optional(Type.String({ maxLength: 1024 })),
+    error: Type.Optional(Type.String({ maxLength: LIMITS.segmentError })),
     unfinished: Type.Optional(Type.Boolean()),
-    operation: Type.Optional(Name(SEGMENT_TEXT_LIMITS.operation)),
-    target: Type.Optional(Name(SEGMENT_TEXT_LIMITS.target)),
-    statement: Type.Optional(Name(SEGMENT_TEXT_LIMITS.statement)),
+    operation: Type.Optional(Name(LIMITS.operation)),
+    target: Type.Optional(Name(LIMITS.target)),
+    statement: Type.Optional(Name(LIMITS.statement)),
   },
   { additionalProperties: false },
 );
@@ -142,12 +143,12 @@ export const TraceSchema = Type.Object(
     traceId: Type.String({ pattern: '^[0-9a-f]{16,64}$' }),
     spanId: Type.Optional(SpanId),
     parentSpanId: Type.Optional(Type.Union([SpanId, Type.Null()])),
-    service: Name(256),
-    endpoint: Name(512),
+    service: Name(LIMITS.service),
+    endpoint: Name(LIMITS.endpoint),
     start: PreciseEpoch,
     status: Type.Integer({ minimum: 0, maximum: 999 }),
     error: Type.Boolean(),
-    errorMessage: Type.Optional(Type.String({ maxLength: 2048 })),
+    errorMessage: Type.Optional(Type.String({ maxLength: LIMITS.errorMessage })),
     /** the connection closed before the response was finished (absent: it was finished) */
     aborted: Type.Optional(Type.Boolean()),
     response: Ms,
@@ -173,7 +174,7 @@ export const TraceSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const MAX_LONG_TASKS = 100;
+export const MAX_LONG_TASKS = LIMITS.longTasks;
 
 export const LongTaskSchema = Type.Object(
   {
@@ -181,20 +182,20 @@ export const LongTaskSchema = Type.Object(
     at: PreciseEpoch,
     ms: Ms,
     /** the transaction it ran for; absent when it ran for none (startup, a timer of no request) */
-    endpoint: Type.Optional(Name(512)),
+    endpoint: Type.Optional(Name(LIMITS.endpoint)),
     traceId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16,64}$' })),
     /** the function that ran: the innermost one the sampling profiler saw on the stack in at least half of its samples, or the callback the loop called */
-    function: Name(512),
+    function: Name(LIMITS.taskFunction),
     /** file:line:column, when known: in the source the file's source map points to, when it has one */
-    location: Type.Optional(Type.String({ maxLength: 2048 })),
+    location: Type.Optional(Type.String({ maxLength: LIMITS.location })),
     /** file:line:column in the compiled file, when a source map moved `location` */
-    compiledLocation: Type.Optional(Type.String({ maxLength: 2048 })),
+    compiledLocation: Type.Optional(Type.String({ maxLength: LIMITS.location })),
     /** the stack of that function, innermost first, when the profiler saw it */
-    stack: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 32 })),
+    stack: Type.Optional(Type.Array(Type.String({ maxLength: LIMITS.stackFrame }), { maxItems: LIMITS.stackFrames })),
     /** the transactions it kept waiting, per endpoint */
     blocked: Type.Array(
-      Type.Object({ endpoint: Name(512), count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), ms: MsSum }, { additionalProperties: false }),
-      { maxItems: 100 },
+      Type.Object({ endpoint: Name(LIMITS.endpoint), count: Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), ms: MsSum }, { additionalProperties: false }),
+      { maxItems: LIMITS.blockedEndpoints },
     ),
   },
   { additionalProperties: false },
@@ -244,10 +245,10 @@ export const BatchSchema = Type.Object(
     v: Type.Literal(WIRE_VERSION),
     /** unique per batch: a batch sent twice (a retry after a lost acknowledgement) is stored once */
     batchId: Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$' }),
-    service: Name(256),
+    service: Name(LIMITS.service),
     /** one process of the service, e.g. host:pid */
-    instance: Name(256),
-    agent: Type.Object({ name: Name(64), version: Name(64) }, { additionalProperties: false }),
+    instance: Name(LIMITS.instance),
+    agent: Type.Object({ name: Name(LIMITS.senderName), version: Name(LIMITS.senderVersion) }, { additionalProperties: false }),
     sentAt: Epoch,
     intervals: Type.Array(IntervalSchema, { maxItems: MAX_INTERVALS }),
     traces: Type.Array(TraceSchema, { maxItems: MAX_TRACES }),
@@ -256,9 +257,18 @@ export const BatchSchema = Type.Object(
     /** its outbound calls over the interval, per target (agents from before the field leave it out) */
     calls: Type.Optional(Type.Array(CallsSchema, { maxItems: MAX_CALL_TARGETS })),
     /** where requests lost their context over the interval, per call site (agents from before the field leave it out) */
-    contextLoss: Type.Optional(Type.Array(ContextLossSchema, { maxItems: MAX_LOSS_SITES })),
+    contextLoss: Type.Optional(Type.Array(ContextLossSchema, { maxItems: LIMITS.lossSites })),
     /** what the agent could not ship, counted since it started */
-    dropped: Type.Object({ batches: Count, transactions: Count, traces: Count }, { additionalProperties: false }),
+    dropped: Type.Object(
+      {
+        batches: Count,
+        transactions: Count,
+        traces: Count,
+        /** values the sender cut to the wire format's limits (limits.ts; senders from before the field leave it out) */
+        cut: Type.Optional(Count),
+      },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );

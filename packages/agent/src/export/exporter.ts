@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { MAX_TRACES, WIRE_VERSION, roundMs, type TraceRecord, type WireBatch, type WireContextLoss, type WireLoop } from '@loopscope/protocol';
+import { MAX_TRACES, WIRE_VERSION, fitBatch, roundMs, type TraceRecord, type WireBatch, type WireContextLoss, type WireLoop } from '@loopscope/protocol';
 import type { AgentConfig } from '../config.js';
 import type { LoopHealth } from '../loop/health.js';
 import type { LongTasks } from '../loop/long-tasks.js';
@@ -215,6 +215,8 @@ export class Exporter {
       ...(losses.length > 0 ? { contextLoss: losses } : {}),
       dropped: { ...this.transport.dropped },
     };
+    // fitted to the wire format's limits: what the collector refuses is never sent
+    this.transport.dropped.cut += fitBatch(batch);
     this.transport.enqueue(batch, interval.count);
   }
 }

@@ -18,6 +18,8 @@ export interface Dropped {
   batches: number;
   transactions: number;
   traces: number;
+  /** values cut to the wire format's limits before sending (protocol's fitBatch) */
+  cut: number;
 }
 
 interface Queued {
@@ -50,7 +52,7 @@ const REJECTED = [
 ] as const;
 
 export class Transport {
-  readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0 };
+  readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0, cut: 0 };
   /** What went wrong last (for diagnostics), undefined after a success. */
   lastError: string | undefined;
   private readonly targets: Target[];

@@ -78,7 +78,8 @@ export const DB_FILE = 'loopscope.db';
  *    NULL for tasks stored before).
  * 8: the loop tables keep what the agents said they cost (`agentReports`, `agentMs`,
  *    `agentProcessMs`, `agentTransactions`, `agentRss`; 0 in rows stored before).
- * 9: where requests lost their context, per minute and call site (`context_loss`).
+ * 9: where requests lost their context, per minute and call site (`context_loss`); instances count
+ *    the values their sender cut to the wire format's limits (`cutValues`, 0 in rows stored before).
  */
 export const SCHEMA_VERSION = 9;
 
@@ -142,7 +143,7 @@ function schema(): string {
     CREATE TABLE IF NOT EXISTS instances (
       service TEXT NOT NULL, instance TEXT NOT NULL, firstSeen INTEGER NOT NULL, lastSeen INTEGER NOT NULL,
       droppedBatches INTEGER NOT NULL, droppedTransactions INTEGER NOT NULL, droppedTraces INTEGER NOT NULL,
-      agent TEXT NOT NULL DEFAULT 'loopscope', refusedParts INTEGER NOT NULL DEFAULT 0,
+      agent TEXT NOT NULL DEFAULT 'loopscope', refusedParts INTEGER NOT NULL DEFAULT 0, cutValues INTEGER NOT NULL DEFAULT 0,
       PRIMARY KEY (service, instance)
     );
     CREATE TABLE IF NOT EXISTS calls (
@@ -279,6 +280,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       for (const c of LOOP_AGENT) if (!columns.includes(c)) db.exec(`ALTER TABLE ${loopTable(res)} ADD COLUMN ${agentColumn(c)}`);
     }
   }
+  if (version >= 1 && version < 9) {
+    const columns = db.prepare("SELECT name FROM pragma_table_info('instances')").pluck().all() as string[];
+    if (!columns.includes('cutValues')) db.exec('ALTER TABLE instances ADD COLUMN cutValues INTEGER NOT NULL DEFAULT 0');
+  }
   if (version >= 1 && version < 5) {
     for (const res of RESOLUTIONS) {
       // (a table schema() has yet to create gets the column there)
@@ -291,10 +296,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
   const upsertInstance = db.prepare(
-    `INSERT INTO instances (service, instance, firstSeen, lastSeen, droppedBatches, droppedTransactions, droppedTraces, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO instances (service, instance, firstSeen, lastSeen, droppedBatches, droppedTransactions, droppedTraces, agent, cutValues) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (service, instance) DO UPDATE SET firstSeen = MIN(firstSeen, excluded.firstSeen), lastSeen = MAX(lastSeen, excluded.lastSeen), agent = excluded.agent,
        droppedBatches = MAX(droppedBatches, excluded.droppedBatches), droppedTransactions = MAX(droppedTransactions, excluded.droppedTransactions),
-       droppedTraces = MAX(droppedTraces, excluded.droppedTraces)`,
+       droppedTraces = MAX(droppedTraces, excluded.droppedTraces), cutValues = MAX(cutValues, excluded.cutValues)`,
   );
   const insertTrace = db.prepare(
     `INSERT OR IGNORE INTO traces (${TRACES_V3_COLUMNS}, instance, spanId, parentSpanId)
@@ -329,7 +334,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   const pruneInstances = db.prepare('DELETE FROM instances WHERE lastSeen < ?');
   const selectServices = db.prepare(
     `SELECT service, MIN(firstSeen) AS firstSeen, MAX(lastSeen) AS lastSeen, COUNT(*) AS instances,
-       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, SUM(refusedParts) AS parts, GROUP_CONCAT(DISTINCT agent) AS agents
+       SUM(droppedBatches) AS batches, SUM(droppedTransactions) AS transactions, SUM(droppedTraces) AS traces, SUM(refusedParts) AS parts, SUM(cutValues) AS cut, GROUP_CONCAT(DISTINCT agent) AS agents
      FROM instances WHERE firstSeen < ? AND lastSeen >= ? GROUP BY service ORDER BY service`,
   );
   const selectTraceParts = db.prepare('SELECT record, instance FROM traces WHERE traceId = ? ORDER BY start');
@@ -477,7 +482,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     const { first, last } = batchSpan(batch);
     // the agent's drop counters only grow (per process): the largest one seen is the latest
     const { dropped } = batch;
-    upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces, batch.agent.name);
+    upsertInstance.run(batch.service, batch.instance, first, last, dropped.batches, dropped.transactions, dropped.traces, batch.agent.name, dropped.cut ?? 0);
     if (refused > 0) addRefusedParts.run(refused, batch.service, batch.instance);
   }
 
@@ -586,12 +591,12 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
           costs.set(row.service, cost);
         }
       }
-      return (selectServices.all(to, from) as Row[]).map(({ service, firstSeen, lastSeen, instances, batches, transactions, traces, parts, agents }) => ({
+      return (selectServices.all(to, from) as Row[]).map(({ service, firstSeen, lastSeen, instances, batches, transactions, traces, parts, cut, agents }) => ({
         service,
         firstSeen,
         lastSeen,
         instances,
-        dropped: { batches, transactions, traces, parts },
+        dropped: { batches, transactions, traces, parts, cut },
         agents: agents.split(',').sort(),
         agent: agentCostOf(costs.get(service) ?? emptyAgentSums()),
       }));

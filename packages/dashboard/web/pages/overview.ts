@@ -54,6 +54,8 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
       };
       const rows = numbers.map(({ s, p95, throughput, response, requests, perSecond, errors }) => {
         const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
+        const cut = s.dropped?.cut ?? 0;
+        const lost = [dropped > 0 ? `${fmt.count(dropped)} dropped` : undefined, cut > 0 ? `${fmt.count(cut)} values cut` : undefined].filter((x) => x !== undefined);
         return h(
           'tr',
           { 'data-service': s.service },
@@ -64,7 +66,11 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
           h('td', { class: errors > 0 ? 'num bad' : 'num', 'data-col': 'errors' }, fmt.percent(requests === 0 ? 0 : errors / requests)),
           h('td', { class: 'num' }, h('span', { class: 'with-spark' }, trend(response, COLORS.response, 'p95 response', fmt.ms), h('span', { 'data-col': 'p95' }, fmt.ms(p95)))),
           h('td', { class: 'num' }, fmt.ago(s.lastSeen)),
-          h('td', { class: dropped > 0 ? 'num bad' : 'num', title: 'transactions and traces its agents could not ship' }, dropped > 0 ? `${fmt.count(dropped)} dropped` : '–'),
+          h(
+            'td',
+            { class: lost.length > 0 ? 'num bad' : 'num', 'data-col': 'lost', title: "transactions and traces its agents could not ship; values they cut to the wire format's limits (a text ended with …)" },
+            lost.length > 0 ? lost.join(', ') : '–',
+          ),
         );
       });
       const head = ['Service', 'Seen by', 'Instances', 'Throughput', 'Error rate', 'p95 response', 'Last seen', 'Lost data'];

@@ -417,6 +417,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
           droppedBatches: dropped.batches,
           droppedTransactions: dropped.transactions,
           droppedTraces: dropped.traces,
+          cutValues: dropped.cut ?? 0,
           refusedParts: refused,
           agent: batch.agent.name,
         });
@@ -434,9 +435,9 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   // ---- queries ----
 
   async function services({ from, to }: Range): Promise<ServiceSummary[]> {
-    const rows = await ch.query<{ service: string; f: number; l: number; b: number; tx: number; tr: number; p: number; agent: string }>(
+    const rows = await ch.query<{ service: string; f: number; l: number; b: number; tx: number; tr: number; p: number; c: number; agent: string }>(
       `SELECT service, instance, minMerge(first) AS f, maxMerge(last) AS l, maxMerge(droppedBatches) AS b, maxMerge(droppedTransactions) AS tx,
-         maxMerge(droppedTraces) AS tr, sumMerge(refusedParts) AS p, anyLastMerge(agent) AS agent
+         maxMerge(droppedTraces) AS tr, sumMerge(refusedParts) AS p, maxMerge(cutValues) AS c, anyLastMerge(agent) AS agent
        FROM instances GROUP BY service, instance HAVING f < ${literal(Math.ceil(to))} AND l >= ${literal(Math.floor(kept('hours', from)))}`,
     );
     // what the agents said they cost, per service, over the range's loop rows
@@ -456,7 +457,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       let s = byService.get(r.service);
       if (!s) {
         const agent = agentCostOf(costs.get(r.service) ?? emptyAgentSums());
-        byService.set(r.service, (s = { service: r.service, firstSeen: r.f, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0 }, agents: [], agentSet: new Set(), agent }));
+        byService.set(r.service, (s = { service: r.service, firstSeen: r.f, lastSeen: 0, instances: 0, dropped: { batches: 0, transactions: 0, traces: 0, parts: 0, cut: 0 }, agents: [], agentSet: new Set(), agent }));
       }
       s.firstSeen = Math.min(s.firstSeen, r.f);
       s.lastSeen = Math.max(s.lastSeen, r.l);
@@ -465,6 +466,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       s.dropped.transactions += r.tx;
       s.dropped.traces += r.tr;
       s.dropped.parts += r.p;
+      s.dropped.cut += r.c;
       s.agentSet.add(r.agent);
     }
     return [...byService.values()]

@@ -66,6 +66,9 @@ const bucket = (seconds: number): string => `toDateTime(intDiv(toUInt32(t), ${se
 
 const PARTITION = 'PARTITION BY toYYYYMMDD(t)';
 
+/** Per process, the largest value seen of each (its sender's counters only grow). */
+const INSTANCE_MAXES = ['last', 'droppedBatches', 'droppedTransactions', 'droppedTraces', 'cutValues'];
+
 /**
  * Every table, by the name the queries use, with the expression that picks its shard when the
  * data is spread over a cluster's shards (docs/clickhouse.md).
@@ -131,17 +134,16 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   );
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('call_targets')} (target String, service String, seen UInt64, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY target`);
   // instances: every batch's row goes through a Null table into one row per process and month
-  const instanceMaxes = ['last', 'droppedBatches', 'droppedTransactions', 'droppedTraces'];
   statements.push(
-    `CREATE TABLE IF NOT EXISTS ${T('instances_in')} (service String, instance String, t DateTime, first UInt64, ${instanceMaxes.map((c) => `${c} UInt64`).join(', ')}, refusedParts UInt64, agent String) ENGINE = Null`,
+    `CREATE TABLE IF NOT EXISTS ${T('instances_in')} (service String, instance String, t DateTime, first UInt64, ${INSTANCE_MAXES.map((c) => `${c} UInt64`).join(', ')}, refusedParts UInt64, agent String) ENGINE = Null`,
   );
   statements.push(
-    `CREATE TABLE IF NOT EXISTS ${T('instances')} (service String, instance String, t DateTime, first AggregateFunction(min, UInt64), ${instanceMaxes.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')},
+    `CREATE TABLE IF NOT EXISTS ${T('instances')} (service String, instance String, t DateTime, first AggregateFunction(min, UInt64), ${INSTANCE_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')},
       refusedParts AggregateFunction(sum, UInt64), agent AggregateFunction(anyLast, String)) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(t) ORDER BY (service, instance)`,
   );
   statements.push(
     `CREATE MATERIALIZED VIEW IF NOT EXISTS instances_mv TO ${T('instances')} AS SELECT service, instance, toDateTime(toStartOfMonth(t)) AS t, minState(first) AS first,
-      ${instanceMaxes.map((c) => `maxState(${c}) AS ${c}`).join(', ')}, sumState(refusedParts) AS refusedParts, anyLastState(agent) AS agent FROM ${T('instances_in')} GROUP BY service, instance, t`,
+      ${INSTANCE_MAXES.map((c) => `maxState(${c}) AS ${c}`).join(', ')}, sumState(refusedParts) AS refusedParts, anyLastState(agent) AS agent FROM ${T('instances_in')} GROUP BY service, instance, t`,
   );
   // every round of alert evaluation, by whichever collector ran it (alerts/engine.ts)
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('alert_rounds')} (t DateTime, at UInt64, holder String, state String) ENGINE = MergeTree ${PARTITION} ORDER BY at`);
@@ -167,6 +169,8 @@ const loopViews = ROLLUPS.map(({ name }) => `loop_${name}_mv`);
 const sumType = (c: string): string => (c.endsWith('_count') ? 'UInt64' : 'Float64');
 export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string; views?: string[] }> = [
   { table: 'long_tasks', column: 'compiledLocation', type: 'Nullable(String)' },
+  { table: 'instances_in', column: 'cutValues', type: 'UInt64', views: ['instances_mv'] },
+  { table: 'instances', column: 'cutValues', type: 'AggregateFunction(max, UInt64)', views: ['instances_mv'] },
   ...AGENT_SUMS.map((column) => ({ table: 'loop_second', column, type: sumType(column), views: loopViews })),
   ...AGENT_MAXES.map((column) => ({ table: 'loop_second', column, type: 'UInt64', views: loopViews })),
   ...ROLLUPS.flatMap(({ name }) => [
