@@ -11,6 +11,8 @@ export interface TrafficStats {
   sent: number;
   ok: number;
   errors: number;
+  /** the errors by reason: `HTTP 502`, `timeout`, `ECONNREFUSED`... */
+  reasons: Record<string, number>;
   skipped: number;
   inFlight: number;
 }
@@ -50,7 +52,7 @@ function pickPath(): string {
 export function driveTraffic(opts: TrafficOptions): { stop(): Promise<void> } {
   const { url, durationMs = Infinity, rps = 20, onProgress } = opts;
   const agent = new http.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
-  const stats: TrafficStats = { elapsedMs: 0, sent: 0, ok: 0, errors: 0, skipped: 0, inFlight: 0 };
+  const stats: TrafficStats = { elapsedMs: 0, sent: 0, ok: 0, errors: 0, reasons: {}, skipped: 0, inFlight: 0 };
   const started = performance.now();
   let scheduled = 0;
   let drained: (() => void) | undefined;
@@ -59,15 +61,26 @@ export function driveTraffic(opts: TrafficOptions): { stop(): Promise<void> } {
     stats.sent++;
     stats.inFlight++;
     let ok = false;
+    let reason = 'no answer';
     const req = http.get(new URL(path, url), { agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+      reason = `HTTP ${res.statusCode}`;
       res.on('end', () => (ok = res.statusCode === 200)).resume();
+      res.on('error', () => (reason = 'cut short'));
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => {}); // counted on 'close'
+    req.on('timeout', () => {
+      reason = 'timeout';
+      req.destroy();
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (reason !== 'timeout') reason = error.code ?? error.message;
+    }); // counted on 'close'
     req.on('close', () => {
       stats.inFlight--;
       if (ok) stats.ok++;
-      else stats.errors++;
+      else {
+        stats.errors++;
+        stats.reasons[reason] = (stats.reasons[reason] ?? 0) + 1;
+      }
       if (stats.inFlight === 0) drained?.();
     });
   }
@@ -79,7 +92,7 @@ export function driveTraffic(opts: TrafficOptions): { stop(): Promise<void> } {
       else stats.skipped++;
     }
   }, TICK_MS);
-  const progress = setInterval(() => onProgress?.({ ...stats }), 1000);
+  const progress = setInterval(() => onProgress?.({ ...stats, reasons: { ...stats.reasons } }), 1000);
   const timeout = Number.isFinite(durationMs) ? setTimeout(stop, durationMs) : undefined;
 
   let stopping: Promise<void> | undefined;
@@ -91,18 +104,24 @@ export function driveTraffic(opts: TrafficOptions): { stop(): Promise<void> } {
       if (stats.inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
       agent.destroy();
       stats.elapsedMs = performance.now() - started;
-      onProgress?.({ ...stats });
+      onProgress?.({ ...stats, reasons: { ...stats.reasons } });
     })();
     return stopping;
   }
   return { stop };
 }
 
+/** `HTTP 502 ×2, timeout ×1`: the errors by reason, the commonest first. */
+export function errorReasons(reasons: Record<string, number>): string {
+  return Object.entries(reasons)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, n]) => `${reason} ×${n}`)
+    .join(', ');
+}
+
 function formatStats(s: TrafficStats): string {
-  return (
-    `${(s.elapsedMs / 1000).toFixed(0).padStart(5)} s  sent ${s.sent}  ok ${s.ok}  ` +
-    `errors ${s.errors}  skipped ${s.skipped}  in flight ${s.inFlight}   `
-  );
+  const errors = s.errors === 0 ? '0' : `${s.errors} (${errorReasons(s.reasons)})`;
+  return `${(s.elapsedMs / 1000).toFixed(0).padStart(5)} s  sent ${s.sent}  ok ${s.ok}  errors ${errors}  skipped ${s.skipped}  in flight ${s.inFlight}   `;
 }
 
 if (isMain(import.meta.url)) {

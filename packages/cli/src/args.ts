@@ -10,6 +10,24 @@ export function isUsageError(err: unknown): err is Error {
   return err instanceof UsageError || (err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS'));
 }
 
+/**
+ * The command line with a negative number after a flag joined to it (`--rps -5` → `--rps=-5`), for
+ * parseArgs: it takes `-5` for a flag and answers three lines on ambiguity; joined, the flag's own
+ * check says what is wrong with the value.
+ */
+export function joinNegatives(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && !arg.includes('=') && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 export function parsePort(raw: string, flag = '--port'): number {
   const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   if (!(port >= 0 && port <= 65535)) throw new UsageError(`${flag} must be a port number from 0 to 65535 (0 picks a free one), not ${JSON.stringify(raw)}`);

@@ -10,13 +10,14 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_HOST, DEFAULT_PORT } from '@loopscope/collector';
-import { driveTraffic, type TrafficStats } from '@loopscope/example-puppies/traffic';
-import { COLLECTOR_FLAGS, parseDuration, parsePort, UsageError } from './args.js';
+import { driveTraffic, errorReasons, type TrafficStats } from '@loopscope/example-puppies/traffic';
+import { COLLECTOR_FLAGS, joinNegatives, parseDuration, parsePort, untilSignal, UsageError } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
-export const DEMO_USAGE = `loopscope demo [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--app-port 4500] [--rps 20] [--duration 30s] [--service puppies]
+export const DEMO_USAGE = `loopscope demo [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR] [--app-port 4500] [--rps 20] [--duration D] [--service puppies]
   Starts the collector, the puppies example app and its upstream (service "<service>-upstream"),
-  both under the agent, and traffic at the puppies, until Ctrl-C (or for --duration).`;
+  both under the agent, and traffic at the puppies until Ctrl-C. With --duration (30s, 5m) the
+  traffic and the apps stop after that long, and the collector and its dashboard stay until Ctrl-C.`;
 
 interface Endpoint {
   endpoint: string;
@@ -45,16 +46,33 @@ async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegEx
   return { child, match };
 }
 
-function progressLine(stats: TrafficStats, endpoints: Endpoint[] | undefined): string {
-  const traffic = `${(stats.elapsedMs / 1000).toFixed(0).padStart(4)} s  sent ${stats.sent}  ok ${stats.ok}  errors ${stats.errors}`;
-  if (endpoints === undefined || endpoints.length === 0) return `${traffic}  (waiting for the first batch)`;
-  const top = [...endpoints].sort((a, b) => b.count - a.count).slice(0, 3);
-  return `${traffic}  │ p95 ${top.map((e) => `${e.endpoint} ${e.response.p95.toFixed(0)} ms (cpu ${e.cpu.p95.toFixed(1)}, blocked ${e.blocking.p95.toFixed(1)})`).join('  ')}`;
+/** The errors, with their reasons when there are any. */
+const errorsOf = (stats: TrafficStats): string => (stats.errors === 0 ? 'errors 0' : `errors ${stats.errors} (${errorReasons(stats.reasons)})`);
+
+/** The live line: the traffic, then the p95 of the busiest endpoints; cut to `width` characters. */
+export function progressLine(stats: TrafficStats, endpoints: Endpoint[] | undefined, width = Infinity): string {
+  const traffic = `${(stats.elapsedMs / 1000).toFixed(0).padStart(4)} s  sent ${stats.sent}  ok ${stats.ok}  ${errorsOf(stats)}`;
+  const line =
+    endpoints === undefined || endpoints.length === 0
+      ? `${traffic}  (waiting for the first batch)`
+      : `${traffic}  │ p95 ${[...endpoints]
+          .sort((a, b) => b.count - a.count)
+          .slice(0, 3)
+          .map((e) => `${e.endpoint} ${e.response.p95.toFixed(0)} ms (cpu ${e.cpu.p95.toFixed(1)}, blocked ${e.blocking.p95.toFixed(1)})`)
+          .join('  ')}`;
+  return line.length <= width ? line : `${line.slice(0, Math.max(0, width - 1))}…`;
+}
+
+/** What the demo did, said when its traffic stops. */
+function summary(stats: TrafficStats, collectorUrl: string, dataDir: string): string {
+  const skipped = stats.skipped > 0 ? `, ${stats.skipped} not sent (50 were waiting already)` : '';
+  return `loopscope demo: ${stats.sent} requests in ${(stats.elapsedMs / 1000).toFixed(0)} s, ${stats.ok} answered 200, ${errorsOf(stats)}${skipped}
+  the data is kept in ${dataDir}/: look at it again with  loopscope up --data ${dataDir}  (dashboard ${collectorUrl}/)`;
 }
 
 export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({
-    args: argv,
+    args: joinNegatives(argv),
     options: {
       ...COLLECTOR_FLAGS,
       'app-port': { type: 'string', default: '4500' },
@@ -71,23 +89,31 @@ export async function runDemo(argv: string[]): Promise<void> {
   const durationMs = values.duration === undefined ? Infinity : parseDuration(values.duration, '--duration');
 
   const collector = await startCollectorExplained({ port, host: values.host, dataDir: values.data });
+  // the processes in the order they stop: the app first (its last requests still reach the
+  // upstream), then the upstream
   const children: ChildProcess[] = [];
   let traffic: ReturnType<typeof driveTraffic> | undefined;
+  let last: TrafficStats | undefined;
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
+  const tty = process.stdout.isTTY === true;
+  /** Stops the traffic (its requests in flight answered), then the app, then the upstream; says what was done. */
+  const stopTraffic = (): Promise<void> =>
     (stopping ??= (async () => {
       await traffic?.stop();
-      // the app's agent ships its last interval on SIGTERM
-      await Promise.all(children.map(async (c) => {
+      for (const c of children) {
+        // the app's agent ships its last interval on SIGTERM
         if (c.exitCode === null && c.signalCode === null) {
           c.kill('SIGTERM');
           await once(c, 'exit');
         }
-      }));
-      await collector.close();
+      }
+      if (tty) process.stdout.write('\n');
+      if (last !== undefined) console.log(summary(last, collector.url, values.data));
     })());
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  let interrupted = false;
+  const signalled = untilSignal().then(() => {
+    interrupted = true;
+  });
 
   try {
     const upstreamService = `${values.service}-upstream`;
@@ -96,13 +122,13 @@ export async function runDemo(argv: string[]): Promise<void> {
       { PORT: '0', LOOPSCOPE_COLLECTOR: collector.url, LOOPSCOPE_SERVICE: upstreamService },
       /upstream: (http:\S+)/,
     );
-    children.push(upstream.child);
+    children.unshift(upstream.child);
     const app = await startProcess(
       ['--import', import.meta.resolve('loopscope/register'), fileURLToPath(import.meta.resolve('@loopscope/example-puppies/main'))],
       { PORT: String(appPort), UPSTREAM_URL: upstream.match[1], LOOPSCOPE_COLLECTOR: collector.url, LOOPSCOPE_SERVICE: values.service },
       /puppies:\s+(http:\S+)/,
     );
-    children.push(app.child);
+    children.unshift(app.child);
     const live = `${collector.url}/api/endpoints?service=${encodeURIComponent(values.service)}`;
     console.log(`loopscope demo
   collector   ${collector.url}   (data in ${values.data}/)
@@ -110,34 +136,40 @@ export async function runDemo(argv: string[]): Promise<void> {
   upstream    ${upstream.match[1]}   (what the puppies call, under the agent too: service "${upstreamService}")
   open        ${collector.url}/
   live API    ${live}
-Ctrl-C stops it.`);
+${Number.isFinite(durationMs) ? `The traffic stops after ${values.duration}; the dashboard stays until Ctrl-C.` : 'Ctrl-C stops it.'}`);
 
     let endpoints: Endpoint[] | undefined;
-    const tty = process.stdout.isTTY === true;
     let lastPrinted = 0;
     traffic = driveTraffic({
       url: app.match[1]!,
       rps,
-      durationMs,
       onProgress: (stats) => {
+        last = stats;
         fetch(live)
           .then((r) => (r.ok ? (r.json() as Promise<Endpoint[]>) : undefined))
           .then((e) => (endpoints = e ?? endpoints))
           .catch(() => {});
-        if (tty) process.stdout.write(`\r\x1b[2K${progressLine(stats, endpoints)}`);
+        if (stopping !== undefined) return;
+        if (tty) process.stdout.write(`\r\x1b[2K${progressLine(stats, endpoints, process.stdout.columns)}`);
         else if (stats.elapsedMs - lastPrinted >= 5000) {
           lastPrinted = stats.elapsedMs;
           console.log(progressLine(stats, endpoints));
         }
       },
     });
-    if (Number.isFinite(durationMs)) {
-      await new Promise((r) => setTimeout(r, durationMs).unref());
-      await stop();
-      if (tty) process.stdout.write('\n');
+    const timer = new Promise<void>((resolve) => {
+      if (Number.isFinite(durationMs)) setTimeout(resolve, durationMs).unref();
+    });
+    await Promise.race([timer, signalled]);
+    await stopTraffic();
+    if (!interrupted) {
+      console.log(`the collector and its dashboard stay at ${collector.url}/ until Ctrl-C`);
+      await signalled;
     }
   } catch (error) {
-    await stop();
+    await stopTraffic();
     throw error;
+  } finally {
+    await collector.close();
   }
 }

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { Recorder } from './blackbox/recorder.js';
 import { startProxy } from './blackbox/proxy-server.js';
-import { parseCollector, parseListen, parseService, parseHttpUrl, untilSignal } from './args.js';
+import { joinNegatives, parseCollector, parseHttpUrl, parseListen, parseService, untilSignal } from './args.js';
 
 export const PROXY_USAGE = `loopscope proxy --listen [HOST:]PORT --target URL [--service NAME] [--collector URL]
   A reverse proxy in front of any HTTP server (an app that cannot load the agent): forwards every
@@ -19,7 +19,7 @@ export const PROXY_USAGE = `loopscope proxy --listen [HOST:]PORT --target URL [-
 
 export async function runProxy(argv: string[]): Promise<void> {
   const { values } = parseArgs({
-    args: argv,
+    args: joinNegatives(argv),
     options: { listen: { type: 'string' }, target: { type: 'string' }, service: { type: 'string' }, collector: { type: 'string' } },
     strict: true,
     allowPositionals: false,

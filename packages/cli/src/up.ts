@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { DB_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, loadRules, parseClickHouseUrl, type Retention } from '@loopscope/collector';
-import { COLLECTOR_FLAGS, UsageError, parseDuration, parsePort, untilSignal } from './args.js';
+import { COLLECTOR_FLAGS, joinNegatives, parseDuration, parsePort, untilSignal, UsageError } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
@@ -66,7 +66,7 @@ function parseHeaders(raw: string[]): Record<string, string> {
 
 export async function runUp(argv: string[]): Promise<void> {
   const { values } = parseArgs({
-    args: argv,
+    args: joinNegatives(argv),
     options: {
       ...COLLECTOR_FLAGS,
       token: { type: 'string' },
@@ -115,7 +115,7 @@ export async function runUp(argv: string[]): Promise<void> {
   }
   const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
   const note = collector.storage.note === undefined ? '' : ` (${collector.storage.note})`;
-  const where = storageUrl === undefined ? `data in ${path.join(data, DB_FILE)}` : `data in ClickHouse ${describeStorage(storageUrl)}${note}`;
+  const where = storageUrl === undefined ? `storage SQLite, data in ${path.join(data, DB_FILE)}` : `storage ClickHouse, data in ${describeStorage(storageUrl)}${note}`;
   const otlp = collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : '';
   console.log(`loopscope collector listening on ${collector.url} (dashboard ${collector.url}/, ${where}${otlp})`);
   await untilSignal();

@@ -219,6 +219,16 @@ test('loopscope demo: collector, puppies app, its upstream and traffic; the API 
   });
   assert.equal(whole.parts[0]!.service, 'puppies');
   assert.ok(whole.path.some((s) => s.service === 'puppies-upstream'), 'the path goes on into the upstream');
+  // after --duration: the traffic and the apps stop (the app before its upstream: no 502 of its
+  // last requests), the demo says what it did, and the dashboard stays until Ctrl-C
+  await until('the summary', async () => (/stay at http:\S+ until Ctrl-C/.test(out) ? true : undefined), 30_000);
+  const said = /loopscope demo: (\d+) requests in \d+ s, (\d+) answered 200, errors (\d+)(?: \(([^)]*)\))?/.exec(out);
+  assert.ok(said, out);
+  assert.ok(Number(said[1]) > 50, said[0]);
+  assert.doesNotMatch(said[4] ?? '', /HTTP 502/, 'no request failed because the upstream stopped first');
+  assert.match(out, new RegExp(`the data is kept in ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/: look at it again with  loopscope up --data `));
+  assert.equal((await get(`${base}/api/health`)).status, 200, 'the collector is still up');
+  demo.kill('SIGINT');
   const [code] = (await once(demo, 'exit')) as [number];
   assert.equal(code, 0, err);
   // what the demo stored is still there for the next collector on that directory

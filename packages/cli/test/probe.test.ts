@@ -77,8 +77,8 @@ test('checks succeed and fail with their reason, as the service "probe"', async 
   ]);
   assert.match(ok[0]!, / GET \/ok 200 [\d.]+ ms ok$/);
   assert.match(fail[0]!, / GET \/fail 503 [\d.]+ ms error: wrong status 503, expected 200$/);
-  assert.match(down[0]!, / GET \/health - [\d.]+ ms error: connection refused: nothing listens on 127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/);
-  assert.match(slow[0]!, / GET \/slow - [\d.]+ ms error: timeout: no status line within 300 ms$/);
+  assert.match(down[0]!, / GET \/health \(no answer\) - [\d.]+ ms error: connection refused: nothing listens on 127\.0\.0\.1:\d+ \(ECONNREFUSED\)$/);
+  assert.match(slow[0]!, / GET \/slow \(no answer\) - [\d.]+ ms error: timeout: no status line within 300 ms$/);
 
   const rows = await until('the four endpoints at the collector', async () => {
     const list = await api<EndpointSummary[]>(collector, '/api/endpoints?service=probe');
@@ -87,7 +87,8 @@ test('checks succeed and fail with their reason, as the service "probe"', async 
   const row = (endpoint: string): EndpointSummary => rows.find((r) => r.endpoint === endpoint)!;
   assert.equal(row('GET /ok').errors, 0);
   assert.ok(row('GET /ok').count >= 2);
-  for (const failing of ['GET /fail', 'GET /health', 'GET /slow']) assert.equal(row(failing).errors, row(failing).count, failing);
+  // (checks that got no answer are errors under a name of their own, not fast answers among the others)
+  for (const failing of ['GET /fail', 'GET /health (no answer)', 'GET /slow (no answer)']) assert.equal(row(failing).errors, row(failing).count, failing);
   assert.deepEqual([row('GET /ok').cpu, row('GET /ok').external, row('GET /ok').blocking], [null, null, null], 'unknown from outside');
 
   const traceOf = async (endpoint: string): Promise<TraceRecord> => {
@@ -107,10 +108,10 @@ test('checks succeed and fail with their reason, as the service "probe"', async 
   assert.equal(wrong.status, 503);
   assert.equal(wrong.error, true);
   assert.equal(wrong.errorMessage, 'wrong status 503, expected 200');
-  const refusedTrace = await traceOf('GET /health');
+  const refusedTrace = await traceOf('GET /health (no answer)');
   assert.equal(refusedTrace.status, 0);
   assert.match(refusedTrace.errorMessage!, /^connection refused/);
-  const timedOut = await traceOf('GET /slow');
+  const timedOut = await traceOf('GET /slow (no answer)');
   assert.equal(timedOut.status, 0);
   assert.equal(timedOut.errorMessage, 'timeout: no status line within 300 ms');
   assert.ok(timedOut.response >= 300, 'a timed-out check lasted its timeout');
@@ -127,6 +128,22 @@ test('a collector that is not there: the probe says so once, checks on, and at i
   assert.equal(said.length, 2, cmd.stderr());
   assert.match(said[0]!, /^loopscope: cannot reach the collector at http:\/\/127\.0\.0\.1:9: connect ECONNREFUSED 127\.0\.0\.1:9; batches wait and are sent when it answers \(the oldest dropped and counted past 120\)$/);
   assert.match(said[1]!, /^loopscope: \d+ batch(es)? \(\d+ transactions\) could not be shipped; last: cannot reach the collector at http:\/\/127\.0\.0\.1:9/);
+});
+
+test('--once: one check, shipped, and the exit code says how it went (0 passed, 1 failed, with the reason)', async () => {
+  const passed = await runCommand(['probe', `${base}/ok`, '--once', '--collector', collector]);
+  assert.equal(passed.code, 0, passed.stderr);
+  assert.match(passed.stdout, /^loopscope probe checking http:\/\/127\.0\.0\.1:\d+\/ok once, service "probe"\n\S+ GET \/ok 200 [\d.]+ ms ok\n$/);
+  const failed = await runCommand(['probe', `${base}/fail`, '--once', '--service', 'probe-once', '--collector', collector]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stdout, / GET \/fail 503 [\d.]+ ms error: wrong status 503, expected 200\n$/);
+  assert.equal(failed.stderr, 'loopscope probe: the check failed: wrong status 503, expected 200\n');
+  // shipped before the exit
+  const [row] = await api<EndpointSummary[]>(collector, '/api/endpoints?service=probe-once');
+  assert.deepEqual([row?.endpoint, row?.count, row?.errors], ['GET /fail', 1, 1]);
+  const both = await runCommand(['probe', `${base}/ok`, '--once', '--every', '1s']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--once and --every exclude each other/);
 });
 
 test('a bad flag: exit 2, the problem and the usage (every bad flag: test/unit/args.test.ts)', async () => {

@@ -31,7 +31,7 @@ interface Up {
 /** Starts `loopscope up` and waits for its one line on stdout. */
 async function up(args: string[]): Promise<Up> {
   const { child, line, stderr } = await startCommand(['up', ...args]);
-  const m = /^loopscope collector listening on (http:\/\/127\.0\.0\.1:(\d+)) \(dashboard \1\/, data in (.+)\)\n$/.exec(line);
+  const m = /^loopscope collector listening on (http:\/\/127\.0\.0\.1:(\d+)) \(dashboard \1\/, storage SQLite, data in (.+)\)\n$/.exec(line);
   assert.ok(m, `the ready line: ${JSON.stringify(line)}`);
   assert.notEqual(m[2], '0', 'the real port, not 0');
   return { child, url: m[1]!, stderr };

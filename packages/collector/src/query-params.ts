@@ -91,9 +91,11 @@ export function parseTraces(q: QueryString, now: number): TracesQuery {
   const endpoint = endpointParam(q);
   const sort = single(q, 'sort') ?? 'slowest';
   if (sort !== 'slowest' && sort !== 'recent') throw new HttpError(400, `sort must be slowest or recent, got "${sort}"`);
+  const by = single(q, 'by') ?? 'duration';
+  if (by !== 'duration' && by !== 'response') throw new HttpError(400, `by must be duration or response (what "slowest" is measured by), got "${by.slice(0, 80)}"`);
   const limit = integer(q, 'limit', `a whole number from 1 to ${MAX_TRACE_LIMIT}`) ?? 20;
   if (limit < 1 || limit > MAX_TRACE_LIMIT) throw new HttpError(400, `limit must be from 1 to ${MAX_TRACE_LIMIT}, got ${limit}`);
-  return { service, endpoint, sort, limit, ...parseRange(q, now) };
+  return { service, endpoint, sort, by, limit, ...parseRange(q, now) };
 }
 
 /** `GET /api/servicemap/calls`: the node, the calling service (optional), how many traces to list. */

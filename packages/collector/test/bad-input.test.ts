@@ -261,6 +261,7 @@ test('query parameters: missing service, bad numbers, inverted range, too many p
     ['/api/timeseries?service=s&metric=cpu&step=500', /^step must be at least 1000 ms/],
     ['/api/timeseries?service=s&metric=cpu&step=1000&from=0&to=86400000', /gives 86401 points, more than 1500; ask for a step of at least 58000 ms/],
     ['/api/traces?service=s&sort=fastest', /^sort must be slowest or recent/],
+    ['/api/traces?service=s&by=cpu', /^by must be duration or response/],
     ['/api/traces?service=s&limit=5000', /^limit must be from 1 to 1000/],
     ['/api/traces/NOT-A-TRACE/holders', /^traceId must be 16 to 64 lowercase hex digits, got "NOT-A-TRACE"/],
     ['/api/traces/00000000000000000000000000000001/holders?limit=0', /^limit must be from 1 to 20, got 0/],

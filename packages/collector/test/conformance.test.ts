@@ -213,7 +213,7 @@ function queries(): string[] {
   paths.push(`/api/loop?service=shop&group=culprit&${RANGE}`, `/api/loop?service=shop&group=culprit&limit=2&from=${T0 + 5000}&to=${T0 + 25_000}`);
   paths.push(`/api/loop?service=shop&group=culprit&function=renderGETa&location=${encodeURIComponent('app.ts:9:5')}&sort=worst&${RANGE}`, `/api/loop?service=shop&function=renderPOSTb&location=&${RANGE}`);
   for (const service of ['shop', 'orders', 'fan']) for (const sort of ['slowest', 'recent']) paths.push(`/api/traces?service=${service}&sort=${sort}&limit=20&${RANGE}`);
-  paths.push(`/api/traces?service=shop&endpoint=${encodeURIComponent('POST /b')}&sort=slowest&limit=500&${RANGE}`);
+  paths.push(`/api/traces?service=shop&endpoint=${encodeURIComponent('POST /b')}&sort=slowest&limit=500&${RANGE}`, `/api/traces?service=shop&sort=slowest&by=response&limit=50&${RANGE}`);
   for (const endpoint of ['GET /a', 'GET /orders/:id']) paths.push(`/api/views?endpoint=${encodeURIComponent(endpoint)}&${RANGE}`);
   // an endpoint's critical path, from its random traces or from all (orders has none drawn at random)
   for (const [service, endpoint] of [...ENDPOINTS.map((e) => ['shop', e]), ['orders', 'GET /orders/:id']]) {

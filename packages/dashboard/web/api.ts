@@ -92,7 +92,7 @@ export const views = (endpoint: string, w: Window): Promise<View[]> => get('/api
 export const timeseries = (p: { service: string; endpoint?: string | undefined; metric: SeriesMetric; q?: number; step?: number } & Window): Promise<Series> =>
   get('/api/timeseries', p);
 
-export const traces = (p: { service: string; endpoint?: string | undefined; sort: 'slowest' | 'recent'; limit: number } & Window): Promise<TraceSummary[]> =>
+export const traces = (p: { service: string; endpoint?: string | undefined; sort: 'slowest' | 'recent'; by?: 'response' | 'duration'; limit: number } & Window): Promise<TraceSummary[]> =>
   get('/api/traces', p);
 
 /** Where an endpoint's time goes over its traces in the window: its critical path summed per step. */

@@ -50,6 +50,9 @@ export function percent(ratio: number | null | undefined): string {
 
 export const count = (n: number): string => n.toLocaleString('en-US');
 
+/** `1 request`, `2 requests`: a count with its noun, singular or plural. */
+export const counted = (n: number, one: string, many = `${one}s`): string => `${count(n)} ${n === 1 ? one : many}`;
+
 /** A size in bytes, in MB (10⁶) or kB. */
 export function bytes(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)} MB`;
@@ -69,9 +72,24 @@ export function ago(timestamp: number, now = Date.now()): string {
   return `${Math.round(s / 86_400)} d ago`;
 }
 
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
 /** A timestamp in the viewer's time zone, to the millisecond. */
 export function clock(timestamp: number): string {
   const d = new Date(timestamp);
-  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
+
+/**
+ * A tick of the time axis, in 24-hour time like every time of the dashboard: with seconds when the
+ * ticks are less than a minute apart, the day when they are a day apart or more.
+ */
+export function timeTick(seconds: number, increment: number): string {
+  const d = new Date(seconds * 1000);
+  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  if (increment >= 86_400) return `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  return increment < 60 ? `${hm}:${pad(d.getSeconds())}` : hm;
+}
+
+/** The moment under the cursor (s since the epoch), to the second, in 24-hour time. */
+export const momentLabel = (seconds: number): string => clock(seconds * 1000).slice(0, 19);

@@ -27,6 +27,8 @@ export interface Route {
   to?: number | undefined;
   /** endpoint table sort: a column key, `-` in front for ascending */
   sort?: string | undefined;
+  /** what the slowest traces are the slowest by: response (what the user waited, the default) or duration */
+  slowBy?: 'duration' | undefined;
   /** a moment picked on a chart, [from, to) in ms since the epoch: its traces are listed */
   moment?: { from: number; to: number } | undefined;
   /** the event-loop page: the long tasks of one function at one location (null: without one) */
@@ -65,6 +67,7 @@ export function parseRoute(url: URL): Route {
     percentile: isKey(PERCENTILES, percentile) ? percentile : DEFAULTS.percentile,
     to: q.has('to') && Number.isFinite(to) && to > 0 ? to : undefined,
     sort: q.get('sort') ?? undefined,
+    slowBy: q.get('slow') === 'duration' ? 'duration' : undefined,
     moment: moment && Number(moment[2]) > Number(moment[1]) ? { from: Number(moment[1]), to: Number(moment[2]) } : undefined,
     culprit: fn !== null ? { function: fn, location: q.get('loc') || null } : undefined,
   };
@@ -81,6 +84,7 @@ export function href(route: Route): string {
   if (route.percentile !== DEFAULTS.percentile) q.set('p', route.percentile);
   if (route.to !== undefined) q.set('to', String(route.to));
   if (route.sort !== undefined) q.set('sort', route.sort);
+  if (route.slowBy !== undefined) q.set('slow', route.slowBy);
   if (route.moment !== undefined) q.set('at', `${route.moment.from}-${route.moment.to}`);
   if (route.culprit !== undefined) {
     q.set('fn', route.culprit.function);

@@ -2,13 +2,17 @@
  * One synthetic check: a GET of a URL on a new connection (as a first-time visitor makes it), timed
  * from the start to the connection, the status line (first byte) and the last byte of the body. A
  * check fails — an error with its reason — when it times out, the connection is refused or fails,
- * or the status is not the one expected.
+ * or the status is not the one expected; one that got no status line at all is recorded under the
+ * endpoint's name followed by `(no answer)`.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { endpointName } from '@loopscope/protocol';
 import type { Exchange } from './recorder.js';
+
+/** What the name of a check that got no answer ends with. */
+export const NO_ANSWER = '(no answer)';
 
 export interface CheckOptions {
   url: URL;
@@ -52,7 +56,10 @@ export function check({ url, timeoutMs, expectStatus }: CheckOptions): Promise<E
       if (firstByte !== undefined) {
         phases.push({ name: 'until the status line', start: connected ?? 0, end: firstByte }, { name: 'the body', start: firstByte, end });
       } else phases.push({ name: connected === undefined ? `connect to ${url.host}` : 'waiting for the status line', start: connected ?? 0, end });
-      resolve({ endpoint: endpointName('GET', url.pathname + url.search), start, response: end, firstByte, status, failure, requestBytes: 0, responseBytes: bytes, phases });
+      // a check that got no answer (refused, failed, timed out before the status line) is an error, not
+      // a fast answer: under a name of its own, it stays out of the answered checks' percentiles
+      const endpoint = endpointName('GET', url.pathname + url.search);
+      resolve({ endpoint: firstByte === undefined ? `${endpoint} ${NO_ANSWER}` : endpoint, start, response: end, firstByte, status, failure, requestBytes: 0, responseBytes: bytes, phases });
     };
     const req = (url.protocol === 'https:' ? https : http).get(url, { agent: false, headers: { 'user-agent': 'loopscope-probe' } }, (res) => {
       firstByte = since();

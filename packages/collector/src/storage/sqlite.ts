@@ -522,11 +522,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     return stmt;
   }
 
-  const traceStatement = (byEndpoint: boolean, sort: TracesQuery['sort']): Database.Statement =>
+  const traceStatement = (byEndpoint: boolean, sort: TracesQuery['sort'], by: 'duration' | 'response'): Database.Statement =>
     statement(
       `SELECT traceId, endpoint, start, status, json_extract(record, '$.aborted') IS 1 AS aborted, response, duration, cpu, external, blocking FROM traces
          WHERE service = ? ${byEndpoint ? 'AND endpoint = ?' : ''} AND start >= ? AND start < ?
-         ORDER BY ${sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ?`,
+         ORDER BY ${sort === 'slowest' ? `${by} DESC, start DESC` : 'start DESC'} LIMIT ?`,
     );
 
   /** The long tasks that match `where` grouped by culprit, with their timelines over the query's range (culprits.ts). */
@@ -669,7 +669,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async traces(query: TracesQuery) {
-      const stmt = traceStatement(query.endpoint !== undefined, query.sort);
+      const stmt = traceStatement(query.endpoint !== undefined, query.sort, query.by ?? 'duration');
       const args = query.endpoint === undefined ? [query.service, query.from, query.to, query.limit] : [query.service, query.endpoint, query.from, query.to, query.limit];
       return (stmt.all(...args) as Array<Omit<TraceSummary, 'aborted'> & { aborted: 0 | 1 }>).map((t) => ({ ...t, aborted: t.aborted === 1 }));
     },

@@ -61,6 +61,8 @@ export interface TracesQuery extends Range {
   service: string;
   endpoint?: string | undefined;
   sort: 'slowest' | 'recent';
+  /** what `slowest` is measured by (default duration) */
+  by?: 'duration' | 'response';
   limit: number;
 }
 

@@ -44,6 +44,7 @@ test('unknown or malformed values fall back to the defaults, missing subjects to
     percentile: 'p95',
     to: undefined,
     sort: undefined,
+    slowBy: undefined,
     moment: undefined,
     culprit: undefined,
   });
@@ -138,4 +139,15 @@ test("a trace across services is one tree: each part under the segment that call
   const alone = { start: T, segments: parts[0]!.segments, parts: [parts[0]], path: [] } as unknown as Trace;
   assert.deepEqual(wholeTrace(alone).segments.map((s) => [s.id, s.start, s.onCriticalPath]), [[1, 10, true], [2, 85, false]]);
   assert.equal(wholeTrace(alone).parts.size, 0);
+});
+
+test('times on the charts are 24-hour: seconds when the ticks are seconds apart, the day when they are days apart', () => {
+  const t = new Date(2026, 11, 7, 15, 4, 9).getTime() / 1000;
+  assert.equal(fmt.timeTick(t, 10), '15:04:09');
+  assert.equal(fmt.timeTick(t, 60), '15:04');
+  assert.equal(fmt.timeTick(t, 3600), '15:04');
+  assert.equal(fmt.timeTick(t, 86_400), '12-07');
+  assert.equal(fmt.momentLabel(t), '2026-12-07 15:04:09');
+  assert.equal(fmt.counted(1, 'request'), '1 request');
+  assert.equal(fmt.counted(1200, 'request'), '1,200 requests');
 });

@@ -7,10 +7,13 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from '../dom.js';
+import * as fmt from '../format.js';
 
 export interface Line {
   label: string;
   color: string;
+  /** dashed (on, off in px): a line that runs on top of another (duration over response) lets it show through */
+  dash?: number[];
 }
 
 /** A horizontal line at `value` (an alert rule's threshold), named by `label`. */
@@ -100,18 +103,20 @@ export function timeChart(title: string, unit: string, lines: Line[], format: (v
       ],
     },
     axes: [
-      { stroke: '#555', grid: { stroke: '#eee' }, space: 70 },
+      { stroke: '#555', grid: { stroke: '#eee' }, space: 70, values: (_u, splits, _axis, _space, increment) => splits.map((v) => fmt.timeTick(v, increment)) },
       { stroke: '#555', grid: { stroke: '#eee' }, label: unit, size: 60, ...(unit === '%' ? { values: percentTicks } : {}) },
     ],
     series: [
-      { label: 'time' },
+      { label: 'time', value: (_u: uPlot, v: number | null) => (v === null ? '–' : fmt.momentLabel(v)) },
       ...lines.map((l) => ({
         label: l.label,
         stroke: l.color,
         width: 2,
+        ...(l.dash ? { dash: l.dash } : {}),
         spanGaps: false,
-        // a lone point between gaps draws no line: with few points, draw the points themselves
-        points: { show: sparse, size: 6, fill: l.color },
+        // a lone point between gaps draws no line: with few points, draw the points themselves (a
+        // dashed line's smaller, so that the one under it shows)
+        points: { show: sparse, size: l.dash ? 4 : 6, fill: l.color },
         value: (_u: uPlot, v: number | null) => (v === null ? '–' : format(v)),
       })),
     ],

@@ -17,7 +17,7 @@ const place = (site: string): string => {
 
 function notice(s: ContextLossSite): HTMLElement {
   const where = s.function === '' ? place(s.site) : `${s.function} at ${place(s.site)}`;
-  const what = `${fmt.count(s.count)} ${s.count === 1 ? 'request' : 'requests'} lost their context`;
+  const what = `${fmt.counted(s.count, 'request')} lost their context`;
   const missing = `${fmt.ms(s.lostMs)} of their work ran outside them and is missing from their numbers.`;
   const body =
     s.module === 'other'
@@ -41,7 +41,7 @@ export function lossNotices(sites: ContextLossSite[]): HTMLElement[] {
   const rest = sites.slice(SHOWN);
   if (rest.length > 0) {
     const count = rest.reduce((n, s) => n + s.count, 0);
-    shown.push(h('div', { class: 'banner warn' }, `…and ${fmt.count(count)} more requests at ${rest.length} more call sites (GET /api/context-loss lists them).`));
+    shown.push(h('div', { class: 'banner warn' }, `…and ${fmt.counted(count, 'more request')} at ${fmt.counted(rest.length, 'more call site')} (GET /api/context-loss lists them).`));
   }
   return shown;
 }

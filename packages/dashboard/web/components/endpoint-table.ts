@@ -50,7 +50,8 @@ export function endpointTable(
   const column = COLUMNS.find((c) => c.key === opts.sort.key)!;
   // one unit for the whole throughput column, so that its numbers compare at a glance
   const unit = fmt.rateUnit(Math.max(0, ...rows.map((r) => r.count / opts.seconds)));
-  const format = (c: Column, v: number): string => (c.key === 'throughput' ? fmt.rate(v, unit) : c.format(v));
+  // (but for a rate that would read 0.00 in it: req/min or req/h, as that rate needs)
+  const format = (c: Column, v: number): string => (c.key !== 'throughput' ? c.format(v) : v > 0 && /^0(?:\.0+)? /.test(fmt.rate(v, unit)) ? fmt.rate(v) : fmt.rate(v, unit));
   const cell = (c: Column, r: EndpointRow): HTMLElement => {
     const v = c.value(r, opts.seconds);
     if (v === null) return h('td', { class: 'num muted', 'data-col': c.key, title: fmt.UNKNOWN_WHY }, '—');

@@ -24,8 +24,8 @@ export function pathTable(path: CriticalPath): HTMLElement {
   if (path.requests === 0) return h('p', { class: 'muted', 'data-path': 'none' }, 'No stored traces of this endpoint in this window.');
   const basis =
     path.basis === 'random'
-      ? `Over ${fmt.count(path.requests)} traces drawn at random (mean duration ${fmt.ms(path.duration)}).`
-      : `Over all ${fmt.count(path.requests)} stored traces (mean duration ${fmt.ms(path.duration)}): too few were drawn at random, so the slowest and the failed requests weigh more. Raise LOOPSCOPE_SAMPLE_RATE for a fair sample.`;
+      ? `Over ${fmt.counted(path.requests, 'trace')} drawn at random (mean duration ${fmt.ms(path.duration)}).`
+      : `Over all ${fmt.counted(path.requests, 'stored trace')} (mean duration ${fmt.ms(path.duration)}): too few were drawn at random, so the slowest and the failed requests weigh more. Raise LOOPSCOPE_SAMPLE_RATE for a fair sample.`;
   const steps = path.steps.map((s) =>
     h(
       'tr',

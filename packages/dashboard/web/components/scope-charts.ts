@@ -23,7 +23,8 @@ export interface ScopeCharts {
 export function scopeCharts(service: string, endpoint: string | undefined, onPick: (from: number, to: number) => void): ScopeCharts {
   let step = 1000;
   const pick = (t: number): void => onPick(t, t + step);
-  const latency = timeChart('Latency', 'ms', LATENCY.map((m) => ({ label: m, color: COLORS[m] })), fmt.ms, pick);
+  // (duration is mostly response itself: dashed, the response line under it shows)
+  const latency = timeChart('Latency', 'ms', LATENCY.map((m) => ({ label: m, color: COLORS[m], ...(m === 'duration' ? { dash: [7, 5] } : {}) })), fmt.ms, pick);
   const throughput = timeChart('Throughput', 'req/s', [{ label: 'throughput', color: COLORS.throughput }], (v) => fmt.rate(v), pick);
   const errors = timeChart('Error rate', '%', [{ label: 'error rate', color: COLORS.errors }], (v) => fmt.percent(v / 100), pick);
   const element = h('div', { class: 'charts' }, latency.element, h('div', { class: 'chart-row' }, throughput.element, errors.element));

@@ -6,6 +6,17 @@ import * as fmt from '../format.js';
 /** What an aborted request's label says when hovered. */
 export const ABORTED_WHY = 'Aborted: the connection closed before the response was finished; no answer reached the client';
 
+/**
+ * The choice of what the slowest traces are the slowest by, for a list's heading: response (what
+ * the user waited) or duration (the whole work, the end of the request's last work); `choose`
+ * gets the other one's address.
+ */
+export function slowByChoice(by: 'response' | 'duration', addressOf: (by: 'response' | 'duration') => string): HTMLElement {
+  const option = (b: 'response' | 'duration'): HTMLElement =>
+    b === by ? h('strong', { 'data-slow-by': b, 'aria-current': 'true' }, b) : h('a', { href: addressOf(b), 'data-slow-by': b }, b);
+  return h('span', { class: 'muted slow-by' }, ' — by ', option('response'), ' · ', option('duration'));
+}
+
 export function traceList(title: string, traces: TraceSummary[], link: (traceId: string) => string, showEndpoint: boolean, action?: HTMLElement): HTMLElement {
   const rows = traces.map((t) =>
     h(

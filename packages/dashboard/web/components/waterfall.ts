@@ -265,13 +265,20 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
     const row = (e.target as Element).closest<HTMLElement>('[data-segment]');
     return row ? byId.get(Number(row.dataset['segment'])) : undefined;
   };
+  let selected: Segment | undefined;
   rowsBox.addEventListener('mousemove', (e) => {
     const s = segmentOf(e);
-    if (!s) return void (tooltip.hidden = true);
+    // (the selected segment's facts are in the details panel already)
+    if (!s || s === selected) return void (tooltip.hidden = true);
     replace(tooltip, factList(facts(s, byId, whole).slice(0, 9 + callFacts(s).length)));
     tooltip.hidden = false;
     tooltip.style.left = `${e.clientX + 14}px`;
     tooltip.style.top = `${e.clientY + 14}px`;
+    // never over the details panel: above the cursor when below it would cover the panel
+    const tip = tooltip.getBoundingClientRect();
+    const panel = details.getBoundingClientRect();
+    const covers = tip.left < panel.right && tip.right > panel.left && tip.top < panel.bottom && tip.bottom > panel.top;
+    if (covers && !details.classList.contains('muted')) tooltip.style.top = `${Math.max(0, e.clientY - 14 - tip.height)}px`;
   });
   rowsBox.addEventListener('mouseleave', () => (tooltip.hidden = true));
   const select = (e: Event): void => {
@@ -279,6 +286,8 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
     if (!s) return;
     for (const r of rowsBox.querySelectorAll('.selected')) r.classList.remove('selected');
     (e.target as Element).closest('[data-segment]')!.classList.add('selected');
+    selected = s;
+    tooltip.hidden = true;
     details.classList.remove('muted');
     replace(details, h('h4', {}, whole.parts.has(s.id) ? 'Service' : 'Segment'), factList(facts(s, byId, whole)));
   };
@@ -308,18 +317,19 @@ export function waterfall(trace: Trace, lane?: LoopLane): HTMLElement {
     { class: 'card waterfall' },
     h('h3', {}, 'Timeline'),
     trace.segments.length > 0
-      ? h('p', { class: 'muted critical-summary' }, `${fmt.count(critical.length)} of ${fmt.count(trace.segments.length)} segments on the critical path: ${fmt.ms(criticalMs)} of the ${fmt.ms(trace.duration)} duration.`)
+      ? h('p', { class: 'muted critical-summary' }, `${fmt.count(critical.length)} of ${fmt.counted(trace.segments.length, 'segment')} on the critical path: ${fmt.ms(criticalMs)} of the ${fmt.ms(trace.duration)} duration.`)
       : null,
     legend,
     h('div', { class: 'wf-axis' }, h('div', { class: 'wf-name' }), h('div', { class: 'wf-track' }, ...ticks)),
     rowsBox,
-    hidden > 0 ? h('p', { class: 'muted' }, `${fmt.count(hidden)} more segments are not drawn.`) : null,
+    hidden > 0 ? h('p', { class: 'muted' }, `${fmt.counted(hidden, 'more segment')} ${hidden === 1 ? 'is' : 'are'} not drawn.`) : null,
     trace.segments.length === 0 ? h('p', { class: 'muted' }, 'This transaction made no external calls: it has no segments.') : null,
     !loop && trace.cpu !== null
       ? h('p', { class: 'muted', 'data-no-lane': '' }, 'This trace lists no slices or waits (sent by an older agent): its cpu and blocking are known as totals only.')
       : null,
     loop?.held,
-    details,
+    // (nothing to click on a trace without segments)
+    whole.segments.length > 0 ? details : null,
     tooltip,
   );
 }

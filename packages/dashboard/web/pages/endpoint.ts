@@ -5,7 +5,7 @@ import { controls } from '../components/controls.js';
 import { momentTraces } from '../components/moment.js';
 import { pathTable } from '../components/path-table.js';
 import { scopeCharts } from '../components/scope-charts.js';
-import { traceList } from '../components/trace-list.js';
+import { slowByChoice, traceList } from '../components/trace-list.js';
 import { viewsTable } from '../components/views-table.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
@@ -45,11 +45,13 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
+      const slowBy = route.slowBy ?? 'response';
+      const byChoice = slowByChoice(slowBy, (b) => href({ ...route, slowBy: b === 'duration' ? 'duration' : undefined }));
       const reported = await api.serviceOf(service, w);
       const [rows, seen, slowest, recent, steps] = await Promise.all([
         api.endpoints(service, w),
         api.views(endpoint, w),
-        api.traces({ service, endpoint, sort: 'slowest', limit: TRACES, ...w }),
+        api.traces({ service, endpoint, sort: 'slowest', by: slowBy, limit: TRACES, ...w }),
         api.traces({ service, endpoint, sort: 'recent', limit: TRACES, ...w }),
         api.criticalPath(service, endpoint, w),
         charts.refresh(reportedWindow(w, reported), q, route.percentile),
@@ -70,7 +72,7 @@ export const endpointPage: PageFactory = ({ route, navigate }) => {
       replace(times, row ? breakdown([{ label: endpoint, parts: meanParts(row), response: row.response.mean }]) : h('p', { class: 'muted' }, 'No requests in this window.'));
       replace(path, pathTable(steps));
       replace(views, viewsTable(seen, service, (other) => href(routeTo(route, { page: 'endpoint', service: other, endpoint }))));
-      replace(traces, traceList('Slowest traces', slowest, traceLink, false), traceList('Most recent traces', recent, traceLink, false));
+      replace(traces, traceList('Slowest traces', slowest, traceLink, false, byChoice), traceList('Most recent traces', recent, traceLink, false));
     },
     destroy: () => charts.destroy(),
   };

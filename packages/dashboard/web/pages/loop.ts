@@ -31,7 +31,7 @@ const placeTitle = (t: { location: string | null; compiledLocation: string | nul
   t.location === null ? null : t.compiledLocation === null ? t.location : `${t.location}\ncompiled: ${t.compiledLocation}`;
 
 /** "2 requests, 31.5 ms in all", or a dash. */
-const waited = (count: number, ms: number): string => (count === 0 ? '–' : `${fmt.count(count)} request${count === 1 ? '' : 's'}, ${fmt.ms(ms)} in all`);
+const waited = (count: number, ms: number): string => (count === 0 ? '–' : `${fmt.counted(count, 'request')}, ${fmt.ms(ms)} in all`);
 
 /** The table of culprits: each row's function leads to its tasks. */
 function culpritTable(groups: api.LongTaskGroup[], link: (c: api.Culprit) => string, endpointLink: (endpoint: string) => string, picked: api.Culprit | undefined): HTMLElement {

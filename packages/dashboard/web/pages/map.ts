@@ -31,7 +31,7 @@ function rate(count: number, seconds: number): string {
   const perSecond = count / seconds;
   if (perSecond >= 10) return `${perSecond.toFixed(0)}/s`;
   if (perSecond >= 0.1) return `${perSecond.toFixed(1)}/s`;
-  return `${fmt.count(count)} call${count === 1 ? '' : 's'}`;
+  return fmt.counted(count, 'call');
 }
 
 const kindColor = (kind: string): string => (kind in COLORS ? COLORS[kind as keyof typeof COLORS] : COLORS.other);
@@ -70,10 +70,10 @@ export const mapPage: PageFactory = ({ route, navigate }) => {
         const link = svg(
           'a',
           { href: href(routeTo(route, { page: 'calls', service: from.name, node: e.to })), 'data-edge': `${e.from} -> ${e.to}` },
-          svg('title', {}, `${from.name} → ${e.to.replace(/^[a-z]+:/, '')}: ${fmt.count(e.count)} ${e.kind} calls, ${fmt.count(e.errors)} failed, p95 ${fmt.ms(e.p95)}`),
+          svg('title', {}, `${from.name} → ${e.to.replace(/^[a-z]+:/, '')}: ${fmt.counted(e.count, `${e.kind} call`)}, ${fmt.count(e.errors)} failed, p95 ${fmt.ms(e.p95)}`),
           svg('path', { d, fill: 'none', stroke: kindColor(e.kind), 'stroke-width': 2, 'marker-end': 'url(#arrow)' }),
           svg('text', { x: laid.x, y: laid.y - 4, 'text-anchor': 'middle', class: 'edge-label' }, `${e.kind} ${rate(e.count, seconds(from.name))}`),
-          svg('text', { x: laid.x, y: laid.y + 10, 'text-anchor': 'middle', class: e.errors > 0 ? 'edge-label bad' : 'edge-label' }, `p95 ${fmt.ms(e.p95)}${e.errors > 0 ? ` · ${fmt.count(e.errors)} errors` : ''}`),
+          svg('text', { x: laid.x, y: laid.y + 10, 'text-anchor': 'middle', class: e.errors > 0 ? 'edge-label bad' : 'edge-label' }, `p95 ${fmt.ms(e.p95)}${e.errors > 0 ? ` · ${fmt.counted(e.errors, 'error')}` : ''}`),
         );
         drawing.append(link);
       });

@@ -55,7 +55,7 @@ export const overviewPage: PageFactory = ({ route, navigate }) => {
       const rows = numbers.map(({ s, p95, throughput, response, requests, perSecond, errors }) => {
         const dropped = s.dropped ? s.dropped.transactions + s.dropped.traces : 0;
         const cut = s.dropped?.cut ?? 0;
-        const lost = [dropped > 0 ? `${fmt.count(dropped)} dropped` : undefined, cut > 0 ? `${fmt.count(cut)} values cut` : undefined].filter((x) => x !== undefined);
+        const lost = [dropped > 0 ? `${fmt.count(dropped)} dropped` : undefined, cut > 0 ? fmt.counted(cut, 'value cut', 'values cut') : undefined].filter((x) => x !== undefined);
         return h(
           'tr',
           { 'data-service': s.service },

@@ -10,7 +10,7 @@ import { controls } from '../components/controls.js';
 import { endpointTable, formatSort, parseSort } from '../components/endpoint-table.js';
 import { momentTraces } from '../components/moment.js';
 import { scopeCharts } from '../components/scope-charts.js';
-import { traceList } from '../components/trace-list.js';
+import { slowByChoice, traceList } from '../components/trace-list.js';
 import { empty } from '../components/states.js';
 import { h, replace } from '../dom.js';
 import * as fmt from '../format.js';
@@ -54,11 +54,13 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
     live: route.to === undefined,
     async refresh() {
       const w = windowOf(route);
+      const slowBy = route.slowBy ?? 'response';
+      const byChoice = slowByChoice(slowBy, (b) => href({ ...route, slowBy: b === 'duration' ? 'duration' : undefined }));
       const seen = await api.serviceOf(service, w);
       const [rows, response, traces] = await Promise.all([
         api.endpoints(service, w),
         api.overWindow(service, 'response', q, w),
-        api.traces({ service, sort: 'slowest', limit: SLOWEST, ...w }),
+        api.traces({ service, sort: 'slowest', by: slowBy, limit: SLOWEST, ...w }),
         // (over the time it reported: a young service fills them)
         charts.refresh(reportedWindow(w, seen), q, route.percentile),
         momentTraces(route, navigate, service).then((list) => replace(picked, list)),
@@ -66,7 +68,7 @@ export const servicePage: PageFactory = ({ route, navigate }) => {
         api.alerts().then((list) => replace(alerts, alertsPanel(list.filter((a) => a.service === service), (s) => href(routeTo(route, { page: 'service', service: s }))))),
       ]);
       replace(cost, agentCost(seen?.agent ?? null));
-      replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true));
+      replace(slowest, traceList('Slowest traces of the service', traces, (traceId) => href(routeTo(route, { page: 'trace', service, traceId })), true, byChoice));
       const seconds = reportedSeconds(w, seen);
       const requests = rows.reduce((n, r) => n + r.count, 0);
       const errors = rows.reduce((n, r) => n + r.errors, 0);

@@ -50,7 +50,7 @@ export const tracePage: PageFactory = ({ route }) => {
         trace.atPartLimit
           ? `This trace id has the most parts the collector keeps (${fmt.count(trace.parts.length)}): later transactions with it were counted, not kept. A client may be sending the same traceparent with every request.`
           : undefined,
-        trace.droppedSegments ? `${fmt.count(trace.droppedSegments)} segments were dropped (per-transaction segment limit).` : undefined,
+        trace.droppedSegments ? `${fmt.counted(trace.droppedSegments, 'segment')} ${trace.droppedSegments === 1 ? 'was' : 'were'} dropped (per-transaction segment limit).` : undefined,
       ].filter((w): w is string => w !== undefined);
       replace(
         element,

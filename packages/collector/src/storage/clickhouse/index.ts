@@ -588,7 +588,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const rows = await ch.query<Omit<TraceSummary, 'aborted'> & { aborted: number }>(
         `SELECT traceId, endpoint, start, status, aborted, response, duration, cpu, external, blocking FROM traces
          WHERE ${byService(query.service, query.endpoint)} AND ${timeRange(from, query.to)} AND start >= ${literal(from)} AND start < ${literal(query.to)}
-         ORDER BY ${query.sort === 'slowest' ? 'duration DESC, start DESC' : 'start DESC'} LIMIT ${literal(query.limit)}`,
+         ORDER BY ${query.sort === 'slowest' ? `${query.by === 'response' ? 'response' : 'duration'} DESC, start DESC` : 'start DESC'} LIMIT ${literal(query.limit)}`,
       );
       return rows.map((t) => ({ ...t, aborted: t.aborted === 1 }));
     },
