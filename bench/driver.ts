@@ -38,6 +38,12 @@ export const VARIANTS: Variant[] = [
     execArgv: ['--import', 'loopscope/register'],
     env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_LOOP: 'false' },
   },
+  // without the file system's and name resolution's time (io.ts): what watching them costs
+  {
+    name: 'loopscope-nofs',
+    execArgv: ['--import', 'loopscope/register'],
+    env: { LOOPSCOPE_SERVICE: 'bench', LOOPSCOPE_DISABLED_INSTRUMENTATIONS: 'fs,dns' },
+  },
   // loop health and long tasks, but no sampling profiler to name their functions
   {
     name: 'loopscope-noprofiler',
@@ -62,8 +68,12 @@ export function pickVariants(names: string): Variant[] {
   });
 }
 
-/** The servers in servers/*.ts: `hello` and `async` for the agent's cost per request (targets in docs/benchmarks.md), `puppies` for what event-loop health costs on the puppy service's async endpoint. */
-export const SCENARIOS = ['hello', 'async', 'puppies'] as const;
+/**
+ * The servers in servers/*.ts: `hello` and `async` for the agent's cost per request (targets in
+ * docs/benchmarks.md), `puppies` for what event-loop health costs on the puppy service's async
+ * endpoint, `files` for what watching the file system costs a storage-bound app.
+ */
+export const SCENARIOS = ['hello', 'async', 'puppies', 'files'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** What runs when no --scenarios is given. */
 export const DEFAULT_SCENARIOS = 'hello,async';

@@ -20,6 +20,8 @@
  *   loopscope-noloop  the same with LOOPSCOPE_LOOP=false (no event-loop health, long tasks or
  *              sampling profiler): `--variants loopscope-noloop,loopscope` shows what those cost
  *   loopscope-noprofiler  the same with LOOPSCOPE_PROFILER=false: what naming long tasks costs
+ *   loopscope-nofs  the same with LOOPSCOPE_DISABLED_INSTRUMENTATIONS=fs,dns: what the file system's
+ *              and name resolution's time costs (`--variants loopscope-nofs,loopscope --scenarios async,files`)
  *   otel       node --require otel-setup.cjs server.js: OpenTelemetry's SDK and http instrumentation,
  *              every request traced and exported over OTLP to the same collector
  *   otel+loopscope  both in one process: `--together --variants otel,otel+loopscope` is what adding
@@ -35,6 +37,8 @@
  *   puppies  the puppy service's /async endpoint: a fetch to an upstream answering after 200 ms,
  *          the response, then 10 ms of CPU (not run by default; `npm run bench:loop` runs it to
  *          show what event-loop health and long tasks cost: loopscope-noloop against loopscope)
+ *   files  20 small files read one after the other (fs.promises) and a stat per request (not run by
+ *          default): what watching the file system costs a storage-bound app
  * The handlers' CPU is a fixed amount of work, calibrated here (BENCH_SPIN_PER_MS), so that CPU
  * the agent takes meanwhile lengthens the request rather than being absorbed by a busy-wait.
  *

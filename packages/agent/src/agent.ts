@@ -5,7 +5,8 @@
  */
 import { ContextLoss } from './context-loss.js';
 import { setMaxMessage } from './describe-error.js';
-import { outside } from './context.js';
+import { outside, watchIoRequests } from './context.js';
+import { ioStarted, watchIoKinds } from './io.js';
 import { Exporter } from './export/exporter.js';
 import { readConfig, type AgentConfig, type AgentOptions } from './config.js';
 import { instrumentFastify } from './instrument/fastify.js';
@@ -20,7 +21,7 @@ import { instrumentTimers } from './instrument/timers.js';
 import { LoopHealth } from './loop/health.js';
 import { LongTasks } from './loop/long-tasks.js';
 import { Profiler } from './loop/profiler.js';
-import { hookErrors, startTiming, stopTiming, watchLongTasks } from './timing.js';
+import { callbackSerial, hookErrors, startTiming, stopTiming, watchLongTasks } from './timing.js';
 import { Tracker, type TransactionListener } from './tracker.js';
 
 export interface Agent {
@@ -80,6 +81,12 @@ export function start(options: AgentOptions = {}): Agent | undefined {
     }
   }
   const enabled = (name: string): boolean => !config.disabledInstrumentations.includes(name);
+  // the file system's and name resolution's time (io.ts), unless both are left out
+  watchIoKinds(config.disabledInstrumentations);
+  if (enabled('fs') || enabled('dns')) {
+    watchIoRequests((asyncId, type, scope) => ioStarted(asyncId, type, scope, callbackSerial()));
+    undo.push(() => watchIoRequests(null));
+  }
   undo.push(
     instrumentHttpServer(tracker, onError, losses),
     instrumentHttpClient(onError),

@@ -14,7 +14,7 @@
  */
 import { sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MAX_LOSS_SITES, roundMs, type WireContextLoss } from '@loopscope/protocol';
+import { LIMITS, MAX_LOSS_SITES, roundMs, type WireContextLoss } from '@loopscope/protocol';
 import { runningResource } from './context.js';
 import { now } from './clock.js';
 import { isAgentUrl } from './loop/profiler.js';
@@ -43,7 +43,7 @@ export function outermostAppFrame(stack: string): Frame | undefined {
     const url = file.startsWith('file:') ? file : file.startsWith(sep) ? pathToFileURL(file).href : file;
     if (isAgentUrl(url)) continue;
     const pkg = PACKAGE.exec(file)?.[1]?.replaceAll('\\', '/');
-    return { module: pkg ?? 'app', site: `${file}:${frame[3]}:${frame[4]}`.slice(-1024), function: (frame[1] ?? '').slice(0, 256) };
+    return { module: pkg ?? 'app', site: `${file}:${frame[3]}:${frame[4]}`.slice(-LIMITS.lossSite), function: (frame[1] ?? '').slice(0, LIMITS.lossFunction) };
   }
   return undefined;
 }

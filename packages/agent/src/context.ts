@@ -15,6 +15,7 @@
  * (docs/benchmarks.md has what this saved against AsyncLocalStorage on the bench.)
  */
 import { createHook, executionAsyncId, executionAsyncResource } from 'node:async_hooks';
+import { isWatchedIo } from './io.js';
 import type { Scope } from './transaction.js';
 
 /** The property under which a resource keeps the scope it was created in. */
@@ -84,6 +85,13 @@ export function takeRecentTick(asyncId: number): object | null {
   return tick;
 }
 
+/** Told of the request of a file-system or name-resolution operation made in a transaction (io.ts); null: none watched. */
+let onIoRequest: ((asyncId: number, type: string, scope: Scope) => void) | null = null;
+
+export function watchIoRequests(fn: ((asyncId: number, type: string, scope: Scope) => void) | null): void {
+  onIoRequest = fn;
+}
+
 const propagation = createHook({
   init(asyncId, type, _triggerAsyncId, resource) {
     const scope = currentScope();
@@ -94,7 +102,10 @@ const propagation = createHook({
       if (scope !== undefined) setTickScope(resource, scope);
     } else if (scope !== undefined) {
       if (type === 'PROMISE') setPromiseScope(resource, scope);
-      else (resource as Resource)[SCOPE] = scope;
+      else {
+        (resource as Resource)[SCOPE] = scope;
+        if (onIoRequest !== null && isWatchedIo(type)) onIoRequest(asyncId, type, scope);
+      }
     } else if (type !== 'PROMISE' && (resource as Resource)[SCOPE] !== undefined) {
       // an object given a new async id (a timer re-armed after it fired) forgets its old scope;
       // ticks and promises are new objects (and most of the resources of a request)

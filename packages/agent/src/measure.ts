@@ -48,7 +48,7 @@ export function measure(tx: Transaction, closedAt?: number): Measures {
     let mixed = false;
     for (const seg of tx.segments) {
       if (!seg.external) continue;
-      spans.push([seg.start, seg.end >= 0 ? seg.end : end]);
+      pushSpans(spans, seg, end);
       if (kind === undefined) kind = seg.kind;
       else if (seg.kind !== kind) mixed = true;
     }
@@ -67,13 +67,27 @@ export function measure(tx: Transaction, closedAt?: number): Measures {
   };
 }
 
+/**
+ * A segment's external intervals: its span, or for a burst of file-system or name-resolution
+ * operations (io.ts) each operation's own (the burst's span holds the code between them); one
+ * still in flight at `end` counts to `end`.
+ */
+function pushSpans(spans: Array<[number, number]>, seg: Segment, end: number): void {
+  const io = seg.io;
+  if (io === null || seg.end < 0) {
+    spans.push([seg.start, seg.end >= 0 ? seg.end : end]);
+    return;
+  }
+  for (let i = 0; i < io.parts.length; i += 2) spans.push([io.parts[i]!, io.parts[i + 1]!]);
+}
+
 function unionByKind(tx: Transaction, end: number): ExternalByKind {
   const byKind = new Map<SegmentKind, Array<[number, number]>>();
   for (const seg of tx.segments) {
     if (!seg.external) continue;
     let list = byKind.get(seg.kind);
     if (list === undefined) byKind.set(seg.kind, (list = []));
-    list.push([seg.start, seg.end >= 0 ? seg.end : end]);
+    pushSpans(list, seg, end);
   }
   const out: ExternalByKind = {};
   for (const [kind, spans] of byKind) out[kind] = round(unionLengthOutside(spans, tx.waits));
@@ -128,7 +142,7 @@ function segmentRecord(seg: Segment, txStart: number, end: number): SegmentRecor
     id: seg.id,
     parentId: seg.parentId,
     spanId: seg.spanId,
-    name: seg.name,
+    name: seg.io !== null && seg.io.ops > 1 ? `${seg.name} ×${seg.io.ops}` : seg.name,
     kind: seg.kind,
     start: round(seg.start - txStart),
     end: round(end - txStart),

@@ -12,6 +12,7 @@ import { createHook, executionAsyncId, executionAsyncResource } from 'node:async
 import { performance } from 'node:perf_hooks';
 import { callback, enableStorage, outside, promiseScopeOf, runningResource, scopeOf, takeRecentTick, tickScopeOf } from './context.js';
 import { now } from './clock.js';
+import { ioEnded } from './io.js';
 import { Kind, LoopObserver, type LongTaskSink } from './loop/observer.js';
 import type { Transaction, Scope } from './transaction.js';
 
@@ -188,6 +189,8 @@ const hook = createHook({
       const idle = (idleRead = nodeTiming.idleTime);
       idleReadId = asyncId;
       loop.macrotask(kind, resource, scope === undefined ? null : scope.tx, idle);
+      // a file-system or name-resolution operation of the transaction ended (io.ts)
+      if (scope !== undefined && scope.tx.ioOps !== null && scope.tx.ioOps.size > 0) ioEnded(scope.tx, asyncId, completedAt);
       if (kind === Kind.Io && loop.lastKind === Kind.Io) {
         lastIo = resource;
         lastIoId = asyncId;

@@ -4,7 +4,7 @@
  * what ran and waited; the numbers are added up from it in measure.ts.
  */
 import { performance } from 'node:perf_hooks';
-import { EXTERNAL_KINDS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
+import { EXTERNAL_KINDS, LIMITS, TIMELINE_LIMIT, type SegmentKind } from '@loopscope/protocol';
 import { describeError } from './describe-error.js';
 import { formatTraceParent, formatTraceState, newSpanId, parseTraceParent, traceIdOf, type RemoteParent } from './trace-context.js';
 import { now } from './clock.js';
@@ -38,6 +38,12 @@ export class Segment implements Scope {
   statement: string | undefined;
   /** its W3C span id, made when first asked for (a call that carried it out, or the record) */
   private ownSpanId: string | undefined;
+  /**
+   * A burst of file-system or name-resolution operations (io.ts): each operation's start and end,
+   * flat (its external time is theirs, not the whole span's), how many, how many in flight, when the
+   * latest one called back and the latest end. Null for every other segment.
+   */
+  io: { parts: number[]; ops: number; inFlight: number; calledBack: number; end: number } | null = null;
 
   constructor(tx: Transaction, id: number, parent: Segment | null, name: string, kind: SegmentKind) {
     this.tx = tx;
@@ -202,6 +208,10 @@ export class Transaction implements Scope {
   private nextSegmentId = 1;
   /** In-flight segments, pending wrapped callbacks and awaited timers. */
   pending = 0;
+  /** File-system and name-resolution operations in flight, by async id, with their segment and start (io.ts). */
+  ioOps: Map<number, { seg: Segment; start: number; serial: number }> | null = null;
+  /** The latest such burst, which an operation that follows it at once joins. */
+  lastIo: Segment | null = null;
   /** Timers and immediates created in the transaction, checked lazily for being done. */
   timers: TimerLike[] | null = null;
   /** The caller's trace, when the request came with a valid `traceparent` (null: it is a trace's root). */
@@ -254,7 +264,7 @@ export class Transaction implements Scope {
 
   /** The app named it (`current().setName`): the name stands, whatever a router makes of the request. */
   rename(name: string): void {
-    this.name = name.slice(0, 512);
+    this.name = name.slice(0, LIMITS.endpoint);
     this.routing = Routing.Named;
   }
 

@@ -53,7 +53,10 @@ function scenario(): void {
           const txs: Tx[] = Array.from({ length: Math.floor(rand() * 6) }, () => randomTx(rand));
           if (txs.length === 0) continue;
           const aborted = rand() < 0.2 ? 1 : 0;
-          intervals.push({ ...interval(endpoint, start, txs), ...(aborted ? { aborted } : {}) });
+          // the external time by kind, every kind among them (the file system's and name resolution's too)
+          const ext = txs.reduce((n, t) => n + t.external, 0);
+          const externalByKind = { http: roundMs(ext * 0.5), db: roundMs(ext * 0.25), fs: roundMs(ext * 0.15), dns: roundMs(ext * 0.1) };
+          intervals.push({ ...interval(endpoint, start, txs), externalByKind, ...(aborted ? { aborted } : {}) });
           const total = sent.get(endpoint) ?? { count: 0, errors: 0, aborted: 0 };
           sent.set(endpoint, { count: total.count + txs.length, errors: total.errors + txs.filter((t) => t.error).length, aborted: total.aborted + aborted });
           // the slowest of the second is traced; one in three calls the orders service
@@ -402,6 +405,15 @@ describe('ClickHouse: a batch cut short, and retention', () => {
       assert.notEqual(before, view);
       await older.exec(before);
     }
+    // (and the aggregates without the file system's and name resolution's external time)
+    const aggViews = await Promise.all(['agg_minute_mv', 'agg_hour_mv'].map(async (view) => (await older.query<{ statement: string }>(`SHOW CREATE TABLE ${view}`))[0]!.statement));
+    for (const view of ['agg_minute_mv', 'agg_hour_mv']) await older.exec(`DROP TABLE ${view}`);
+    for (const table of ['agg_second', 'agg_minute', 'agg_hour']) for (const column of ['ext_fs', 'ext_dns']) await older.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`);
+    for (const view of aggViews) {
+      const before = view.replace(/, sumState\(ext_(?:fs|dns)\) AS ext_(?:fs|dns)/g, '');
+      assert.notEqual(before, view);
+      await older.exec(before);
+    }
     // (and the instances without the count of values cut)
     const [instancesView] = await older.query<{ statement: string }>('SHOW CREATE TABLE instances_mv');
     await older.exec('DROP TABLE instances_mv');
@@ -411,7 +423,8 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     await older.exec(instancesBefore);
     const c = await startTestCollector({ storageUrl: url });
     collectors.push(c);
-    const b = batch('older', 'older-1', [], [], T0 + 1000);
+    const tx = randomTx(rand, 0);
+    const b = batch('older', 'older-1', [{ ...interval('GET /files', T0, [tx]), externalByKind: { fs: 2.5, dns: 0.5 } }], [], T0 + 1000);
     b.dropped.cut = 3;
     b.loop = loopSample(T0, {
       longTasks: [{ at: T0 + 10, ms: 80, function: 'price', location: 'file:///app/src/app.ts:9:5', compiledLocation: 'file:///app/dist/app.js:6:21', blocked: [] }],
@@ -425,6 +438,8 @@ describe('ClickHouse: a batch cut short, and retention', () => {
       const [older] = ((await get(`${c.url}/api/services?${range}`)).body as Array<{ service: string; agent: unknown; dropped: { cut: number } }>).filter((s) => s.service === 'older');
       assert.deepEqual(older?.agent, { usPerRequest: 50, cpuShare: 0.01, rss: 20e6 }, range);
       assert.equal(older?.dropped.cut, 3);
+      const [files] = (await get(`${c.url}/api/endpoints?service=older&${range}`)).body as Array<{ externalByKind: Record<string, number> }>;
+      assert.deepEqual(files?.externalByKind, { fs: 2.5, dns: 0.5 }, range);
     }
   });
 

@@ -7,33 +7,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { WireBatch, WireTrace } from '@loopscope/protocol';
 import type { Page } from 'playwright-core';
-import { withIngested } from './harness.js';
+import { wireTrace, withIngested } from './harness.js';
 
 const SERVICE = 'aborting';
 const T = Math.floor(Date.now() / 1000) * 1000 - 30_000;
 
-let serial = 0;
-function trace(endpoint: string, start: number, fields: Partial<WireTrace>): WireTrace {
-  return {
-    traceId: (++serial).toString(16).padStart(32, 'b'),
-    service: SERVICE,
-    endpoint,
-    start,
-    status: 200,
-    error: false,
-    response: 150,
-    duration: 151,
-    cpu: 2,
-    external: 148,
-    externalByKind: { http: 148 },
-    blocking: 1,
-    segments: [],
-    criticalPath: [],
-    truncated: false,
-    droppedSegments: 0,
-    ...fields,
-  };
-}
+const trace = (endpoint: string, start: number, fields: Partial<WireTrace>): WireTrace => wireTrace(SERVICE, endpoint, start, { response: 150, duration: 151, cpu: 2, external: 148, externalByKind: { http: 148 }, blocking: 1, ...fields });
 
 const answered = trace('GET /slow/:id', T, {});
 // the app answered 200 into a connection its client had closed

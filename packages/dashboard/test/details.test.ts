@@ -11,35 +11,14 @@ import { test } from 'node:test';
 import { IntervalAggregate, type WireBatch, type WireTrace } from '@loopscope/protocol';
 import { COLORS } from '../web/colors.js';
 import type { Page } from 'playwright-core';
-import { withIngested, parseRate, ready } from './harness.js';
+import { parseRate, ready, wireTrace, withIngested } from './harness.js';
 
 const SERVICE = 'details';
 const NOW = Math.floor(Date.now() / 10_000) * 10_000;
 /** 28 batches of 10 s, the last one ending 10 s ago */
 const FIRST = NOW - 290_000;
 
-let serial = 0;
-function trace(endpoint: string, start: number, fields: Partial<WireTrace>): WireTrace {
-  return {
-    traceId: (++serial).toString(16).padStart(32, 'd'),
-    service: SERVICE,
-    endpoint,
-    start,
-    status: 200,
-    error: false,
-    response: 20,
-    duration: 20,
-    cpu: 2,
-    external: 0,
-    externalByKind: {},
-    blocking: 1,
-    segments: [],
-    criticalPath: [],
-    truncated: false,
-    droppedSegments: 0,
-    ...fields,
-  };
-}
+const trace = (endpoint: string, start: number, fields: Partial<WireTrace>): WireTrace => wireTrace(SERVICE, endpoint, start, { response: 20, duration: 20, cpu: 2, external: 0, blocking: 1, ...fields });
 
 // slowest by duration: its work went on 200 ms after its response; slowest by response: the other
 const lingering = trace('GET /busy', NOW - 60_000, { response: 96, duration: 300 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { startCollector, type Collector } from '@loopscope/collector';
-import type { WireBatch } from '@loopscope/protocol';
+import type { WireBatch, WireTrace } from '@loopscope/protocol';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -158,6 +158,34 @@ export function withIngested(batches: WireBatch | WireBatch[]): (path: string) =
     assert.deepEqual(incidents, [], 'no page opened a dialog or threw');
   });
   return (path) => openPage(browser, `${collector.url}${path}`, incidents);
+}
+
+let traces = 0;
+
+/**
+ * A trace of `service` (a new trace id each, unique in the test process), 10 ms of response and
+ * duration spent on the loop unless `fields` says otherwise.
+ */
+export function wireTrace(service: string, endpoint: string, start: number, fields: Partial<WireTrace> = {}): WireTrace {
+  return {
+    traceId: `${process.pid.toString(16)}${(++traces).toString(16)}`.padStart(32, 'e'),
+    service,
+    endpoint,
+    start,
+    status: 200,
+    error: false,
+    response: 10,
+    duration: 10,
+    cpu: 10,
+    external: 0,
+    externalByKind: {},
+    blocking: 0,
+    segments: [],
+    criticalPath: [],
+    truncated: false,
+    droppedSegments: 0,
+    ...fields,
+  };
 }
 
 /** One agent's batch of `service` (instance `<service>-1:1`), sent at `sentAt`, with `fields` on top (traces, calls, ...). */

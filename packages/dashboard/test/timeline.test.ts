@@ -9,33 +9,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { WireBatch, WireTrace } from '@loopscope/protocol';
 import type { Page } from 'playwright-core';
-import { withIngested, parseMs, ready } from './harness.js';
+import { parseMs, ready, wireTrace, withIngested } from './harness.js';
 
 const SERVICE = 'timeline';
 const T = Math.floor(Date.now() / 1000) * 1000 - 30_000;
 
-let serial = 0;
-function trace(endpoint: string, start: number, fields: Partial<WireTrace>): WireTrace {
-  return {
-    traceId: (++serial).toString(16).padStart(32, 'a'),
-    service: SERVICE,
-    endpoint,
-    start,
-    status: 200,
-    error: false,
-    response: 10,
-    duration: 10,
-    cpu: 10,
-    external: 0,
-    externalByKind: {},
-    blocking: 0,
-    segments: [],
-    criticalPath: [],
-    truncated: false,
-    droppedSegments: 0,
-    ...fields,
-  };
-}
+const trace = (endpoint: string, start: number, fields: Partial<WireTrace>): WireTrace => wireTrace(SERVICE, endpoint, start, fields);
 
 // GET /fast, 100 ms: queued 0-10 behind GET /report's long task, its code 10-15, an http and a cache
 // call in parallel, the http answer ready at 50 but waiting until 60 while GET /other ran, its code

@@ -14,5 +14,7 @@ export const COLORS = {
   db: '#8e6cc9',
   cache: '#2aa198',
   queue: '#d9822b',
+  fs: '#a0522d',
+  dns: '#6b8e23',
   other: '#7d8590',
 } as const;

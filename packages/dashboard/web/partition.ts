@@ -27,7 +27,7 @@ export interface Part {
   of?: number;
 }
 
-export const KINDS: SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
+export const KINDS: SegmentKind[] = ['http', 'db', 'cache', 'queue', 'fs', 'dns', 'other'];
 
 export const QUEUED = 'queued before start';
 export const IDLE = 'idle / untracked';

@@ -6,7 +6,12 @@
  */
 import { LIMITS } from './limits.js';
 
-export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'other';
+/**
+ * What a segment waited on: an outbound HTTP call, a database, a cache, a queue, the file system
+ * (`fs`: the operations the agent sees on libuv's thread pool, as one segment per burst), a name
+ * resolution (`dns`), or anything else (`other`: a segment made by hand).
+ */
+export type SegmentKind = 'http' | 'db' | 'cache' | 'queue' | 'fs' | 'dns' | 'other';
 
 /** The five per-transaction numbers that are aggregated into percentiles (docs/metrics.md). */
 export const METRICS = ['response', 'duration', 'cpu', 'external', 'blocking'] as const;
@@ -24,7 +29,7 @@ export type InsideMetric = (typeof INSIDE_METRICS)[number];
 export const roundMs = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** Kinds whose wait counts toward `external`. */
-export const EXTERNAL_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'other'];
+export const EXTERNAL_KINDS: readonly SegmentKind[] = ['http', 'db', 'cache', 'queue', 'fs', 'dns', 'other'];
 
 export interface SegmentRecord {
   id: number;

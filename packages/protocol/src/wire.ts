@@ -31,7 +31,7 @@ const Bytes = Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 });
 const MsSum = Type.Number({ minimum: 0, maximum: MAX_MS * 1_000_000_000 });
 const byKind = <T extends typeof Ms | typeof MsSum>(t: T) =>
   Type.Object(
-    { http: Type.Optional(t), db: Type.Optional(t), cache: Type.Optional(t), queue: Type.Optional(t), other: Type.Optional(t) },
+    { http: Type.Optional(t), db: Type.Optional(t), cache: Type.Optional(t), queue: Type.Optional(t), fs: Type.Optional(t), dns: Type.Optional(t), other: Type.Optional(t) },
     { additionalProperties: false },
   );
 const Name = (max: number) => Type.String({ minLength: 1, maxLength: max });
@@ -76,7 +76,7 @@ export const IntervalSchema = Type.Object(
 /** [start, end] pairs in ms from the transaction start, at most TIMELINE_LIMIT. */
 const Timeline = Type.Array(Type.Tuple([Ms, Ms]), { maxItems: LIMITS.timeline });
 
-const Kind = Type.Union([Type.Literal('http'), Type.Literal('db'), Type.Literal('cache'), Type.Literal('queue'), Type.Literal('other')]);
+const Kind = Type.Union([Type.Literal('http'), Type.Literal('db'), Type.Literal('cache'), Type.Literal('queue'), Type.Literal('fs'), Type.Literal('dns'), Type.Literal('other')]);
 // (the agent assigns TransactionRecords to WireTraces: a kind missing here fails its build)
 
 /**

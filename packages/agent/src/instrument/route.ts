@@ -4,7 +4,7 @@
  * which errors count) live here once; the framework files only find the moments.
  */
 import { types } from 'node:util';
-import { memoizeNames } from '@loopscope/protocol';
+import { LIMITS, memoizeNames } from '@loopscope/protocol';
 import { currentScope } from '../context.js';
 import type { Transaction } from '../transaction.js';
 
@@ -26,7 +26,7 @@ export function currentTransaction(): Transaction | undefined {
 }
 
 /** `GET` + `/users/:id` → `GET /users/:id`, the same string object every time (no allocation per request). */
-export const routeName = memoizeNames(5000, (method, template) => `${method} ${template === '' ? '/' : template}`.slice(0, 512));
+export const routeName = memoizeNames(5000, (method, template) => `${method} ${template === '' ? '/' : template}`.slice(0, LIMITS.endpoint));
 
 /**
  * A template that ends in a wildcard, a catch-all: `*`, `/api*`, `/api/*`, `/:rest*`, `/:rest(.*)`

@@ -14,7 +14,7 @@
  * Its location and stack are mapped through the files' source maps (source-maps.ts), the compiled
  * location kept beside; a task waits for its files' maps to be read, as long as for a name.
  */
-import { roundMs, type WireLongTask } from '@loopscope/protocol';
+import { LIMITS, roundMs, type WireLongTask } from '@loopscope/protocol';
 import type { LongTaskSink } from './observer.js';
 import type { Transaction } from '../transaction.js';
 import type { Culprit, Profiler } from './profiler.js';
@@ -206,11 +206,11 @@ export class LongTasks implements LongTaskSink {
       return {
         at: performance.timeOrigin + task.start,
         ms: roundMs(task.ms),
-        ...(tx !== null ? { endpoint: tx.endpoint.slice(0, 512), traceId: task.traceId! } : {}),
-        function: (culprit?.function ?? task.callback ?? '(unknown)').slice(0, 512),
-        ...(culprit?.location !== undefined ? { location: (mapped ?? culprit.location).slice(0, 2048) } : {}),
-        ...(mapped !== undefined ? { compiledLocation: culprit!.location!.slice(0, 2048) } : {}),
-        ...(culprit !== undefined ? { stack: culprit.stack.map((s) => this.sourceMaps.mapFrame(s).slice(0, 2048)) } : {}),
+        ...(tx !== null ? { endpoint: tx.endpoint.slice(0, LIMITS.endpoint), traceId: task.traceId! } : {}),
+        function: (culprit?.function ?? task.callback ?? '(unknown)').slice(0, LIMITS.taskFunction),
+        ...(culprit?.location !== undefined ? { location: (mapped ?? culprit.location).slice(0, LIMITS.location) } : {}),
+        ...(mapped !== undefined ? { compiledLocation: culprit!.location!.slice(0, LIMITS.location) } : {}),
+        ...(culprit !== undefined ? { stack: culprit.stack.map((s) => this.sourceMaps.mapFrame(s).slice(0, LIMITS.stackFrame)) } : {}),
         blocked,
       };
     });

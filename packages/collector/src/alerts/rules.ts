@@ -4,7 +4,7 @@
  * collector does not start: a rule that silently does nothing is worse than none.
  */
 import { readFileSync } from 'node:fs';
-import { durationMs, type AlertMetric } from '@loopscope/protocol';
+import { LIMITS, durationMs, type AlertMetric } from '@loopscope/protocol';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
 
 export const RULE_METRICS: readonly AlertMetric[] = ['response', 'duration', 'cpu', 'external', 'blocking', 'error_rate', 'throughput', 'loop_delay', 'long_tasks'];
@@ -135,8 +135,8 @@ export function parseRules(text: string, file = 'rules'): RulesFile {
     const name = text_(item, 'name', true, 128)!;
     if (names.has(name)) fail(item.get('name', true) as Node, `a second rule named ${JSON.stringify(name)}: names must be unique`);
     names.add(name);
-    const service = text_(item, 'service', true, 256)!;
-    const endpoint = text_(item, 'endpoint', false);
+    const service = text_(item, 'service', true, LIMITS.service)!;
+    const endpoint = text_(item, 'endpoint', false, LIMITS.endpoint);
     const metricText = text_(item, 'metric', true, 32)!;
     const metric = RULE_METRICS.find((m) => m === metricText) ?? fail(item.get('metric', true) as Node, `unknown metric ${JSON.stringify(metricText)}: one of ${RULE_METRICS.join(', ')}`);
     if (endpoint !== undefined && (metric === 'loop_delay' || metric === 'long_tasks')) fail(item.get('endpoint', true) as Node, `${metric} is the service's event loop: it has no endpoint`);

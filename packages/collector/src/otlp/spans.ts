@@ -74,7 +74,7 @@ export function spansOf(r: TraceRecord): PbSpan[] {
       spanId: ids.get(s.id)!,
       parentSpanId: (s.parentId !== null ? ids.get(s.parentId) : undefined) ?? own,
       name: s.name,
-      kind: s.kind === 'other' ? SpanKind.INTERNAL : SpanKind.CLIENT,
+      kind: s.kind === 'other' || s.kind === 'fs' || s.kind === 'dns' ? SpanKind.INTERNAL : SpanKind.CLIENT,
       startTimeUnixNano: msToNs(r.start + s.start),
       endTimeUnixNano: msToNs(r.start + s.end),
       attributes: a,

@@ -12,7 +12,7 @@
  * MAX_PENDING spans in all (the oldest go first, counted as `expired`).
  */
 import { MAX_SEGMENTS } from '@loopscope/protocol/wire';
-import { SEGMENT_TEXT_LIMITS, criticalPath, normalizePath, roundMs, unionLength, type ExternalByKind, type SegmentKind, type SegmentRecord, type TraceRecord } from '@loopscope/protocol';
+import { EXTERNAL_KINDS, LIMITS, SEGMENT_TEXT_LIMITS, criticalPath, normalizePath, roundMs, unionLength, type ExternalByKind, type SegmentKind, type SegmentRecord, type TraceRecord } from '@loopscope/protocol';
 import { STATUS_ERROR, SpanKind, type AttributeValue, type OtlpResource, type OtlpSpan } from './decode.js';
 
 export const PENDING_MS = 30_000;
@@ -50,7 +50,7 @@ const isCall = (s: OtlpSpan): boolean => s.kind === SpanKind.CLIENT || s.kind ==
 
 const CACHES = new Set(['redis', 'memcached', 'valkey']);
 
-const KINDS = new Set<string>(['http', 'db', 'cache', 'queue', 'other']);
+const KINDS = new Set<string>(EXTERNAL_KINDS);
 
 /** The segment kind of a span: loopscope's own (a span a loopscope collector exported), else from the semantic conventions. */
 export function kindOf(s: OtlpSpan): SegmentKind {
@@ -99,15 +99,15 @@ function endpointOf(s: OtlpSpan): string {
   if (method !== undefined) {
     const route = first(a, 'http.route');
     const path = route ?? pathOf(a);
-    if (path !== undefined) return nameOf(`${method} ${route !== undefined ? route : normalizePath(path)}`, s.name, 512);
+    if (path !== undefined) return nameOf(`${method} ${route !== undefined ? route : normalizePath(path)}`, s.name, LIMITS.endpoint);
   }
-  return nameOf(s.name, 'unnamed span', 512);
+  return nameOf(s.name, 'unnamed span', LIMITS.endpoint);
 }
 
 /** A segment's name, operation, target and statement, as the agent names its own. */
 function describe(s: OtlpSpan, kind: SegmentKind): Pick<SegmentRecord, 'name' | 'operation' | 'target' | 'statement'> {
   const a = s.attributes;
-  const out: Pick<SegmentRecord, 'name' | 'operation' | 'target' | 'statement'> = { name: nameOf(s.name, kind, 1024) };
+  const out: Pick<SegmentRecord, 'name' | 'operation' | 'target' | 'statement'> = { name: nameOf(s.name, kind, LIMITS.segmentName) };
   if (a.has('loopscope.kind')) {
     // a segment a loopscope collector exported (spans.ts): as it was
     const operation = first(a, 'db.operation.name', 'messaging.operation.name');
@@ -122,7 +122,7 @@ function describe(s: OtlpSpan, kind: SegmentKind): Pick<SegmentRecord, 'name' | 
   if (kind === 'http') {
     const method = first(a, 'http.request.method', 'http.method') ?? 'GET';
     const path = pathOf(a);
-    if (host !== undefined) out.name = cut(`${method} ${host}${path === undefined ? '' : normalizePath(path)}`, 1024);
+    if (host !== undefined) out.name = cut(`${method} ${host}${path === undefined ? '' : normalizePath(path)}`, LIMITS.segmentName);
     if (host !== undefined) out.target = cut(host, SEGMENT_TEXT_LIMITS.target);
     out.operation = cut(method, SEGMENT_TEXT_LIMITS.operation);
     return out;
@@ -137,7 +137,7 @@ function describe(s: OtlpSpan, kind: SegmentKind): Pick<SegmentRecord, 'name' | 
   return out;
 }
 
-const failure = (s: OtlpSpan): string | undefined => (s.statusCode === STATUS_ERROR ? cut(s.statusMessage || s.exception || 'error', 1024) : undefined);
+const failure = (s: OtlpSpan): string | undefined => (s.statusCode === STATUS_ERROR ? cut(s.statusMessage || s.exception || 'error', LIMITS.segmentError) : undefined);
 
 /** The transaction of span `tx` and its descendants (in start order). */
 export function transactionOf(service: string, tx: OtlpSpan, descendants: OtlpSpan[]): OtlpTransaction {
@@ -201,7 +201,7 @@ export function transactionOf(service: string, tx: OtlpSpan, descendants: OtlpSp
     start: roundMs(t0),
     status,
     error: message !== undefined || status >= 500,
-    ...(message !== undefined ? { errorMessage: cut(message, 2048) } : {}),
+    ...(message !== undefined ? { errorMessage: cut(message, LIMITS.errorMessage) } : {}),
     response: said('response') ?? rel(tx.end),
     duration,
     cpu: said('cpu') ?? null,
@@ -225,10 +225,10 @@ interface Waiting {
 
 /** Who a resource is: its service, its process, its SDK. */
 export function identify(attrs: Map<string, AttributeValue>): { service: string; instance: string; sdk: string } {
-  const service = nameOf(str(attrs.get('service.name')), 'unknown_service', 256);
+  const service = nameOf(str(attrs.get('service.name')), 'unknown_service', LIMITS.service);
   const host = first(attrs, 'host.name');
   const pid = first(attrs, 'process.pid');
-  const instance = nameOf(first(attrs, 'service.instance.id') ?? (host !== undefined || pid !== undefined ? `${host ?? 'unknown'}:${pid ?? '?'}` : undefined), 'otlp', 256);
+  const instance = nameOf(first(attrs, 'service.instance.id') ?? (host !== undefined || pid !== undefined ? `${host ?? 'unknown'}:${pid ?? '?'}` : undefined), 'otlp', LIMITS.instance);
   const sdk = nameOf([first(attrs, 'telemetry.sdk.language'), first(attrs, 'telemetry.sdk.version')].filter(Boolean).join(' '), 'unknown', 64);
   return { service, instance, sdk };
 }

@@ -167,7 +167,13 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
  */
 const loopViews = ROLLUPS.map(({ name }) => `loop_${name}_mv`);
 const sumType = (c: string): string => (c.endsWith('_count') ? 'UInt64' : 'Float64');
+const aggViews = ROLLUPS.map(({ name }) => `agg_${name}_mv`);
 export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string; views?: string[] }> = [
+  // the file system's and name resolution's external time (they became kinds later)
+  ...['ext_fs', 'ext_dns'].flatMap((column) => [
+    { table: 'agg_second', column, type: 'Float64', views: aggViews },
+    ...ROLLUPS.map(({ name }) => ({ table: `agg_${name}`, column, type: 'AggregateFunction(sum, Float64)', views: [`agg_${name}_mv`] })),
+  ]),
   { table: 'long_tasks', column: 'compiledLocation', type: 'Nullable(String)' },
   { table: 'instances_in', column: 'cutValues', type: 'UInt64', views: ['instances_mv'] },
   { table: 'instances', column: 'cutValues', type: 'AggregateFunction(max, UInt64)', views: ['instances_mv'] },
