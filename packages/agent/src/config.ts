@@ -31,7 +31,7 @@ export interface AgentConfig {
   maxSegments: number;
   /** Open transactions kept; beyond it new requests are not traced (counted, never failed). */
   maxOpenTransactions: number;
-  /** Libraries left uninstrumented, by package name (`express`, `router`, `fastify`, `koa`, `@koa/router`). */
+  /** What is left uninstrumented: libraries by package name (`express`, `router`, `fastify`, `koa`, `@koa/router`), `fs`, `dns`. */
   disabledInstrumentations: readonly string[];
   /** The longest error message kept (characters; at most the wire format's 2048). */
   maxErrorMessage: number;

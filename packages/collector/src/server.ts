@@ -66,6 +66,18 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 /** The dashboard's built files (`npm run build` makes them), wherever npm put the package. */
 const DASHBOARD_DIR = fileURLToPath(new URL('dist/public/', import.meta.resolve('@loopscope/dashboard/package.json')));
 
+/**
+ * Sent with every answer: the dashboard runs only its own scripts and styles (no inline script, no
+ * style attribute: the pages set styles through the DOM), talks only to its own origin, and is
+ * never framed; no answer is sniffed as another type.
+ */
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
 /** A page of the dashboard (history routing), as opposed to a file or an API path. */
 const isPagePath = (path: string): boolean => !path.startsWith('/api/') && !path.startsWith('/v1/') && !/\.[a-z0-9]+$/i.test(path);
 
@@ -80,6 +92,10 @@ export function buildServer(options: ServerOptions): Servers {
     if (status === 503) return reply.code(503).header('retry-after', '5').send({ error: err.message });
     request.log.error({ err, url: request.url }, 'internal error');
     return reply.code(500).send({ error: 'internal error of the collector; its log has the details' });
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.headers(SECURITY_HEADERS);
+    return payload;
   });
   const dashboard = existsSync(`${DASHBOARD_DIR}index.html`);
   app.setNotFoundHandler((request, reply) => {

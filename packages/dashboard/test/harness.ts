@@ -110,6 +110,10 @@ export async function openPage(browser: Browser, url: string, incidents: string[
     void d.dismiss();
   });
   page.on('pageerror', (e) => incidents.push(`page error: ${e.message}`));
+  // what the collector's Content-Security-Policy refused (an inline style or script): a page that relies on it is broken
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) incidents.push(`refused by the CSP: ${m.text()}`);
+  });
   await page.goto(url);
   await ready(page);
   return page;

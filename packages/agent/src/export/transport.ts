@@ -5,9 +5,11 @@
  * collectors (a comma-separated list: collectors that share one ClickHouse), a batch one of them
  * could not take goes to the next at once, and the agent stays with the one that took it; the
  * backoff starts only when every one has failed in a row. A batch is sent again only when its
- * request failed, and the collectors recognize a batch they have stored by its id. It never throws into
- * the app and never keeps the process alive by itself: its timers are unref'd, and a request in
- * flight is the only thing that holds the loop.
+ * request failed, and the collectors recognize a batch they have stored by its id. It says on
+ * stderr (log.ts) when batches stop reaching a collector or are refused, when they reach one again,
+ * and at exit what could not be shipped: a line per change of state. It never throws into the app
+ * and never keeps the process alive by itself: its timers are unref'd, and a request in flight is
+ * the only thing that holds the loop.
  */
 import type { Agent } from 'node:http';
 import { gzip } from 'node:zlib';
