@@ -14,7 +14,7 @@
  */
 import { sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LIMITS, MAX_LOSS_SITES, roundMs, type WireContextLoss } from '@loopscope/protocol';
+import { LIMITS, roundMs, type WireContextLoss } from '@loopscope/protocol';
 import { runningResource } from './context.js';
 import { now } from './clock.js';
 import { isAgentUrl } from './loop/profiler.js';
@@ -82,7 +82,7 @@ export class ContextLoss {
     }
     let site = this.sites.get(found.key);
     if (site === undefined) {
-      const full = this.sites.size >= MAX_LOSS_SITES - 1;
+      const full = this.sites.size >= LIMITS.lossSites - 1;
       const key = full ? '' : found.key;
       site = this.sites.get(key);
       if (site === undefined) this.sites.set(key, (site = { ...(full ? OTHER_SITES : found.frame), count: 0, lostMs: 0 }));

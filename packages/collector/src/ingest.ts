@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import Type from 'typebox';
 import Compile from 'typebox/compile';
-import { MAX_LOSS_SITES, METRICS, WIRE_VERSION, fromWire, type WireBatch, type WireTrace } from '@loopscope/protocol';
+import { LIMITS, METRICS, WIRE_VERSION, fromWire, type WireBatch, type WireTrace } from '@loopscope/protocol';
 import { BatchSchema, ContextLossSchema, IntervalSchema, LongTaskSchema, LoopSchema, MAX_INTERVALS, MAX_LONG_TASKS, MAX_TRACES, TraceSchema } from '@loopscope/protocol/wire';
 import { HttpError } from './http-error.js';
 
@@ -53,7 +53,7 @@ const envelopeValidator = Compile(
       intervals: Type.Array(Type.Unknown(), { maxItems: MAX_INTERVALS }),
       traces: Type.Array(Type.Unknown(), { maxItems: MAX_TRACES }),
       loop: Type.Optional(Type.Object({ ...LoopSchema.properties, longTasks: Type.Array(Type.Unknown(), { maxItems: MAX_LONG_TASKS }) }, { additionalProperties: false })),
-      contextLoss: Type.Optional(Type.Array(Type.Unknown(), { maxItems: MAX_LOSS_SITES })),
+      contextLoss: Type.Optional(Type.Array(Type.Unknown(), { maxItems: LIMITS.lossSites })),
     },
     { additionalProperties: false },
   ),

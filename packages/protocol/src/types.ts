@@ -64,8 +64,6 @@ export const MAX_TRACES = LIMITS.traces;
 /** Call targets an agent reports per batch (`calls`); the rest are counted under OTHER_TARGET. */
 export const MAX_CALL_TARGETS = LIMITS.callTargets;
 export const OTHER_TARGET = 'OTHER (target limit reached)';
-/** Call sites where requests lost their context, per batch (`contextLoss`); the agent keeps the first ones it saw. */
-export const MAX_LOSS_SITES = LIMITS.lossSites;
 
 /** The longest operation, target and statement a segment carries (the agent cuts, the collector refuses longer). */
 export const SEGMENT_TEXT_LIMITS = { operation: LIMITS.operation, target: LIMITS.target, statement: LIMITS.statement } as const;
