@@ -2,7 +2,8 @@
  * A batch fitted to the wire format's limits (limits.ts) before it is sent, so that a collector
  * never refuses what a sender of this package built: a text over its limit is cut and ends with
  * CUT_MARK; a list over its limit keeps its first items, the rest counted where the format counts
- * them (a trace's `droppedSegments`, the loop's `droppedLongTasks`) or left out. Every sender
+ * them (a trace's `droppedSegments`, the loop's `droppedLongTasks`) or left out; every value cut
+ * or item left out is counted in what `fitBatch` returns (`dropped.cut`). Every sender
  * ships through it (the agent's exporter, which the proxy and the probe use too).
  */
 import { CUT_MARK, LIMITS } from './limits.js';
@@ -37,6 +38,7 @@ function fitTrace(t: WireTrace, f: Fitting): void {
   if (t.segments.length > LIMITS.segments) {
     // the rest are counted by the format itself; the critical path keeps to the segments kept
     t.droppedSegments += t.segments.length - LIMITS.segments;
+    f.cut += t.segments.length - LIMITS.segments;
     t.segments = t.segments.slice(0, LIMITS.segments);
     const kept = new Set(t.segments.map((s) => s.id));
     t.criticalPath = t.criticalPath.filter((id) => kept.has(id));
@@ -77,6 +79,7 @@ export function fitBatch(batch: WireBatch): number {
   if (loop !== undefined) {
     if (loop.longTasks.length > LIMITS.longTasks) {
       loop.droppedLongTasks = (loop.droppedLongTasks ?? 0) + loop.longTasks.length - LIMITS.longTasks;
+      f.cut += loop.longTasks.length - LIMITS.longTasks;
       loop.longTasks = loop.longTasks.slice(0, LIMITS.longTasks);
     }
     for (const t of loop.longTasks) fitLongTask(t, f);
