@@ -50,6 +50,19 @@ function packageName(): string | undefined {
   }
 }
 
+/** The ingest token in LOOPSCOPE_TOKEN_FILE (kept out of the process's environment and `ps`), its line end left out. */
+function tokenFile(file: string | undefined): string | undefined {
+  if (file === undefined || file === '') return undefined;
+  try {
+    const token = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    if (token !== '') return token;
+    warn(`LOOPSCOPE_TOKEN_FILE ${file} is empty; sending without a token`);
+  } catch (err) {
+    warn(`cannot read LOOPSCOPE_TOKEN_FILE ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); sending without a token`);
+  }
+  return undefined;
+}
+
 function positive(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -95,7 +108,7 @@ export function readConfig(options: AgentOptions = {}, env: NodeJS.ProcessEnv = 
     log,
     service: options.service ?? (env.LOOPSCOPE_SERVICE || env.OTEL_SERVICE_NAME || packageName() || 'unknown-service'),
     collector: options.collector ?? (env.LOOPSCOPE_COLLECTOR || 'http://127.0.0.1:4400'),
-    token: options.token ?? (env.LOOPSCOPE_TOKEN || undefined),
+    token: options.token ?? (env.LOOPSCOPE_TOKEN || tokenFile(env.LOOPSCOPE_TOKEN_FILE)),
     enabled: options.enabled ?? !isOff(env.LOOPSCOPE_ENABLED),
     flushMs: options.flushMs ?? positive('LOOPSCOPE_FLUSH_MS', env.LOOPSCOPE_FLUSH_MS, 1000),
     sampleRate: options.sampleRate ?? fraction('LOOPSCOPE_SAMPLE_RATE', env.LOOPSCOPE_SAMPLE_RATE, 0.01),

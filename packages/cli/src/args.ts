@@ -1,4 +1,5 @@
 /** What every subcommand needs to read its flags, and the error that means "you typed it wrong". */
+import { readFileSync } from 'node:fs';
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT } from '@loopscope/collector';
 import { durationMs } from '@loopscope/protocol';
 
@@ -98,3 +99,36 @@ export function untilSignal(): Promise<void> {
     process.once('SIGTERM', resolve);
   });
 }
+
+/** The content of a file a flag or variable names (a token, a certificate), or a UsageError that says which and why. */
+export function readNamedFile(file: string, source: string): Buffer {
+  let content: Buffer;
+  try {
+    content = readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`${source}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (content.length === 0) throw new UsageError(`${source}: ${file} is empty`);
+  return content;
+}
+
+/**
+ * A token from the first of its flag, its file flag, its variable and its variable's file that is
+ * given (`--read-token`, `--read-token-file`, LOOPSCOPE_READ_TOKEN, LOOPSCOPE_READ_TOKEN_FILE); a
+ * file's content without the line end after it. A file keeps the token out of `ps`.
+ */
+export function readToken(flag: string, values: { value?: string | undefined; file?: string | undefined }, variable: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (values.value !== undefined && values.file !== undefined) throw new UsageError(`--${flag} and --${flag}-file exclude each other`);
+  if (values.value !== undefined) return nonEmpty(values.value, `--${flag}`);
+  if (values.file !== undefined) return fromFile(values.file, `--${flag}-file`);
+  if (env[variable]) return env[variable];
+  if (env[`${variable}_FILE`]) return fromFile(env[`${variable}_FILE`]!, `${variable}_FILE`);
+  return undefined;
+}
+
+function nonEmpty(token: string, source: string): string {
+  if (token.length === 0) throw new UsageError(`${source} is empty`);
+  return token;
+}
+
+const fromFile = (file: string, source: string): string => nonEmpty(readNamedFile(file, source).toString('utf8').replace(/\r?\n$/, ''), `${source}: ${file}`);

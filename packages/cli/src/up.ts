@@ -6,20 +6,23 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { DB_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, loadRules, parseClickHouseUrl, type Retention } from '@loopscope/collector';
-import { COLLECTOR_FLAGS, joinNegatives, parseDuration, parsePort, untilSignal, UsageError } from './args.js';
+import { COLLECTOR_FLAGS, joinNegatives, parseDuration, parsePort, readNamedFile, readToken, untilSignal, UsageError } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
-export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR | --storage clickhouse://HOST:8123/DB] [--token TOKEN]
-             [--otlp-port 4318]
+export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR | --storage clickhouse://HOST:8123/DB]
+             [--token-file FILE] [--read-token-file FILE] [--tls-cert FILE --tls-key FILE] [--otlp-port 4318]
              [--otlp-endpoint URL [--otlp-header K=V]...] [--rules FILE] [--metrics-window 60s]
              [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
   Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
   DIR/loopscope.db (default ./${DEFAULT_DATA_DIR}), or in ClickHouse with --storage (or LOOPSCOPE_STORAGE;
   user and password in the URL or LOOPSCOPE_CLICKHOUSE_USER/_PASSWORD): any number of collectors may
-  share one database (docs/clickhouse.md). --port 0 picks a free port. With --token (or
-  LOOPSCOPE_TOKEN) ingest requires "Authorization: Bearer TOKEN"; the query API stays open.
+  share one database (docs/clickhouse.md). --port 0 picks a free port. With an ingest token (from
+  --token-file or LOOPSCOPE_TOKEN_FILE; --token and LOOPSCOPE_TOKEN show it in ps) ingest requires
+  "Authorization: Bearer TOKEN"; with a read token (--read-token-file, LOOPSCOPE_READ_TOKEN_FILE,
+  --read-token, LOOPSCOPE_READ_TOKEN) so do the query API, /metrics and the dashboard's data.
+  --tls-cert and --tls-key (PEM files) serve HTTPS on every port.
   Retention flags take durations such as 90m, 2h, 7d: how long per-second, per-minute and per-hour
   aggregates and full traces are kept. OpenTelemetry SDKs may send OTLP/HTTP traces to POST
   /v1/traces on the collector's port, or on --otlp-port (4318 is OTLP's own) as well. With
@@ -70,6 +73,11 @@ export async function runUp(argv: string[]): Promise<void> {
     options: {
       ...COLLECTOR_FLAGS,
       token: { type: 'string' },
+      'token-file': { type: 'string' },
+      'read-token': { type: 'string' },
+      'read-token-file': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       storage: { type: 'string' },
       'otlp-port': { type: 'string' },
       'otlp-endpoint': { type: 'string' },
@@ -91,7 +99,14 @@ export async function runUp(argv: string[]): Promise<void> {
     const raw = values[flag];
     if (raw !== undefined) retention[RETENTION_FLAGS[flag]] = parseDuration(raw, `--${flag}`);
   }
-  const token = values.token ?? (process.env.LOOPSCOPE_TOKEN || undefined);
+  const token = readToken('token', { value: values.token, file: values['token-file'] }, 'LOOPSCOPE_TOKEN');
+  const readTokenValue = readToken('read-token', { value: values['read-token'], file: values['read-token-file'] }, 'LOOPSCOPE_READ_TOKEN');
+  if (readTokenValue !== undefined && readTokenValue === token) throw new UsageError('the read token must differ from the ingest token: every agent holds the ingest token');
+  for (const flag of ['token', 'read-token'] as const) {
+    if (values[flag] !== undefined) console.error(`loopscope: --${flag} shows the token to every user of this machine (ps); --${flag}-file FILE does not`);
+  }
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together: the certificate (PEM, its chain after it) and its private key');
+  const tls = values['tls-cert'] === undefined ? undefined : { cert: readNamedFile(values['tls-cert'], '--tls-cert'), key: readNamedFile(values['tls-key']!, '--tls-key') };
   const storageUrl = values.storage ?? (process.env.LOOPSCOPE_STORAGE || undefined);
   if (storageUrl !== undefined) {
     const flag = values.storage === undefined ? 'LOOPSCOPE_STORAGE' : '--storage';
@@ -113,7 +128,7 @@ export async function runUp(argv: string[]): Promise<void> {
   } catch (err) {
     throw new Error(`--rules: ${(err as Error).message}`);
   }
-  const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, retention, otlpPort, otlpExport, rules, metricsWindowMs });
+  const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, readToken: readTokenValue, tls, retention, otlpPort, otlpExport, rules, metricsWindowMs });
   const note = collector.storage.note === undefined ? '' : ` (${collector.storage.note})`;
   const where = storageUrl === undefined ? `storage SQLite, data in ${path.join(data, DB_FILE)}` : `storage ClickHouse, data in ${describeStorage(storageUrl)}${note}`;
   const otlp = collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : '';

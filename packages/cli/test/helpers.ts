@@ -71,20 +71,25 @@ export interface App {
   child: ChildProcess;
   /** every transaction the agent finished, as its onTransactionEnd listener wrote them */
   records(): TransactionRecord[];
+  /** what it wrote on stderr so far, when started with `stderr: 'pipe'` */
+  stderr(): string;
 }
 
 /** `node --import loopscope/register fixtures/<file>` (or a file elsewhere, by its absolute path) shipping to `collector`; env on top. */
-export async function startApp(file: string, collector: string, env: Record<string, string>): Promise<App> {
+export async function startApp(file: string, collector: string, env: Record<string, string>, stderr: 'inherit' | 'pipe' = 'inherit'): Promise<App> {
   const report = join(tempDir(), 'records.jsonl');
   const child = spawn(process.execPath, ['--import', 'loopscope/register', resolve(fixtures, file)], {
     cwd: fixtures,
     env: { ...process.env, LOOPSCOPE_COLLECTOR: collector, REPORT_FILE: report, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', stderr],
   });
+  let written = '';
+  child.stderr?.on('data', (c: Buffer) => (written += c));
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   return {
     url: `http://127.0.0.1:${/listening (\d+)/.exec(line.toString())![1]}`,
     child,
+    stderr: () => written,
     records: () => {
       // complete lines only: the app may be halfway through appending one
       const text = existsSync(report) ? readFileSync(report, 'utf8') : '';

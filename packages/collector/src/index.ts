@@ -3,9 +3,11 @@
  * and prunes by retention on a timer. `loopscope up` is this function behind command-line flags.
  */
 import { randomUUID } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import type { FastifyServerOptions } from 'fastify';
 import { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 import { buildServer } from './server.js';
+import type { ThrottleOptions } from './access.js';
 import { OtlpExporter } from './otlp/exporter.js';
 import { AlertEngine } from './alerts/engine.js';
 import { Receivers } from './alerts/receivers.js';
@@ -27,6 +29,12 @@ export interface CollectorOptions {
   clickhouse?: Pick<ClickHouseOptions, 'settleMs' | 'groupMs'>;
   /** ingest token; without it ingest is open */
   token?: string | undefined;
+  /** read token: the query API, `/metrics` and the dashboard's data need it; without it they are open */
+  readToken?: string | undefined;
+  /** wrong tokens an address may send per window before it is refused (429); default 10 a minute */
+  throttle?: Partial<ThrottleOptions>;
+  /** serve HTTPS (PEM certificate chain and key) on every port */
+  tls?: { cert: Buffer; key: Buffer };
   /** per-kind retention in ms; the rest keep their defaults */
   retention?: Partial<Retention>;
   limits?: Partial<IngestLimits>;
@@ -45,7 +53,7 @@ export interface CollectorOptions {
 }
 
 export interface Collector {
-  /** e.g. http://127.0.0.1:4400 */
+  /** e.g. http://127.0.0.1:4400 (https:// with `tls`) */
   url: string;
   /** the OTLP port's base URL, when `otlpPort` was given */
   otlpUrl: string | undefined;
@@ -58,8 +66,20 @@ export const DEFAULT_PORT = 4400;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = '.loopscope';
 
+/** A certificate and key that cannot serve TLS fail here, before anything is opened, saying so. */
+function checkTls(tls: { cert: Buffer; key: Buffer }): void {
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new TlsError(`the TLS certificate and key cannot serve HTTPS: ${(err as Error).message} (both must be PEM, the key the certificate's own)`);
+  }
+}
+
+export class TlsError extends Error {}
+
 export async function startCollector(options: CollectorOptions = {}): Promise<Collector> {
   const host = options.host ?? DEFAULT_HOST;
+  if (options.tls) checkTls(options.tls);
   const retention = options.retention ?? {};
   const storage =
     options.storageUrl === undefined
@@ -75,6 +95,9 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     storage,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     token: options.token,
+    readToken: options.readToken,
+    throttle: options.throttle,
+    tls: options.tls,
     logger,
     otlpServer: options.otlpPort !== undefined,
     exporter: options.otlpExport ? (exporter = new OtlpExporter({ ...options.otlpExport, warn })) : undefined,
@@ -98,7 +121,7 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   pruner.unref();
   const base = (server: typeof app.server): string => {
     const address = server.address();
-    return `http://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address ? address.port : ''}`;
+    return `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address ? address.port : ''}`;
   };
   // (the receivers link back to it: they send nothing before alerts.start())
   const collectorUrl = base(app.server);
@@ -127,6 +150,7 @@ export { openSqliteStorage, DB_FILE, SCHEMA_VERSION, type SqliteOptions } from '
 export { openClickHouseStorage, parseClickHouseUrl, type ClickHouseOptions } from './storage/clickhouse/index.js';
 export { ClickHouseError } from './storage/clickhouse/client.js';
 export { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
+export { DEFAULT_THROTTLE, type ThrottleOptions } from './access.js';
 export * from './storage/storage.js';
 export { loadRules, parseRules, RulesError, RULE_METRICS, type Rule, type RulesFile, type Receiver } from './alerts/rules.js';
 export { SIGNATURE_HEADER } from './alerts/receivers.js';

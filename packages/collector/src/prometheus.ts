@@ -10,6 +10,7 @@
  */
 import { MAX_ENDPOINTS, METRICS, OVERFLOW_ENDPOINT, type EndpointSummary, type MetricName, type Quantiles, type WireBatch, type WireSketch } from '@loopscope/protocol';
 import type { Storage } from './storage/storage.js';
+import type { Access } from './access.js';
 
 export const MAX_SERVICES = 1000;
 export const OVERFLOW_SERVICE = 'OTHER (service limit reached)';
@@ -155,7 +156,7 @@ export function metricsWindow(now: number, windowMs: number): { from: number; to
 }
 
 /** The exposition of everything the collector has counted, and of the quantiles of the window. */
-export async function renderMetrics(counters: PrometheusCounters, storage: Storage, now: number, windowMs: number): Promise<string> {
+export async function renderMetrics(counters: PrometheusCounters, storage: Storage, now: number, windowMs: number, refused: Access['refused'] = new Map()): Promise<string> {
   const range = metricsWindow(now, windowMs);
   const requests = new Family('loopscope_requests_total', 'counter', 'Requests (transactions) received since the collector started.');
   const errors = new Family('loopscope_errors_total', 'counter', 'Requests that failed (a 5xx answer, a thrown error, one recorded by hand).');
@@ -168,6 +169,11 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
   const gc = new Family('loopscope_gc_seconds_total', 'counter', 'Garbage-collection pauses since the collector started.');
   const longTasks = new Family('loopscope_long_tasks_total', 'counter', 'Long tasks (event-loop blocks over the agent threshold) since the collector started.');
   const rejected = new Family('loopscope_rejected_records_total', 'counter', 'Records (traces, long tasks, context losses) left out of stored batches for not being valid; the rest of each batch was stored.');
+  const refusedRequests = new Family('loopscope_refused_requests_total', 'counter', 'Requests refused for a missing or wrong token (401), or from an address that sent too many of them (429), per token.');
+  for (const [key, n] of [...refused].sort()) {
+    const [token, reason] = key.split(' ');
+    refusedRequests.sample('', { token: token!, reason: reason! }, n);
+  }
   const window = new Family('loopscope_quantile_window_seconds', 'gauge', 'The window the quantiles of the summaries cover.');
   window.sample('', {}, windowMs / 1000);
 
@@ -198,5 +204,5 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
     }
     for (const kind of REJECTED_KINDS) if (c.rejected[kind] > 0) rejected.sample('', { service, kind }, c.rejected[kind]);
   }
-  return [requests, errors, aborted, ...METRICS.map((m) => perRequest[m]), delay, utilization, gc, longTasks, rejected, window].map((f) => f.render()).join('');
+  return [requests, errors, aborted, ...METRICS.map((m) => perRequest[m]), delay, utilization, gc, longTasks, rejected, refusedRequests, window].map((f) => f.render()).join('');
 }

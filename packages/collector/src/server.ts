@@ -3,12 +3,12 @@
  * dashboard on one port. Every error of ingest and the API is answered as `{ "error": "<message>" }`:
  * 4xx for what the client got wrong, 500 only for a fault of the collector itself (logged).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpError } from './http-error.js';
+import { Access, type ThrottleOptions } from './access.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
 import { assembleTrace, rootPart } from './trace-parts.js';
@@ -29,8 +29,14 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
 export interface ServerOptions {
   storage: Storage;
   limits: IngestLimits;
-  /** when set, ingest requires `Authorization: Bearer <token>`; the query API stays open */
+  /** when set, ingest requires `Authorization: Bearer <token>` */
   token?: string | undefined;
+  /** when set, the query API and `/metrics` require `Authorization: Bearer <readToken>` (access.ts) */
+  readToken?: string | undefined;
+  /** how many wrong tokens an address may send, and in what time, before it is refused for a while */
+  throttle?: Partial<ThrottleOptions> | undefined;
+  /** serve HTTPS with this certificate (PEM) and key, the OTLP port too */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
   logger: FastifyServerOptions['logger'];
   /** also build a server of OTLP's receiver alone, for the OTLP port (`loopscope up --otlp-port`) */
   otlpServer?: boolean;
@@ -61,8 +67,6 @@ function clientMessage(err: FastifyError, limits: IngestLimits): string {
   }
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
 /** The dashboard's built files (`npm run build` makes them), wherever npm put the package. */
 const DASHBOARD_DIR = fileURLToPath(new URL('dist/public/', import.meta.resolve('@loopscope/dashboard/package.json')));
 
@@ -81,12 +85,18 @@ const SECURITY_HEADERS: Record<string, string> = {
 /** A page of the dashboard (history routing), as opposed to a file or an API path. */
 const isPagePath = (path: string): boolean => !path.startsWith('/api/') && !path.startsWith('/v1/') && !/\.[a-z0-9]+$/i.test(path);
 
+/** What the read token guards: the data. The dashboard's files are the same for everyone, and a load balancer's health check needs no token. */
+const isReadPath = (path: string): boolean => (path.startsWith('/api/') && path !== '/api/health') || path === '/metrics';
+
 export function buildServer(options: ServerOptions): Servers {
   const { storage, limits } = options;
-  const app = Fastify({ logger: options.logger, bodyLimit: limits.maxBodyBytes });
+  const serverOptions = { logger: options.logger, bodyLimit: limits.maxBodyBytes, ...(options.tls ? { https: options.tls } : {}) };
+  const app = Fastify(serverOptions);
+  const access = new Access({ ingest: options.token, read: options.readToken }, options.throttle);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode ?? 500;
+    if (err instanceof HttpError) reply.headers(err.headers);
     if (status >= 400 && status < 500) return reply.code(status).send({ error: clientMessage(err, limits) });
     // the storage cannot take or answer it now (RetryLater, ClickHouse unreachable): the sender tries again
     if (status === 503) return reply.code(503).header('retry-after', '5').send({ error: err.message });
@@ -97,6 +107,11 @@ export function buildServer(options: ServerOptions): Servers {
     reply.headers(SECURITY_HEADERS);
     return payload;
   });
+  if (access.guards('read')) {
+    app.addHook('onRequest', async (request) => {
+      if (isReadPath(request.url.split('?')[0]!)) access.check('read', request);
+    });
+  }
   const dashboard = existsSync(`${DASHBOARD_DIR}index.html`);
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!;
@@ -141,13 +156,12 @@ export function buildServer(options: ServerOptions): Servers {
       for (const [target, service] of targetsOf(parts)) await storage.learnTarget(target, service, receivedAt);
     }
   };
-  const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`);
   // OTLP spans waiting for their transaction, whichever port they came to
-  const otlp = { storage, limits, assembler: new OtlpAssembler(), expected, digest, stored };
+  const otlp = { storage, limits, assembler: new OtlpAssembler(), access, stored };
   app.register(async (scope) => otlpRoutes(scope, otlp));
   let otlpApp: FastifyInstance | undefined;
   if (options.otlpServer) {
-    otlpApp = Fastify({ logger: options.logger, bodyLimit: limits.maxBodyBytes });
+    otlpApp = Fastify(serverOptions);
     otlpApp.register(async (scope) => otlpRoutes(scope, otlp));
     otlpApp.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}; this port takes OTLP/HTTP traces at POST /v1/traces` }));
   }
@@ -155,15 +169,8 @@ export function buildServer(options: ServerOptions): Servers {
     // the body is read as bytes: decompression and validation are ingest.ts's job
     ingest.removeAllContentTypeParsers();
     ingest.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-    if (expected) {
-      // before the body is read: a client without the token does not get to upload 5 MB
-      ingest.addHook('onRequest', async (request) => {
-        const given = request.headers.authorization;
-        if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-          throw new HttpError(401, 'missing or wrong ingest token: send Authorization: Bearer <token> (the collector was started with --token)');
-        }
-      });
-    }
+    // before the body is read: a client without the token does not get to upload 5 MB
+    if (access.guards('ingest')) ingest.addHook('onRequest', async (request) => access.check('ingest', request));
     ingest.post('/v1/ingest', async (request) => {
       const receivedAt = Date.now();
       const body = request.body instanceof Buffer ? request.body : Buffer.alloc(0);
@@ -182,7 +189,7 @@ export function buildServer(options: ServerOptions): Servers {
     });
   });
 
-  app.get('/api/health', async (_request, reply) => {
+  app.get('/api/health', async (request, reply) => {
     // 503 while the storage does not answer (a load balancer's health check sends traffic elsewhere)
     const problem = await storage.check().then(
       () => undefined,
@@ -194,11 +201,15 @@ export function buildServer(options: ServerOptions): Servers {
       ...(problem === undefined ? {} : { error: problem }),
       version: VERSION,
       storage: storage.kind,
-      // OTLP spans waiting for their transaction, and those that waited in vain
-      otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
-      ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
-      ...(options.alerts ? { alerts: { rules: options.alerts.ruleCount, failures: options.alerts.failures, receivers: options.alerts.receiverStats } } : {}),
+      // the rest (receivers' URLs among it) for readers only
+      ...(access.allows('read', request) ? details() : {}),
     };
+  });
+  const details = (): object => ({
+    // OTLP spans waiting for their transaction, and those that waited in vain
+    otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
+    ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
+    ...(options.alerts ? { alerts: { rules: options.alerts.ruleCount, failures: options.alerts.failures, receivers: options.alerts.receiverStats } } : {}),
   });
 
   app.get('/api/services', async (request) => storage.services(parseRange(request.query as QueryString, Date.now())));
@@ -291,7 +302,7 @@ export function buildServer(options: ServerOptions): Servers {
   // Prometheus's scrape (docs/alerts.md)
   const metricsWindowMs = options.metricsWindowMs ?? DEFAULT_METRICS_WINDOW_MS;
   app.get('/metrics', async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(counters, storage, Date.now(), metricsWindowMs)),
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(counters, storage, Date.now(), metricsWindowMs, access.refused)),
   );
 
   app.get('/api/alerts', async () => options.alerts?.list() ?? []);

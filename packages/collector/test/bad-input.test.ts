@@ -139,13 +139,13 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     name: 'no token',
     send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { 'content-type': 'application/json' }),
     status: 401,
-    error: /missing or wrong ingest token/,
+    error: /ingest token: send Authorization: Bearer <ingest token>/,
   },
   {
     name: 'wrong token',
     send: () => post(`${collector.url}/v1/ingest`, JSON.stringify(good()), { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}x` }),
     status: 401,
-    error: /missing or wrong ingest token/,
+    error: /ingest token: send Authorization: Bearer <ingest token>/,
   },
 ];
 

@@ -61,20 +61,36 @@ export class ApiError extends Error {
 /** The collector could not be reached at all. */
 export class Unreachable extends Error {}
 
+/** The collector wants its read token (a 401): none was given, or the one given was refused. */
+export class NeedsToken extends ApiError {}
+
+const TOKEN_KEY = 'loopscope.readToken';
+
+/**
+ * The read token the user gave (a collector started with `--read-token`): kept in this tab's session
+ * storage, so that it is gone with the tab and never in a URL, a link or the history.
+ */
+export const readToken = {
+  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
+  set: (token: string): void => sessionStorage.setItem(TOKEN_KEY, token),
+  clear: (): void => sessionStorage.removeItem(TOKEN_KEY),
+};
+
 /** GET `path` with `params` (undefined ones left out) as the query; the answer's JSON, or a typed error. */
 async function get<T>(path: string, params: object): Promise<T> {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params) as Array<[string, unknown]>) if (v !== undefined) query.set(k, String(v));
   let res: Response;
+  const token = readToken.get();
   try {
-    res = await fetch(`${path}?${query}`, { headers: { accept: 'application/json' } });
+    res = await fetch(`${path}?${query}`, { headers: { accept: 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) } });
   } catch {
     throw new Unreachable(`cannot reach the collector at ${location.origin}`);
   }
   const body: unknown = await res.json().catch(() => undefined);
   if (!res.ok) {
     const message = typeof body === 'object' && body !== null && 'error' in body ? String(body.error) : `HTTP ${res.status}`;
-    throw new ApiError(res.status, `${path}: ${message}`);
+    throw new (res.status === 401 ? NeedsToken : ApiError)(res.status, `${path}: ${message}`);
   }
   return body as T;
 }

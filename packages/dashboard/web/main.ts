@@ -1,11 +1,13 @@
 /**
  * The app shell: reads the route from the URL, shows its page, refreshes it every second while it
  * is live (and its tab visible), and keeps the page's last content under a banner when a refresh
- * fails, trying again every second while that can help (collector down, a 5xx).
+ * fails, trying again every second while that can help (collector down, a 5xx). A collector that
+ * wants its read token gets it asked for in place of the page.
  */
 import './styles.css';
-import { ApiError } from './api.js';
+import { ApiError, NeedsToken, readToken } from './api.js';
 import { problem, loading } from './components/states.js';
+import { tokenForm } from './components/token-form.js';
 import { h, replace } from './dom.js';
 import { callsPage } from './pages/calls.js';
 import { endpointPage } from './pages/endpoint.js';
@@ -51,6 +53,18 @@ async function tick(current: number): Promise<void> {
     document.body.dataset['state'] = 'ready';
   } catch (error) {
     if (current !== generation) return;
+    if (error instanceof NeedsToken) {
+      // a token kept from before that is refused now is forgotten: the form asks again
+      const refused = readToken.get() !== null;
+      readToken.clear();
+      replace(banner);
+      replace(main, tokenForm(refused, (token) => {
+        readToken.set(token);
+        show(parseRoute(new URL(location.href)));
+      }));
+      document.body.dataset['state'] = 'token';
+      return;
+    }
     again ||= transient(error);
     replace(banner, problem(error));
     document.body.dataset['state'] = 'error';

@@ -53,6 +53,10 @@ const REJECTED = [
   ['contextLoss', 'context loss', 'context losses'],
 ] as const;
 
+/** What to do about a collector's certificate that the process does not trust (a private CA's, a self-signed one). */
+const untrusted = (error: NodeJS.ErrnoException): string =>
+  /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(error.code ?? '') ? ' (give the certificate of the CA that signed the collector\'s in NODE_EXTRA_CA_CERTS)' : '';
+
 export class Transport {
   readonly dropped: Dropped = { batches: 0, transactions: 0, traces: 0, cut: 0 };
   /** What went wrong last (for diagnostics), undefined after a success. */
@@ -256,7 +260,7 @@ export class Transport {
         });
         req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
         req.on('error', (error) => {
-          this.trouble('unreachable', `cannot reach the collector at ${url.origin}: ${error.message}`, this.waiting());
+          this.trouble('unreachable', `cannot reach the collector at ${url.origin}: ${error.message}${untrusted(error)}`, this.waiting());
           resolve('retry');
         });
         req.end(zipped);

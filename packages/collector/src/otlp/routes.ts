@@ -3,9 +3,9 @@
  * `loopscope up --otlp-port` asks for it. Every answer, errors too, is in the request's encoding
  * (OTLP/HTTP): a protobuf ExportTraceServiceResponse or google.rpc.Status, or their JSON.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../http-error.js';
+import type { Access } from '../access.js';
 import { decodeBody, type IngestLimits } from '../ingest.js';
 import type { WireBatch } from '@loopscope/protocol';
 import type { Storage } from '../storage/storage.js';
@@ -16,9 +16,8 @@ export interface OtlpRouteOptions {
   storage: Storage;
   limits: IngestLimits;
   assembler: OtlpAssembler;
-  /** `Bearer <token>` digested, when ingest requires a token */
-  expected: Buffer | undefined;
-  digest: (s: string) => Buffer;
+  /** the ingest token's check */
+  access: Access;
   /** what the collector does with a batch once stored (traces across services, the service map) */
   stored: (batch: WireBatch, receivedAt: number) => Promise<void>;
 }
@@ -45,21 +44,14 @@ export async function otlpRoutes(app: FastifyInstance, options: OtlpRouteOptions
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err instanceof HttpError ? err.statusCode : (err.statusCode ?? 500);
+    if (err instanceof HttpError) reply.headers(err.headers);
     const message =
       err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `body is larger than ${limits.maxBodyBytes} bytes; send smaller batches` : status >= 500 ? 'internal error of the collector; its log has the details' : err.message;
     if (status >= 500) request.log.error({ err, url: request.url }, 'internal error');
     const encoding = encodingOfRequest(request);
     return send(reply, encoding, status, errorBody(encoding, status, message));
   });
-  if (options.expected) {
-    const expected = options.expected;
-    app.addHook('onRequest', async (request) => {
-      const given = request.headers.authorization;
-      if (given === undefined || !timingSafeEqual(options.digest(given), expected)) {
-        throw new HttpError(401, 'missing or wrong ingest token: send Authorization: Bearer <token> (the collector was started with --token)');
-      }
-    });
-  }
+  if (options.access.guards('ingest')) app.addHook('onRequest', async (request) => options.access.check('ingest', request));
   app.post('/v1/traces', async (request, reply) => {
     const receivedAt = Date.now();
     const encoding = encodingOf(request.headers['content-type']);
