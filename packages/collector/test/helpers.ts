@@ -165,8 +165,8 @@ export function sendBatch(url: string, b: WireBatch, headers: Record<string, str
   return post(`${url}/v1/ingest`, JSON.stringify(b), { 'content-type': 'application/json', ...headers });
 }
 
-export async function get(url: string): Promise<Answer> {
-  const res = await fetch(url);
+export async function get(url: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch(url, { headers });
   return { status: res.status, body: await res.json() };
 }
 

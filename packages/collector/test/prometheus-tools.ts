@@ -70,7 +70,8 @@ export async function start(command: string, args: (dir: string, port: number) =
 }
 
 /** Prometheus scraping `target` (host:port) every second at /metrics, as job `loopscope`. */
-export function startPrometheus(target: string): Promise<Tool> {
+/** Prometheus scraping `target` every second, with the collector's read token when it has one. */
+export function startPrometheus(target: string, readToken?: string): Promise<Tool> {
   const config = `global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -79,7 +80,7 @@ scrape_configs:
     metrics_path: /metrics
     static_configs:
       - targets: ['${target}']
-`;
+${readToken === undefined ? '' : `    authorization:\n      credentials: '${readToken}'\n`}`;
   return start(
     'prometheus',
     (dir, port) => [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],

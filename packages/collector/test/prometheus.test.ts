@@ -22,14 +22,17 @@ const delayOf = (i: number): number => 10 * ((i % 10) + 1);
 /** What a request costs beyond its timer here: Node's and the agent's work, a loop iteration (ms). */
 const OVERHEAD_MS = 8;
 
+const READ = 'read-prometheus-61d2';
+const AUTH = { authorization: `Bearer ${READ}` };
 let collector: TestCollector;
 let app: TimedApp;
 let prometheus: Tool;
 
 before(async () => {
-  collector = await startTestCollector();
+  // a collector whose /metrics needs its read token, as on a network (docs/collector.md#access)
+  collector = await startTestCollector({ readToken: READ });
   app = await startTimedApp(collector.url, SERVICE);
-  prometheus = await startPrometheus(new URL(collector.url).host);
+  prometheus = await startPrometheus(new URL(collector.url).host, READ);
   const statuses = await drive(app.url, REQUESTS, 10, (i) => `/work?ms=${delayOf(i)}`);
   assert.ok(statuses.every((s) => s === 200));
   const failed = await drive(app.url, FAILED, 5, () => '/work?ms=5&fail=1');
@@ -37,7 +40,7 @@ before(async () => {
   await until(
     'every request at the collector',
     async () => {
-      const rows = (await get(`${collector.url}/api/endpoints?service=${SERVICE}`)).body as EndpointSummary[];
+      const rows = (await get(`${collector.url}/api/endpoints?service=${SERVICE}`, AUTH)).body as EndpointSummary[];
       return rows.find((r) => r.endpoint === ENDPOINT)?.count === REQUESTS + FAILED ? true : undefined;
     },
     () => 'the agent did not ship them',
@@ -78,7 +81,7 @@ test('the counters are the counts: requests and errors per service and endpoint'
 test('the p95 response in PromQL is the query API\'s, and the truth\'s', async () => {
   // every request happened in the last minute: the window of the quantiles holds them all
   const promP95 = (await scalar(`loopscope_response_seconds{${labels},quantile="0.95"}`)) * 1000;
-  const rows = (await get(`${collector.url}/api/endpoints?service=${SERVICE}&from=${Date.now() - 55_000}`)).body as EndpointSummary[];
+  const rows = (await get(`${collector.url}/api/endpoints?service=${SERVICE}&from=${Date.now() - 55_000}`, AUTH)).body as EndpointSummary[];
   const apiP95 = rows.find((r) => r.endpoint === ENDPOINT)!.response.p95;
   assert.ok(Math.abs(promP95 - apiP95) <= apiP95 * RELATIVE_ACCURACY, `PromQL ${promP95} ms, the API ${apiP95} ms`);
   // the truth: 10 % of the requests waited 100 ms, so the p95 is one of them
@@ -93,13 +96,13 @@ test('the p95 response in PromQL is the query API\'s, and the truth\'s', async (
 
 test('the service\'s event loop: delay quantiles, utilization, GC time and long tasks', async () => {
   const delay = await scalar(`loopscope_loop_delay_seconds{service="${SERVICE}",quantile="0.99"}`);
-  const loop = (await get(`${collector.url}/api/loop?service=${SERVICE}&from=${Date.now() - 60_000}`)).body as LoopSummary;
+  const loop = (await get(`${collector.url}/api/loop?service=${SERVICE}&from=${Date.now() - 60_000}`, AUTH)).body as LoopSummary;
   assert.ok(delay >= 0 && delay * 1000 <= Math.max(loop.delay.max, 1) * (1 + RELATIVE_ACCURACY), `p99 loop delay ${delay} s, within the max the API has (${loop.delay.max} ms)`);
   const utilization = await scalar(`loopscope_loop_utilization_ratio{service="${SERVICE}"}`);
   assert.ok(utilization > 0 && utilization < 1, `utilization ${utilization}`);
   assert.ok((await scalar(`loopscope_gc_seconds_total{service="${SERVICE}"}`)) >= 0);
   // the app's long tasks (its start, a stall of this machine), as the API counts them since it started
-  const since = (await get(`${collector.url}/api/loop?service=${SERVICE}&from=0`)).body as LoopSummary;
+  const since = (await get(`${collector.url}/api/loop?service=${SERVICE}&from=0`, AUTH)).body as LoopSummary;
   assert.equal(await scalar(`loopscope_long_tasks_total{service="${SERVICE}"}`), since.longTaskCount);
 });
 
