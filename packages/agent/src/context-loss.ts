@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { LIMITS, roundMs, type WireContextLoss } from '@loopscope/protocol';
 import { runningResource } from './context.js';
 import { now } from './clock.js';
-import { isAgentUrl } from './loop/profiler.js';
+import { isAgentUrl, scriptUrl } from './loop/profiler.js';
 import { callbackSerial, runningSince } from './timing.js';
 
 interface Frame {
@@ -43,7 +43,7 @@ export function outermostAppFrame(stack: string): Frame | undefined {
     const url = file.startsWith('file:') ? file : file.startsWith(sep) ? pathToFileURL(file).href : file;
     if (isAgentUrl(url)) continue;
     const pkg = PACKAGE.exec(file)?.[1]?.replaceAll('\\', '/');
-    return { module: pkg ?? 'app', site: `${file}:${frame[3]}:${frame[4]}`.slice(-LIMITS.lossSite), function: (frame[1] ?? '').slice(0, LIMITS.lossFunction) };
+    return { module: pkg ?? 'app', site: `${scriptUrl(file)}:${frame[3]}:${frame[4]}`.slice(-LIMITS.lossSite), function: (frame[1] ?? '').slice(0, LIMITS.lossFunction) };
   }
   return undefined;
 }

@@ -164,11 +164,18 @@ export class StatementCache {
 /** Commands whose first argument is not a key (a password, a script, a message): their statement is the command alone. */
 const NO_KEY = new Set(['AUTH', 'HELLO', 'ACL', 'CONFIG', 'CLIENT', 'ECHO', 'PING', 'EVAL', 'EVALSHA', 'EVAL_RO', 'EVALSHA_RO', 'SCRIPT', 'FUNCTION', 'FCALL', 'MIGRATE', 'SELECT', 'MULTI', 'EXEC', 'INFO', 'QUIT']);
 const MAX_KEY = 128;
+/** A run of 16+ letters, digits, `_` or `-` in a key; with a digit in it, a token (a session id, a hash): `?`, as in URL paths. */
+const KEY_RUN = /[\w-]{16,}/g;
+const DIGIT = /\d/;
+const tokenToPlaceholder = (run: string): string => (DIGIT.test(run) ? '?' : run);
 
-/** `GET user:42`: the command and its key (cut to 128 characters), never the values. */
+/**
+ * `GET user:42`: the command and its key (cut to 128 characters), never the values; a part of the
+ * key that is a token (`sess:<session id>`, the cookie's value) is `?`.
+ */
 export function redisStatement(command: string, key: unknown): string {
   const name = command.toUpperCase();
   if (NO_KEY.has(name) || (typeof key !== 'string' && !Buffer.isBuffer(key))) return name;
-  const k = String(key);
+  const k = String(key).replace(KEY_RUN, tokenToPlaceholder);
   return `${name} ${k.length > MAX_KEY ? `${k.slice(0, MAX_KEY - 1)}…` : k}`;
 }

@@ -167,7 +167,18 @@ function withoutApp(leaf: ProfileNode, parent: Map<number, ProfileNode>): Withou
 }
 
 function locationOf(f: CallFrame): string {
-  return `${f.url}:${f.lineNumber + 1}:${f.columnNumber + 1}`;
+  return `${scriptUrl(f.url)}:${f.lineNumber + 1}:${f.columnNumber + 1}`;
+}
+
+/**
+ * A script's URL as the agent ships it (long tasks, lost context): a URL without its query and
+ * fragment (`import('./m.mjs?token=…')`), a `data:` URL without its content (the code).
+ */
+export function scriptUrl(url: string): string {
+  if (url.startsWith('data:')) return url.slice(0, url.indexOf(',') + 1 || undefined);
+  if (!url.includes('://')) return url; // a path: `?` and `#` are part of its name
+  const end = url.search(/[?#]/);
+  return end < 0 ? url : url.slice(0, end);
 }
 
 function nameOf(f: CallFrame): string {

@@ -39,3 +39,9 @@ test('a scoped package, a package inside another, an ES module by its URL, the a
 test('no app frame at all (the runtime and the agent only): nothing to name', () => {
   assert.equal(outermostAppFrame(stack(`end (${agentFile}:1:1)`, 'Socket.emit (node:events:508:28)', 'new Promise (<anonymous>)')), undefined);
 });
+
+test("a module's URL is shipped without its query and fragment, a path as it is", () => {
+  assert.equal(outermostAppFrame(stack('tick (file:///srv/app/jobs.mjs?token=s3cr3t#x:3:9)'))?.site, 'file:///srv/app/jobs.mjs:3:9');
+  assert.equal(outermostAppFrame(stack('tick (/srv/C#/app?/jobs.js:3:9)'))?.site, '/srv/C#/app?/jobs.js:3:9');
+  assert.equal(outermostAppFrame(stack('tick (data:text/javascript,const key = "s3cr3t"; setTimeout(f):1:40)'))?.site, 'data:text/javascript,:1:40');
+});

@@ -108,3 +108,14 @@ test('Redis: the command and its key, never a value nor a password', () => {
   assert.equal(redisStatement('ping', undefined), 'PING');
   assert.equal(redisStatement('get', 'k'.repeat(500)).length, 4 + 128);
 });
+
+test('a Redis key keeps its words and short ids; a part that is a token (a session id from a cookie, a hash) is ?', () => {
+  assert.equal(redisStatement('get', 'sess:s3cr3t-5f0c1d2e3a4b5c6d'), 'GET sess:?');
+  assert.equal(redisStatement('get', 'sess:Xk3_9aZ-Qw2Lm8Np7Rt4Vb6Yc1'), 'GET sess:?');
+  assert.equal(redisStatement('hget', 'cache/5d41402abc4b2a76b9719d911017c592/body'), 'HGET cache/?/body');
+  assert.equal(redisStatement('get', 'user:42:notification_settings'), 'GET user:42:notification_settings');
+  assert.equal(redisStatement('get', 'rate-limit:127.0.0.1'), 'GET rate-limit:127.0.0.1');
+  // AUTH's and HELLO's arguments are never looked at, whatever the client passes first
+  assert.equal(redisStatement('hello', '3'), 'HELLO');
+  assert.equal(redisStatement('AUTH', 'default'), 'AUTH');
+});
