@@ -12,3 +12,4 @@ export * from './api.js';
 export { SUPPORTED_NODE, supportedNode } from './node-support.js';
 export { durationMs } from './duration.js';
 export { describeAlert } from './alert-text.js';
+export { redactSecrets, REDACTED } from './redact.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_MAX_MESSAGE, describeError, redactSecrets, setMaxMessage } from '../../src/describe-error.js';
+import { redactSecrets } from '@loopscope/protocol';
+import { DEFAULT_MAX_MESSAGE, describeError, setMaxMessage } from '../../src/describe-error.js';
 
 test("an error is text: Name: message, or an object's own message; never [object Object], and never what a value that is not an Error holds", () => {
   assert.equal(describeError(new TypeError('no kibble')), 'TypeError: no kibble');

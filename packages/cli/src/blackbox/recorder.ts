@@ -5,7 +5,7 @@
  * name. cpu, external and blocking cannot be seen from outside: they are null (unknown), never 0.
  */
 import { randomBytes } from 'node:crypto';
-import { LIMITS, roundMs, type SegmentRecord, type TraceRecord } from '@loopscope/protocol';
+import { LIMITS, redactSecrets, roundMs, type SegmentRecord, type TraceRecord } from '@loopscope/protocol';
 import { Exporter, readConfig, type Observation } from 'loopscope/export';
 
 /** One request and its response as they went by, times in ms from when the request was seen. */
@@ -57,7 +57,7 @@ export function recordOf(service: string, x: Exchange): TraceRecord {
     start: roundMs(x.start),
     status: x.status,
     error: isError(x),
-    ...(x.failure !== undefined ? { errorMessage: x.failure.slice(0, LIMITS.errorMessage) } : {}),
+    ...(x.failure !== undefined ? { errorMessage: redactSecrets(x.failure).slice(0, LIMITS.errorMessage) } : {}),
     response: roundMs(x.response),
     duration: roundMs(x.response),
     cpu: null,
