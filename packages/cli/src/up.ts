@@ -5,14 +5,17 @@
  */
 import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { DB_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_RETENTION, loadRules, parseClickHouseUrl, type Retention } from '@loopscope/collector';
+import { DB_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_QUOTAS, DEFAULT_RETENTION, QUOTA_NAMES, loadRules, parseClickHouseUrl, type Quotas, type Retention } from '@loopscope/collector';
 import { COLLECTOR_FLAGS, joinNegatives, parseDuration, parsePort, readNamedFile, readToken, untilSignal, UsageError } from './args.js';
 import { startCollectorExplained } from './collector.js';
 
 const human = (ms: number): string => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms / 3_600_000}h`);
 
+const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT_HOST}] [--data DIR | --storage clickhouse://HOST:8123/DB]
-             [--token-file FILE] [--read-token-file FILE] [--tls-cert FILE --tls-key FILE] [--otlp-port 4318]
+             [--token-file FILE] [--read-token-file FILE] [--tls-cert FILE --tls-key FILE] [--limit NAME=N]...
+             [--query-timeout 10s] [--otlp-port 4318]
              [--otlp-endpoint URL [--otlp-header K=V]...] [--rules FILE] [--metrics-window 60s]
              [--retention-seconds ${human(DEFAULT_RETENTION.seconds)}] [--retention-minutes ${human(DEFAULT_RETENTION.minutes)}] [--retention-hours ${human(DEFAULT_RETENTION.hours)}] [--retention-traces ${human(DEFAULT_RETENTION.traces)}]
   Starts the collector: ingest (POST /v1/ingest) and the query API (/api/...) on one port, data in
@@ -22,7 +25,12 @@ export const UP_USAGE = `loopscope up [--port ${DEFAULT_PORT}] [--host ${DEFAULT
   --token-file or LOOPSCOPE_TOKEN_FILE; --token and LOOPSCOPE_TOKEN show it in ps) ingest requires
   "Authorization: Bearer TOKEN"; with a read token (--read-token-file, LOOPSCOPE_READ_TOKEN_FILE,
   --read-token, LOOPSCOPE_READ_TOKEN) so do the query API, /metrics and the dashboard's data.
-  --tls-cert and --tls-key (PEM files) serve HTTPS on every port.
+  --tls-cert and --tls-key (PEM files) serve HTTPS on every port. --limit bounds what senders may
+  send; by default ${QUOTA_NAMES.slice(0, 3).map((q) => `${kebab(q)}=${DEFAULT_QUOTAS[q]}`).join(', ')} (active within an hour;
+  endpoints and instances per service), ${QUOTA_NAMES.slice(3).map((q) => `${kebab(q)}=${DEFAULT_QUOTAS[q]}`).join(', ')}
+  (per service). Past them, endpoints and instances are folded into one name, traces and long
+  tasks left out, a new service's batches refused (403); each counted in /metrics. An answer of
+  the query API that takes longer than --query-timeout is cut off with a 503.
   Retention flags take durations such as 90m, 2h, 7d: how long per-second, per-minute and per-hour
   aggregates and full traces are kept. OpenTelemetry SDKs may send OTLP/HTTP traces to POST
   /v1/traces on the collector's port, or on --otlp-port (4318 is OTLP's own) as well. With
@@ -67,6 +75,20 @@ function parseHeaders(raw: string[]): Record<string, string> {
   return headers;
 }
 
+/** `--limit traces-per-minute=20000` (repeatable) → quotas. */
+function parseLimits(raw: string[]): Partial<Quotas> {
+  const quotas: Partial<Quotas> = {};
+  for (const r of raw) {
+    const [name, value] = r.split('=', 2);
+    const quota = QUOTA_NAMES.find((q) => kebab(q) === name);
+    if (quota === undefined) throw new UsageError(`--limit must be NAME=N with NAME one of ${QUOTA_NAMES.map(kebab).join(', ')}, not ${JSON.stringify(r)}`);
+    const n = /^\d+$/.test(value ?? '') ? Number(value) : NaN;
+    if (!(n >= 1 && n <= 10_000_000)) throw new UsageError(`--limit ${name} must be a whole number from 1 to 10000000, not ${JSON.stringify(value ?? '')}`);
+    quotas[quota] = n;
+  }
+  return quotas;
+}
+
 export async function runUp(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: joinNegatives(argv),
@@ -78,6 +100,8 @@ export async function runUp(argv: string[]): Promise<void> {
       'read-token-file': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      limit: { type: 'string', multiple: true },
+      'query-timeout': { type: 'string' },
       storage: { type: 'string' },
       'otlp-port': { type: 'string' },
       'otlp-endpoint': { type: 'string' },
@@ -121,6 +145,7 @@ export async function runUp(argv: string[]): Promise<void> {
   const otlpPort = values['otlp-port'] === undefined ? undefined : parsePort(values['otlp-port'], '--otlp-port');
   const otlpExport = values['otlp-endpoint'] === undefined ? undefined : { endpoint: parseEndpoint(values['otlp-endpoint']), headers: parseHeaders(values['otlp-header'] ?? []) };
   if (otlpExport === undefined && values['otlp-header'] !== undefined) throw new UsageError('--otlp-header goes with --otlp-endpoint');
+  const queryTimeoutMs = values['query-timeout'] === undefined ? undefined : parseDuration(values['query-timeout'], '--query-timeout');
   const metricsWindowMs = values['metrics-window'] === undefined ? undefined : parseDuration(values['metrics-window'], '--metrics-window');
   let rules;
   try {
@@ -128,7 +153,7 @@ export async function runUp(argv: string[]): Promise<void> {
   } catch (err) {
     throw new Error(`--rules: ${(err as Error).message}`);
   }
-  const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, readToken: readTokenValue, tls, retention, otlpPort, otlpExport, rules, metricsWindowMs });
+  const collector = await startCollectorExplained({ port, host, dataDir: data, storageUrl, token, readToken: readTokenValue, tls, quotas: parseLimits(values.limit ?? []), queryTimeoutMs, retention, otlpPort, otlpExport, rules, metricsWindowMs });
   const note = collector.storage.note === undefined ? '' : ` (${collector.storage.note})`;
   const where = storageUrl === undefined ? `storage SQLite, data in ${path.join(data, DB_FILE)}` : `storage ClickHouse, data in ${describeStorage(storageUrl)}${note}`;
   const otlp = collector.otlpUrl ? `, OTLP/HTTP traces on ${collector.otlpUrl}/v1/traces` : '';

@@ -6,8 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { FastifyServerOptions } from 'fastify';
 import { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
-import { buildServer } from './server.js';
+import { buildServer, DEFAULT_QUERY_TIMEOUT_MS } from './server.js';
 import type { ThrottleOptions } from './access.js';
+import type { Quotas } from './quotas.js';
 import { OtlpExporter } from './otlp/exporter.js';
 import { AlertEngine } from './alerts/engine.js';
 import { Receivers } from './alerts/receivers.js';
@@ -33,6 +34,10 @@ export interface CollectorOptions {
   readToken?: string | undefined;
   /** wrong tokens an address may send per window before it is refused (429); default 10 a minute */
   throttle?: Partial<ThrottleOptions>;
+  /** the longest the query API works on one answer before a 503 (ms; default 10 s); ClickHouse stops its query then too */
+  queryTimeoutMs?: number;
+  /** what one sender may send (docs/collector.md#limits); the rest keep their defaults */
+  quotas?: Partial<Quotas>;
   /** serve HTTPS (PEM certificate chain and key) on every port */
   tls?: { cert: Buffer; key: Buffer };
   /** per-kind retention in ms; the rest keep their defaults */
@@ -83,8 +88,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   const retention = options.retention ?? {};
   const storage =
     options.storageUrl === undefined
-      ? openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention })
-      : await openClickHouseStorage({ ...options.clickhouse, url: options.storageUrl, retention });
+      ? openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention, warn: (message) => warn(message) })
+      : await openClickHouseStorage({ ...options.clickhouse, url: options.storageUrl, retention, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS });
   const logger = options.logger ?? { level: 'warn', stream: process.stderr };
   let exporter: OtlpExporter | undefined;
   const warn = (message: string): void => app.log.warn(message);
@@ -97,6 +102,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     token: options.token,
     readToken: options.readToken,
     throttle: options.throttle,
+    quotas: options.quotas,
+    queryTimeoutMs: options.queryTimeoutMs,
     tls: options.tls,
     logger,
     otlpServer: options.otlpPort !== undefined,
@@ -145,12 +152,13 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   };
 }
 
-export { buildServer, VERSION } from './server.js';
+export { buildServer, DEFAULT_QUERY_TIMEOUT_MS, VERSION } from './server.js';
 export { openSqliteStorage, DB_FILE, SCHEMA_VERSION, type SqliteOptions } from './storage/sqlite.js';
 export { openClickHouseStorage, parseClickHouseUrl, type ClickHouseOptions } from './storage/clickhouse/index.js';
 export { ClickHouseError } from './storage/clickhouse/client.js';
 export { DEFAULT_LIMITS, type IngestLimits } from './ingest.js';
 export { DEFAULT_THROTTLE, type ThrottleOptions } from './access.js';
+export { DEFAULT_QUOTAS, QUOTA_NAMES, OVERFLOW_INSTANCE, type Quotas } from './quotas.js';
 export * from './storage/storage.js';
 export { loadRules, parseRules, RulesError, RULE_METRICS, type Rule, type RulesFile, type Receiver } from './alerts/rules.js';
 export { SIGNATURE_HEADER } from './alerts/receivers.js';

@@ -236,6 +236,13 @@ function semanticProblem(batch: WireBatch, receivedAt: number): string | undefin
       if (sketch.n !== iv.count) return `${at}/${m}/n is ${sketch.n} but count is ${iv.count}; every transaction counted has each of the five values (or the sketch is null: unknown)`;
     }
   }
+  for (const [i, call] of (batch.calls ?? []).entries()) {
+    try {
+      fromWire(call.duration);
+    } catch (err) {
+      return `/calls/${i}/duration: ${(err as Error).message}`;
+    }
+  }
   if (batch.loop !== undefined) {
     try {
       fromWire(batch.loop.delay);

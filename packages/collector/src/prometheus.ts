@@ -11,6 +11,7 @@
 import { MAX_ENDPOINTS, METRICS, OVERFLOW_ENDPOINT, type EndpointSummary, type MetricName, type Quantiles, type WireBatch, type WireSketch } from '@loopscope/protocol';
 import type { Storage } from './storage/storage.js';
 import type { Access } from './access.js';
+import type { QuotaKeeper } from './quotas.js';
 
 export const MAX_SERVICES = 1000;
 export const OVERFLOW_SERVICE = 'OTHER (service limit reached)';
@@ -156,7 +157,13 @@ export function metricsWindow(now: number, windowMs: number): { from: number; to
 }
 
 /** The exposition of everything the collector has counted, and of the quantiles of the window. */
-export async function renderMetrics(counters: PrometheusCounters, storage: Storage, now: number, windowMs: number, refused: Access['refused'] = new Map()): Promise<string> {
+/** What the collector itself refused or left out: requests for their tokens (access.ts), records past the limits (quotas.ts). */
+export interface Refusals {
+  refused: Access['refused'];
+  over: QuotaKeeper['over'];
+}
+
+export async function renderMetrics(counters: PrometheusCounters, storage: Storage, now: number, windowMs: number, refusals: Refusals = { refused: new Map(), over: new Map() }): Promise<string> {
   const range = metricsWindow(now, windowMs);
   const requests = new Family('loopscope_requests_total', 'counter', 'Requests (transactions) received since the collector started.');
   const errors = new Family('loopscope_errors_total', 'counter', 'Requests that failed (a 5xx answer, a thrown error, one recorded by hand).');
@@ -170,12 +177,23 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
   const longTasks = new Family('loopscope_long_tasks_total', 'counter', 'Long tasks (event-loop blocks over the agent threshold) since the collector started.');
   const rejected = new Family('loopscope_rejected_records_total', 'counter', 'Records (traces, long tasks, context losses) left out of stored batches for not being valid; the rest of each batch was stored.');
   const refusedRequests = new Family('loopscope_refused_requests_total', 'counter', 'Requests refused for a missing or wrong token (401), or from an address that sent too many of them (429), per token.');
-  for (const [key, n] of [...refused].sort()) {
+  for (const [key, n] of [...refusals.refused].sort()) {
     const [token, reason] = key.split(' ');
     refusedRequests.sample('', { token: token!, reason: reason! }, n);
   }
+  const overLimit = new Family('loopscope_over_limit_total', 'counter', 'What senders sent past the collector\'s limits, per service and limit: endpoints and instances folded into one name, traces and long tasks left out, batches of services past the service limit refused.');
+  for (const [service, counts] of [...refusals.over].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [limit, n] of Object.entries(counts)) overLimit.sample('', { service, limit }, n);
+  }
   const window = new Family('loopscope_quantile_window_seconds', 'gauge', 'The window the quantiles of the summaries cover.');
   window.sample('', {}, windowMs / 1000);
+  // the embedded storage's full disk (storage/disk-space.ts)
+  const diskFull = new Family('loopscope_storage_disk_full', 'gauge', "1 while the disk of the collector's SQLite file is full (ingest answers 503 until space returns), else 0.");
+  const fullRefused = new Family('loopscope_storage_full_refused_batches_total', 'counter', 'Batches refused with 503 because the disk was full since the collector started; their agents send them again.');
+  if (storage.diskFull) {
+    diskFull.sample('', {}, storage.diskFull.full ? 1 : 0);
+    fullRefused.sample('', {}, storage.diskFull.refusedBatches);
+  }
 
   for (const service of counters.names.sort()) {
     const c = counters.of(service)!;
@@ -204,5 +222,5 @@ export async function renderMetrics(counters: PrometheusCounters, storage: Stora
     }
     for (const kind of REJECTED_KINDS) if (c.rejected[kind] > 0) rejected.sample('', { service, kind }, c.rejected[kind]);
   }
-  return [requests, errors, aborted, ...METRICS.map((m) => perRequest[m]), delay, utilization, gc, longTasks, rejected, refusedRequests, window].map((f) => f.render()).join('');
+  return [requests, errors, aborted, ...METRICS.map((m) => perRequest[m]), delay, utilization, gc, longTasks, rejected, refusedRequests, overLimit, diskFull, fullRefused, window].map((f) => f.render()).join('');
 }

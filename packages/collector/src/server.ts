@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpError } from './http-error.js';
 import { Access, type ThrottleOptions } from './access.js';
+import { QuotaKeeper, type Quotas } from './quotas.js';
 import { decodeBody, parseBatch, type IngestLimits } from './ingest.js';
 import { HOLDER_LOOKBACK_MS, holdersOf, waitWindow } from './holders.js';
 import { assembleTrace, rootPart } from './trace-parts.js';
@@ -35,6 +36,10 @@ export interface ServerOptions {
   readToken?: string | undefined;
   /** how many wrong tokens an address may send, and in what time, before it is refused for a while */
   throttle?: Partial<ThrottleOptions> | undefined;
+  /** the longest the query API and /metrics work on one answer before a 503 says it was cut off; default 10 s */
+  queryTimeoutMs?: number | undefined;
+  /** what one sender may send (quotas.ts): services, endpoints, instances, traces and long tasks per minute */
+  quotas?: Partial<Quotas> | undefined;
   /** serve HTTPS with this certificate (PEM) and key, the OTLP port too */
   tls?: { cert: Buffer; key: Buffer } | undefined;
   logger: FastifyServerOptions['logger'];
@@ -88,11 +93,23 @@ const isPagePath = (path: string): boolean => !path.startsWith('/api/') && !path
 /** What the read token guards: the data. The dashboard's files are the same for everyone, and a load balancer's health check needs no token. */
 const isReadPath = (path: string): boolean => (path.startsWith('/api/') && path !== '/api/health') || path === '/metrics';
 
+export const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
+
+/** `answer`, or a 503 that says so once `ms` have passed without it. */
+function withDeadline<T>(answer: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const cutOff = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new HttpError(503, `the query took longer than ${ms} ms and was cut off (--query-timeout); ask for a shorter range`)), ms);
+  });
+  return Promise.race([answer, cutOff]).finally(() => clearTimeout(timer));
+}
+
 export function buildServer(options: ServerOptions): Servers {
   const { storage, limits } = options;
   const serverOptions = { logger: options.logger, bodyLimit: limits.maxBodyBytes, ...(options.tls ? { https: options.tls } : {}) };
   const app = Fastify(serverOptions);
   const access = new Access({ ingest: options.token, read: options.readToken }, options.throttle);
+  const quotas = new QuotaKeeper(options.quotas);
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode ?? 500;
@@ -106,6 +123,16 @@ export function buildServer(options: ServerOptions): Servers {
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.headers(SECURITY_HEADERS);
     return payload;
+  });
+  // every answer of the data is cut off at the query time limit (ClickHouse stops its query then too);
+  // SQLite's queries run on the loop, bounded by the API's limits on ranges, steps and counts instead
+  const queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  app.addHook('onRoute', (route) => {
+    if (!isReadPath(route.url)) return;
+    const handler = route.handler;
+    route.handler = function (request, reply) {
+      return withDeadline(Promise.resolve(handler.call(this, request, reply)), queryTimeoutMs);
+    };
   });
   if (access.guards('read')) {
     app.addHook('onRequest', async (request) => {
@@ -157,7 +184,7 @@ export function buildServer(options: ServerOptions): Servers {
     }
   };
   // OTLP spans waiting for their transaction, whichever port they came to
-  const otlp = { storage, limits, assembler: new OtlpAssembler(), access, stored };
+  const otlp = { storage, limits, assembler: new OtlpAssembler(), access, quotas, stored };
   app.register(async (scope) => otlpRoutes(scope, otlp));
   let otlpApp: FastifyInstance | undefined;
   if (options.otlpServer) {
@@ -176,7 +203,9 @@ export function buildServer(options: ServerOptions): Servers {
       const body = request.body instanceof Buffer ? request.body : Buffer.alloc(0);
       const header = request.headers['content-encoding'];
       const bytes = await decodeBody(body, Array.isArray(header) ? header.join(',') : header, limits);
-      const { batch, rejected } = parseBatch(bytes, receivedAt);
+      const parsed = parseBatch(bytes, receivedAt);
+      const { rejected } = parsed;
+      const batch = quotas.admit(parsed.batch, receivedAt);
       const { duplicate } = await storage.ingest(batch, receivedAt); // resolves after the commit
       if (!duplicate) await stored(batch, receivedAt);
       // records left out of the batch: counted, and the sender told (it says so once)
@@ -209,7 +238,10 @@ export function buildServer(options: ServerOptions): Servers {
     // OTLP spans waiting for their transaction, and those that waited in vain
     otlpIn: { waiting: otlp.assembler.waiting, expired: otlp.assembler.expired },
     ...(options.exporter ? { otlpExport: options.exporter.stats } : {}),
+    ...(storage.diskFull ? { diskFull: storage.diskFull } : {}),
     ...(options.alerts ? { alerts: { rules: options.alerts.ruleCount, failures: options.alerts.failures, receivers: options.alerts.receiverStats } } : {}),
+    // what senders sent past the limits, per service (quotas.ts)
+    limits: { ...quotas.limits, over: Object.fromEntries(quotas.over) },
   });
 
   app.get('/api/services', async (request) => storage.services(parseRange(request.query as QueryString, Date.now())));
@@ -302,7 +334,7 @@ export function buildServer(options: ServerOptions): Servers {
   // Prometheus's scrape (docs/alerts.md)
   const metricsWindowMs = options.metricsWindowMs ?? DEFAULT_METRICS_WINDOW_MS;
   app.get('/metrics', async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(counters, storage, Date.now(), metricsWindowMs, access.refused)),
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await renderMetrics(counters, storage, Date.now(), metricsWindowMs, { refused: access.refused, over: quotas.over })),
   );
 
   app.get('/api/alerts', async () => options.alerts?.list() ?? []);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { after, before, test } from 'node:test';
 import type { WireBatch } from '@loopscope/protocol';
+import { DEFAULT_QUOTAS } from '../src/index.js';
 import { batch, get, interval, loopSample, post, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector } from './helpers.js';
 
 const TOKEN = 's3cret-token';
@@ -110,6 +111,18 @@ const cases: Array<{ name: string; send: () => ReturnType<typeof post>; status: 
     send: () => post(`${collector.url}/v1/ingest`, `{"v":1,"pad":"${'x'.repeat(10 * 1024 * 1024)}"}`, JSON_TYPE),
     status: 413,
     error: /body is larger than 5242880 bytes/,
+  },
+  {
+    // found by the fuzzer (fuzz.test.ts): once stored, it made GET /api/servicemap a 500 over any range that held its minute
+    name: "a call whose duration sketch's bins do not add up to its n",
+    send: () =>
+      post(
+        `${collector.url}/v1/ingest`,
+        broken((b) => (b.calls = [{ start: now - 2000, ms: 1000, kind: 'db', target: '127.0.0.1:5432/shop', count: 1, errors: 0, duration: { ...b.intervals[0].duration, n: 1 } }])),
+        JSON_TYPE,
+      ),
+    status: 400,
+    error: /^\/calls\/0\/duration: bins and zero hold 2 values but n is 1$/,
   },
   {
     name: 'a gzip bomb (64 KB that inflate to 64 MB)',
@@ -235,11 +248,13 @@ test('gzip-compressed good batches are accepted', async () => {
 });
 
 test('after all that: the collector is up, every good batch is stored, the valid part of each partly valid one, and nothing else; the query API needs no token', async () => {
-  assert.deepEqual((await get(`${collector.url}/api/health`)).body, { status: 'ok', version: '0.1.0', storage: 'sqlite', otlpIn: { waiting: 0, expired: 0 } });
+  assert.deepEqual((await get(`${collector.url}/api/health`)).body, { status: 'ok', version: '0.1.0', storage: 'sqlite', otlpIn: { waiting: 0, expired: 0 }, diskFull: { full: false, since: null, episodes: 0, refusedBatches: 0, failedPrunes: 0, lastError: null }, limits: { ...DEFAULT_QUOTAS, over: {} } });
   const [row] = (await get(`${collector.url}/api/endpoints?service=bad-input`)).body;
   assert.equal(row.endpoint, 'GET /ok');
   assert.equal(row.count, (goodSent + partialSent) * 2);
   assert.equal((await get(`${collector.url}/api/traces?service=bad-input&limit=1000`)).body.length, goodSent + partialTraces);
+  // no stored batch breaks a query of the data around it (the calls of the map, above)
+  assert.equal((await get(`${collector.url}/api/servicemap`)).status, 200);
   // what was left out, counted for Prometheus
   const metrics = await (await fetch(`${collector.url}/metrics`)).text();
   for (const [kind, n] of Object.entries(rejectedTotal)) assert.match(metrics, new RegExp(`^loopscope_rejected_records_total\\{service="bad-input",kind="${kind}"\\} ${n}$`, 'm'));

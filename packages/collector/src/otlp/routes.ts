@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../http-error.js';
 import type { Access } from '../access.js';
+import type { QuotaKeeper } from '../quotas.js';
 import { decodeBody, type IngestLimits } from '../ingest.js';
 import type { WireBatch } from '@loopscope/protocol';
 import type { Storage } from '../storage/storage.js';
@@ -18,6 +19,8 @@ export interface OtlpRouteOptions {
   assembler: OtlpAssembler;
   /** the ingest token's check */
   access: Access;
+  /** what one sender may send */
+  quotas: QuotaKeeper;
   /** what the collector does with a batch once stored (traces across services, the service map) */
   stored: (batch: WireBatch, receivedAt: number) => Promise<void>;
 }
@@ -45,9 +48,11 @@ export async function otlpRoutes(app: FastifyInstance, options: OtlpRouteOptions
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err instanceof HttpError ? err.statusCode : (err.statusCode ?? 500);
     if (err instanceof HttpError) reply.headers(err.headers);
+    // a 503 (the storage cannot take it now: a full disk, ClickHouse away) says why, and when to try again
     const message =
-      err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `body is larger than ${limits.maxBodyBytes} bytes; send smaller batches` : status >= 500 ? 'internal error of the collector; its log has the details' : err.message;
-    if (status >= 500) request.log.error({ err, url: request.url }, 'internal error');
+      err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `body is larger than ${limits.maxBodyBytes} bytes; send smaller batches` : status >= 500 && status !== 503 ? 'internal error of the collector; its log has the details' : err.message;
+    if (status === 503) reply.header('retry-after', '5');
+    else if (status >= 500) request.log.error({ err, url: request.url }, 'internal error');
     const encoding = encodingOfRequest(request);
     return send(reply, encoding, status, errorBody(encoding, status, message));
   });
@@ -59,7 +64,13 @@ export async function otlpRoutes(app: FastifyInstance, options: OtlpRouteOptions
     const header = request.headers['content-encoding'];
     const bytes = await decodeBody(body, Array.isArray(header) ? header.join(',') : header, limits);
     const { batches, rejected, reason } = receive(decodeTraces(bytes, encoding), assembler, receivedAt);
-    for (const batch of batches) {
+    for (const assembled of batches) {
+      let batch;
+      try {
+        batch = options.quotas.admit(assembled, receivedAt);
+      } catch {
+        continue; // a service past the service limit (counted)
+      }
       await storage.ingest(batch, receivedAt);
       await options.stored(batch, receivedAt);
     }

@@ -31,6 +31,7 @@ import {
 } from '@loopscope/protocol';
 import { RESOLUTIONS, bucketOf, chooseResolution, seriesGrid, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
+import { DiskSpace } from './disk-space.js';
 import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from './culprits.js';
 import { AGENT_MAXES, AGENT_SUMS, addAgentSums, addByKind, addGc, addTotals, agentCostOf, agentSumsOf, batchSpan, emptyAgentSums, emptyLoopPoint, emptyTotals, foldTotals, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type AgentSums, type GcTotals } from './totals.js';
 import {
@@ -61,6 +62,8 @@ export interface SqliteOptions {
   /** directory of the database file, created if missing */
   dataDir: string;
   retention?: Partial<Retention>;
+  /** where the storage says that its disk is full, and that space returned (once each per episode) */
+  warn?: (message: string) => void;
 }
 
 export const DB_FILE = 'loopscope.db';
@@ -292,7 +295,10 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     }
   }
   db.exec(schema());
-  db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  // (a write: not when there is nothing to change, so that a collector opens on a full disk)
+  if (version !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  // a write that fails for lack of space: refused with a 503 (its transaction rolled back whole), said once per episode
+  const space = new DiskSpace(options.dataDir, options.warn ?? (() => {}));
 
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
   const upsertInstance = db.prepare(
@@ -492,12 +498,17 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     const group = pending;
     pending = [];
     if (group.length === 0) return; // committed by close() already
+    let duplicates: boolean[];
     try {
-      const duplicates = ingestGroup(group);
-      group.forEach((p, i) => p.resolve(duplicates[i]!));
+      // (a failure rolls the whole group back, batch ids with it: each batch is stored when it comes again)
+      duplicates = ingestGroup(group);
     } catch (err) {
-      group.forEach((p) => p.reject(err));
+      const full = space.refuse(err, group.length);
+      group.forEach((p) => p.reject(full ?? err));
+      return;
     }
+    space.wrote();
+    group.forEach((p, i) => p.resolve(duplicates[i]!));
   }
 
   const prune = db.transaction((now: number) => {
@@ -571,6 +582,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   let closed = false;
   return {
     kind: 'sqlite',
+    diskFull: space.stats,
 
     ingest(batch, receivedAt) {
       return new Promise((resolve, reject) => {
@@ -752,7 +764,12 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async learnTarget(target: string, service: string, now: number) {
-      upsertTarget.run(target, service, now);
+      try {
+        upsertTarget.run(target, service, now);
+      } catch (err) {
+        // the batch it came with is stored: learning waits for a later trace rather than refusing it
+        if (!space.skipped(err, false)) throw err;
+      }
     },
 
     async targets(since: number) {
@@ -783,7 +800,12 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async prune(now: number) {
-      prune(now);
+      try {
+        prune(now);
+      } catch (err) {
+        // counted and said (once per episode); the next prune tries again, and a collector starts on a full disk
+        if (!space.skipped(err, true)) throw err;
+      }
     },
 
     async close() {

@@ -141,8 +141,26 @@ export class RetryLater extends Error {
   readonly statusCode = 503;
 }
 
+/** What the embedded storage met of a full disk since the collector started (storage/disk-space.ts). */
+export interface DiskFullStats {
+  /** the disk is full now: the last write failed for lack of space, none went through since */
+  full: boolean;
+  /** since when (ms since the epoch), null when not full */
+  since: number | null;
+  /** how many times the disk became full */
+  episodes: number;
+  /** batches refused (503) for lack of space; their agents send them again */
+  refusedBatches: number;
+  /** prunes that failed for lack of space (the next runs a minute later) */
+  failedPrunes: number;
+  /** what SQLite said the last time, null before any */
+  lastError: string | null;
+}
+
 export interface Storage {
   readonly kind: 'sqlite' | 'clickhouse';
+  /** The embedded storage's record of a full disk (absent for ClickHouse, whose server answers for its disks). */
+  readonly diskFull?: DiskFullStats;
   /** What the storage says of itself at start, if anything (a ClickHouse database it just created). */
   readonly note?: string;
   /**

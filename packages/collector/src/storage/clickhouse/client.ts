@@ -81,9 +81,14 @@ export function literal(value: string | number | ReadonlyArray<string | number>)
   return `[${value.map(literal).join(', ')}]`;
 }
 
+/** ClickHouse's code for a query cut off at its `max_execution_time`. */
+const TIMEOUT_EXCEEDED = 159;
+/** ClickHouse's code for a write that found no room on its disks: a 503, the batch is sent again (a batch begun is completed then). */
+const NOT_ENOUGH_SPACE = 243;
+
 /** An error ClickHouse answered, with its code (e.g. 60: unknown table; 81: unknown database); code null: ClickHouse did not answer. */
 export class ClickHouseError extends Error {
-  /** The collector's answer to a request that met it: 503 while ClickHouse cannot be reached (send again later), else 500. */
+  /** The collector's answer to a request that met it: 503 while ClickHouse cannot be reached (send again later) or a query was cut off, else 500. */
   readonly statusCode: number;
 
   constructor(
@@ -92,16 +97,21 @@ export class ClickHouseError extends Error {
   ) {
     super(message);
     this.name = 'ClickHouseError';
-    this.statusCode = code === null ? 503 : 500;
+    this.statusCode = code === null || code === TIMEOUT_EXCEEDED || code === NOT_ENOUGH_SPACE ? 503 : 500;
   }
 }
 
 export class ClickHouseClient {
   private readonly auth: string;
 
+  /**
+   * `timeoutMs`: the longest one request may take; `queryTimeoutMs`: the longest ClickHouse works on
+   * one SELECT (its `max_execution_time`, in whole seconds) before it stops it.
+   */
   constructor(
     readonly target: ClickHouseTarget,
     private readonly timeoutMs = 30_000,
+    private readonly queryTimeoutMs?: number,
   ) {
     this.auth = `Basic ${Buffer.from(`${target.user}:${target.password}`).toString('base64')}`;
   }
@@ -113,7 +123,8 @@ export class ClickHouseClient {
 
   /** Runs a SELECT; its rows as objects. `database: false` runs it outside the database (before it exists). */
   async query<T>(sql: string, options: { database?: boolean } = {}): Promise<T[]> {
-    const text = await this.request({ query: `${sql} FORMAT JSONEachRow` }, undefined, options.database ?? true);
+    const cap: Record<string, string> = this.queryTimeoutMs === undefined ? {} : { max_execution_time: String(Math.max(1, Math.ceil(this.queryTimeoutMs / 1000))) };
+    const text = await this.request({ query: `${sql} FORMAT JSONEachRow`, ...cap }, undefined, options.database ?? true);
     const rows: T[] = [];
     for (const line of text.split('\n')) if (line !== '') rows.push(JSON.parse(line) as T);
     return rows;
@@ -158,7 +169,14 @@ export class ClickHouseClient {
       // ClickHouse's own errors start with their code; anything else answered (a proxy, the native port) is code 0
       const code = /Code: (\d+)[.,]/.exec(text);
       const message = text.replace(/^Code: \d+[.,]\s*(e\.displayText\(\) = )?(DB::Exception: )?/, '').replace(/,? e\.what\(\) = DB::Exception\s*$/, '').replace(/\s+/g, ' ').trim();
-      throw new ClickHouseError(code ? Number(code[1]) : 0, `ClickHouse at ${this.target.origin}: ${message.slice(0, 500)}${code ? '' : ` (HTTP ${response.status})`}`);
+      const n = code ? Number(code[1]) : 0;
+      const what =
+        n === TIMEOUT_EXCEEDED
+          ? 'the query was cut off at its time limit (--query-timeout); ask for a shorter range'
+          : n === NOT_ENOUGH_SPACE
+            ? `its disk is full (NOT_ENOUGH_SPACE: ${message.slice(0, 300)}): what was written is not stored; send it again later`
+            : message.slice(0, 500);
+      throw new ClickHouseError(n, `ClickHouse at ${this.target.origin}: ${what}${code ? '' : ` (HTTP ${response.status})`}`);
     }
     return text;
   }

@@ -95,6 +95,8 @@ export interface ClickHouseOptions {
   groupMs?: number;
   /** how old a batch begun and never finished must be before it is completed (ms; default 40 s, more than a write's timeout) */
   settleMs?: number;
+  /** the longest ClickHouse works on one query (ms, rounded up to whole seconds) */
+  queryTimeoutMs?: number;
 }
 
 /** The longest one request to ClickHouse may take. */
@@ -176,11 +178,11 @@ async function checkCluster(server: ClickHouseClient, cluster: string, servers: 
 export async function openClickHouseStorage(options: ClickHouseOptions): Promise<Storage> {
   const retention: Retention = { ...DEFAULT_RETENTION, ...options.retention };
   const target: ClickHouseTarget = parseClickHouseUrl(options.url);
-  const ch = new ClickHouseClient(target, REQUEST_TIMEOUT_MS);
+  const ch = new ClickHouseClient(target, REQUEST_TIMEOUT_MS, options.queryTimeoutMs);
   const settleMs = options.settleMs ?? REQUEST_TIMEOUT_MS + 10_000;
   // a new database is said so at start (a mistyped name would otherwise split a fleet's data silently)
   // every server holds the schema; with shards, each its local tables and the Distributed ones over all
-  const servers = target.servers.map((origin) => (origin === target.origin ? ch : new ClickHouseClient({ ...target, origin }, REQUEST_TIMEOUT_MS)));
+  const servers = target.servers.map((origin) => (origin === target.origin ? ch : new ClickHouseClient({ ...target, origin }, REQUEST_TIMEOUT_MS, options.queryTimeoutMs)));
   const sharded = target.cluster !== undefined;
   if (target.cluster !== undefined) for (const server of servers) await checkCluster(server, target.cluster, servers.length);
   const [existing] = await ch.query<{ n: number }>(`SELECT count() AS n FROM system.databases WHERE name = ${literal(target.database)}`, { database: false });
