@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { startCollector, type Collector } from '@loopscope/collector';
+import { startCollector, type Collector, type CollectorOptions } from '@loopscope/collector';
 import type { WireBatch, WireTrace } from '@loopscope/protocol';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
@@ -144,12 +144,12 @@ export function closeTo(shown: number, actual: number, what: string): void {
  * For a test file: a real collector that has ingested `batches` (in order) and a browser, started before the
  * file's tests and closed after them (checking no page opened a dialog or threw). Returns `open`.
  */
-export function withIngested(batches: WireBatch | WireBatch[]): (path: string) => Promise<Page> {
+export function withIngested(batches: WireBatch | WireBatch[], options: Partial<CollectorOptions> = {}): (path: string) => Promise<Page> {
   let collector: Collector;
   let browser: Browser;
   const incidents: string[] = [];
   before(async () => {
-    collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false });
+    collector = await startCollector({ port: 0, dataDir: tempDir(), logger: false, ...options });
     for (const batch of Array.isArray(batches) ? batches : [batches]) {
       const res = await fetch(`${collector.url}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
       assert.equal(res.status, 200, await res.text());
