@@ -63,12 +63,19 @@ export function toWire(sketch: Sketch): WireSketch {
   };
 }
 
-/** Rebuilds a sketch; throws an Error naming what is inconsistent (the schema has checked the types). */
-export function fromWire(wire: WireSketch): Sketch {
+/** What is inconsistent in a wire sketch (the schema has checked the types), or undefined: a sketch ingest may store. */
+export function wireProblem(wire: WireSketch): string | undefined {
   let binned = 0;
   for (const c of wire.bins) binned += c;
-  if (binned + wire.zero !== wire.n) throw new Error(`bins and zero hold ${binned + wire.zero} values but n is ${wire.n}`);
-  if (wire.n > 0 && wire.min > wire.max) throw new Error(`min ${wire.min} is above max ${wire.max}`);
+  if (binned + wire.zero !== wire.n) return `bins and zero hold ${binned + wire.zero} values but n is ${wire.n}`;
+  if (wire.n > 0 && wire.min > wire.max) return `min ${wire.min} is above max ${wire.max}`;
+  return undefined;
+}
+
+/** Rebuilds a sketch; throws an Error naming what is inconsistent (wireProblem). */
+export function fromWire(wire: WireSketch): Sketch {
+  const problem = wireProblem(wire);
+  if (problem !== undefined) throw new Error(problem);
   const sketch = newSketch();
   for (let i = 0; i < wire.bins.length; i++) {
     const c = wire.bins[i]!;
