@@ -116,10 +116,11 @@ export class PrometheusCounters {
 
 /** A label value as the exposition format wants it. */
 const escape = (value: string): string => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-const labels = (pairs: Record<string, string>): string =>
-  `{${Object.entries(pairs)
-    .map(([k, v]) => `${k}="${escape(v)}"`)
-    .join(',')}}`;
+/** `{k="v",...}`, or nothing for a sample without labels. */
+const labels = (pairs: Record<string, string>): string => {
+  const list = Object.entries(pairs).map(([k, v]) => `${k}="${escape(v)}"`);
+  return list.length === 0 ? '' : `{${list.join(',')}}`;
+};
 /** A number as Prometheus reads it. */
 const num = (n: number): string => (Number.isFinite(n) ? String(n) : n > 0 ? '+Inf' : n < 0 ? '-Inf' : 'NaN');
 const seconds = (ms: number): number => ms / 1000;

@@ -124,7 +124,7 @@ describe('a full disk under the SQLite storage', () => {
     assert.equal(body.status, 'ok');
     return body.diskFull as DiskFullStats;
   };
-  /** The samples of `GET /metrics`, by name and labels (`loopscope_storage_disk_full{}`). */
+  /** The samples of `GET /metrics`, by name and labels (`loopscope_storage_disk_full`). */
   const metrics = async (): Promise<Map<string, number>> => {
     const res = await fetch(`${collector!.url}/metrics`);
     assert.equal(res.status, 200);
@@ -192,8 +192,8 @@ describe('a full disk under the SQLite storage', () => {
     assert.equal(stats.episodes, 1);
     assert.equal(stats.refusedBatches, refused.length, 'every refused batch is counted');
     const samples = await metrics();
-    assert.equal(samples.get('loopscope_storage_disk_full{}'), 1);
-    assert.equal(samples.get('loopscope_storage_full_refused_batches_total{}'), refused.length);
+    assert.equal(samples.get('loopscope_storage_disk_full'), 1);
+    assert.equal(samples.get('loopscope_storage_full_refused_batches_total'), refused.length);
     const requests = [...samples].filter(([name]) => name.startsWith(`loopscope_requests_total{service="${SERVICE}"`));
     assert.equal(requests.length, acked.length, '/metrics counts the stored batches, not the refused ones');
     assert.equal(requests.reduce((n, [, v]) => n + v, 0), acked.length * TXS);
@@ -229,7 +229,7 @@ describe('a full disk under the SQLite storage', () => {
     const stats = await health();
     assert.equal(stats.full, false);
     assert.equal(stats.since, null);
-    assert.equal((await metrics()).get('loopscope_storage_disk_full{}'), 0);
+    assert.equal((await metrics()).get('loopscope_storage_disk_full'), 0);
     // every batch again: each one a duplicate, nothing counted twice
     for (const b of [...acked, ...refused.map((s) => s.batch)]) {
       const answer = await send(collector!.url, b);
