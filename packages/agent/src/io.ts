@@ -64,7 +64,10 @@ export function ioStarted(asyncId: number, type: string, scope: Scope, serial: n
   }
   seg.io!.ops++;
   seg.io!.inFlight++;
-  (tx.ioOps ??= new Map()).set(asyncId, { seg, start, serial });
+  // a burst's first operation starts with its segment: the segment read the clock a moment after
+  // `start`, and an operation whose answer was ready at once ends at its own start, which must not
+  // fall before the segment's (a trace with a segment that ends before it starts is refused)
+  (tx.ioOps ??= new Map()).set(asyncId, { seg, start: seg.io!.ops === 1 ? seg.start : start, serial });
 }
 
 /**

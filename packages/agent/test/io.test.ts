@@ -52,7 +52,8 @@ const server = http.createServer(async (req, res) => {
     let bytes = 0;
     for (let i = 0; i < READS; i++) bytes += (await fs.promises.readFile(small)).length;
     res.end(String(bytes));
-  } else if (req.url === '/resolve') res.end((await resolver.resolve4('svc.loopscope.test')).join(','));
+  } else if (req.url === '/one') res.end(await fs.promises.readFile(small));
+  else if (req.url === '/resolve') res.end((await resolver.resolve4('svc.loopscope.test')).join(','));
   else res.end('?');
 });
 
@@ -106,6 +107,19 @@ test('200 reads one after the other are a segment or a few that count them, thei
   const span = segs.reduce((n, s) => n + s.end - s.start, 0);
   assert.ok(r.externalByKind.fs! > 0 && r.externalByKind.fs! < span, `fs ${r.externalByKind.fs} ms in spans of ${span}`);
   assert.ok(r.externalByKind.fs! + r.cpu <= r.duration + 1, `fs ${r.externalByKind.fs} + cpu ${r.cpu} within the duration ${r.duration}`);
+});
+
+test('a single quick read never ends before it starts', async () => {
+  // its end is when its answer was ready, at the earliest when the read was asked for: the
+  // segment's own start must be that same moment, not a reading of the clock taken a moment later
+  // (the collector refuses a trace with a segment that ends before it starts)
+  const inverted: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    await get(`${app}/one`);
+    const r = await records.next('GET /one');
+    for (const s of r.segments) if (s.end < s.start) inverted.push(`${s.name} ${s.start}..${s.end}`);
+  }
+  assert.deepEqual(inverted, []);
 });
 
 test('a name resolved by a server of known delay is external time of kind dns', async () => {

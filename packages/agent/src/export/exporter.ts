@@ -19,6 +19,7 @@ import { IntervalAggregate, type CallLike, type Observation } from '@loopscope/p
 import { HeldTraces } from './held.js';
 import { TraceSampler } from './sampling.js';
 import { Transport } from './transport.js';
+import { warn } from '../log.js';
 
 /** An idle process still says it is alive this often. */
 const HEARTBEAT_MS = 10_000;
@@ -51,6 +52,8 @@ export class Exporter {
   private readonly held = new HeldTraces();
   private interval = new IntervalAggregate(Date.now());
   private timer: NodeJS.Timeout | null = null;
+  /** a flush failed once (said once) */
+  private faulted = false;
   private lastSent = 0;
   /** Event-loop health and long tasks, shipped with every batch when set. */
   loop: { health: LoopHealth; longTasks: LongTasks } | undefined;
@@ -159,7 +162,13 @@ export class Exporter {
     // ends at the boundary itself, so that it is filed under the second it covers
     const flushMs = this.config.flushMs;
     const end = Math.round(Date.now() / flushMs) * flushMs;
-    this.own(() => this.cut(false, end));
+    try {
+      this.own(() => this.cut(false, end));
+    } catch (err) {
+      // a fault of the agent's never reaches the app (an exception in a timer would end it): said once, and the next flush goes on
+      if (!this.faulted) warn(`a flush failed (${(err as Error).message}); its interval is lost, the next ones are shipped as usual. Please report it`);
+      this.faulted = true;
+    }
     if (this.timer === null) return; // stopped
     this.timer = this.schedule(() => setTimeout(() => this.tick(), Math.max(1, end + flushMs - Date.now())));
     this.timer.unref();

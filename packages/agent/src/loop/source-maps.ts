@@ -51,12 +51,15 @@ export class SourceMaps {
   map(location: string): string | undefined {
     const parts = LOCATION.exec(location);
     if (parts === null) return undefined;
+    const [line, column] = [Number(parts[2]), Number(parts[3])];
+    // (a function the profiler has no line for has lineNumber -1: `:0:0` here; the map library throws on it)
+    if (line < 1 || column < 1) return undefined;
     const entry = this.files.get(parts[1]!);
     if (entry?.state !== 'mapped') return undefined;
     // (used: the least recently used file is let go first)
     this.files.delete(parts[1]!);
     this.files.set(parts[1]!, entry);
-    return entry.find(Number(parts[2]), Number(parts[3]));
+    return entry.find(line, column);
   }
 
   /** A stack entry, `name (location)`, with its location mapped. */
