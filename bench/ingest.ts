@@ -33,10 +33,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import Compile from 'typebox/compile';
-import { METRICS, addValue, newSketch, roundMs, toWire } from '@loopscope/protocol';
 import { BatchSchema } from '@loopscope/protocol/wire';
 import protobuf from 'protobufjs';
 import type { TargetMessage } from './servers/ingest-target.js';
+import { intervalBody, seeded } from './synthetic.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -64,29 +64,8 @@ function pin(cpu: number, pid = process.pid): boolean {
 
 // ---- the batches -----------------------------------------------------------------------------
 
-let seed = 1;
-const rand = (): number => {
-  seed = (seed * 16807) % 2147483647;
-  return seed / 2147483647;
-};
-const skewed = (scale: number): number => roundMs(scale * Math.exp(rand() * 4));
-
-/** An interval's JSON after its "start": the endpoint, counts and five sketches. */
-function intervalBody(endpoint: string): { json: string; count: number } {
-  const count = 20 + Math.floor(rand() * 100);
-  const sketches = METRICS.map(() => newSketch());
-  let errors = 0;
-  for (let i = 0; i < count; i++) {
-    const cpu = skewed(0.1);
-    const external = skewed(1);
-    const blocking = skewed(0.02);
-    const response = roundMs(cpu + external + blocking);
-    [response, roundMs(response + skewed(0.05)), cpu, external, blocking].forEach((v, m) => addValue(sketches[m]!, v));
-    if (rand() < 0.02) errors++;
-  }
-  const wire = Object.fromEntries(METRICS.map((m, i) => [m, toWire(sketches[i]!)]));
-  return { json: JSON.stringify({ ms: 1000, endpoint, count, errors, ...wire }).slice(1), count };
-}
+const rand = seeded(1);
+const intervalOf = (endpoint: string): { json: string; count: number } => intervalBody(rand, endpoint, 20, 100);
 
 function traceJson(service: string, endpoint: string, start: number, id: string): string {
   const segments = Array.from({ length: 8 }, (_, i) => ({
@@ -160,7 +139,7 @@ function buildOtlpExports(count: number): Batch[] {
 
 function buildBatches(): Batch[] {
   const endpoints = Array.from({ length: ENDPOINTS }, (_, e) => `${e % 3 ? 'GET' : 'POST'} /api/resource${e}/:id`);
-  const variants = endpoints.map((e) => Array.from({ length: VARIANTS }, () => intervalBody(e)));
+  const variants = endpoints.map((e) => Array.from({ length: VARIANTS }, () => intervalOf(e)));
   const seconds = Math.ceil(POOL / INSTANCES);
   const t0 = Math.floor(Date.now() / 1000) * 1000 - seconds * 1000 - 5000;
   const run = Date.now().toString(36);

@@ -59,9 +59,10 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { DB_FILE } from '@loopscope/collector';
-import { METRICS, addValue, newSketch, roundMs, toWire, type EndpointSummary, type ServiceSummary } from '@loopscope/protocol';
+import { addValue, newSketch, roundMs, toWire, type EndpointSummary, type ServiceSummary } from '@loopscope/protocol';
 import { saveResults, serverFile, startProcess, stopProcess } from './driver.js';
 import type { SoakAppReport } from './servers/soak-app.js';
+import { intervalBody, seeded, skewedBy } from './synthetic.js';
 import type { SoakCollectorMessage } from './servers/soak-collector.js';
 import type { MemoryMessage } from './servers/soak-memory.js';
 
@@ -244,32 +245,12 @@ function startLoad(port: number): { counts: LoadCounts; stop: () => Promise<void
 
 // ---- the simulated agents --------------------------------------------------------------------
 
-let seed = 26;
-const rand = (): number => {
-  seed = (seed * 16807) % 2147483647;
-  return seed / 2147483647;
-};
-const skewed = (scale: number): number => roundMs(scale * Math.exp(rand() * 4));
+const rand = seeded(26);
+const skewed = skewedBy(rand);
 const SIM_SERVICES = 10;
 const SIM_ENDPOINTS = 10;
 const VARIANTS = 20;
-
-/** An interval's JSON after its "start": endpoint, counts and the five sketches, with its count. */
-function intervalBody(endpoint: string): { json: string; count: number } {
-  const count = 5 + Math.floor(rand() * 60);
-  const sketches = METRICS.map(() => newSketch());
-  let errors = 0;
-  for (let i = 0; i < count; i++) {
-    const cpu = skewed(0.1);
-    const external = skewed(1);
-    const blocking = skewed(0.02);
-    const response = roundMs(cpu + external + blocking);
-    [response, roundMs(response + skewed(0.05)), cpu, external, blocking].forEach((v, m) => addValue(sketches[m]!, v));
-    if (rand() < 0.02) errors++;
-  }
-  const wire = Object.fromEntries(METRICS.map((m, i) => [m, toWire(sketches[i]!)]));
-  return { json: JSON.stringify({ ms: 1000, endpoint, count, errors, externalByKind: { db: roundMs(count * 0.6), http: roundMs(count * 1.2) }, ...wire }).slice(1), count };
-}
+const intervalOf = (endpoint: string): { json: string; count: number } => intervalBody(rand, endpoint, 5, 60, true);
 
 function sketchJson(n: number, scale: number): string {
   const s = newSketch();
@@ -278,7 +259,7 @@ function sketchJson(n: number, scale: number): string {
 }
 
 const simEndpoints = Array.from({ length: SIM_ENDPOINTS }, (_, e) => `${e % 3 ? 'GET' : 'POST'} /api/thing${e}/:id`);
-const simIntervals = simEndpoints.map((e) => Array.from({ length: VARIANTS }, () => intervalBody(e)));
+const simIntervals = simEndpoints.map((e) => Array.from({ length: VARIANTS }, () => intervalOf(e)));
 const delays = Array.from({ length: VARIANTS }, () => sketchJson(100, 1));
 const callDurations = Array.from({ length: VARIANTS }, () => sketchJson(40, 2));
 
