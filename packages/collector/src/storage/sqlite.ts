@@ -67,6 +67,11 @@ export interface SqliteOptions {
 }
 
 export const DB_FILE = 'loopscope.db';
+/** The longest a batch waits for the others of its group (see `enqueue`), and the most batches a group holds. */
+const GROUP_WAIT_MS = 10;
+const MAX_GROUP = 64;
+/** How many of the last groups the expected size is taken from (their largest). */
+const GROUP_MEMORY = 8;
 /**
  * 2: aggregates carry externalByKind (sums of ms per kind, JSON); event-loop rows and long tasks.
  * 3: a trace's cpu, external and blocking may be NULL (unknown: seen from outside the process);
@@ -492,12 +497,38 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     if (refused > 0) addRefusedParts.run(refused, batch.service, batch.instance);
   }
 
-  // batches handed to ingest() in the same turn of the event loop are stored together
+  /**
+   * Group commit: batches are stored together, in one transaction with one sync and one
+   * read-merge-write of the rows they share. A group is committed in the turn after its first batch
+   * came, unless one of the last groups held more batches than have come: then it waits for as
+   * many (the senders keep that many in flight), at most GROUP_WAIT_MS. One sender's batch never
+   * waits.
+   */
   let pending: Array<{ batch: WireBatch; receivedAt: number; resolve: (duplicate: boolean) => void; reject: (err: unknown) => void }> = [];
+  /** the sizes of the last groups, and the largest of them: how many batches are likely to come together */
+  const sizes: number[] = [];
+  let expected = 1;
+  let waiting: NodeJS.Timeout | undefined;
+  let due = false;
+  function enqueue(p: (typeof pending)[number]): void {
+    pending.push(p);
+    if (pending.length >= Math.min(expected, MAX_GROUP)) {
+      clearTimeout(waiting);
+      waiting = undefined;
+      if (!due) setImmediate(commitPending);
+      due = true;
+    } else waiting ??= setTimeout(commitPending, GROUP_WAIT_MS);
+  }
   function commitPending(): void {
+    clearTimeout(waiting);
+    waiting = undefined;
+    due = false;
     const group = pending;
     pending = [];
     if (group.length === 0) return; // committed by close() already
+    sizes.push(group.length);
+    if (sizes.length > GROUP_MEMORY) sizes.shift();
+    expected = Math.max(...sizes);
     let duplicates: boolean[];
     try {
       // (a failure rolls the whole group back, batch ids with it: each batch is stored when it comes again)
@@ -586,8 +617,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     ingest(batch, receivedAt) {
       return new Promise((resolve, reject) => {
-        if (pending.length === 0) setImmediate(commitPending);
-        pending.push({ batch, receivedAt, resolve: (duplicate) => resolve({ duplicate }), reject });
+        enqueue({ batch, receivedAt, resolve: (duplicate) => resolve({ duplicate }), reject });
       });
     },
 
