@@ -70,6 +70,8 @@ export const DB_FILE = 'loopscope.db';
 /** The longest a batch waits for the others of its group (see `enqueue`), and the most batches a group holds. */
 const GROUP_WAIT_MS = 10;
 const MAX_GROUP = 64;
+/** The most rows of one resolution kept in memory for the next merge (see `keepHot`). */
+const HOT_ROWS = 5000;
 /** How many of the last groups the expected size is taken from (their largest). */
 const GROUP_MEMORY = 8;
 /**
@@ -325,6 +327,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
        ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}, externalByKind = excluded.externalByKind`,
     ),
     prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
+    /** the rows of the newest two buckets as last written, by key: their next merge needs no read (see `hotRows`) */
+    hot: new Map<string, Row & { service: string }>(),
+    newest: 0,
     selectLoop: db.prepare(`SELECT * FROM ${loopTable(res)} WHERE service = ? AND bucket = ?`),
     upsertLoop: db.prepare(
       `INSERT INTO ${loopTable(res)} (service, bucket, delay, busyMs, idleMs, gc, cpuUser, cpuSystem, rss, heapUsed, heapTotal, ${LOOP_AGENT.join(', ')})
@@ -421,7 +426,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
    */
   const ingestGroup = db.transaction((group: ReadonlyArray<{ batch: WireBatch; receivedAt: number }>): boolean[] => {
     const fresh = group.map(({ batch, receivedAt }) => insertBatch.run(batch.batchId, receivedAt).changes > 0);
-    for (const { res, select, upsert } of perResolution) {
+    for (const r of perResolution) {
+      const { res, select, upsert, hot } = r;
       const rows = new Map<string, Row & { service: string }>();
       group.forEach(({ batch, receivedAt }, b) => {
         if (!fresh[b]) return;
@@ -430,8 +436,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
           const bucket = bucketOf(iv.start, res);
           if (bucket < oldest) continue; // prune would delete it at once
           const key = `${bucket}\n${batch.service}\n${iv.endpoint}`;
-          let row = rows.get(key);
-          if (!row) {
+          let row = rows.get(key) ?? hot.get(key);
+          if (row) rows.set(key, row);
+          else {
             const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
             row = stored
               ? {
@@ -460,12 +467,28 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       for (const row of rows.values()) {
         upsert.run(row.service, row.endpoint, row.bucket, row.count, row.errors, row.aborted, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
       }
+      keepHot(r, rows);
     }
     group.forEach(({ batch, receivedAt }, b) => {
       if (fresh[b]) ingestRest(batch, receivedAt);
     });
     return fresh.map((f) => !f);
   });
+
+  /**
+   * The rows a group wrote that are of the newest two buckets of their resolution, kept as written:
+   * the batches of the next second (minute, hour) merge into them without reading them again. Only
+   * this collector writes the file; a group whose transaction fails forgets them all (`coldRows`),
+   * as they were merged before the rollback. At most HOT_ROWS per resolution.
+   */
+  function keepHot(r: (typeof perResolution)[number], rows: Map<string, Row & { service: string }>): void {
+    const newest = r.newest;
+    for (const row of rows.values()) r.newest = Math.max(r.newest, row.bucket);
+    const from = r.newest - r.res.ms;
+    if (r.newest !== newest) for (const [key, row] of r.hot) if (row.bucket < from) r.hot.delete(key);
+    for (const [key, row] of rows) if (row.bucket >= from && r.hot.size < HOT_ROWS) r.hot.set(key, row);
+  }
+  const coldRows = (): void => perResolution.forEach((r) => r.hot.clear());
 
   /** A batch's loop data, calls, traces and instance row (its aggregates are ingestGroup's). */
   function ingestRest(batch: WireBatch, receivedAt: number): void {
@@ -534,6 +557,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       // (a failure rolls the whole group back, batch ids with it: each batch is stored when it comes again)
       duplicates = ingestGroup(group);
     } catch (err) {
+      coldRows();
       const full = space.refuse(err, group.length);
       group.forEach((p) => p.reject(full ?? err));
       return;
@@ -543,6 +567,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   }
 
   const prune = db.transaction((now: number) => {
+    coldRows(); // (the rows kept are of the newest buckets; forgotten anyway, in case retention is that short)
     for (const { res, prune, pruneLoop } of perResolution) {
       prune.run(now - retention[res.retention]);
       pruneLoop.run(now - retention[res.retention]);
