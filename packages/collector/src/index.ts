@@ -86,9 +86,12 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
   const host = options.host ?? DEFAULT_HOST;
   if (options.tls) checkTls(options.tls);
   const retention = options.retention ?? {};
+  // what the storage says while it opens (a full disk), said once the logger is there
+  const early: string[] = [];
+  let say = (message: string): void => void early.push(message);
   const storage =
     options.storageUrl === undefined
-      ? openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention, warn: (message) => warn(message) })
+      ? openSqliteStorage({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, retention, warn: (message) => say(message) })
       : await openClickHouseStorage({ ...options.clickhouse, url: options.storageUrl, retention, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS });
   const logger = options.logger ?? { level: 'warn', stream: process.stderr };
   let exporter: OtlpExporter | undefined;
@@ -111,6 +114,8 @@ export async function startCollector(options: CollectorOptions = {}): Promise<Co
     alerts,
     ...(options.metricsWindowMs !== undefined ? { metricsWindowMs: options.metricsWindowMs } : {}),
   });
+  say = warn;
+  early.forEach(warn);
   try {
     await storage.prune(Date.now());
     await app.listen({ port: options.port ?? DEFAULT_PORT, host });

@@ -32,8 +32,9 @@ import {
 import { RESOLUTIONS, bucketOf, chooseResolution, seriesGrid, tiles, type Resolution } from './resolution.js';
 import { decodeSketch, encodeSketch } from './sketch-codec.js';
 import { DiskSpace } from './disk-space.js';
+import { SUMMARY_COLUMNS, aggregateTable, sqliteAggregates, type StoredRow } from './sqlite-aggregates.js';
 import { TIMELINE_PARTS, culpritGroups, type CulpritPart, type CulpritRow } from './culprits.js';
-import { AGENT_MAXES, AGENT_SUMS, addAgentSums, addByKind, addGc, addTotals, agentCostOf, agentSumsOf, batchSpan, emptyAgentSums, emptyLoopPoint, emptyTotals, foldTotals, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type AgentSums, type GcTotals } from './totals.js';
+import { AGENT_MAXES, AGENT_SUMS, addAgentSums, addGc, addTotals, agentCostOf, agentSumsOf, batchSpan, emptyAgentSums, emptyLoopPoint, emptyTotals, foldTotals, loopPointValue, round, sliceTimes, toSummary, utilizationOf, type AgentSums, type GcTotals } from './totals.js';
 import {
   DEFAULT_RETENTION,
   type AlertRound,
@@ -70,8 +71,6 @@ export const DB_FILE = 'loopscope.db';
 /** The longest a batch waits for the others of its group (see `enqueue`), and the most batches a group holds. */
 const GROUP_WAIT_MS = 10;
 const MAX_GROUP = 64;
-/** The most rows of one resolution kept in memory for the next merge (see `keepHot`). */
-const HOT_ROWS = 5000;
 /** How many of the last groups the expected size is taken from (their largest). */
 const GROUP_MEMORY = 8;
 /**
@@ -109,7 +108,7 @@ const TRACES_TABLE = (name: string): string => `
       PRIMARY KEY (traceId, spanId)
     );`;
 
-const table = (res: Resolution): string => `agg_${res.name}`;
+const table = aggregateTable;
 const loopTable = (res: Resolution): string => `loop_${res.name}`;
 
 function schema(): string {
@@ -173,31 +172,6 @@ function schema(): string {
     CREATE TABLE IF NOT EXISTS alert_round (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS batches_receivedAt ON batches (receivedAt);`;
 }
-
-/** One aggregate row being merged in memory during an ingest. */
-interface Row {
-  endpoint: string;
-  bucket: number;
-  count: number;
-  errors: number;
-  aborted: number;
-  sketches: WireSketch[]; // in METRICS order
-  externalByKind: ExternalByKind; // sums
-}
-
-interface StoredRow {
-  count: number;
-  errors: number;
-  aborted: number;
-  response: Buffer;
-  duration: Buffer;
-  cpu: Buffer;
-  external: Buffer;
-  blocking: Buffer;
-  externalByKind: string;
-}
-
-const SUMMARY_COLUMNS = `count, errors, aborted, ${METRICS.join(', ')}, externalByKind`;
 
 /** A stored row's counts and decoded sketches. */
 const decoded = (r: Pick<StoredRow, 'count' | 'errors' | 'aborted' | MetricName>) => ({
@@ -306,6 +280,18 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   if (version !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
   // a write that fails for lack of space: refused with a 503 (its transaction rolled back whole), said once per episode
   const space = new DiskSpace(options.dataDir, options.warn ?? (() => {}));
+  const aggregates = sqliteAggregates(db, retention, (err) => space.skipped(err, false));
+  /**
+   * Before a query reads aggregates: the minute and hour rows held in memory are written. On a full
+   * disk they cannot be, and the answer goes without their newest merges until space returns.
+   */
+  const current = (): void => {
+    try {
+      aggregates.flush();
+    } catch (err) {
+      if (!space.skipped(err, false)) throw err;
+    }
+  };
 
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
   const upsertInstance = db.prepare(
@@ -320,16 +306,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   );
   const perResolution = RESOLUTIONS.map((res) => ({
     res,
-    select: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM ${table(res)} WHERE service = ? AND endpoint = ? AND bucket = ?`),
-    upsert: db.prepare(
-      `INSERT INTO ${table(res)} (service, endpoint, bucket, count, errors, aborted, ${METRICS.join(', ')}, externalByKind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (service, endpoint, bucket) DO UPDATE SET count = excluded.count, errors = excluded.errors, aborted = excluded.aborted,
-       ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}, externalByKind = excluded.externalByKind`,
-    ),
     prune: db.prepare(`DELETE FROM ${table(res)} WHERE bucket < ?`),
-    /** the rows of the newest two buckets as last written, by key: their next merge needs no read (see `hotRows`) */
-    hot: new Map<string, Row & { service: string }>(),
-    newest: 0,
     selectLoop: db.prepare(`SELECT * FROM ${loopTable(res)} WHERE service = ? AND bucket = ?`),
     upsertLoop: db.prepare(
       `INSERT INTO ${loopTable(res)} (service, bucket, delay, busyMs, idleMs, gc, cpuUser, cpuSystem, rss, heapUsed, heapTotal, ${LOOP_AGENT.join(', ')})
@@ -421,74 +398,15 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
   /**
    * Stores a group of batches in one transaction (group commit: one commit, one sync, for the
-   * batches that arrived together); returns, per batch, whether it had been stored already. The
-   * aggregate rows the group's batches touch are read once, merged in memory, and written once.
+   * batches that arrived together); returns, per batch, whether it had been stored already, and what
+   * the aggregates do once it has committed (sqlite-aggregates.ts).
    */
-  const ingestGroup = db.transaction((group: ReadonlyArray<{ batch: WireBatch; receivedAt: number }>): boolean[] => {
-    const fresh = group.map(({ batch, receivedAt }) => insertBatch.run(batch.batchId, receivedAt).changes > 0);
-    for (const r of perResolution) {
-      const { res, select, upsert, hot } = r;
-      const rows = new Map<string, Row & { service: string }>();
-      group.forEach(({ batch, receivedAt }, b) => {
-        if (!fresh[b]) return;
-        const oldest = receivedAt - retention[res.retention];
-        for (const iv of batch.intervals) {
-          const bucket = bucketOf(iv.start, res);
-          if (bucket < oldest) continue; // prune would delete it at once
-          const key = `${bucket}\n${batch.service}\n${iv.endpoint}`;
-          let row = rows.get(key) ?? hot.get(key);
-          if (row) rows.set(key, row);
-          else {
-            const stored = select.get(batch.service, iv.endpoint, bucket) as StoredRow | undefined;
-            row = stored
-              ? {
-                  service: batch.service,
-                  endpoint: iv.endpoint,
-                  bucket,
-                  count: stored.count,
-                  errors: stored.errors,
-                  aborted: stored.aborted,
-                  sketches: METRICS.map((m) => decodeSketch(stored[m])),
-                  externalByKind: JSON.parse(stored.externalByKind) as ExternalByKind,
-                }
-              : { service: batch.service, endpoint: iv.endpoint, bucket, count: 0, errors: 0, aborted: 0, sketches: METRICS.map(() => emptyWire()), externalByKind: {} };
-            rows.set(key, row);
-          }
-          row.count += iv.count;
-          row.errors += iv.errors;
-          row.aborted += iv.aborted ?? 0;
-          METRICS.forEach((m, i) => {
-            const sketch = iv[m];
-            if (sketch !== null) mergeWire(row!.sketches[i]!, sketch); // null, unknown: its sketch stays short of count
-          });
-          addByKind(row.externalByKind, iv.externalByKind);
-        }
-      });
-      for (const row of rows.values()) {
-        upsert.run(row.service, row.endpoint, row.bucket, row.count, row.errors, row.aborted, ...row.sketches.map(encodeSketch), JSON.stringify(row.externalByKind));
-      }
-      keepHot(r, rows);
-    }
-    group.forEach(({ batch, receivedAt }, b) => {
-      if (fresh[b]) ingestRest(batch, receivedAt);
-    });
-    return fresh.map((f) => !f);
+  const ingestGroup = db.transaction((group: ReadonlyArray<{ batch: WireBatch; receivedAt: number }>): { duplicates: boolean[]; committed: () => void } => {
+    const fresh = group.filter(({ batch, receivedAt }) => insertBatch.run(batch.batchId, receivedAt).changes > 0);
+    const committed = aggregates.ingest(fresh);
+    for (const { batch, receivedAt } of fresh) ingestRest(batch, receivedAt);
+    return { duplicates: group.map((p) => !fresh.includes(p)), committed };
   });
-
-  /**
-   * The rows a group wrote that are of the newest two buckets of their resolution, kept as written:
-   * the batches of the next second (minute, hour) merge into them without reading them again. Only
-   * this collector writes the file; a group whose transaction fails forgets them all (`coldRows`),
-   * as they were merged before the rollback. At most HOT_ROWS per resolution.
-   */
-  function keepHot(r: (typeof perResolution)[number], rows: Map<string, Row & { service: string }>): void {
-    const newest = r.newest;
-    for (const row of rows.values()) r.newest = Math.max(r.newest, row.bucket);
-    const from = r.newest - r.res.ms;
-    if (r.newest !== newest) for (const [key, row] of r.hot) if (row.bucket < from) r.hot.delete(key);
-    for (const [key, row] of rows) if (row.bucket >= from && r.hot.size < HOT_ROWS) r.hot.set(key, row);
-  }
-  const coldRows = (): void => perResolution.forEach((r) => r.hot.clear());
 
   /** A batch's loop data, calls, traces and instance row (its aggregates are ingestGroup's). */
   function ingestRest(batch: WireBatch, receivedAt: number): void {
@@ -555,9 +473,11 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     let duplicates: boolean[];
     try {
       // (a failure rolls the whole group back, batch ids with it: each batch is stored when it comes again)
-      duplicates = ingestGroup(group);
+      const stored = ingestGroup(group);
+      stored.committed();
+      duplicates = stored.duplicates;
     } catch (err) {
-      coldRows();
+      aggregates.failed();
       const full = space.refuse(err, group.length);
       group.forEach((p) => p.reject(full ?? err));
       return;
@@ -567,7 +487,8 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   }
 
   const prune = db.transaction((now: number) => {
-    coldRows(); // (the rows kept are of the newest buckets; forgotten anyway, in case retention is that short)
+    // (the rows held in memory are written first, and forgotten after, in case retention is that short)
+    const flushed = aggregates.flushForPrune();
     for (const { res, prune, pruneLoop } of perResolution) {
       prune.run(now - retention[res.retention]);
       pruneLoop.run(now - retention[res.retention]);
@@ -579,6 +500,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     pruneTargets.run(now - retention.traces);
     pruneBatches.run(now - retention.batches);
     pruneInstances.run(now - retention.hours);
+    return flushed;
   });
 
   const statements = new Map<string, Database.Statement>();
@@ -670,12 +592,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async endpoints(service: string, { from, to }: Range) {
+      current();
       const rows = tiledRows(`endpoint, ${SUMMARY_COLUMNS}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
       const list: EndpointSummary[] = [...summaries(rows, (r) => r.endpoint)].map(([endpoint, e]) => ({ endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },
 
     async views(endpoint: string, { from, to }: Range) {
+      current();
       const rows = tiles(retention, from, to, Date.now()).flatMap((t) => viewRows(t.res).all(endpoint, t.from, t.to)) as Array<StoredRow & { service: string }>;
       const agents = new Map((selectServices.all(to, from) as Array<{ service: string; agents: string }>).map((r) => [r.service, r.agents.split(',').sort()]));
       const list: EndpointView[] = [...summaries(rows, (r) => r.service)].map(([service, e]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...e }));
@@ -683,12 +607,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async summary(service: string, endpoint: string | undefined, { from, to }: Range): Promise<RangeTotals> {
+      current();
       const totals = emptyTotals();
       for (const r of tiledRows(`count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addTotals(totals, decoded(r));
       return totals;
     },
 
     async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
+      current();
       const res = chooseResolution(retention, query.from, Date.now(), query.step);
       const { step, t0, points } = seriesGrid(query, res);
       const metric = query.metric;
@@ -856,7 +782,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async prune(now: number) {
       try {
-        prune(now);
+        prune(now)();
       } catch (err) {
         // counted and said (once per episode); the next prune tries again, and a collector starts on a full disk
         if (!space.skipped(err, true)) throw err;
@@ -867,7 +793,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       if (closed) return;
       closed = true;
       if (pending.length > 0) commitPending(); // batches handed over in this very turn
-      db.close();
+      try {
+        aggregates.close();
+      } catch (err) {
+        // a full disk: the rows held in memory are rebuilt from the per-second rows at the next open
+        if (!space.skipped(err, false)) throw err;
+      } finally {
+        db.close();
+      }
     },
   };
 }
