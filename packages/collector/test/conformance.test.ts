@@ -443,6 +443,45 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     }
   });
 
+  test("a database whose loop rollups kept the delay's bins as merge states gains tables of bins, filled from those states", async () => {
+    const url = clickhouse.database('loopstates');
+    const first = await startTestCollector({ storageUrl: url });
+    collectors.push(first);
+    // as a collector before loop_bins_* left it: the rollups keep the bins as sumMap states
+    const older = new ClickHouseClient(parseClickHouseUrl(url));
+    for (const name of ['minute', 'hour']) {
+      const [view] = await older.query<{ statement: string }>(`SHOW CREATE TABLE loop_${name}_mv`);
+      for (const table of [`loop_${name}_mv`, `loop_bins_${name}_mv`, `loop_bins_${name}`]) await older.exec(`DROP TABLE ${table}`);
+      await older.exec(`ALTER TABLE loop_${name} ADD COLUMN delay_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))`);
+      const before = view!.statement.replace(/sumState\(delay_zero\) AS delay_zero/, '$& , sumMapState(delay_keys, delay_counts) AS delay_bins');
+      assert.notEqual(before, view!.statement);
+      await older.exec(before);
+    }
+    const reference = await startTestCollector();
+    collectors.push(reference);
+    for (let i = 0; i < 6; i++) {
+      const delay = newSketch();
+      for (let k = 0; k < 50; k++) addValue(delay, roundMs(1 + rand() * (i + 1) * 20));
+      const b = batch('loopstates', 'ls-1', [interval('GET /l', T0 + i * 1000, [randomTx(rand)])], [], T0 + (i + 1) * 1000);
+      b.loop = loopSample(T0 + i * 1000, { delay: toWire(delay) });
+      for (const c of [first, reference]) assert.equal((await sendBatch(c.url, b)).status, 200);
+    }
+    const second = await startTestCollector({ storageUrl: url });
+    collectors.push(second);
+    // over the minutes and hours (the rollups): the same delay as the reference, read from the copied bins
+    const range = `from=${T0 - 3 * 3600_000}&to=${T0 + 3600_000}`;
+    const want = (await get(`${reference.url}/api/loop?service=loopstates&${range}`)).body as { delay: { p50: number; p99: number } };
+    assert.ok(want.delay.p99 > want.delay.p50);
+    assert.deepEqual((await get(`${second.url}/api/loop?service=loopstates&${range}`)).body.delay, want.delay);
+    // and a new batch goes into the new tables
+    const b = batch('loopstates', 'ls-1', [interval('GET /l', T0 + 10_000, [randomTx(rand)])], [], T0 + 11_000);
+    const slow = newSketch();
+    addValue(slow, 500);
+    b.loop = loopSample(T0 + 10_000, { delay: toWire(slow) });
+    for (const c of [second, reference]) assert.equal((await sendBatch(c.url, b)).status, 200);
+    assert.deepEqual((await get(`${second.url}/api/loop?service=loopstates&${range}`)).body.delay, (await get(`${reference.url}/api/loop?service=loopstates&${range}`)).body.delay);
+  });
+
   test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {
     const [, first, second, db] = /^clickhouse:\/\/([^,]+),([^/]+)\/(\w+)\?/.exec(sharded.database('wrong'))!;
     await assert.rejects(openClickHouseStorage({ url: `clickhouse://${first},${second}/${db}?cluster=nope` }), {

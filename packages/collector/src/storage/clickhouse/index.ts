@@ -85,7 +85,7 @@ import {
   type Totals,
 } from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
-import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, localTable, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
+import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, ROLLUPS, localTable, loopBinsFromStates, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
 export interface ClickHouseOptions {
   /** clickhouse://[user[:password]@]host[:port]/database */
@@ -207,7 +207,16 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     }
     for (const view of new Set(missing.flatMap((m) => m.views))) await server.exec(`DROP TABLE IF EXISTS ${view}`);
     for (const { name, column, type } of missing) await server.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${type}`);
+    // the loop delay's bins of a database from before they had tables of their own: copied from its states once
+    const tableNames = async (): Promise<string[]> => (await server.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${literal(target.database)}`)).map((r) => r.name);
+    const before = await tableNames();
     for (const sql of statements) await server.exec(sql);
+    for (const { name } of ROLLUPS) {
+      const rollup = localTable(`loop_${name}`, sharded);
+      if (!before.includes(rollup) || before.includes(localTable(`loop_bins_${name}`, sharded))) continue;
+      const [states] = await server.query<{ n: number }>(`SELECT count() AS n FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(rollup)} AND name = 'delay_bins'`);
+      if (states!.n > 0) await server.exec(loopBinsFromStates(name, sharded));
+    }
   }
   const groupMs = options.groupMs ?? 5;
   /**
@@ -220,23 +229,28 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   const aggTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `agg_${res.name}`, raw: res.name === 'second' });
   const loopTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `loop_${res.name}`, raw: res.name === 'second' });
   // (a rollup's bins are rows of bins_*: see rollupBins)
-  const aggregateColumns = (raw: boolean): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...METRICS.map((m) => sketchMerge(m, raw, raw))].join(', ');
+  const aggregateColumns = (raw: boolean): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...METRICS.map((m) => sketchMerge(m, raw))].join(', ');
 
   /**
-   * The request metrics' bins of a rollup over [from, to), summed per group (`group`: an
-   * expression, or none) and metric; put on `rows` (those of the same group) as `q_<m>_bins`.
+   * The bins of a rollup over [from, to), summed per group (`group`: an expression, or none) and,
+   * in bins_* (the request metrics), per metric; put on `rows` (those of the same group) as
+   * `q_<m>_bins`. `metrics`: the request metrics wanted (all by default); none: the loop's delay,
+   * from loop_bins_*.
    */
-  async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, metrics: readonly MetricName[] = METRICS): Promise<void> {
+  async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, metrics: readonly MetricName[] | 'delay' = METRICS): Promise<void> {
     const g = group?.expr ?? "''";
-    const only = metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
-    const bins = await ch.query<{ g: string | number; metric: number; keys: number[]; counts: number[] }>(
-      `SELECT g, metric, groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, metric, key, sum(count) AS c FROM bins_${res.name}
-         WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${only} GROUP BY g, metric, key) GROUP BY g, metric`,
+    const loop = metrics === 'delay';
+    const [table, metric, only] = loop
+      ? [`loop_bins_${res.name}`, '', '']
+      : [`bins_${res.name}`, 'metric, ', metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : ''];
+    const bins = await ch.query<{ g: string | number; metric?: number; keys: number[]; counts: number[] }>(
+      `SELECT g, ${metric}groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, ${metric}key, sum(count) AS c FROM ${table}
+         WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${only} GROUP BY g, ${metric}key) GROUP BY g${loop ? '' : ', metric'}`,
     );
     const byGroup = new Map(rows.map((r) => [String(group === undefined ? '' : r[group.key]), r]));
     for (const b of bins) {
       const row = byGroup.get(String(b.g));
-      if (row !== undefined) row[`q_${METRICS[b.metric]}_bins`] = [b.keys, b.counts];
+      if (row !== undefined) row[`q_${loop ? 'delay' : METRICS[b.metric!]}_bins`] = [b.keys, b.counts];
     }
   }
 
@@ -554,10 +568,12 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         // the loop's rows of the range's buckets, merged per point by ClickHouse
         const { table, raw } = loopTable(res);
         const gc = GC_KINDS.map((k) => sumOf(`gc_${k}_ms`, raw));
+        const where = `service = ${literal(query.service)}`;
         const rows = await ch.query<Row & { i: number; rows: number }>(
           `SELECT ${index} AS i, count() AS rows, ${sketchMerge('delay', raw)}, ${sumOf('busyMs', raw)}, ${sumOf('idleMs', raw)}, ${gc.join(', ')} FROM ${table}
-             WHERE service = ${literal(query.service)} AND ${range} GROUP BY i`,
+             WHERE ${where} AND ${range} GROUP BY i`,
         );
+        if (!raw) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, 'delay');
         const acc = Array.from({ length: points }, emptyLoopPoint);
         for (const r of rows) {
           const p = acc[r.i];
@@ -569,7 +585,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       }
       const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
       const { table, raw } = aggTable(res);
-      const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw, raw);
+      const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw);
       const where = byService(query.service, query.endpoint);
       const rows = await ch.query<Row & { i: number }>(`SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${range} GROUP BY i`);
       if (!raw && column === undefined) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, [metric as MetricName]);
@@ -614,10 +630,12 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}${culprit}`;
       const columns = 'at, ms, endpoint, traceId, function, location, compiledLocation, stack, blocked, instance';
       // each stretch of the range from the resolution with the fewest rows (tiles()), merged here
-      const perTile = tiles(retention, query.from, query.to, Date.now()).map((t) => {
+      const perTile = tiles(retention, query.from, query.to, Date.now()).map(async (t) => {
         const { table, raw } = loopTable(t.res);
         const columns = [sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ');
-        return ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${bucketRange(kept(t.res.retention, t.from), t.to)}`);
+        const rows = await ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${bucketRange(kept(t.res.retention, t.from), t.to)}`);
+        if (!raw) await rollupBins(rows, t.res, where, t.from, t.to, undefined, 'delay');
+        return rows;
       });
       const [rows, tasks, [count], groups] = await Promise.all([
         Promise.all(perTile).then((lists) => lists.flat()),
@@ -730,9 +748,11 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         agg_minute: retention.minutes,
         bins_minute: retention.minutes,
         loop_minute: retention.minutes,
+        loop_bins_minute: retention.minutes,
         agg_hour: retention.hours,
         bins_hour: retention.hours,
         loop_hour: retention.hours,
+        loop_bins_hour: retention.hours,
         long_tasks: retention.traces,
         traces: retention.traces,
         trace_index: retention.traces,

@@ -6,7 +6,9 @@
  * (protocol/sketch.ts). So a query over many rows comes back from ClickHouse as one merged sketch
  * per group, and the rollups are materialized views that keep merge states
  * (AggregatingMergeTree): each interval row written at second resolution is merged into its
- * minute and its hour by the server as it is inserted.
+ * minute and its hour by the server as it is inserted. A rollup's bins are rows of their own
+ * (bins_*, loop_bins_*: one per key, summed by a SummingMergeTree), which a plain GROUP BY adds
+ * far faster than ClickHouse merges sumMap states.
  *
  * Every table is partitioned by day (the monthly instance rollup by month), and retention drops
  * whole partitions. Rows carry the id of the batch they came in (`batch`) and their place among its
@@ -19,27 +21,22 @@ import { AGENT_MAXES, AGENT_SUMS, GC_KINDS } from '../totals.js';
 /** A sketch's columns in a row as inserted. */
 const sketchColumns = (m: string): string =>
   `${m}_n UInt64, ${m}_sum Float64, ${m}_min Float64, ${m}_max Float64, ${m}_zero UInt64, ${m}_keys Array(Int32), ${m}_counts Array(UInt64)`;
-/** A sketch's merge states in a rollup (`bins`: its bins too, as a sumMap state; the request metrics' bins are rows of bins_*). */
-const sketchStates = (m: string, bins: boolean): string =>
+/** A sketch's merge states in a rollup (its bins are rows of bins_* and loop_bins_*). */
+const sketchStates = (m: string): string =>
   `${m}_n AggregateFunction(sum, UInt64), ${m}_sum AggregateFunction(sum, Float64), ${m}_min AggregateFunction(min, Float64), ` +
-  `${m}_max AggregateFunction(max, Float64), ${m}_zero AggregateFunction(sum, UInt64)${bins ? `, ${m}_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))` : ''}`;
+  `${m}_max AggregateFunction(max, Float64), ${m}_zero AggregateFunction(sum, UInt64)`;
 /** The states of a sketch's columns, for a materialized view over inserted rows. */
-const sketchToState = (m: string, bins: boolean): string =>
-  `sumState(${m}_n) AS ${m}_n, sumState(${m}_sum) AS ${m}_sum, minState(${m}_min) AS ${m}_min, maxState(${m}_max) AS ${m}_max, ` +
-  `sumState(${m}_zero) AS ${m}_zero${bins ? `, sumMapState(${m}_keys, ${m}_counts) AS ${m}_bins` : ''}`;
+const sketchToState = (m: string): string =>
+  `sumState(${m}_n) AS ${m}_n, sumState(${m}_sum) AS ${m}_sum, minState(${m}_min) AS ${m}_min, maxState(${m}_max) AS ${m}_max, sumState(${m}_zero) AS ${m}_zero`;
 
 /**
- * Reads a merged sketch back as `q_<m>_*`, from inserted rows (`raw`) or from a rollup's states;
- * `bins` false leaves out the bins (a rollup of the request metrics: read them from bins_*).
+ * Reads a merged sketch back as `q_<m>_*`, from inserted rows (`raw`: its bins too, as
+ * `q_<m>_bins`) or from a rollup's states (whose bins are rows of bins_* or loop_bins_*, read apart).
  */
-export function sketchMerge(m: string, raw: boolean, bins = true): string {
-  const binsMerge = raw ? `sumMap(${m}_keys, ${m}_counts)` : `sumMapMerge(${m}_bins)`;
-  return (
-    (raw
-      ? `sum(${m}_n) AS q_${m}_n, sum(${m}_sum) AS q_${m}_sum, min(${m}_min) AS q_${m}_min, max(${m}_max) AS q_${m}_max, sum(${m}_zero) AS q_${m}_zero`
-      : `sumMerge(${m}_n) AS q_${m}_n, sumMerge(${m}_sum) AS q_${m}_sum, minMerge(${m}_min) AS q_${m}_min, maxMerge(${m}_max) AS q_${m}_max, sumMerge(${m}_zero) AS q_${m}_zero`) +
-    (bins ? `, ${binsMerge} AS q_${m}_bins` : '')
-  );
+export function sketchMerge(m: string, raw: boolean): string {
+  return raw
+    ? `sum(${m}_n) AS q_${m}_n, sum(${m}_sum) AS q_${m}_sum, min(${m}_min) AS q_${m}_min, max(${m}_max) AS q_${m}_max, sum(${m}_zero) AS q_${m}_zero, sumMap(${m}_keys, ${m}_counts) AS q_${m}_bins`
+    : `sumMerge(${m}_n) AS q_${m}_n, sumMerge(${m}_sum) AS q_${m}_sum, minMerge(${m}_min) AS q_${m}_min, maxMerge(${m}_max) AS q_${m}_max, sumMerge(${m}_zero) AS q_${m}_zero`;
 }
 /** A sum, from inserted rows or a rollup's states, read back as `q_<c>`. */
 export const sumOf = (c: string, raw: boolean): string => `${raw ? 'sum' : 'sumMerge'}(${c}) AS q_${c}`;
@@ -75,7 +72,7 @@ const INSTANCE_MAXES = ['last', 'droppedBatches', 'droppedTransactions', 'droppe
  */
 const TABLES: Record<string, string> = {
   ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'context_loss', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
-  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bins_${name}`, `loop_${name}`]).map((t) => [t, 'cityHash64(service)'])),
+  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bins_${name}`, `loop_${name}`, `loop_bins_${name}`]).map((t) => [t, 'cityHash64(service)'])),
   trace_index: 'cityHash64(traceId)',
   call_targets: 'cityHash64(target)',
   alert_rounds: 'rand()',
@@ -94,11 +91,11 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('loop_second')} (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
-    const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m, false)).join(', ')}`;
+    const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m)).join(', ')}`;
     statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
     statements.push(
       `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO ${T(`agg_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
-        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m, false)).join(', ')} FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
+        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m)).join(', ')} FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
     );
     // the request metrics' bins, one row per metric and key: summed by a plain GROUP BY, which
     // ClickHouse does far faster than it merges sumMap states (docs/clickhouse.md)
@@ -110,11 +107,18 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
         `FROM ${T('agg_second')} ARRAY JOIN arrayConcat(${METRICS.map((m) => `${m}_keys`).join(', ')}) AS bin_key, arrayConcat(${METRICS.map((m) => `${m}_counts`).join(', ')}) AS bin_count, ` +
         `arrayConcat(${METRICS.map((m, i) => `arrayMap(x -> toUInt8(${i}), ${m}_keys)`).join(', ')}) AS bin_metric GROUP BY service, endpoint, t, metric, key`,
     );
-    const loopStates = `service String, t DateTime, ${sketchStates('delay', true)}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
+    const loopStates = `service String, t DateTime, ${sketchStates('delay')}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
     statements.push(`CREATE TABLE IF NOT EXISTS ${T(`loop_${name}`)} (${loopStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, t)`);
     statements.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO ${T(`loop_${name}`)} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay', true)}, ` +
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_${name}_mv TO ${T(`loop_${name}`)} AS SELECT service, ${bucket(seconds)} AS t, ${sketchToState('delay')}, ` +
         `${LOOP_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${LOOP_MAXES.map((c) => `maxState(${c}) AS ${c}`).join(', ')} FROM ${T('loop_second')} GROUP BY service, t`,
+    );
+    // the loop delay's bins, one row per key, as the request metrics' (a sumMap state of 23 rows took
+    // 200 ms to merge on 18.16; a database from before keeps such states in loop_*: loopBinsFromStates)
+    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`loop_bins_${name}`)} (service String, t DateTime, key Int32, count UInt64) ENGINE = SummingMergeTree(count) ${PARTITION} ORDER BY (service, t, key)`);
+    statements.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS loop_bins_${name}_mv TO ${T(`loop_bins_${name}`)} AS SELECT service, ${bucket(seconds)} AS t, bin_key AS key, sum(bin_count) AS count ` +
+        `FROM ${T('loop_second')} ARRAY JOIN delay_keys AS bin_key, delay_counts AS bin_count GROUP BY service, t, key`,
     );
   }
   statements.push(
@@ -184,6 +188,15 @@ export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type:
     ...AGENT_MAXES.map((column) => ({ table: `loop_${name}`, column, type: 'AggregateFunction(max, UInt64)', views: [`loop_${name}_mv`] })),
   ]),
 ];
+
+/**
+ * A database made before the loop delay's bins had tables of their own keeps them as sumMap states
+ * in loop_<rollup>.delay_bins: the statement that copies them into a new loop_bins_<rollup> (run
+ * once, when that table is made, on each server's local tables).
+ */
+export const loopBinsFromStates = (name: string, sharded: boolean): string =>
+  `INSERT INTO ${localTable(`loop_bins_${name}`, sharded)} SELECT service, t, bin_key AS key, bin_count AS count ` +
+  `FROM (SELECT service, t, sumMapMerge(delay_bins) AS bins FROM ${localTable(`loop_${name}`, sharded)} GROUP BY service, t) ARRAY JOIN bins.1 AS bin_key, bins.2 AS bin_count`;
 
 /** The tables whose rows carry their batch's id, with the column their time is in. */
 export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls', 'context_loss'] as const;
