@@ -443,7 +443,7 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     }
   });
 
-  test("a database whose loop rollups kept the delay's bins as merge states gains tables of bins, filled from those states", async () => {
+  test("a database from before the loop's and a service's bins had tables of their own: the loop's filled from its states, a service's series from the endpoints' bins", async () => {
     const url = clickhouse.database('loopstates');
     const first = await startTestCollector({ storageUrl: url });
     collectors.push(first);
@@ -451,7 +451,7 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     const older = new ClickHouseClient(parseClickHouseUrl(url));
     for (const name of ['minute', 'hour']) {
       const [view] = await older.query<{ statement: string }>(`SHOW CREATE TABLE loop_${name}_mv`);
-      for (const table of [`loop_${name}_mv`, `loop_bins_${name}_mv`, `loop_bins_${name}`]) await older.exec(`DROP TABLE ${table}`);
+      for (const table of [`loop_${name}_mv`, `loop_bins_${name}_mv`, `loop_bins_${name}`, `bins_service_${name}_mv`, `bins_service_${name}`]) await older.exec(`DROP TABLE ${table}`);
       await older.exec(`ALTER TABLE loop_${name} ADD COLUMN delay_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))`);
       const before = view!.statement.replace(/sumState\(delay_zero\) AS delay_zero/, '$& , sumMapState(delay_keys, delay_counts) AS delay_bins');
       assert.notEqual(before, view!.statement);
@@ -473,6 +473,13 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     const want = (await get(`${reference.url}/api/loop?service=loopstates&${range}`)).body as { delay: { p50: number; p99: number } };
     assert.ok(want.delay.p99 > want.delay.p50);
     assert.deepEqual((await get(`${second.url}/api/loop?service=loopstates&${range}`)).body.delay, want.delay);
+    // a service's series over the minutes and hours, from the endpoints' bins (the service's began empty)
+    for (const step of [MINUTE, 60 * MINUTE]) {
+      const series = `/api/timeseries?service=loopstates&metric=response&q=0.5&step=${step}&${range}`;
+      const expected = (await get(`${reference.url}${series}`)).body as { points: Array<[number, number | null]> };
+      assert.ok(expected.points.some(([, v]) => v !== null));
+      assert.deepEqual((await get(`${second.url}${series}`)).body, expected, series);
+    }
     // and a new batch goes into the new tables
     const b = batch('loopstates', 'ls-1', [interval('GET /l', T0 + 10_000, [randomTx(rand)])], [], T0 + 11_000);
     const slow = newSketch();

@@ -108,6 +108,8 @@ const MAX_GROUP = 500;
 const NO_MIN = 1e308;
 
 type Row = Record<string, unknown>;
+/** Where a rollup's bins are read from (see rollupBins). */
+type BinsOf = { of: 'endpoints' | 'service'; metrics?: readonly MetricName[] } | { of: 'loop' };
 
 /** A sketch's columns as inserted (see schema.ts). */
 function sketchRow(m: string, s: WireSketch | null): Row {
@@ -211,12 +213,24 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     const tableNames = async (): Promise<string[]> => (await server.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${literal(target.database)}`)).map((r) => r.name);
     const before = await tableNames();
     for (const sql of statements) await server.exec(sql);
+    // a database from before bins_service_* has none of the rows inserted until now in them: a
+    // service-wide query over a range starting earlier than an hour from now (agents whose clocks run
+    // ahead) reads bins_* instead
+    if (before.includes(localTable('bins_minute', sharded)) && !before.includes(localTable('bins_service_minute', sharded))) {
+      await server.exec(`INSERT INTO ${localTable('schema_marks', sharded)} (name, at) VALUES ('bins_service', ${Date.now() + 3_600_000})`);
+    }
     for (const { name } of ROLLUPS) {
       const rollup = localTable(`loop_${name}`, sharded);
       if (!before.includes(rollup) || before.includes(localTable(`loop_bins_${name}`, sharded))) continue;
       const [states] = await server.query<{ n: number }>(`SELECT count() AS n FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(rollup)} AND name = 'delay_bins'`);
       if (states!.n > 0) await server.exec(loopBinsFromStates(name, sharded));
     }
+  }
+  // from when bins_service_* hold every row of bins_* (see below): the latest any server noted
+  let serviceBinsSince = 0;
+  for (const server of servers) {
+    const [mark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${localTable('schema_marks', sharded)} WHERE name = 'bins_service'`);
+    serviceBinsSince = Math.max(serviceBinsSince, mark?.at ?? 0);
   }
   const groupMs = options.groupMs ?? 5;
   /**
@@ -233,22 +247,26 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
 
   /**
    * The bins of a rollup over [from, to), summed per group (`group`: an expression, or none) and,
-   * in bins_* (the request metrics), per metric; put on `rows` (those of the same group) as
-   * `q_<m>_bins`. `metrics`: the request metrics wanted (all by default); none: the loop's delay,
-   * from loop_bins_*.
+   * for the request metrics, per metric; put on `rows` (those of the same group) as `q_<m>_bins`.
+   * `bins.of`: the rows of `where` in bins_* (per endpoint), bins_service_* (a service's, over its
+   * endpoints: `where` names the service alone; bins_* for a range before serviceBinsSince) or
+   * loop_bins_* (the loop's delay); `bins.metrics`:
+   * the request metrics wanted (all by default).
    */
-  async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, metrics: readonly MetricName[] | 'delay' = METRICS): Promise<void> {
+  async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, bins: BinsOf): Promise<void> {
     const g = group?.expr ?? "''";
-    const loop = metrics === 'delay';
-    const [table, metric, only] = loop
-      ? [`loop_bins_${res.name}`, '', '']
-      : [`bins_${res.name}`, 'metric, ', metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : ''];
-    const bins = await ch.query<{ g: string | number; metric?: number; keys: number[]; counts: number[] }>(
+    const loop = bins.of === 'loop';
+    const metrics = bins.of === 'loop' ? [] : (bins.metrics ?? METRICS);
+    const serviceWide = bins.of === 'service' && bucketOf(from, res) >= serviceBinsSince;
+    const table = `${loop ? 'loop_bins' : serviceWide ? 'bins_service' : 'bins'}_${res.name}`;
+    const metric = loop ? '' : 'metric, ';
+    const only = !loop && metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
+    const merged = await ch.query<{ g: string | number; metric?: number; keys: number[]; counts: number[] }>(
       `SELECT g, ${metric}groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, ${metric}key, sum(count) AS c FROM ${table}
          WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${only} GROUP BY g, ${metric}key) GROUP BY g${loop ? '' : ', metric'}`,
     );
     const byGroup = new Map(rows.map((r) => [String(group === undefined ? '' : r[group.key]), r]));
-    for (const b of bins) {
+    for (const b of merged) {
       const row = byGroup.get(String(b.g));
       if (row !== undefined) row[`q_${loop ? 'delay' : METRICS[b.metric!]}_bins`] = [b.keys, b.counts];
     }
@@ -491,19 +509,20 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   }
 
   /** Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one row). */
-  async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy?: string): Promise<Row[]> {
+  /** `serviceWide`: `where` names a service alone and nothing is grouped by endpoint (its bins: bins_service_*). */
+  async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy: string | undefined, serviceWide: boolean): Promise<Row[]> {
     const { table, raw } = aggTable(res);
     const key = groupBy === undefined ? '' : `${groupBy}, `;
     const rows = await ch.query<Row>(
       `SELECT ${key}${aggregateColumns(raw)} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${groupBy === undefined ? '' : ` GROUP BY ${groupBy}`}`,
     );
-    if (!raw) await rollupBins(rows, res, where, from, to, groupBy === undefined ? undefined : { expr: groupBy, key: groupBy });
+    if (!raw) await rollupBins(rows, res, where, from, to, groupBy === undefined ? undefined : { expr: groupBy, key: groupBy }, { of: serviceWide ? 'service' : 'endpoints' });
     return rows;
   }
 
   /** The aggregates over [from, to), each stretch read from the resolution with the fewest rows (tiles()), merged per `groupBy` (none: key ''). */
-  async function totalsOver(where: string, from: number, to: number, groupBy?: string): Promise<Map<string, Totals>> {
-    const parts = await Promise.all(tiles(retention, from, to, Date.now()).map((t) => aggregates(t.res, where, t.from, t.to, groupBy)));
+  async function totalsOver(where: string, from: number, to: number, groupBy?: string, serviceWide = false): Promise<Map<string, Totals>> {
+    const parts = await Promise.all(tiles(retention, from, to, Date.now()).map((t) => aggregates(t.res, where, t.from, t.to, groupBy, serviceWide)));
     return foldTotals(parts.flat(), (row) => (groupBy === undefined ? '' : String(row[groupBy])), readTotals);
   }
 
@@ -554,7 +573,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     },
 
     async summary(service, endpoint, { from, to }): Promise<RangeTotals> {
-      const { count, errors, aborted, sketches } = (await totalsOver(byService(service, endpoint), from, to)).get('') ?? emptyWithKinds();
+      const { count, errors, aborted, sketches } = (await totalsOver(byService(service, endpoint), from, to, undefined, endpoint === undefined)).get('') ?? emptyWithKinds();
       return { count, errors, aborted, sketches };
     },
 
@@ -573,7 +592,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
           `SELECT ${index} AS i, count() AS rows, ${sketchMerge('delay', raw)}, ${sumOf('busyMs', raw)}, ${sumOf('idleMs', raw)}, ${gc.join(', ')} FROM ${table}
              WHERE ${where} AND ${range} GROUP BY i`,
         );
-        if (!raw) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, 'delay');
+        if (!raw) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, { of: 'loop' });
         const acc = Array.from({ length: points }, emptyLoopPoint);
         for (const r of rows) {
           const p = acc[r.i];
@@ -588,7 +607,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw);
       const where = byService(query.service, query.endpoint);
       const rows = await ch.query<Row & { i: number }>(`SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${range} GROUP BY i`);
-      if (!raw && column === undefined) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, [metric as MetricName]);
+      if (!raw && column === undefined) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, { of: query.endpoint === undefined ? 'service' : 'endpoints', metrics: [metric as MetricName] });
       const values = new Array<number | null>(points).fill(null);
       for (const r of rows) {
         if (r.i < 0 || r.i >= points) continue;
@@ -634,7 +653,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         const { table, raw } = loopTable(t.res);
         const columns = [sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ');
         const rows = await ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${bucketRange(kept(t.res.retention, t.from), t.to)}`);
-        if (!raw) await rollupBins(rows, t.res, where, t.from, t.to, undefined, 'delay');
+        if (!raw) await rollupBins(rows, t.res, where, t.from, t.to, undefined, { of: 'loop' });
         return rows;
       });
       const [rows, tasks, [count], groups] = await Promise.all([
@@ -749,10 +768,12 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         bins_minute: retention.minutes,
         loop_minute: retention.minutes,
         loop_bins_minute: retention.minutes,
+        bins_service_minute: retention.minutes,
         agg_hour: retention.hours,
         bins_hour: retention.hours,
         loop_hour: retention.hours,
         loop_bins_hour: retention.hours,
+        bins_service_hour: retention.hours,
         long_tasks: retention.traces,
         traces: retention.traces,
         trace_index: retention.traces,
