@@ -468,6 +468,8 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     }
     const second = await startTestCollector({ storageUrl: url });
     collectors.push(second);
+    const [states] = await older.query<{ n: number }>("SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND name = 'delay_bins'");
+    assert.equal(states!.n, 0, 'the states are gone once copied');
     // over the minutes and hours (the rollups): the same delay as the reference, read from the copied bins
     const range = `from=${T0 - 3 * 3600_000}&to=${T0 + 3600_000}`;
     const want = (await get(`${reference.url}/api/loop?service=loopstates&${range}`)).body as { delay: { p50: number; p99: number } };

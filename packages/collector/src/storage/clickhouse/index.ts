@@ -209,21 +209,30 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     }
     for (const view of new Set(missing.flatMap((m) => m.views))) await server.exec(`DROP TABLE IF EXISTS ${view}`);
     for (const { name, column, type } of missing) await server.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${type}`);
-    // the loop delay's bins of a database from before they had tables of their own: copied from its states once
-    const tableNames = async (): Promise<string[]> => (await server.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${literal(target.database)}`)).map((r) => r.name);
-    const before = await tableNames();
+    // the tables a database from before has (for those added since: below)
+    const before = (await server.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = ${literal(target.database)}`)).map((r) => r.name);
+    // the loop rollups of a database from before keep the delay's bins as sumMap states: copied once
+    // into loop_bins_*; then the column goes, and its views (made again below without it)
+    for (const { name } of ROLLUPS) {
+      const rollups = sharded ? [localTable(`loop_${name}`, true), `loop_${name}`] : [`loop_${name}`];
+      const holding = (
+        await server.query<{ table: string }>(`SELECT table FROM system.columns WHERE database = ${literal(target.database)} AND table IN (${rollups.map(literal).join(', ')}) AND name = 'delay_bins'`)
+      ).map((r) => r.table);
+      if (!holding.includes(rollups[0]!)) continue;
+      const bins = localTable(`loop_bins_${name}`, sharded);
+      if (!before.includes(bins)) {
+        await server.exec(statements.find((sql) => sql.startsWith(`CREATE TABLE IF NOT EXISTS ${bins} `))!);
+        await server.exec(loopBinsFromStates(name, sharded));
+      }
+      await server.exec(`DROP TABLE IF EXISTS loop_${name}_mv`);
+      for (const table of holding) await server.exec(`ALTER TABLE ${table} DROP COLUMN delay_bins`);
+    }
     for (const sql of statements) await server.exec(sql);
-    // a database from before bins_service_* has none of the rows inserted until now in them: a
-    // service-wide query over a range starting earlier than an hour from now (agents whose clocks run
-    // ahead) reads bins_* instead
+    // bins_service_* of a database from before lack every row inserted until now: a service-wide
+    // query over a range starting earlier than an hour from now (agents whose clocks run ahead)
+    // reads bins_* instead
     if (before.includes(localTable('bins_minute', sharded)) && !before.includes(localTable('bins_service_minute', sharded))) {
       await server.exec(`INSERT INTO ${localTable('schema_marks', sharded)} (name, at) VALUES ('bins_service', ${Date.now() + 3_600_000})`);
-    }
-    for (const { name } of ROLLUPS) {
-      const rollup = localTable(`loop_${name}`, sharded);
-      if (!before.includes(rollup) || before.includes(localTable(`loop_bins_${name}`, sharded))) continue;
-      const [states] = await server.query<{ n: number }>(`SELECT count() AS n FROM system.columns WHERE database = ${literal(target.database)} AND table = ${literal(rollup)} AND name = 'delay_bins'`);
-      if (states!.n > 0) await server.exec(loopBinsFromStates(name, sharded));
     }
   }
   // from when bins_service_* hold every row of bins_* (see below): the latest any server noted
@@ -250,8 +259,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
    * for the request metrics, per metric; put on `rows` (those of the same group) as `q_<m>_bins`.
    * `bins.of`: the rows of `where` in bins_* (per endpoint), bins_service_* (a service's, over its
    * endpoints: `where` names the service alone; bins_* for a range before serviceBinsSince) or
-   * loop_bins_* (the loop's delay); `bins.metrics`:
-   * the request metrics wanted (all by default).
+   * loop_bins_* (the loop's delay); `bins.metrics`: the request metrics wanted (all by default).
    */
   async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, bins: BinsOf): Promise<void> {
     const g = group?.expr ?? "''";
@@ -508,8 +516,10 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       .map(({ agentSet, ...s }) => ({ ...s, agents: [...agentSet].sort() }));
   }
 
-  /** Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one row). */
-  /** `serviceWide`: `where` names a service alone and nothing is grouped by endpoint (its bins: bins_service_*). */
+  /**
+   * Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one
+   * row). `serviceWide`: `where` names a service alone, and no group is an endpoint (bins_service_*).
+   */
   async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy: string | undefined, serviceWide: boolean): Promise<Row[]> {
     const { table, raw } = aggTable(res);
     const key = groupBy === undefined ? '' : `${groupBy}, `;

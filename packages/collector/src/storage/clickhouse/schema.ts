@@ -203,7 +203,7 @@ export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type:
 /**
  * A database made before the loop delay's bins had tables of their own keeps them as sumMap states
  * in loop_<rollup>.delay_bins: the statement that copies them into a new loop_bins_<rollup> (run
- * once, when that table is made, on each server's local tables).
+ * once, when that table is made, on each server's local tables; index.ts then drops the column).
  */
 export const loopBinsFromStates = (name: string, sharded: boolean): string =>
   `INSERT INTO ${localTable(`loop_bins_${name}`, sharded)} SELECT service, t, bin_key AS key, bin_count AS count ` +
