@@ -117,15 +117,18 @@ export interface Aggregates {
   ingest(group: ReadonlyArray<{ batch: WireBatch; receivedAt: number }>): () => void;
   /** After a group's transaction failed: forgets the kept rows that it changed (they are read again when needed). */
   failed(): void;
-  /** Writes every row kept in memory, in a transaction of its own (a failure leaves them kept). */
+  /**
+   * Before a query reads aggregates: writes every row kept in memory, in a transaction of its own.
+   * On a full disk they stay kept, and the answer goes without their newest merges until space returns.
+   */
   flush(): void;
   /** Within a prune's transaction: writes every row kept in memory; returns what to do once committed (forget them all). */
   flushForPrune(): () => void;
-  /** At close: writes every row kept in memory and clears the marker (a failure leaves it for the next open). */
+  /** At close: writes every row kept in memory and clears the marker (on a full disk, the next open rebuilds them). */
   close(): void;
 }
 
-/** `canWait`: whether a write's error may wait for the next write (a full disk) rather than stop the open. */
+/** `canWait`: whether a write's error may wait for a later write (a full disk) rather than fail the open, a query or the close. */
 export function sqliteAggregates(db: Database.Database, retention: Retention, canWait: (err: unknown) => boolean): Aggregates {
   db.exec('CREATE TABLE IF NOT EXISTS aggregates_behind (id INTEGER PRIMARY KEY CHECK (id = 1))');
   const markBehind = db.prepare('INSERT OR IGNORE INTO aggregates_behind (id) VALUES (1)');
@@ -246,26 +249,31 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
     }
     clearBehind.run();
   });
-  const rebuilt = (): void => {
-    rebuildDue = false;
-    behind = false;
+  /** Within a write's transaction: the rebuild, if one is still due; returns what to do once committed. */
+  const rebuildIfDue = (): (() => void) => {
+    if (!rebuildDue) return () => {};
+    rebuild();
+    return () => {
+      rebuildDue = false;
+      behind = false;
+    };
   };
-  if (rebuildDue) {
+  /** A write that may wait for a later one (a full disk): what `canWait` says is left for then. */
+  const orLater = (attempt: () => void): void => {
     try {
-      rebuild();
-      rebuilt();
+      attempt();
     } catch (err) {
       if (!canWait(err)) throw err;
     }
-  }
+  };
+  orLater(() => rebuildIfDue()()); // (rebuild is a transaction of its own)
 
   /** Writes every row held in memory (and a rebuild still due); returns what to do once committed. */
   const flushRows = (): (() => void) => {
-    const rebuilding = rebuildDue;
-    if (rebuilding) rebuild();
+    const rebuilt = rebuildIfDue();
     for (const r of perResolution) for (const key of r.dirty) write(r, r.hot.get(key)!);
     return () => {
-      if (rebuilding) rebuilt();
+      rebuilt();
       for (const r of perResolution) r.dirty.clear();
       flushedAt = Date.now();
     };
@@ -279,12 +287,11 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
 
   return {
     ingest(group) {
-      const rebuilding = rebuildDue;
-      if (rebuilding) rebuild();
+      const rebuilt = rebuildIfDue();
       const flushAll = Date.now() - flushedAt >= FLUSH_MS;
       const done = perResolution.map((r) => ingestResolution(r, group, flushAll));
       return () => {
-        if (rebuilding) rebuilt();
+        rebuilt();
         done.forEach((f) => f());
         if (flushAll) flushedAt = Date.now();
       };
@@ -293,7 +300,7 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
       for (const r of perResolution) if (!r.deferred) r.hot.clear();
     },
     flush() {
-      if (rebuildDue || perResolution.some((r) => r.dirty.size > 0)) flush()();
+      if (rebuildDue || perResolution.some((r) => r.dirty.size > 0)) orLater(() => flush()());
     },
     flushForPrune() {
       const done = flushRows();
@@ -304,8 +311,10 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
     },
     close() {
       if (!behind) return;
-      finish()();
-      behind = false;
+      orLater(() => {
+        finish()();
+        behind = false;
+      });
     },
   };
 }

@@ -281,17 +281,6 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   // a write that fails for lack of space: refused with a 503 (its transaction rolled back whole), said once per episode
   const space = new DiskSpace(options.dataDir, options.warn ?? (() => {}));
   const aggregates = sqliteAggregates(db, retention, (err) => space.skipped(err, false));
-  /**
-   * Before a query reads aggregates: the minute and hour rows held in memory are written. On a full
-   * disk they cannot be, and the answer goes without their newest merges until space returns.
-   */
-  const current = (): void => {
-    try {
-      aggregates.flush();
-    } catch (err) {
-      if (!space.skipped(err, false)) throw err;
-    }
-  };
 
   const insertBatch = db.prepare('INSERT OR IGNORE INTO batches (batchId, receivedAt) VALUES (?, ?)');
   const upsertInstance = db.prepare(
@@ -592,14 +581,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async endpoints(service: string, { from, to }: Range) {
-      current();
+      aggregates.flush();
       const rows = tiledRows(`endpoint, ${SUMMARY_COLUMNS}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
       const list: EndpointSummary[] = [...summaries(rows, (r) => r.endpoint)].map(([endpoint, e]) => ({ endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },
 
     async views(endpoint: string, { from, to }: Range) {
-      current();
+      aggregates.flush();
       const rows = tiles(retention, from, to, Date.now()).flatMap((t) => viewRows(t.res).all(endpoint, t.from, t.to)) as Array<StoredRow & { service: string }>;
       const agents = new Map((selectServices.all(to, from) as Array<{ service: string; agents: string }>).map((r) => [r.service, r.agents.split(',').sort()]));
       const list: EndpointView[] = [...summaries(rows, (r) => r.service)].map(([service, e]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...e }));
@@ -607,14 +596,14 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
     },
 
     async summary(service: string, endpoint: string | undefined, { from, to }: Range): Promise<RangeTotals> {
-      current();
+      aggregates.flush();
       const totals = emptyTotals();
       for (const r of tiledRows(`count, errors, aborted, ${METRICS.join(', ')}`, service, endpoint, from, to) as StoredRow[]) addTotals(totals, decoded(r));
       return totals;
     },
 
     async timeseries(query: TimeseriesQuery): Promise<TimeseriesResult> {
-      current();
+      aggregates.flush();
       const res = chooseResolution(retention, query.from, Date.now(), query.step);
       const { step, t0, points } = seriesGrid(query, res);
       const metric = query.metric;
@@ -795,9 +784,6 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
       if (pending.length > 0) commitPending(); // batches handed over in this very turn
       try {
         aggregates.close();
-      } catch (err) {
-        // a full disk: the rows held in memory are rebuilt from the per-second rows at the next open
-        if (!space.skipped(err, false)) throw err;
       } finally {
         db.close();
       }

@@ -189,6 +189,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   if (target.cluster !== undefined) for (const server of servers) await checkCluster(server, target.cluster, servers.length);
   const [existing] = await ch.query<{ n: number }>(`SELECT count() AS n FROM system.databases WHERE name = ${literal(target.database)}`, { database: false });
   const statements = schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database });
+  /** from when bins_service_* hold every row of bins_* (see below): the latest any server noted */
+  let serviceBinsSince = 0;
   for (const server of servers) {
     await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
     // a database an older collector made: the columns added since (with shards, the local table's
@@ -234,10 +236,6 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     if (before.includes(localTable('bins_minute', sharded)) && !before.includes(localTable('bins_service_minute', sharded))) {
       await server.exec(`INSERT INTO ${localTable('schema_marks', sharded)} (name, at) VALUES ('bins_service', ${Date.now() + 3_600_000})`);
     }
-  }
-  // from when bins_service_* hold every row of bins_* (see below): the latest any server noted
-  let serviceBinsSince = 0;
-  for (const server of servers) {
     const [mark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${localTable('schema_marks', sharded)} WHERE name = 'bins_service'`);
     serviceBinsSince = Math.max(serviceBinsSince, mark?.at ?? 0);
   }
