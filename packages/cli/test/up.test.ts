@@ -152,6 +152,17 @@ test('kill -9 in the middle of ingest loses no acknowledged batch, at any resolu
     second.child.kill('SIGTERM');
     await once(second.child, 'exit');
   }
+  // the rebuilt rows were written: the minute and hour rows hold what the per-second rows hold, and
+  // the clean exit cleared the marker
+  const after = new Database(path.join(data, 'loopscope.db'), { readonly: true });
+  try {
+    assert.equal(after.prepare('SELECT COUNT(*) FROM aggregates_behind').pluck().get(), 0, 'a clean exit clears the marker');
+    const sums = (res: string): unknown => after.prepare(`SELECT endpoint, SUM(count) AS n FROM agg_${res} WHERE service = 'crash' GROUP BY endpoint ORDER BY endpoint`).all();
+    assert.deepEqual(sums('minute'), sums('second'), 'the minute rows as written');
+    assert.deepEqual(sums('hour'), sums('second'), 'the hour rows as written');
+  } finally {
+    after.close();
+  }
 });
 
 test('SIGTERM: a clean exit (code 0) that closes the database (its write-ahead log is checkpointed away)', async () => {

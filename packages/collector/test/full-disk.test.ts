@@ -85,10 +85,16 @@ const SERVICE = 'full-disk';
 const TXS = 3;
 const rand = random(26);
 
-/** A batch of its own endpoint (`/b<i>`), TXS transactions and their traces, in the last seconds. */
+/**
+ * A batch of its own endpoint (`/b<i>`), TXS transactions and their traces: the odd ones in the
+ * last seconds (a query reads them from the per-second rows), the even ones in the middle of the
+ * minute before (a query of the last hour reads them from the minute rows, which the storage holds
+ * in memory for a while: on a full disk it cannot write them, and must answer with them all the same).
+ */
 function numbered(i: number, now = Date.now()): WireBatch {
   const txs = Array.from({ length: TXS }, () => randomTx(rand));
-  return batch(SERVICE, 'instance-1', [interval(`/b${i}`, now - 2000, txs)], txs.map((tx) => trace(SERVICE, `/b${i}`, now - 2000, tx)));
+  const start = i % 2 === 1 ? now - 2000 : Math.floor(now / 60_000) * 60_000 - 30_000;
+  return batch(SERVICE, 'instance-1', [interval(`/b${i}`, start, txs)], txs.map((tx) => trace(SERVICE, `/b${i}`, start, tx)));
 }
 
 describe('a full disk under the SQLite storage', () => {

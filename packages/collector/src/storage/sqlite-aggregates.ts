@@ -9,11 +9,13 @@
  * prune and at close. So a group writes its per-second rows (20 for 20 endpoints), not three times
  * as many.
  *
+ * While a full disk stops a flush, queries lay the rows held in memory over the file's (`overlay`).
  * A crash loses nothing: the first group that leaves rows unwritten also writes a marker, and the
  * next open rebuilds the newest two minute buckets from their per-second rows, then the newest two
  * hour buckets from their minute rows (a coarser bucket is exactly the merge of the finer ones it
- * spans), and clears the marker. A resolution is kept in memory only when the finer one is kept
- * long enough for that (`deferred`), and a contribution only when its finer row was written.
+ * spans), holds them as rows not yet written, and a close that wrote them clears the marker. A
+ * resolution is kept in memory only when the finer one is kept long enough for that (`deferred`),
+ * and a contribution only when its finer row was written.
  *
  * The minute and hour rows kept in memory are changed only once their group has committed: a group
  * that fails leaves them as they were, and they still match what the file holds with the merges
@@ -119,24 +121,48 @@ export interface Aggregates {
   failed(): void;
   /**
    * Before a query reads aggregates: writes every row kept in memory, in a transaction of its own.
-   * On a full disk they stay kept, and the answer goes without their newest merges until space returns.
+   * On a full disk they stay kept, and the query lays them over what it reads (`overlay`).
    */
   flush(): void;
   /** Within a prune's transaction: writes every row kept in memory; returns what to do once committed (forget them all). */
   flushForPrune(): () => void;
   /** At close: writes every row kept in memory and clears the marker (on a full disk, the next open rebuilds them). */
   close(): void;
+  /**
+   * Rows of `res` read from the file, with the rows held in memory that hold more laid over them
+   * (after a `flush` that a full disk stopped; none otherwise): a query's answer includes every
+   * acknowledged batch. `rows` are those of `service` (or every service) and `endpoint` (or every
+   * endpoint) whose buckets are in [from, to); each has its bucket, and the service or endpoint
+   * that the query did not fix.
+   */
+  overlay<R extends { bucket: number; service?: string; endpoint?: string }>(
+    res: Resolution,
+    rows: R[],
+    match: { service?: string; endpoint?: string; from: number; to: number },
+  ): Array<R | HeldRow>;
 }
+
+/** A row held in memory as the file would hold it, with its key. */
+export type HeldRow = StoredRow & { service: string; endpoint: string; bucket: number };
+
+const storedOf = (row: AggregateRow): HeldRow => ({
+  service: row.service,
+  endpoint: row.endpoint,
+  bucket: row.bucket,
+  count: row.count,
+  errors: row.errors,
+  aborted: row.aborted,
+  ...(Object.fromEntries(METRICS.map((m, i) => [m, encodeSketch(row.sketches[i]!)])) as Record<MetricName, Buffer>),
+  externalByKind: JSON.stringify(row.externalByKind),
+});
 
 /** `canWait`: whether a write's error may wait for a later write (a full disk) rather than fail the open, a query or the close. */
 export function sqliteAggregates(db: Database.Database, retention: Retention, canWait: (err: unknown) => boolean): Aggregates {
   db.exec('CREATE TABLE IF NOT EXISTS aggregates_behind (id INTEGER PRIMARY KEY CHECK (id = 1))');
   const markBehind = db.prepare('INSERT OR IGNORE INTO aggregates_behind (id) VALUES (1)');
   const clearBehind = db.prepare('DELETE FROM aggregates_behind');
-  /** the marker is in the file (a rebuild clears it) */
+  /** the marker is in the file (a close that wrote every row clears it) */
   let behind = db.prepare('SELECT COUNT(*) FROM aggregates_behind').pluck().get() !== 0;
-  /** a rebuild that could not be written at open (a full disk) runs before the next write */
-  let rebuildDue = behind;
 
   const perResolution = RESOLUTIONS.map((res, i) => {
     const finer = RESOLUTIONS[i - 1];
@@ -205,7 +231,7 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
       addInterval(row, iv);
     }
     for (const row of written.values()) write(r, row);
-    if (merged.size > 0 && (!behind || rebuildDue)) markBehind.run(); // (a rebuild in this transaction cleared it)
+    if (merged.size > 0 && !behind) markBehind.run();
     return () => {
       if (merged.size > 0) behind = true;
       for (const key of flushed) dirty.delete(key);
@@ -226,38 +252,49 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
     };
   }
 
+  /** `rows` of `r` read from the file, with the rows held in memory that hold more laid over them. */
+  function overlay<R extends { bucket: number; service?: string; endpoint?: string }>(
+    r: PerResolution,
+    rows: R[],
+    { service, endpoint, from, to }: { service?: string; endpoint?: string; from: number; to: number },
+  ): Array<R | HeldRow> {
+    const held: HeldRow[] = [];
+    for (const key of r.dirty) {
+      const row = r.hot.get(key)!;
+      if ((service === undefined || row.service === service) && (endpoint === undefined || row.endpoint === endpoint) && row.bucket >= from && row.bucket < to) held.push(storedOf(row));
+    }
+    if (held.length === 0) return rows;
+    const keys = new Set(held.map((h) => keyOf(h.bucket, h.service, h.endpoint)));
+    return [...rows.filter((row) => !keys.has(keyOf(row.bucket, row.service ?? service!, row.endpoint ?? endpoint!))), ...held];
+  }
+
   /**
-   * Rebuilds the newest two buckets of each deferred resolution from the finer one, finest first:
-   * at open, when the marker says that rows merged in memory may not have been written (a crash).
+   * At open, when the marker says that rows merged in memory may not have been written (a crash, or
+   * a close on a full disk): the newest two buckets of each deferred resolution are rebuilt from the
+   * finer one (as the file holds it, with the finer rows rebuilt just before), finest first, and held
+   * as rows not yet written: the next flush writes them. Nothing is written here, so a collector
+   * opens on a full disk and answers with them all the same.
    */
-  const rebuild = db.transaction(() => {
-    for (const r of perResolution) {
-      if (!r.deferred || r.finer === undefined) continue;
-      const finer = aggregateTable(r.finer);
-      const top = db.prepare(`SELECT MAX(bucket) FROM ${finer}`).pluck().get() as number | null;
-      if (top === null) continue;
-      const rows = new Map<string, AggregateRow>();
-      const from = bucketOf(top, r.res) - r.res.ms;
-      for (const s of db.prepare(`SELECT service, endpoint, bucket, ${SUMMARY_COLUMNS} FROM ${finer} WHERE bucket >= ?`).iterate(from) as Iterable<StoredRow & { service: string; endpoint: string; bucket: number }>) {
+  function recover(): void {
+    for (const [i, r] of perResolution.entries()) {
+      const finer = perResolution[i - 1];
+      if (!r.deferred || finer === undefined) continue;
+      const top = Math.max((db.prepare(`SELECT MAX(bucket) FROM ${aggregateTable(finer.res)}`).pluck().get() as number | null) ?? -Infinity, finer.newest || -Infinity);
+      if (top === -Infinity) continue;
+      r.newest = bucketOf(top, r.res);
+      const from = r.newest - r.res.ms;
+      const stored = db.prepare(`SELECT service, endpoint, bucket, ${SUMMARY_COLUMNS} FROM ${aggregateTable(finer.res)} WHERE bucket >= ?`).all(from) as HeldRow[];
+      for (const s of overlay(finer, stored, { from, to: Infinity }) as HeldRow[]) {
         const bucket = bucketOf(s.bucket, r.res);
         const key = keyOf(bucket, s.service, s.endpoint);
-        let row = rows.get(key);
-        if (row === undefined) rows.set(key, (row = emptyRow(s.service, s.endpoint, bucket)));
+        let row = r.hot.get(key);
+        if (row === undefined) r.hot.set(key, (row = emptyRow(s.service, s.endpoint, bucket)));
         addRow(row, fromStored(s.service, s.endpoint, bucket, s));
+        r.dirty.add(key);
       }
-      for (const row of rows.values()) write(r, row);
     }
-    clearBehind.run();
-  });
-  /** Within a write's transaction: the rebuild, if one is still due; returns what to do once committed. */
-  const rebuildIfDue = (): (() => void) => {
-    if (!rebuildDue) return () => {};
-    rebuild();
-    return () => {
-      rebuildDue = false;
-      behind = false;
-    };
-  };
+  }
+  if (behind) recover();
   /** A write that may wait for a later one (a full disk): what `canWait` says is left for then. */
   const orLater = (attempt: () => void): void => {
     try {
@@ -266,14 +303,11 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
       if (!canWait(err)) throw err;
     }
   };
-  orLater(() => rebuildIfDue()()); // (rebuild is a transaction of its own)
 
-  /** Writes every row held in memory (and a rebuild still due); returns what to do once committed. */
+  /** Writes every row held in memory; returns what to do once committed. */
   const flushRows = (): (() => void) => {
-    const rebuilt = rebuildIfDue();
     for (const r of perResolution) for (const key of r.dirty) write(r, r.hot.get(key)!);
     return () => {
-      rebuilt();
       for (const r of perResolution) r.dirty.clear();
       flushedAt = Date.now();
     };
@@ -287,11 +321,9 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
 
   return {
     ingest(group) {
-      const rebuilt = rebuildIfDue();
       const flushAll = Date.now() - flushedAt >= FLUSH_MS;
       const done = perResolution.map((r) => ingestResolution(r, group, flushAll));
       return () => {
-        rebuilt();
         done.forEach((f) => f());
         if (flushAll) flushedAt = Date.now();
       };
@@ -300,7 +332,7 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
       for (const r of perResolution) if (!r.deferred) r.hot.clear();
     },
     flush() {
-      if (rebuildDue || perResolution.some((r) => r.dirty.size > 0)) orLater(() => flush()());
+      if (perResolution.some((r) => r.dirty.size > 0)) orLater(() => flush()());
     },
     flushForPrune() {
       const done = flushRows();
@@ -308,6 +340,9 @@ export function sqliteAggregates(db: Database.Database, retention: Retention, ca
         done();
         for (const r of perResolution) r.hot.clear();
       };
+    },
+    overlay(res, rows, match) {
+      return overlay(perResolution.find((r) => r.res.name === res.name)!, rows, match);
     },
     close() {
       if (!behind) return;

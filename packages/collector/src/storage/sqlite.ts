@@ -528,9 +528,9 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   /** Rows of one resolution for a service (and endpoint) whose buckets overlap [from, to). */
   function aggregateRows(res: Resolution, columns: string, service: string, endpoint: string | undefined, from: number, to: number): unknown[] {
     const where = `service = ? ${endpoint === undefined ? '' : 'AND endpoint = ?'} AND bucket >= ? AND bucket < ?`;
-    const stmt = statement(`SELECT bucket, ${columns} FROM ${table(res)} WHERE ${where}`);
+    const stmt = statement(`SELECT bucket, endpoint, ${columns} FROM ${table(res)} WHERE ${where}`);
     const args = endpoint === undefined ? [service, bucketOf(from, res), to] : [service, endpoint, bucketOf(from, res), to];
-    return stmt.all(...args);
+    return aggregates.overlay(res, stmt.all(...args) as Array<{ bucket: number; endpoint: string }>, { service, endpoint, from: bucketOf(from, res), to });
   }
 
   /** aggregateRows() over [from, to), each stretch from the resolution that answers it with the fewest rows (tiles()). */
@@ -542,7 +542,7 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
   /** Rows of one resolution for an endpoint in every service, whose buckets overlap [from, to). */
   function viewRows(res: Resolution): Database.Statement {
     let stmt = viewStatements.get(res);
-    if (!stmt) viewStatements.set(res, (stmt = db.prepare(`SELECT service, ${SUMMARY_COLUMNS} FROM ${table(res)} WHERE endpoint = ? AND bucket >= ? AND bucket < ?`)));
+    if (!stmt) viewStatements.set(res, (stmt = db.prepare(`SELECT service, bucket, ${SUMMARY_COLUMNS} FROM ${table(res)} WHERE endpoint = ? AND bucket >= ? AND bucket < ?`)));
     return stmt;
   }
 
@@ -582,14 +582,16 @@ export function openSqliteStorage(options: SqliteOptions): Storage {
 
     async endpoints(service: string, { from, to }: Range) {
       aggregates.flush();
-      const rows = tiledRows(`endpoint, ${SUMMARY_COLUMNS}`, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
+      const rows = tiledRows(SUMMARY_COLUMNS, service, undefined, from, to) as Array<StoredRow & { endpoint: string }>;
       const list: EndpointSummary[] = [...summaries(rows, (r) => r.endpoint)].map(([endpoint, e]) => ({ endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.endpoint < b.endpoint ? -1 : 1));
     },
 
     async views(endpoint: string, { from, to }: Range) {
       aggregates.flush();
-      const rows = tiles(retention, from, to, Date.now()).flatMap((t) => viewRows(t.res).all(endpoint, t.from, t.to)) as Array<StoredRow & { service: string }>;
+      const rows = tiles(retention, from, to, Date.now()).flatMap((t) =>
+        aggregates.overlay(t.res, viewRows(t.res).all(endpoint, t.from, t.to) as Array<StoredRow & { service: string; bucket: number }>, { endpoint, from: t.from, to: t.to }),
+      );
       const agents = new Map((selectServices.all(to, from) as Array<{ service: string; agents: string }>).map((r) => [r.service, r.agents.split(',').sort()]));
       const list: EndpointView[] = [...summaries(rows, (r) => r.service)].map(([service, e]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...e }));
       return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
