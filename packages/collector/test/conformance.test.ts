@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
+import { METRICS, SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
 import { openClickHouseStorage, type Retention } from '../src/index.js';
 import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
 import { startClickHouse, startShardedClickHouse, type ClickHouse } from './clickhouse-tools.js';
@@ -443,15 +443,24 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     }
   });
 
-  test("a database from before the loop's and a service's bins had tables of their own: the loop's filled from its states, a service's series from the endpoints' bins", async () => {
+  test("a database from before the loop's bins had tables of their own and the request metrics' bins were maps: the loop's filled from its states, the rest read from the rows of before", async () => {
     const url = clickhouse.database('loopstates');
     const first = await startTestCollector({ storageUrl: url });
     collectors.push(first);
-    // as a collector before loop_bins_* left it: the rollups keep the bins as sumMap states
+    // as a collector before loop_bins_* and bin_maps_* left it: the rollups keep the loop's bins as
+    // sumMap states, and the request metrics' bins are a row per key (bins_*, and its view)
     const older = new ClickHouseClient(parseClickHouseUrl(url));
-    for (const name of ['minute', 'hour']) {
+    for (const [name, seconds] of [['minute', 60], ['hour', 3600]] as const) {
       const [view] = await older.query<{ statement: string }>(`SHOW CREATE TABLE loop_${name}_mv`);
-      for (const table of [`loop_${name}_mv`, `loop_bins_${name}_mv`, `loop_bins_${name}`, `bins_service_${name}_mv`, `bins_service_${name}`]) await older.exec(`DROP TABLE ${table}`);
+      for (const table of [`loop_${name}_mv`, `loop_bins_${name}_mv`, `loop_bins_${name}`, `bin_maps_${name}_mv`, `bin_maps_${name}`, `bin_maps_service_${name}_mv`, `bin_maps_service_${name}`]) {
+        await older.exec(`DROP TABLE ${table}`);
+      }
+      await older.exec(`CREATE TABLE bins_${name} (service String, endpoint String, t DateTime, metric UInt8, key Int32, count UInt64) ENGINE = SummingMergeTree(count) PARTITION BY toYYYYMMDD(t) ORDER BY (service, endpoint, t, metric, key)`);
+      await older.exec(
+        `CREATE MATERIALIZED VIEW bins_${name}_mv TO bins_${name} AS SELECT service, endpoint, toDateTime(intDiv(toUInt32(t), ${seconds}) * ${seconds}) AS t, bin_metric AS metric, bin_key AS key, sum(bin_count) AS count ` +
+          `FROM agg_second ARRAY JOIN arrayConcat(${METRICS.map((m) => `${m}_keys`).join(', ')}) AS bin_key, arrayConcat(${METRICS.map((m) => `${m}_counts`).join(', ')}) AS bin_count, ` +
+          `arrayConcat(${METRICS.map((m, i) => `arrayMap(x -> toUInt8(${i}), ${m}_keys)`).join(', ')}) AS bin_metric GROUP BY service, endpoint, t, metric, key`,
+      );
       await older.exec(`ALTER TABLE loop_${name} ADD COLUMN delay_bins AggregateFunction(sumMap, Array(Int32), Array(UInt64))`);
       const before = view!.statement.replace(/sumState\(delay_zero\) AS delay_zero/, '$& , sumMapState(delay_keys, delay_counts) AS delay_bins');
       assert.notEqual(before, view!.statement);
@@ -470,25 +479,41 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     collectors.push(second);
     const [states] = await older.query<{ n: number }>("SELECT count() AS n FROM system.columns WHERE database = currentDatabase() AND name = 'delay_bins'");
     assert.equal(states!.n, 0, 'the states are gone once copied');
+    const tables = (await older.query<{ name: string }>('SELECT name FROM system.tables WHERE database = currentDatabase()')).map((r) => r.name);
+    assert.deepEqual(
+      tables.filter((t) => t.startsWith('bins_')).sort(),
+      ['bins_hour', 'bins_minute'],
+      'the rows of before stay, their views go',
+    );
     // over the minutes and hours (the rollups): the same delay as the reference, read from the copied bins
     const range = `from=${T0 - 3 * 3600_000}&to=${T0 + 3600_000}`;
     const want = (await get(`${reference.url}/api/loop?service=loopstates&${range}`)).body as { delay: { p50: number; p99: number } };
     assert.ok(want.delay.p99 > want.delay.p50);
     assert.deepEqual((await get(`${second.url}/api/loop?service=loopstates&${range}`)).body.delay, want.delay);
-    // a service's series over the minutes and hours, from the endpoints' bins (the service's began empty)
-    for (const step of [MINUTE, 60 * MINUTE]) {
-      const series = `/api/timeseries?service=loopstates&metric=response&q=0.5&step=${step}&${range}`;
-      const expected = (await get(`${reference.url}${series}`)).body as { points: Array<[number, number | null]> };
-      assert.ok(expected.points.some(([, v]) => v !== null));
-      assert.deepEqual((await get(`${second.url}${series}`)).body, expected, series);
-    }
-    // and a new batch goes into the new tables
+    // the request metrics over the minutes and hours, from the rows of before: a service's series,
+    // an endpoint's, the endpoint list; and the same once a new batch has gone into the new tables
+    const same = async (what: string): Promise<void> => {
+      for (const step of [MINUTE, 60 * MINUTE]) {
+        for (const endpoint of ['', `&endpoint=${encodeURIComponent('GET /l')}`]) {
+          const series = `/api/timeseries?service=loopstates${endpoint}&metric=response&q=0.5&step=${step}&${range}`;
+          const expected = (await get(`${reference.url}${series}`)).body as { points: Array<[number, number | null]> };
+          assert.ok(expected.points.some(([, v]) => v !== null));
+          assert.deepEqual((await get(`${second.url}${series}`)).body, expected, `${what}: ${series}`);
+        }
+      }
+      const endpoints = `/api/endpoints?service=loopstates&${range}`;
+      assert.deepEqual((await get(`${second.url}${endpoints}`)).body, (await get(`${reference.url}${endpoints}`)).body, `${what}: ${endpoints}`);
+    };
+    await same('before');
     const b = batch('loopstates', 'ls-1', [interval('GET /l', T0 + 10_000, [randomTx(rand)])], [], T0 + 11_000);
     const slow = newSketch();
     addValue(slow, 500);
     b.loop = loopSample(T0 + 10_000, { delay: toWire(slow) });
     for (const c of [second, reference]) assert.equal((await sendBatch(c.url, b)).status, 200);
     assert.deepEqual((await get(`${second.url}/api/loop?service=loopstates&${range}`)).body.delay, (await get(`${reference.url}/api/loop?service=loopstates&${range}`)).body.delay);
+    await same('with a batch after');
+    const [before, after] = await Promise.all(['bins_minute', 'bin_maps_minute'].map(async (t) => (await older.query<{ n: number }>(`SELECT count() AS n FROM ${t}`))[0]!.n));
+    assert.ok(before! > 0 && after! > 0, `the bins of before and after, each in their table: ${before} rows of a key, ${after} maps`);
   });
 
   test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {
@@ -513,15 +538,15 @@ describe('ClickHouse: a batch cut short, and retention', () => {
       assert.equal((await sendBatch(c.url, b)).status, 200);
       const client = new ClickHouseClient(parseClickHouseUrl(url));
       const count = async (table: string): Promise<number> => (await client.query<{ n: number }>(`SELECT count() AS n FROM ${table}`))[0]!.n;
-      const tables = ['agg_second', 'agg_minute', 'agg_hour', 'bins_minute', 'bins_hour', 'traces', 'batches'];
+      const tables = ['agg_second', 'agg_minute', 'agg_hour', 'bin_maps_minute', 'bin_maps_hour', 'traces', 'batches'];
       const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, Math.min(await count(t), 1)])));
-      assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
+      assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, bin_maps_minute: 1, bin_maps_hour: 1, traces: 1, batches: 1 });
       await c.storage.prune(NOW); // seconds are kept 2 h: three days ago is gone (the batch ids, kept 1 d, were received now)
-      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, bins_minute: 1, bins_hour: 1, traces: 1, batches: 1 });
+      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, bin_maps_minute: 1, bin_maps_hour: 1, traces: 1, batches: 1 });
       await c.storage.prune(NOW + 5 * DAY); // minutes and traces are kept 7 d
-      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, bins_minute: 0, bins_hour: 1, traces: 0, batches: 0 });
+      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, bin_maps_minute: 0, bin_maps_hour: 1, traces: 0, batches: 0 });
       await c.storage.prune(NOW + 90 * DAY);
-      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, bins_minute: 0, bins_hour: 0, traces: 0, batches: 0 });
+      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, bin_maps_minute: 0, bin_maps_hour: 0, traces: 0, batches: 0 });
     });
   }
 });

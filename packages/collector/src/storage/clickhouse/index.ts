@@ -85,7 +85,7 @@ import {
   type Totals,
 } from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
-import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LOOP_MAXES, LOOP_SUMS, ROLLUPS, localTable, loopBinsFromStates, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
+import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LEGACY_BINS, LOOP_MAXES, LOOP_SUMS, ROLLUPS, localTable, loopBinsFromStates, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
 
 export interface ClickHouseOptions {
   /** clickhouse://[user[:password]@]host[:port]/database */
@@ -189,8 +189,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   if (target.cluster !== undefined) for (const server of servers) await checkCluster(server, target.cluster, servers.length);
   const [existing] = await ch.query<{ n: number }>(`SELECT count() AS n FROM system.databases WHERE name = ${literal(target.database)}`, { database: false });
   const statements = schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database });
-  /** from when bins_service_* hold every row of bins_* (see below): the latest any server noted */
-  let serviceBinsSince = 0;
+  /** from when bin_maps_* hold every bin (see below; earlier, some are in bins_*): the latest any server noted */
+  let binMapsSince = 0;
   for (const server of servers) {
     await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
     // a database an older collector made: the columns added since (with shards, the local table's
@@ -229,15 +229,27 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       await server.exec(`DROP TABLE IF EXISTS loop_${name}_mv`);
       for (const table of holding) await server.exec(`ALTER TABLE ${table} DROP COLUMN delay_bins`);
     }
-    for (const sql of statements) await server.exec(sql);
-    // bins_service_* of a database from before lack every row inserted until now: a service-wide
-    // query over a range starting earlier than an hour from now (agents whose clocks run ahead)
-    // reads bins_* instead
-    if (before.includes(localTable('bins_minute', sharded)) && !before.includes(localTable('bins_service_minute', sharded))) {
-      await server.exec(`INSERT INTO ${localTable('schema_marks', sharded)} (name, at) VALUES ('bins_service', ${Date.now() + 3_600_000})`);
+    // a database from before bin_maps_*: the views that filled bins_* and bins_service_* go before the
+    // new ones are made (an insert in between would count in both), and bins_service_* with them
+    // (bins_* holds the same bins); bins_* stays, read for what came before (rollupBins)
+    const legacy = before.includes(localTable(LEGACY_BINS[0]!.rows, sharded));
+    if (legacy && !before.includes(localTable('bin_maps_minute', sharded))) {
+      for (const { rows, service } of LEGACY_BINS) {
+        for (const table of [`${rows}_mv`, `${service}_mv`, service, ...(sharded ? [localTable(service, true)] : [])]) await server.exec(`DROP TABLE IF EXISTS ${table}`);
+      }
     }
-    const [mark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${localTable('schema_marks', sharded)} WHERE name = 'bins_service'`);
-    serviceBinsSince = Math.max(serviceBinsSince, mark?.at ?? 0);
+    for (const sql of statements) await server.exec(sql);
+    if (legacy) {
+      // from when bin_maps_* hold everything: an hour after now (agents whose clocks run ahead); a
+      // start that stopped before writing this writes it now, later than it had to be
+      const marks = localTable('schema_marks', sharded);
+      let [mark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${marks} WHERE name = 'bin_maps'`);
+      if (!mark?.at) {
+        mark = { at: Date.now() + 3_600_000 };
+        await server.exec(`INSERT INTO ${marks} (name, at) VALUES ('bin_maps', ${mark.at})`);
+      }
+      binMapsSince = Math.max(binMapsSince, mark.at);
+    }
   }
   const groupMs = options.groupMs ?? 5;
   /**
@@ -249,32 +261,48 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   /** The table of a resolution, and whether it holds rows as inserted (second) or merge states. */
   const aggTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `agg_${res.name}`, raw: res.name === 'second' });
   const loopTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `loop_${res.name}`, raw: res.name === 'second' });
-  // (a rollup's bins are rows of bins_*: see rollupBins)
+  // (a rollup's bins are read apart: see rollupBins)
   const aggregateColumns = (raw: boolean): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...METRICS.map((m) => sketchMerge(m, raw))].join(', ');
 
   /**
    * The bins of a rollup over [from, to), summed per group (`group`: an expression, or none) and,
    * for the request metrics, per metric; put on `rows` (those of the same group) as `q_<m>_bins`.
-   * `bins.of`: the rows of `where` in bins_* (per endpoint), bins_service_* (a service's, over its
-   * endpoints: `where` names the service alone; bins_* for a range before serviceBinsSince) or
-   * loop_bins_* (the loop's delay); `bins.metrics`: the request metrics wanted (all by default).
+   * `bins.of`: the bins of `where` per endpoint (bin_maps_*), a service's over its endpoints
+   * (bin_maps_service_*: `where` names the service alone) or the loop's delay (loop_bins_*);
+   * `bins.metrics`: the request metrics wanted (all by default). A range before binMapsSince has
+   * the request metrics' bins of a database from before in bins_* too (a key per row): read and
+   * added.
    */
   async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, bins: BinsOf): Promise<void> {
+    type Bins = { g: string | number; metric?: number; keys: number[]; counts: number[] };
     const g = group?.expr ?? "''";
-    const loop = bins.of === 'loop';
-    const metrics = bins.of === 'loop' ? [] : (bins.metrics ?? METRICS);
-    const serviceWide = bins.of === 'service' && bucketOf(from, res) >= serviceBinsSince;
-    const table = `${loop ? 'loop_bins' : serviceWide ? 'bins_service' : 'bins'}_${res.name}`;
-    const metric = loop ? '' : 'metric, ';
-    const only = !loop && metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
-    const merged = await ch.query<{ g: string | number; metric?: number; keys: number[]; counts: number[] }>(
-      `SELECT g, ${metric}groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, ${metric}key, sum(count) AS c FROM ${table}
-         WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${only} GROUP BY g, ${metric}key) GROUP BY g${loop ? '' : ', metric'}`,
-    );
+    const range = `${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}`;
+    /** the bins of `table`, whose rows are keys (summed here per key) */
+    const keyRows = (table: string, metric: string): Promise<Bins[]> =>
+      ch.query<Bins>(
+        `SELECT g, ${metric}groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, ${metric}key, sum(count) AS c FROM ${table}
+           WHERE ${range} GROUP BY g, ${metric}key) GROUP BY g${metric === '' ? '' : ', metric'}`,
+      );
+    const parts: Array<Promise<Bins[]>> = [];
+    if (bins.of === 'loop') parts.push(keyRows(`loop_bins_${res.name}`, ''));
+    else {
+      const metrics = bins.metrics ?? METRICS;
+      const only = metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
+      parts.push(
+        ch.query<Bins>(
+          `SELECT g, metric, b.1 AS keys, b.2 AS counts FROM (SELECT ${g} AS g, metric, sumMap(binsMap.key, binsMap.count) AS b
+             FROM bin_maps_${bins.of === 'service' ? 'service_' : ''}${res.name} WHERE ${range}${only} GROUP BY g, metric)`,
+        ),
+      );
+      if (bucketOf(from, res) < binMapsSince) parts.push(keyRows(`bins_${res.name}`, 'metric, '));
+    }
     const byGroup = new Map(rows.map((r) => [String(group === undefined ? '' : r[group.key]), r]));
-    for (const b of merged) {
+    for (const b of (await Promise.all(parts)).flat()) {
       const row = byGroup.get(String(b.g));
-      if (row !== undefined) row[`q_${loop ? 'delay' : METRICS[b.metric!]}_bins`] = [b.keys, b.counts];
+      if (row === undefined) continue;
+      const name = `q_${b.metric === undefined ? 'delay' : METRICS[b.metric]}_bins`;
+      const [keys, counts] = (row[name] as [number[], number[]] | undefined) ?? [[], []];
+      row[name] = [keys.concat(b.keys), counts.concat(b.counts)]; // (readSketch adds a key's counts)
     }
   }
 
@@ -516,7 +544,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
 
   /**
    * Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one
-   * row). `serviceWide`: `where` names a service alone, and no group is an endpoint (bins_service_*).
+   * row). `serviceWide`: `where` names a service alone, and no group is an endpoint (bin_maps_service_*).
    */
   async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy: string | undefined, serviceWide: boolean): Promise<Row[]> {
     const { table, raw } = aggTable(res);
@@ -773,15 +801,18 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         agg_second: retention.seconds,
         loop_second: retention.seconds,
         agg_minute: retention.minutes,
-        bins_minute: retention.minutes,
+        bin_maps_minute: retention.minutes,
+        bin_maps_service_minute: retention.minutes,
         loop_minute: retention.minutes,
         loop_bins_minute: retention.minutes,
-        bins_service_minute: retention.minutes,
         agg_hour: retention.hours,
-        bins_hour: retention.hours,
+        bin_maps_hour: retention.hours,
+        bin_maps_service_hour: retention.hours,
         loop_hour: retention.hours,
         loop_bins_hour: retention.hours,
-        bins_service_hour: retention.hours,
+        // (a database from before bin_maps_*)
+        bins_minute: retention.minutes,
+        bins_hour: retention.hours,
         long_tasks: retention.traces,
         traces: retention.traces,
         trace_index: retention.traces,

@@ -6,9 +6,10 @@
  * (protocol/sketch.ts). So a query over many rows comes back from ClickHouse as one merged sketch
  * per group, and the rollups are materialized views that keep merge states
  * (AggregatingMergeTree): each interval row written at second resolution is merged into its
- * minute and its hour by the server as it is inserted. A rollup's bins are rows of their own
- * (bins_*, loop_bins_*: one per key, summed by a SummingMergeTree), which a plain GROUP BY adds
- * far faster than ClickHouse merges sumMap states.
+ * minute and its hour by the server as it is inserted. A rollup's bins are not merge states, which
+ * ClickHouse merges slowly: the request metrics' are a map per endpoint (or service), bucket and
+ * metric (bin_maps_*: a Nested column that a SummingMergeTree adds key by key as it merges parts,
+ * and `sumMap` adds in a query), the loop delay's a row per key (loop_bins_*).
  *
  * Every table is partitioned by day (the monthly instance rollup by month), and retention drops
  * whole partitions. Rows carry the id of the batch they came in (`batch`) and their place among its
@@ -72,7 +73,7 @@ const INSTANCE_MAXES = ['last', 'droppedBatches', 'droppedTransactions', 'droppe
  */
 const TABLES: Record<string, string> = {
   ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'context_loss', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
-  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bins_${name}`, `bins_service_${name}`, `loop_${name}`, `loop_bins_${name}`]).map((t) => [t, 'cityHash64(service)'])),
+  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bin_maps_${name}`, `bin_maps_service_${name}`, `loop_${name}`, `loop_bins_${name}`]).map((t) => [t, 'cityHash64(service)'])),
   trace_index: 'cityHash64(traceId)',
   call_targets: 'cityHash64(target)',
   alert_rounds: 'rand()',
@@ -86,36 +87,37 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   const statements: string[] = [];
   /** the table that holds the rows: on each shard, the local table under the Distributed one */
   const T = (table: string): string => localTable(table, cluster !== undefined);
-  /** the request metrics' bins of inserted aggregate rows, one row per bucket, metric and key (per endpoint too, or not) */
-  const explodeBins = (seconds: number, perEndpoint: boolean): string =>
-    `SELECT service, ${perEndpoint ? 'endpoint, ' : ''}${bucket(seconds)} AS t, bin_metric AS metric, bin_key AS key, sum(bin_count) AS count ` +
-    `FROM ${T('agg_second')} ARRAY JOIN arrayConcat(${METRICS.map((m) => `${m}_keys`).join(', ')}) AS bin_key, arrayConcat(${METRICS.map((m) => `${m}_counts`).join(', ')}) AS bin_count, ` +
-    `arrayConcat(${METRICS.map((m, i) => `arrayMap(x -> toUInt8(${i}), ${m}_keys)`).join(', ')}) AS bin_metric GROUP BY service, ${perEndpoint ? 'endpoint, ' : ''}t, metric, key`;
+  /** the request metrics' bins of inserted aggregate rows as a map per bucket and metric (per endpoint too, or not) */
+  const binMaps = (seconds: number, perEndpoint: boolean): string =>
+    `SELECT service, ${perEndpoint ? 'endpoint, ' : ''}${bucket(seconds)} AS t, toUInt8(bin_metric) AS metric, ` +
+    `sumMap(bin_keys, bin_counts).1 AS \`binsMap.key\`, sumMap(bin_keys, bin_counts).2 AS \`binsMap.count\` FROM ${T('agg_second')} ` +
+    `ARRAY JOIN [${METRICS.map((_, i) => i).join(', ')}] AS bin_metric, [${METRICS.map((m) => `${m}_keys`).join(', ')}] AS bin_keys, [${METRICS.map((m) => `${m}_counts`).join(', ')}] AS bin_counts ` +
+    `GROUP BY service, ${perEndpoint ? 'endpoint, ' : ''}t, metric`;
   const aggColumns = `service String, endpoint String, t DateTime, ${AGG_COUNTS.map((c) => `${c} UInt64`).join(', ')}, ${externalColumns.map((c) => `${c} Float64`).join(', ')}, ${METRICS.map(sketchColumns).join(', ')}`;
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('agg_second')} (${aggColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
   const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('loop_second')} (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
     const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m)).join(', ')}`;
-    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t)`);
+    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t) SETTINGS index_granularity = 1024`);
     statements.push(
       `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO ${T(`agg_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
         `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m)).join(', ')} FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
     );
-    // the request metrics' bins, one row per metric and key: summed by a plain GROUP BY, which
-    // ClickHouse does far faster than it merges sumMap states (docs/clickhouse.md)
+    // the request metrics' bins, a map per metric (one row where there were ~200 rows of a key each:
+    // docs/clickhouse.md), per endpoint and summed over a service's endpoints, by metric first (a
+    // service's time series reads one metric's rows of one service). 18.16 runs no view over a
+    // view's target: each view reads the inserted rows. A granule (what a query reads at least) of
+    // 256 rows, not 8 192: a row holds ~150 bins, and an endpoint's rows of a day are a few hundred
+    // (an endpoint in every service: 90-130 ms → 20-35 ms at 10 services on 18.16)
+    const binsMap = 'binsMap Nested(key Int32, count UInt64)';
+    const fat = 'SETTINGS index_granularity = 256';
     statements.push(
-      `CREATE TABLE IF NOT EXISTS ${T(`bins_${name}`)} (service String, endpoint String, t DateTime, metric UInt8, key Int32, count UInt64) ENGINE = SummingMergeTree(count) ${PARTITION} ORDER BY (service, endpoint, t, metric, key)`,
+      `CREATE TABLE IF NOT EXISTS ${T(`bin_maps_${name}`)} (service String, endpoint String, t DateTime, metric UInt8, ${binsMap}) ENGINE = SummingMergeTree ${PARTITION} ORDER BY (service, endpoint, t, metric) ${fat}`,
     );
-    statements.push(`CREATE MATERIALIZED VIEW IF NOT EXISTS bins_${name}_mv TO ${T(`bins_${name}`)} AS ${explodeBins(seconds, true)}`);
-    // the same bins summed over a service's endpoints, by metric first: a service's time series reads
-    // one metric's rows of one service (from bins_*, every endpoint's rows of every metric: 140 ms for
-    // a day's p95 at 50 endpoints). Exploded again (18.16 runs no view over a view's target); for a
-    // database from before, filled only from then on (serviceBinsSince in index.ts)
-    statements.push(
-      `CREATE TABLE IF NOT EXISTS ${T(`bins_service_${name}`)} (service String, t DateTime, metric UInt8, key Int32, count UInt64) ENGINE = SummingMergeTree(count) ${PARTITION} ORDER BY (service, metric, t, key)`,
-    );
-    statements.push(`CREATE MATERIALIZED VIEW IF NOT EXISTS bins_service_${name}_mv TO ${T(`bins_service_${name}`)} AS ${explodeBins(seconds, false)}`);
+    statements.push(`CREATE MATERIALIZED VIEW IF NOT EXISTS bin_maps_${name}_mv TO ${T(`bin_maps_${name}`)} AS ${binMaps(seconds, true)}`);
+    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`bin_maps_service_${name}`)} (service String, t DateTime, metric UInt8, ${binsMap}) ENGINE = SummingMergeTree ${PARTITION} ORDER BY (service, metric, t) ${fat}`);
+    statements.push(`CREATE MATERIALIZED VIEW IF NOT EXISTS bin_maps_service_${name}_mv TO ${T(`bin_maps_service_${name}`)} AS ${binMaps(seconds, false)}`);
     const loopStates = `service String, t DateTime, ${sketchStates('delay')}, ${LOOP_SUMS.map((c) => `${c} AggregateFunction(sum, ${c.endsWith('_count') ? 'UInt64' : 'Float64'})`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} AggregateFunction(max, UInt64)`).join(', ')}`;
     statements.push(`CREATE TABLE IF NOT EXISTS ${T(`loop_${name}`)} (${loopStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, t)`);
     statements.push(
@@ -160,7 +162,7 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   );
   // every round of alert evaluation, by whichever collector ran it (alerts/engine.ts)
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('alert_rounds')} (t DateTime, at UInt64, holder String, state String) ENGINE = MergeTree ${PARTITION} ORDER BY at`);
-  // from when a table made later holds all it should (index.ts: bins_service), per server
+  // from when a table made later holds all it should (index.ts: bin_maps, over bins_* of before), per server
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('schema_marks')} (name String, at UInt64) ENGINE = MergeTree ORDER BY name`);
   // batches begun (state 1) and stored whole (state 2)
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('batches')} (batchId String, state UInt8, t DateTime) ENGINE = MergeTree ${PARTITION} ORDER BY batchId`);
@@ -208,6 +210,14 @@ export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type:
 export const loopBinsFromStates = (name: string, sharded: boolean): string =>
   `INSERT INTO ${localTable(`loop_bins_${name}`, sharded)} SELECT service, t, bin_key AS key, bin_count AS count ` +
   `FROM (SELECT service, t, sumMapMerge(delay_bins) AS bins FROM ${localTable(`loop_${name}`, sharded)} GROUP BY service, t) ARRAY JOIN bins.1 AS bin_key, bins.2 AS bin_count`;
+
+/**
+ * The bins of a database made before bin_maps_*: a row per key in bins_<rollup> (per endpoint) and
+ * bins_service_<rollup>, each filled by a view of the same name with `_mv`. At the upgrade the
+ * views go and so does bins_service_* (bins_* holds the same bins); bins_* is read for what came
+ * before (index.ts) until retention has dropped it.
+ */
+export const LEGACY_BINS = ROLLUPS.map(({ name }) => ({ rows: `bins_${name}`, service: `bins_service_${name}` }));
 
 /** The tables whose rows carry their batch's id, with the column their time is in. */
 export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls', 'context_loss'] as const;
