@@ -108,8 +108,12 @@ const MAX_GROUP = 500;
 const NO_MIN = 1e308;
 
 type Row = Record<string, unknown>;
-/** Where a rollup's bins are read from (see rollupBins). */
+/** Where a rollup's bins are read from (see binsOf). */
 type BinsOf = { of: 'endpoints' | 'service'; metrics?: readonly MetricName[] } | { of: 'loop' };
+/** Bins summed per group (and metric, but for the loop's delay), as ClickHouse answers them. */
+type Bins = { g: string | number; metric?: number; keys: number[]; counts: number[] };
+/** Where rows of one resolution are read: the condition on `t` (`sql`) and the earliest time it takes in. */
+type Span = { from: number; sql: string };
 
 /** A sketch's columns as inserted (see schema.ts). */
 function sketchRow(m: string, s: WireSketch | null): Row {
@@ -231,7 +235,7 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     }
     // a database from before bin_maps_*: the views that filled bins_* and bins_service_* go before the
     // new ones are made (an insert in between would count in both), and bins_service_* with them
-    // (bins_* holds the same bins); bins_* stays, read for what came before (rollupBins)
+    // (bins_* holds the same bins); bins_* stays, read for what came before (binsOf)
     const legacy = before.includes(localTable(LEGACY_BINS[0]!.rows, sharded));
     if (legacy && !before.includes(localTable('bin_maps_minute', sharded))) {
       for (const { rows, service } of LEGACY_BINS) {
@@ -263,47 +267,57 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   const loopTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `loop_${res.name}`, raw: res.name === 'second' });
   // (a rollup's bins are read apart: see rollupBins)
   const aggregateColumns = (raw: boolean): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...METRICS.map((m) => sketchMerge(m, raw))].join(', ');
+  /** The condition on `t` of a resolution's rows whose buckets overlap [from, to), less what retention has dropped. */
+  const spanOf = (res: Resolution, from: number, to: number): Span => ({ from, sql: bucketRange(kept(res.retention, bucketOf(from, res)), to) });
+  /**
+   * [from, to) in stretches, each read from the resolution with the fewest rows (tiles()), one
+   * statement per resolution: a day is the hours between its edges' minutes (and seconds) on both sides.
+   */
+  const tiled = (from: number, to: number): Array<{ res: Resolution; span: Span }> => {
+    const byRes = new Map<Resolution, Span[]>();
+    for (const t of tiles(retention, from, to, Date.now())) byRes.set(t.res, [...(byRes.get(t.res) ?? []), spanOf(t.res, t.from, t.to)]);
+    return [...byRes].map(([res, spans]) => ({ res, span: { from: Math.min(...spans.map((s) => s.from)), sql: spans.length === 1 ? spans[0]!.sql : `(${spans.map((s) => `(${s.sql})`).join(' OR ')})` } }));
+  };
 
   /**
-   * The bins of a rollup over [from, to), summed per group (`group`: an expression, or none) and,
-   * for the request metrics, per metric; put on `rows` (those of the same group) as `q_<m>_bins`.
-   * `bins.of`: the bins of `where` per endpoint (bin_maps_*), a service's over its endpoints
-   * (bin_maps_service_*: `where` names the service alone) or the loop's delay (loop_bins_*);
-   * `bins.metrics`: the request metrics wanted (all by default). A range before binMapsSince has
-   * the request metrics' bins of a database from before in bins_* too (a key per row): read and
-   * added.
+   * The bins of a rollup's rows of `where` in `span`, summed per group (`group`: an expression, or
+   * none) and, for the request metrics, per metric (see putBins). `bins.of`: the bins per endpoint
+   * (bin_maps_*), a service's over its endpoints (bin_maps_service_*: `where` names the service
+   * alone) or the loop's delay (loop_bins_*); `bins.metrics`: the request metrics wanted (all by
+   * default). A span that starts before binMapsSince has the request metrics' bins of a database
+   * from before in bins_* too (a key per row): read as well.
    */
-  async function rollupBins(rows: Row[], res: Resolution, where: string, from: number, to: number, group: { expr: string; key: string } | undefined, bins: BinsOf): Promise<void> {
-    type Bins = { g: string | number; metric?: number; keys: number[]; counts: number[] };
-    const g = group?.expr ?? "''";
-    const range = `${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}`;
+  function binsOf(res: Resolution, where: string, span: Span, group: string | undefined, bins: BinsOf): Promise<Bins[]> {
+    const g = group ?? "''";
+    const range = `${where} AND ${span.sql}`;
     /** the bins of `table`, whose rows are keys (summed here per key) */
     const keyRows = (table: string, metric: string): Promise<Bins[]> =>
       ch.query<Bins>(
         `SELECT g, ${metric}groupArray(key) AS keys, groupArray(c) AS counts FROM (SELECT ${g} AS g, ${metric}key, sum(count) AS c FROM ${table}
            WHERE ${range} GROUP BY g, ${metric}key) GROUP BY g${metric === '' ? '' : ', metric'}`,
       );
-    const parts: Array<Promise<Bins[]>> = [];
-    if (bins.of === 'loop') parts.push(keyRows(`loop_bins_${res.name}`, ''));
-    else {
-      const metrics = bins.metrics ?? METRICS;
-      const only = metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
-      parts.push(
-        ch.query<Bins>(
-          `SELECT g, metric, b.1 AS keys, b.2 AS counts FROM (SELECT ${g} AS g, metric, sumMap(binsMap.key, binsMap.count) AS b
-             FROM bin_maps_${bins.of === 'service' ? 'service_' : ''}${res.name} WHERE ${range}${only} GROUP BY g, metric)`,
-        ),
-      );
-      if (bucketOf(from, res) < binMapsSince) parts.push(keyRows(`bins_${res.name}`, 'metric, '));
-    }
-    const byGroup = new Map(rows.map((r) => [String(group === undefined ? '' : r[group.key]), r]));
-    for (const b of (await Promise.all(parts)).flat()) {
+    if (bins.of === 'loop') return keyRows(`loop_bins_${res.name}`, '');
+    const metrics = bins.metrics ?? METRICS;
+    const only = metrics.length < METRICS.length ? ` AND metric IN (${metrics.map((m) => METRICS.indexOf(m)).join(', ')})` : '';
+    const maps = ch.query<Bins>(
+      `SELECT g, metric, b.1 AS keys, b.2 AS counts FROM (SELECT ${g} AS g, metric, sumMap(binsMap.key, binsMap.count) AS b
+         FROM bin_maps_${bins.of === 'service' ? 'service_' : ''}${res.name} WHERE ${range}${only} GROUP BY g, metric)`,
+    );
+    if (bucketOf(span.from, res) >= binMapsSince) return maps;
+    return Promise.all([maps, keyRows(`bins_${res.name}`, 'metric, ')]).then((lists) => lists.flat());
+  }
+
+  /** Puts bins read by binsOf on `rows` (those of the same group: `key`, or none) as `q_<m>_bins`. */
+  function putBins(rows: Row[], key: string | undefined, bins: Bins[]): Row[] {
+    const byGroup = new Map(rows.map((r) => [String(key === undefined ? '' : r[key]), r]));
+    for (const b of bins) {
       const row = byGroup.get(String(b.g));
       if (row === undefined) continue;
       const name = `q_${b.metric === undefined ? 'delay' : METRICS[b.metric]}_bins`;
       const [keys, counts] = (row[name] as [number[], number[]] | undefined) ?? [[], []];
       row[name] = [keys.concat(b.keys), counts.concat(b.counts)]; // (readSketch adds a key's counts)
     }
+    return rows;
   }
 
   // ---- ingest ----
@@ -510,10 +524,10 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     );
     // what the agents said they cost, per service, over the range's loop rows
     const costs = new Map<string, AgentSums>();
-    const perTile = tiles(retention, from, to, Date.now()).map((t) => {
-      const { table, raw } = loopTable(t.res);
+    const perTile = tiled(from, to).map(({ res, span }) => {
+      const { table, raw } = loopTable(res);
       const columns = [...AGENT_SUMS.map((c) => sumOf(c, raw)), ...AGENT_MAXES.map((c) => maxOf(c, raw))].join(', ');
-      return ch.query<Row & { service: string }>(`SELECT service, ${columns} FROM ${table} WHERE ${bucketRange(kept(t.res.retention, t.from), t.to)} GROUP BY service`);
+      return ch.query<Row & { service: string }>(`SELECT service, ${columns} FROM ${table} WHERE ${span.sql} GROUP BY service`);
     });
     for (const row of (await Promise.all(perTile)).flat()) {
       const cost = costs.get(row.service) ?? emptyAgentSums();
@@ -546,19 +560,19 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
    * Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one
    * row). `serviceWide`: `where` names a service alone, and no group is an endpoint (bin_maps_service_*).
    */
-  async function aggregates(res: Resolution, where: string, from: number, to: number, groupBy: string | undefined, serviceWide: boolean): Promise<Row[]> {
+  async function aggregates(res: Resolution, where: string, span: Span, groupBy: string | undefined, serviceWide: boolean): Promise<Row[]> {
     const { table, raw } = aggTable(res);
     const key = groupBy === undefined ? '' : `${groupBy}, `;
-    const rows = await ch.query<Row>(
-      `SELECT ${key}${aggregateColumns(raw)} FROM ${table} WHERE ${where} AND ${bucketRange(kept(res.retention, bucketOf(from, res)), to)}${groupBy === undefined ? '' : ` GROUP BY ${groupBy}`}`,
-    );
-    if (!raw) await rollupBins(rows, res, where, from, to, groupBy === undefined ? undefined : { expr: groupBy, key: groupBy }, { of: serviceWide ? 'service' : 'endpoints' });
-    return rows;
+    const [rows, bins] = await Promise.all([
+      ch.query<Row>(`SELECT ${key}${aggregateColumns(raw)} FROM ${table} WHERE ${where} AND ${span.sql}${groupBy === undefined ? '' : ` GROUP BY ${groupBy}`}`),
+      raw ? [] : binsOf(res, where, span, groupBy, { of: serviceWide ? 'service' : 'endpoints' }),
+    ]);
+    return putBins(rows, groupBy, bins);
   }
 
   /** The aggregates over [from, to), each stretch read from the resolution with the fewest rows (tiles()), merged per `groupBy` (none: key ''). */
   async function totalsOver(where: string, from: number, to: number, groupBy?: string, serviceWide = false): Promise<Map<string, Totals>> {
-    const parts = await Promise.all(tiles(retention, from, to, Date.now()).map((t) => aggregates(t.res, where, t.from, t.to, groupBy, serviceWide)));
+    const parts = await Promise.all(tiled(from, to).map(({ res, span }) => aggregates(res, where, span, groupBy, serviceWide)));
     return foldTotals(parts.flat(), (row) => (groupBy === undefined ? '' : String(row[groupBy])), readTotals);
   }
 
@@ -618,17 +632,20 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const { step, t0, points } = seriesGrid(query, res);
       const metric = query.metric;
       const index = `intDiv(toInt64(toUInt32(t)) * 1000 - ${t0}, ${step})`;
-      const range = bucketRange(kept(res.retention, bucketOf(query.from, res)), query.to);
+      const span = spanOf(res, query.from, query.to);
       if (isLoopSeries(metric)) {
         // the loop's rows of the range's buckets, merged per point by ClickHouse
         const { table, raw } = loopTable(res);
         const gc = GC_KINDS.map((k) => sumOf(`gc_${k}_ms`, raw));
         const where = `service = ${literal(query.service)}`;
-        const rows = await ch.query<Row & { i: number; rows: number }>(
-          `SELECT ${index} AS i, count() AS rows, ${sketchMerge('delay', raw)}, ${sumOf('busyMs', raw)}, ${sumOf('idleMs', raw)}, ${gc.join(', ')} FROM ${table}
-             WHERE ${where} AND ${range} GROUP BY i`,
-        );
-        if (!raw) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, { of: 'loop' });
+        const [rows, bins] = await Promise.all([
+          ch.query<Row & { i: number; rows: number }>(
+            `SELECT ${index} AS i, count() AS rows, ${sketchMerge('delay', raw)}, ${sumOf('busyMs', raw)}, ${sumOf('idleMs', raw)}, ${gc.join(', ')} FROM ${table}
+               WHERE ${where} AND ${span.sql} GROUP BY i`,
+          ),
+          raw ? [] : binsOf(res, where, span, index, { of: 'loop' }),
+        ]);
+        putBins(rows, 'i', bins);
         const acc = Array.from({ length: points }, emptyLoopPoint);
         for (const r of rows) {
           const p = acc[r.i];
@@ -642,8 +659,11 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const { table, raw } = aggTable(res);
       const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw);
       const where = byService(query.service, query.endpoint);
-      const rows = await ch.query<Row & { i: number }>(`SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${range} GROUP BY i`);
-      if (!raw && column === undefined) await rollupBins(rows, res, where, query.from, query.to, { expr: index, key: 'i' }, { of: query.endpoint === undefined ? 'service' : 'endpoints', metrics: [metric as MetricName] });
+      const [rows, bins] = await Promise.all([
+        ch.query<Row & { i: number }>(`SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${span.sql} GROUP BY i`),
+        raw || column !== undefined ? [] : binsOf(res, where, span, index, { of: query.endpoint === undefined ? 'service' : 'endpoints', metrics: [metric as MetricName] }),
+      ]);
+      putBins(rows, 'i', bins);
       const values = new Array<number | null>(points).fill(null);
       for (const r of rows) {
         if (r.i < 0 || r.i >= points) continue;
@@ -685,12 +705,11 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const tasksWhere = `${where} AND ${timeRange(from, query.to)} AND at >= ${literal(from)} AND at < ${literal(query.to)}${culprit}`;
       const columns = 'at, ms, endpoint, traceId, function, location, compiledLocation, stack, blocked, instance';
       // each stretch of the range from the resolution with the fewest rows (tiles()), merged here
-      const perTile = tiles(retention, query.from, query.to, Date.now()).map(async (t) => {
-        const { table, raw } = loopTable(t.res);
+      const perTile = tiled(query.from, query.to).map(async ({ res, span }) => {
+        const { table, raw } = loopTable(res);
         const columns = [sketchMerge('delay', raw), ...LOOP_SUMS.map((c) => sumOf(c, raw)), ...LOOP_MAXES.map((c) => maxOf(c, raw))].join(', ');
-        const rows = await ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${bucketRange(kept(t.res.retention, t.from), t.to)}`);
-        if (!raw) await rollupBins(rows, t.res, where, t.from, t.to, undefined, { of: 'loop' });
-        return rows;
+        const [rows, bins] = await Promise.all([ch.query<Row>(`SELECT ${columns} FROM ${table} WHERE ${where} AND ${span.sql}`), raw ? [] : binsOf(res, where, span, undefined, { of: 'loop' })]);
+        return putBins(rows, undefined, bins);
       });
       const [rows, tasks, [count], groups] = await Promise.all([
         Promise.all(perTile).then((lists) => lists.flat()),
