@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { METRICS, SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireTrace } from '@loopscope/protocol';
+import { METRICS, SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireSketch, type WireTrace } from '@loopscope/protocol';
 import { openClickHouseStorage, type Retention } from '../src/index.js';
 import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
 import { startClickHouse, startShardedClickHouse, type ClickHouse } from './clickhouse-tools.js';
@@ -152,6 +152,27 @@ function scenario(): void {
   const children = Array.from({ length: 100 }, (_, i) => ({ ...trace('fan', 'GET /leaf', T0 + 6001 + i, randomTx(rand, 0)), traceId: root.traceId, spanId: hex(++span, 16), parentSpanId: root.spanId }));
   batches.push(batch('orders', 'orders-x', [], [orphan], T0 + 7000));
   batches.push(batch('fan', 'fan-1', [interval('GET /fan', T0 + 6000, [randomTx(rand, 0)])], [root, ...children], T0 + 7000));
+  // a job's calls over the last three hours: its service map reads the calls' hour rollup
+  for (let start = CALLS_FROM; start < NOW - MINUTE; start += 17 * MINUTE) batches.push(callsBatch('cron', start));
+}
+
+/** The service map over the last three hours (whole hours from the calls' rollup, the edges from their minutes). */
+const CALLS_FROM = NOW - 3 * 3_600_000;
+const CALLS_MAP = `/api/servicemap?from=${CALLS_FROM}&to=${NOW + 1000}`;
+
+/** A batch of `service` at `start` whose process called two targets. */
+function callsBatch(service: string, start: number): WireBatch {
+  const b = batch(service, `${service}-1`, [interval('GET /job', start, [randomTx(rand)])], [], start + 10_000);
+  const duration = (n: number): WireSketch => {
+    const sk = newSketch();
+    for (let i = 0; i < n; i++) addValue(sk, roundMs(1 + rand() * 50));
+    return toWire(sk);
+  };
+  b.calls = [
+    { start, ms: 10_000, kind: 'http', target: '127.0.0.1:7001', count: 5, errors: rand() < 0.3 ? 1 : 0, duration: duration(5) },
+    { start, ms: 10_000, kind: 'db', target: '127.0.0.1:5432/jobs', count: 9, errors: 0, duration: duration(9) },
+  ];
+  return b;
 }
 scenario();
 
@@ -208,7 +229,7 @@ function hasContent(body: unknown): boolean {
 
 /** Every query path of the API the dashboard and the users call, over the scenario. */
 function queries(): string[] {
-  const paths = ['/api/services?' + RANGE, '/api/servicemap?' + RANGE];
+  const paths = ['/api/services?' + RANGE, '/api/servicemap?' + RANGE, CALLS_MAP];
   for (const service of ['shop', 'orders', 'edge', 'fan']) paths.push(`/api/endpoints?service=${service}&${RANGE}`);
   paths.push(`/api/context-loss?service=shop&${RANGE}`, `/api/context-loss?service=shop&from=${T0 + 20_000}&to=${NOW + 1000}`);
   paths.push(`/api/loop?service=shop&sort=worst&limit=5&${RANGE}`, `/api/loop?service=shop&sort=recent&limit=50&${RANGE}`);
@@ -514,6 +535,33 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     await same('with a batch after');
     const [before, after] = await Promise.all(['bins_minute', 'bin_maps_minute'].map(async (t) => (await older.query<{ n: number }>(`SELECT count() AS n FROM ${t}`))[0]!.n));
     assert.ok(before! > 0 && after! > 0, `the bins of before and after, each in their table: ${before} rows of a key, ${after} maps`);
+  });
+
+  test("a database from before the calls' hour rollup: the service map reads the hours before it from the calls' minutes", async () => {
+    const url = clickhouse.database('callsbefore');
+    const first = await startTestCollector({ storageUrl: url });
+    const reference = await startTestCollector();
+    collectors.push(first, reference);
+    // as a collector before calls_hour left it
+    const older = new ClickHouseClient(parseClickHouseUrl(url));
+    for (const table of ['calls_hour_mv', 'call_bin_maps_hour_mv', 'calls_hour', 'call_bin_maps_hour']) await older.exec(`DROP TABLE ${table}`);
+    const send = async (to: TestCollector[], b: WireBatch): Promise<void> => {
+      for (const c of to) assert.equal((await sendBatch(c.url, b)).status, 200);
+    };
+    for (let start = CALLS_FROM; start < NOW - MINUTE; start += 13 * MINUTE) await send([first, reference], callsBatch('callsbefore', start));
+    const second = await startTestCollector({ storageUrl: url });
+    collectors.push(second);
+    const check = async (what: string): Promise<void> => {
+      const want = (await get(reference.url + CALLS_MAP)).body as { edges: unknown[] };
+      assert.ok(want.edges.length >= 2, JSON.stringify(want));
+      same(want, (await get(second.url + CALLS_MAP)).body, `${what}: ${CALLS_MAP}`);
+    };
+    await check('before');
+    // a batch after the upgrade goes into the rollup as well (its hour is still read from the minutes)
+    await send([second, reference], callsBatch('callsbefore', NOW - 2 * MINUTE));
+    await check('with a batch after');
+    const [rolled] = await older.query<{ n: number }>('SELECT count() AS n FROM calls_hour');
+    assert.ok(rolled!.n > 0, 'the rollup is filled from the upgrade on');
   });
 
   test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {

@@ -195,6 +195,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   const statements = schemaStatements(target.cluster === undefined ? undefined : { name: target.cluster, database: target.database });
   /** from when bin_maps_* hold every bin (see below; earlier, some are in bins_*): the latest any server noted */
   let binMapsSince = 0;
+  /** from when calls_hour and call_bin_maps_hour hold every call (a database from before them: see below) */
+  let callsHourSince = 0;
   for (const server of servers) {
     await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
     // a database an older collector made: the columns added since (with shards, the local table's
@@ -242,11 +244,20 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         for (const table of [`${rows}_mv`, `${service}_mv`, service, ...(sharded ? [localTable(service, true)] : [])]) await server.exec(`DROP TABLE IF EXISTS ${table}`);
       }
     }
+    // a database from before the calls' hour rollup: the hours before it was made are read from the
+    // calls' minutes, and the mark saying so is written before the rollup is made (a start that
+    // stopped in between would otherwise leave the rollup's early hours empty and unmarked)
+    const marks = localTable('schema_marks', sharded);
+    if (before.includes(localTable('calls', sharded)) && !before.includes(localTable('calls_hour', sharded))) {
+      await server.exec(statements.find((sql) => sql.startsWith(`CREATE TABLE IF NOT EXISTS ${marks} `))!);
+      await server.exec(`INSERT INTO ${marks} (name, at) VALUES ('calls_hour', ${Date.now() + 3_600_000})`);
+    }
     for (const sql of statements) await server.exec(sql);
+    const [callsMark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${marks} WHERE name = 'calls_hour'`);
+    callsHourSince = Math.max(callsHourSince, callsMark?.at ?? 0);
     if (legacy) {
       // from when bin_maps_* hold everything: an hour after now (agents whose clocks run ahead); a
       // start that stopped before writing this writes it now, later than it had to be
-      const marks = localTable('schema_marks', sharded);
       let [mark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${marks} WHERE name = 'bin_maps'`);
       if (!mark?.at) {
         mark = { at: Date.now() + 3_600_000 };
@@ -756,12 +767,39 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     },
 
     async calls({ from, to }: Range): Promise<CallTotals[]> {
-      const minute = RESOLUTIONS[1]!;
-      const rows = await ch.query<Row & { service: string; kind: string; target: string }>(
-        `SELECT service, kind, target, sum(count) AS q_count, sum(errors) AS q_errors, ${sketchMerge('duration', true)} FROM calls
-         WHERE ${bucketRange(kept('minutes', bucketOf(from, minute)), to)} GROUP BY service, kind, target`,
-      );
-      return rows.map((r) => ({ service: r.service, kind: r.kind, target: r.target, count: r.q_count as number, errors: r.q_errors as number, duration: readSketch(r, 'duration') }));
+      // the minutes of the range (calls are stored per minute), its whole hours from calls_hour (those
+      // from callsHourSince on), the rest from the minutes
+      const [minute, hour] = [RESOLUTIONS[1]!, RESOLUTIONS[2]!];
+      const lo = kept('minutes', bucketOf(from, minute));
+      const hi = Math.ceil(to / minute.ms) * minute.ms;
+      const h0 = Math.ceil(Math.max(lo, callsHourSince) / hour.ms) * hour.ms;
+      const h1 = Math.floor(hi / hour.ms) * hour.ms;
+      const minutes = h0 < h1 ? `((${bucketRange(lo, h0)}) OR (${bucketRange(h1, hi)}))` : bucketRange(lo, hi);
+      const key = 'service, kind, target';
+      const [rows, hours, bins] = await Promise.all([
+        ch.query<Row>(`SELECT ${key}, sum(count) AS q_count, sum(errors) AS q_errors, ${sketchMerge('duration', true)} FROM calls WHERE ${minutes} GROUP BY ${key}`),
+        h0 < h1 ? ch.query<Row>(`SELECT ${key}, sumMerge(count) AS q_count, sumMerge(errors) AS q_errors, ${sketchMerge('duration', false)} FROM calls_hour WHERE ${bucketRange(h0, h1)} GROUP BY ${key}`) : [],
+        h0 < h1
+          ? ch.query<{ service: string; kind: string; target: string; keys: number[]; counts: number[] }>(
+              `SELECT ${key}, b.1 AS keys, b.2 AS counts FROM (SELECT ${key}, sumMap(binsMap.key, binsMap.count) AS b FROM call_bin_maps_hour WHERE ${bucketRange(h0, h1)} GROUP BY ${key})`,
+          )
+          : [],
+      ]);
+      const id = (r: Row): string => JSON.stringify([r.service, r.kind, r.target]);
+      const binsOfHours = new Map(bins.map((b) => [id(b), [b.keys, b.counts]]));
+      for (const r of hours) r.q_duration_bins = binsOfHours.get(id(r)) ?? [[], []];
+      const totals = new Map<string, CallTotals>();
+      for (const r of [...rows, ...hours]) {
+        const c = { service: r.service as string, kind: r.kind as string, target: r.target as string, count: r.q_count as number, errors: r.q_errors as number, duration: readSketch(r, 'duration') };
+        const known = totals.get(id(r));
+        if (known === undefined) totals.set(id(r), c);
+        else {
+          known.count += c.count;
+          known.errors += c.errors;
+          mergeWire(known.duration, c.duration);
+        }
+      }
+      return [...totals.values()];
     },
 
     async contextLoss(service: string, { from, to }: Range): Promise<ContextLossSite[]> {
@@ -836,6 +874,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         traces: retention.traces,
         trace_index: retention.traces,
         calls: retention.minutes,
+        calls_hour: retention.minutes,
+        call_bin_maps_hour: retention.minutes,
         context_loss: retention.minutes,
         call_targets: retention.traces,
         batches: retention.batches,

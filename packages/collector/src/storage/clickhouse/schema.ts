@@ -74,6 +74,8 @@ const INSTANCE_MAXES = ['last', 'droppedBatches', 'droppedTransactions', 'droppe
 const TABLES: Record<string, string> = {
   ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'context_loss', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
   ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bin_maps_${name}`, `bin_maps_service_${name}`, `loop_${name}`, `loop_bins_${name}`]).map((t) => [t, 'cityHash64(service)'])),
+  calls_hour: 'cityHash64(service)',
+  call_bin_maps_hour: 'cityHash64(service)',
   trace_index: 'cityHash64(traceId)',
   call_targets: 'cityHash64(target)',
   alert_rounds: 'rand()',
@@ -144,6 +146,20 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   );
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('trace_index')} (traceId String, spanId String, service String, t DateTime, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY traceId`);
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('calls')} (service String, kind String, target String, t DateTime, count UInt64, errors UInt64, ${sketchColumns('duration')}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (t, service)`);
+  // the calls' hour rollup (the service map of a day read 1 440 minutes of every caller and target:
+  // 1.2 s at 100 services on 18.16), its bins as a map per call target and hour as the request metrics'
+  const callKey = 'service String, kind String, target String, t DateTime';
+  statements.push(
+    `CREATE TABLE IF NOT EXISTS ${T('calls_hour')} (${callKey}, count AggregateFunction(sum, UInt64), errors AggregateFunction(sum, UInt64), ${sketchStates('duration')}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (t, service, kind, target)`,
+  );
+  statements.push(
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS calls_hour_mv TO ${T('calls_hour')} AS SELECT service, kind, target, ${bucket(3600)} AS t, sumState(count) AS count, sumState(errors) AS errors, ${sketchToState('duration')} FROM ${T('calls')} GROUP BY service, kind, target, t`,
+  );
+  statements.push(`CREATE TABLE IF NOT EXISTS ${T('call_bin_maps_hour')} (${callKey}, binsMap Nested(key Int32, count UInt64)) ENGINE = SummingMergeTree ${PARTITION} ORDER BY (t, service, kind, target)`);
+  statements.push(
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS call_bin_maps_hour_mv TO ${T('call_bin_maps_hour')} AS SELECT service, kind, target, ${bucket(3600)} AS t, ` +
+      `sumMap(duration_keys, duration_counts).1 AS \`binsMap.key\`, sumMap(duration_keys, duration_counts).2 AS \`binsMap.count\` FROM ${T('calls')} GROUP BY service, kind, target, t`,
+  );
   statements.push(
     `CREATE TABLE IF NOT EXISTS ${T('context_loss')} (service String, module String, site String, function String, t DateTime, count UInt64, lostMs Float64, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`,
   );
