@@ -527,11 +527,15 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
 
   // ---- queries ----
 
+  /** The processes seen in [from, to), with `columns` of instances (which name f and l, its first and last time). */
+  const instancesIn = <T>(columns: string, { from, to }: Range): Promise<T[]> =>
+    ch.query<T>(`SELECT service, instance, ${columns} FROM instances GROUP BY service, instance HAVING f < ${literal(Math.ceil(to))} AND l >= ${literal(Math.floor(kept('hours', from)))}`);
+
   async function services({ from, to }: Range): Promise<ServiceSummary[]> {
-    const rows = await ch.query<{ service: string; f: number; l: number; b: number; tx: number; tr: number; p: number; c: number; agent: string }>(
-      `SELECT service, instance, minMerge(first) AS f, maxMerge(last) AS l, maxMerge(droppedBatches) AS b, maxMerge(droppedTransactions) AS tx,
-         maxMerge(droppedTraces) AS tr, sumMerge(refusedParts) AS p, maxMerge(cutValues) AS c, anyLastMerge(agent) AS agent
-       FROM instances GROUP BY service, instance HAVING f < ${literal(Math.ceil(to))} AND l >= ${literal(Math.floor(kept('hours', from)))}`,
+    const rows = await instancesIn<{ service: string; f: number; l: number; b: number; tx: number; tr: number; p: number; c: number; agent: string }>(
+      `minMerge(first) AS f, maxMerge(last) AS l, maxMerge(droppedBatches) AS b, maxMerge(droppedTransactions) AS tx,
+         maxMerge(droppedTraces) AS tr, sumMerge(refusedParts) AS p, maxMerge(cutValues) AS c, anyLastMerge(agent) AS agent`,
+      { from, to },
     );
     // what the agents said they cost, per service, over the range's loop rows
     const costs = new Map<string, AgentSums>();
@@ -627,8 +631,13 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     },
 
     async views(endpoint, { from, to }) {
-      const [totals, known] = await Promise.all([totalsOver(`endpoint = ${literal(endpoint)}`, from, to, 'service'), services({ from, to })]);
-      const agents = new Map(known.map((s) => [s.service, s.agents]));
+      // (the services' agents only: not what services() adds up besides)
+      const [totals, seen] = await Promise.all([
+        totalsOver(`endpoint = ${literal(endpoint)}`, from, to, 'service'),
+        instancesIn<{ service: string; agent: string }>('minMerge(first) AS f, maxMerge(last) AS l, anyLastMerge(agent) AS agent', { from, to }),
+      ]);
+      const agents = new Map<string, string[]>();
+      for (const { service, agent } of seen) agents.set(service, [...new Set([...(agents.get(service) ?? []), agent])].sort());
       const list: EndpointView[] = [...totals].map(([service, t]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...toSummary(t) }));
       return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
     },

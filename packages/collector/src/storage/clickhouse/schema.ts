@@ -101,7 +101,11 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('loop_second')} (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
     const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m)).join(', ')}`;
-    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t) SETTINGS index_granularity = 1024`);
+    // granules of 128 rows: a query reads an endpoint's few rows of merge states in each service it
+    // looks into, and ClickHouse makes a state per row and column it reads, granule by granule (the
+    // minute states of an endpoint in every service at 100 services: 0.75-0.85 s with 1 024-row
+    // granules, 0.40-0.50 s with 128, on 18.16)
+    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t) SETTINGS index_granularity = 128`);
     statements.push(
       `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO ${T(`agg_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
         `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m)).join(', ')} FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
