@@ -247,24 +247,24 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
     // a database from before the calls' hour rollup: the hours before it was made are read from the
     // calls' minutes, and the mark saying so is written before the rollup is made (a start that
     // stopped in between would otherwise leave the rollup's early hours empty and unmarked)
+    // a mark (schema_marks): from when a table made later holds all it should, an hour after now
+    // (agents whose clocks run ahead); 0 when none was written
     const marks = localTable('schema_marks', sharded);
+    const markAt = async (name: string): Promise<number> => (await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${marks} WHERE name = ${literal(name)}`))[0]?.at ?? 0;
+    const mark = async (name: string): Promise<number> => {
+      const at = Date.now() + 3_600_000;
+      await server.exec(`INSERT INTO ${marks} (name, at) VALUES (${literal(name)}, ${at})`);
+      return at;
+    };
     if (before.includes(localTable('calls', sharded)) && !before.includes(localTable('calls_hour', sharded))) {
       await server.exec(statements.find((sql) => sql.startsWith(`CREATE TABLE IF NOT EXISTS ${marks} `))!);
-      await server.exec(`INSERT INTO ${marks} (name, at) VALUES ('calls_hour', ${Date.now() + 3_600_000})`);
+      await mark('calls_hour');
     }
     for (const sql of statements) await server.exec(sql);
-    const [callsMark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${marks} WHERE name = 'calls_hour'`);
-    callsHourSince = Math.max(callsHourSince, callsMark?.at ?? 0);
-    if (legacy) {
-      // from when bin_maps_* hold everything: an hour after now (agents whose clocks run ahead); a
-      // start that stopped before writing this writes it now, later than it had to be
-      let [mark] = await server.query<{ at: number }>(`SELECT max(at) AS at FROM ${marks} WHERE name = 'bin_maps'`);
-      if (!mark?.at) {
-        mark = { at: Date.now() + 3_600_000 };
-        await server.exec(`INSERT INTO ${marks} (name, at) VALUES ('bin_maps', ${mark.at})`);
-      }
-      binMapsSince = Math.max(binMapsSince, mark.at);
-    }
+    callsHourSince = Math.max(callsHourSince, await markAt('calls_hour'));
+    // from when bin_maps_* hold everything; a start that stopped before writing this writes it now,
+    // later than it had to be
+    if (legacy) binMapsSince = Math.max(binMapsSince, (await markAt('bin_maps')) || (await mark('bin_maps')));
   }
   const groupMs = options.groupMs ?? 5;
   /**
@@ -636,9 +636,9 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         totalsOver(`endpoint = ${literal(endpoint)}`, from, to, 'service'),
         instancesIn<{ service: string; agent: string }>('minMerge(first) AS f, maxMerge(last) AS l, anyLastMerge(agent) AS agent', { from, to }),
       ]);
-      const agents = new Map<string, string[]>();
-      for (const { service, agent } of seen) agents.set(service, [...new Set([...(agents.get(service) ?? []), agent])].sort());
-      const list: EndpointView[] = [...totals].map(([service, t]) => ({ service, agents: agents.get(service) ?? [], endpoint, ...toSummary(t) }));
+      const agents = new Map<string, Set<string>>();
+      for (const { service, agent } of seen) agents.set(service, (agents.get(service) ?? new Set()).add(agent));
+      const list: EndpointView[] = [...totals].map(([service, t]) => ({ service, agents: [...(agents.get(service) ?? [])].sort(), endpoint, ...toSummary(t) }));
       return list.sort((a, b) => b.count - a.count || (a.service < b.service ? -1 : 1));
     },
 
