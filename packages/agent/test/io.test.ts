@@ -106,7 +106,11 @@ test('200 reads one after the other are a segment or a few that count them, thei
   // the operations' own time, less than the bursts' spans (the code between them ran in those)
   const span = segs.reduce((n, s) => n + s.end - s.start, 0);
   assert.ok(r.externalByKind.fs! > 0 && r.externalByKind.fs! < span, `fs ${r.externalByKind.fs} ms in spans of ${span}`);
-  assert.ok(r.externalByKind.fs! + r.cpu <= r.duration + 1, `fs ${r.externalByKind.fs} + cpu ${r.cpu} within the duration ${r.duration}`);
+  // cpu may overlap the reads (docs/metrics.md, "What can still overlap"): each read is asked for
+  // by a slice that goes on for a moment after asking, 20-100 µs a read here, more on a busy
+  // machine. What must not happen is the reads' time counted over the code between them: fs + cpu
+  // would then pass the duration by about the whole cpu. Half of it is allowed as overlap.
+  assert.ok(r.externalByKind.fs! + r.cpu / 2 <= r.duration, `fs ${r.externalByKind.fs} + half the cpu ${r.cpu} within the duration ${r.duration}`);
 });
 
 test('a single quick read never ends before it starts', async () => {
