@@ -17,6 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { METRICS, SERIES_METRICS, addValue, isLoopSeries, newSketch, roundMs, toWire, type WireBatch, type WireLongTask, type WireSketch, type WireTrace } from '@loopscope/protocol';
 import { openClickHouseStorage, type Retention } from '../src/index.js';
 import { ClickHouseClient, parseClickHouseUrl } from '../src/storage/clickhouse/client.js';
+import { AGG_SUMS } from '../src/storage/clickhouse/schema.js';
 import { startClickHouse, startShardedClickHouse, type ClickHouse } from './clickhouse-tools.js';
 import { batch, get, interval, loopSample, random, randomTx, sendBatch, startTestCollector, trace, type TestCollector, type Tx } from './helpers.js';
 
@@ -199,6 +200,28 @@ after(async () => {
   await clickhouse?.stop();
   await sharded?.stop();
 });
+
+/**
+ * The request metrics' rollups as a collector before agg_arrays_* made them, a merge state per
+ * column, in their place; `without`: counted columns the collector had not yet.
+ */
+async function legacyRollups(db: ClickHouseClient, without: string[] = []): Promise<void> {
+  const columns: Array<[string, string, string]> = [
+    ...AGG_SUMS.filter((c) => !without.includes(c)).map((c): [string, string, string] => [c, 'sum', ['count', 'errors', 'aborted'].includes(c) ? 'UInt64' : 'Float64']),
+    ...METRICS.flatMap((m): Array<[string, string, string]> => [[`${m}_n`, 'sum', 'UInt64'], [`${m}_sum`, 'sum', 'Float64'], [`${m}_min`, 'min', 'Float64'], [`${m}_max`, 'max', 'Float64'], [`${m}_zero`, 'sum', 'UInt64']]),
+  ];
+  for (const [name, seconds] of [['minute', 60], ['hour', 3600]] as const) {
+    for (const table of [`agg_arrays_${name}_mv`, `agg_arrays_${name}`]) await db.exec(`DROP TABLE ${table}`);
+    await db.exec(
+      `CREATE TABLE agg_${name} (service String, endpoint String, t DateTime, ${columns.map(([c, f, type]) => `${c} AggregateFunction(${f}, ${type})`).join(', ')}) ` +
+        'ENGINE = AggregatingMergeTree PARTITION BY toYYYYMMDD(t) ORDER BY (service, endpoint, t)',
+    );
+    await db.exec(
+      `CREATE MATERIALIZED VIEW agg_${name}_mv TO agg_${name} AS SELECT service, endpoint, toDateTime(intDiv(toUInt32(t), ${seconds}) * ${seconds}) AS t, ` +
+        `${columns.map(([c, f]) => `${f}State(${c}) AS ${c}`).join(', ')} FROM agg_second GROUP BY service, endpoint, t`,
+    );
+  }
+}
 
 /** a and b equal: the same keys and order, integers exact, fractions within 0.001 (`where` names the place). */
 function same(a: unknown, b: unknown, where: string): void {
@@ -426,15 +449,10 @@ describe('ClickHouse: a batch cut short, and retention', () => {
       assert.notEqual(before, view);
       await older.exec(before);
     }
-    // (and the aggregates without the file system's and name resolution's external time)
-    const aggViews = await Promise.all(['agg_minute_mv', 'agg_hour_mv'].map(async (view) => (await older.query<{ statement: string }>(`SHOW CREATE TABLE ${view}`))[0]!.statement));
-    for (const view of ['agg_minute_mv', 'agg_hour_mv']) await older.exec(`DROP TABLE ${view}`);
-    for (const table of ['agg_second', 'agg_minute', 'agg_hour']) for (const column of ['ext_fs', 'ext_dns']) await older.exec(`ALTER TABLE ${table} DROP COLUMN ${column}`);
-    for (const view of aggViews) {
-      const before = view.replace(/, sumState\(ext_(?:fs|dns)\) AS ext_(?:fs|dns)/g, '');
-      assert.notEqual(before, view);
-      await older.exec(before);
-    }
+    // (and the aggregates without the file system's and name resolution's external time, in the
+    // rollups of before the arrays)
+    await legacyRollups(older, ['ext_fs', 'ext_dns']);
+    for (const column of ['ext_fs', 'ext_dns']) await older.exec(`ALTER TABLE agg_second DROP COLUMN ${column}`);
     // (and the instances without the count of values cut)
     const [instancesView] = await older.query<{ statement: string }>('SHOW CREATE TABLE instances_mv');
     await older.exec('DROP TABLE instances_mv');
@@ -564,6 +582,42 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     assert.ok(rolled!.n > 0, 'the rollup is filled from the upgrade on');
   });
 
+  test("a database from before the rollups' arrays: the times before the upgrade are read from its rollups of a state per column", async () => {
+    const url = clickhouse.database('aggbefore');
+    const first = await startTestCollector({ storageUrl: url });
+    const reference = await startTestCollector();
+    collectors.push(first, reference);
+    const older = new ClickHouseClient(parseClickHouseUrl(url));
+    await legacyRollups(older);
+    const send = async (to: TestCollector[], b: WireBatch): Promise<void> => {
+      for (const c of to) assert.equal((await sendBatch(c.url, b)).status, 200);
+    };
+    for (let start = CALLS_FROM; start < NOW - MINUTE; start += 13 * MINUTE) await send([first, reference], callsBatch('aggbefore', start));
+    const second = await startTestCollector({ storageUrl: url });
+    collectors.push(second);
+    const range = `from=${CALLS_FROM}&to=${NOW + 1000}`;
+    const job = encodeURIComponent('GET /job');
+    const paths = [`/api/endpoints?service=aggbefore&${range}`, `/api/views?endpoint=${job}&${range}`, `/api/services?${range}`];
+    for (const step of [MINUTE, 60 * MINUTE]) {
+      for (const endpoint of ['', `&endpoint=${job}`]) {
+        for (const metric of ['response', 'throughput']) paths.push(`/api/timeseries?service=aggbefore${endpoint}&metric=${metric}&q=0.5&step=${step}&${range}`);
+      }
+    }
+    const check = async (what: string): Promise<void> => {
+      for (const path of paths) {
+        const want = (await get(reference.url + path)).body;
+        assert.ok(hasContent(want), `${path}: ${JSON.stringify(want).slice(0, 200)}`);
+        same(want, (await get(second.url + path)).body, `${what}: ${path}`);
+      }
+    };
+    await check('before');
+    // a batch after the upgrade goes into the arrays alone (its hour is read from both)
+    await send([second, reference], callsBatch('aggbefore', NOW - 2 * MINUTE));
+    await check('with a batch after');
+    const rows = async (table: string): Promise<number> => (await older.query<{ n: number }>(`SELECT count() AS n FROM ${table} WHERE service = 'aggbefore'`))[0]!.n;
+    assert.ok((await rows('agg_minute')) > 0 && (await rows('agg_arrays_minute')) > 0, 'the rollups of before and after, each in their tables');
+  });
+
   test('shards: a cluster the servers do not have, or a server of it left out of the URL, stops the start with the reason', async () => {
     const [, first, second, db] = /^clickhouse:\/\/([^,]+),([^/]+)\/(\w+)\?/.exec(sharded.database('wrong'))!;
     await assert.rejects(openClickHouseStorage({ url: `clickhouse://${first},${second}/${db}?cluster=nope` }), {
@@ -586,15 +640,15 @@ describe('ClickHouse: a batch cut short, and retention', () => {
       assert.equal((await sendBatch(c.url, b)).status, 200);
       const client = new ClickHouseClient(parseClickHouseUrl(url));
       const count = async (table: string): Promise<number> => (await client.query<{ n: number }>(`SELECT count() AS n FROM ${table}`))[0]!.n;
-      const tables = ['agg_second', 'agg_minute', 'agg_hour', 'bin_maps_minute', 'bin_maps_hour', 'traces', 'batches'];
-      const counts = async (): Promise<Record<string, number>> => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, Math.min(await count(t), 1)])));
-      assert.deepEqual(await counts(), { agg_second: 1, agg_minute: 1, agg_hour: 1, bin_maps_minute: 1, bin_maps_hour: 1, traces: 1, batches: 1 });
+      const tables = ['agg_second', 'agg_arrays_minute', 'agg_arrays_hour', 'bin_maps_minute', 'bin_maps_hour', 'traces', 'batches'];
+      const counts = async (): Promise<string> => (await Promise.all(tables.map(async (t) => `${t} ${Math.min(await count(t), 1)}`))).join(', ');
+      assert.equal(await counts(), 'agg_second 1, agg_arrays_minute 1, agg_arrays_hour 1, bin_maps_minute 1, bin_maps_hour 1, traces 1, batches 1');
       await c.storage.prune(NOW); // seconds are kept 2 h: three days ago is gone (the batch ids, kept 1 d, were received now)
-      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 1, agg_hour: 1, bin_maps_minute: 1, bin_maps_hour: 1, traces: 1, batches: 1 });
+      assert.equal(await counts(), 'agg_second 0, agg_arrays_minute 1, agg_arrays_hour 1, bin_maps_minute 1, bin_maps_hour 1, traces 1, batches 1');
       await c.storage.prune(NOW + 5 * DAY); // minutes and traces are kept 7 d
-      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 1, bin_maps_minute: 0, bin_maps_hour: 1, traces: 0, batches: 0 });
+      assert.equal(await counts(), 'agg_second 0, agg_arrays_minute 0, agg_arrays_hour 1, bin_maps_minute 0, bin_maps_hour 1, traces 0, batches 0');
       await c.storage.prune(NOW + 90 * DAY);
-      assert.deepEqual(await counts(), { agg_second: 0, agg_minute: 0, agg_hour: 0, bin_maps_minute: 0, bin_maps_hour: 0, traces: 0, batches: 0 });
+      assert.equal(await counts(), 'agg_second 0, agg_arrays_minute 0, agg_arrays_hour 0, bin_maps_minute 0, bin_maps_hour 0, traces 0, batches 0');
     });
   }
 });

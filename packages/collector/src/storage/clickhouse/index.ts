@@ -85,7 +85,27 @@ import {
   type Totals,
 } from '../totals.js';
 import { ClickHouseClient, ClickHouseError, literal, parseClickHouseUrl, type ClickHouseTarget } from './client.js';
-import { ADDED_COLUMNS, AGG_SUMS, BATCHED_TABLES, LEGACY_BINS, LOOP_MAXES, LOOP_SUMS, ROLLUPS, localTable, loopBinsFromStates, maxOf, schemaStatements, sketchMerge, sumOf, type BatchedTable } from './schema.js';
+import {
+  ADDED_COLUMNS,
+  AGG_SUMS,
+  BATCHED_TABLES,
+  LEGACY_AGG,
+  LEGACY_BINS,
+  LOOP_MAXES,
+  LOOP_SUMS,
+  ROLLUP_MAXES,
+  ROLLUP_MERGE,
+  ROLLUP_MINS,
+  ROLLUP_SUMS,
+  ROLLUPS,
+  localTable,
+  loopBinsFromStates,
+  maxOf,
+  schemaStatements,
+  sketchMerge,
+  sumOf,
+  type BatchedTable,
+} from './schema.js';
 
 export interface ClickHouseOptions {
   /** clickhouse://[user[:password]@]host[:port]/database */
@@ -137,6 +157,39 @@ function readSketch(row: Row, m: string): WireSketch {
   const bins = new Array<number>(keys.length > 0 ? Math.max(...keys) - k0 + 1 : 0).fill(0);
   keys.forEach((k, i) => (bins[k - k0]! += counts[i]!));
   return { n, sum: row[`q_${m}_sum`] as number, min: n > 0 ? (row[`q_${m}_min`] as number) : 0, max: n > 0 ? (row[`q_${m}_max`] as number) : 0, zero: row[`q_${m}_zero`] as number, k0, bins };
+}
+
+/** A rollup row merged from its arrays (ROLLUP_MERGE), as the columns of aggregateColumns() name them. */
+function fromArrays(merged: Row): Row {
+  const row: Row = {};
+  for (const [c, v] of Object.entries(merged)) if (!['q_sums', 'q_mins', 'q_maxes'].includes(c)) row[c] = v;
+  const put = (names: string[], values: unknown): void => names.forEach((c, i) => (row[`q_${c}`] = (values as number[])[i] ?? 0));
+  put(ROLLUP_SUMS, merged.q_sums);
+  put(ROLLUP_MINS, merged.q_mins);
+  put(ROLLUP_MAXES, merged.q_maxes);
+  return row;
+}
+
+/**
+ * Rows of aggregateColumns() merged per `key` (a column), as ClickHouse would have merged them
+ * together: the least of each `_min`, the most of each `_max`, the sum of the rest.
+ */
+function mergeRows(rows: Row[], key: string | undefined): Row[] {
+  const byKey = new Map<string, Row>();
+  for (const row of rows) {
+    const k = key === undefined ? '' : String(row[key]);
+    const into = byKey.get(k);
+    if (into === undefined) {
+      byKey.set(k, { ...row });
+      continue;
+    }
+    for (const [c, v] of Object.entries(row)) {
+      if (!c.startsWith('q_')) continue;
+      const [a, b] = [into[c] as number, v as number];
+      into[c] = c.endsWith('_min') ? Math.min(a, b) : c.endsWith('_max') ? Math.max(a, b) : a + b;
+    }
+  }
+  return [...byKey.values()];
 }
 
 /** Merged aggregate rows read back (the columns of aggregateColumns()). */
@@ -197,6 +250,8 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   let binMapsSince = 0;
   /** from when calls_hour and call_bin_maps_hour hold every call (a database from before them: see below) */
   let callsHourSince = 0;
+  /** from when agg_arrays_* hold every aggregate (a database from before them: see below) */
+  let aggArraysSince = 0;
   for (const server of servers) {
     await server.exec(`CREATE DATABASE IF NOT EXISTS ${target.database}`, { database: false });
     // a database an older collector made: the columns added since (with shards, the local table's
@@ -256,12 +311,20 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       await server.exec(`INSERT INTO ${marks} (name, at) VALUES (${literal(name)}, ${at})`);
       return at;
     };
-    if (before.includes(localTable('calls', sharded)) && !before.includes(localTable('calls_hour', sharded))) {
+    /** a database that has table `had` and not yet `made`: mark `name` (before `made` is made); true then */
+    const markBefore = async (had: string, made: string, name: string): Promise<boolean> => {
+      if (!before.includes(localTable(had, sharded)) || before.includes(localTable(made, sharded))) return false;
       await server.exec(statements.find((sql) => sql.startsWith(`CREATE TABLE IF NOT EXISTS ${marks} `))!);
-      await mark('calls_hour');
-    }
+      await mark(name);
+      return true;
+    };
+    await markBefore('calls', 'calls_hour', 'calls_hour');
+    // a database from before the rollups' arrays: its rollups of a state per column are filled no
+    // more (their views go, once marked) and are read for the times before the mark (aggregateRows)
+    if (await markBefore(LEGACY_AGG[0]!.table, 'agg_arrays_minute', 'agg_arrays')) for (const { view } of LEGACY_AGG) await server.exec(`DROP TABLE IF EXISTS ${view}`);
     for (const sql of statements) await server.exec(sql);
     callsHourSince = Math.max(callsHourSince, await markAt('calls_hour'));
+    aggArraysSince = Math.max(aggArraysSince, await markAt('agg_arrays'));
     // from when bin_maps_* hold everything; a start that stopped before writing this writes it now,
     // later than it had to be
     if (legacy) binMapsSince = Math.max(binMapsSince, (await markAt('bin_maps')) || (await mark('bin_maps')));
@@ -273,8 +336,6 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
    */
   const kept = (kind: keyof Retention, from: number): number => Math.max(from, Date.now() - retention[kind]);
 
-  /** The table of a resolution, and whether it holds rows as inserted (second) or merge states. */
-  const aggTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `agg_${res.name}`, raw: res.name === 'second' });
   const loopTable = (res: Resolution): { table: string; raw: boolean } => ({ table: `loop_${res.name}`, raw: res.name === 'second' });
   // (a rollup's bins are read apart: see rollupBins)
   const aggregateColumns = (raw: boolean): string => [...AGG_SUMS.map((c) => sumOf(c, raw)), ...METRICS.map((m) => sketchMerge(m, raw))].join(', ');
@@ -572,15 +633,30 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
   }
 
   /**
-   * Aggregates of one resolution over [from, to), merged by ClickHouse per `groupBy` (none: one
-   * row). `serviceWide`: `where` names a service alone, and no group is an endpoint (bin_maps_service_*).
+   * The aggregates of `where` in `span` of one resolution, merged by ClickHouse per group (`group`:
+   * `sql` selects the column `name`; none: one row), as the columns of aggregateColumns(), without
+   * a rollup's bins (of the rows as inserted, `raw`: the columns wanted, all by default). A span
+   * that starts before aggArraysSince takes in the rows of a database from before the arrays too
+   * (LEGACY_AGG), merged here with the others of their group.
+   */
+  async function aggregateRows(res: Resolution, where: string, span: Span, group?: { name: string; sql: string }, raw = aggregateColumns(true)): Promise<Row[]> {
+    const rows = (table: string, columns: string): Promise<Row[]> =>
+      ch.query<Row>(`SELECT ${group === undefined ? '' : `${group.sql}, `}${columns} FROM ${table} WHERE ${where} AND ${span.sql}${group === undefined ? '' : ` GROUP BY ${group.name}`}`);
+    if (res.name === 'second') return rows('agg_second', raw);
+    const arrays = rows(`agg_arrays_${res.name}`, ROLLUP_MERGE).then((list) => list.map(fromArrays));
+    if (bucketOf(span.from, res) >= aggArraysSince) return arrays;
+    const [after, before] = await Promise.all([arrays, rows(`agg_${res.name}`, aggregateColumns(false))]);
+    return mergeRows([...after, ...before], group?.name);
+  }
+
+  /**
+   * Aggregates of one resolution over [from, to), merged per `groupBy` (none: one row), with their
+   * bins. `serviceWide`: `where` names a service alone, and no group is an endpoint (bin_maps_service_*).
    */
   async function aggregates(res: Resolution, where: string, span: Span, groupBy: string | undefined, serviceWide: boolean): Promise<Row[]> {
-    const { table, raw } = aggTable(res);
-    const key = groupBy === undefined ? '' : `${groupBy}, `;
     const [rows, bins] = await Promise.all([
-      ch.query<Row>(`SELECT ${key}${aggregateColumns(raw)} FROM ${table} WHERE ${where} AND ${span.sql}${groupBy === undefined ? '' : ` GROUP BY ${groupBy}`}`),
-      raw ? [] : binsOf(res, where, span, groupBy, { of: serviceWide ? 'service' : 'endpoints' }),
+      aggregateRows(res, where, span, groupBy === undefined ? undefined : { name: groupBy, sql: groupBy }),
+      res.name === 'second' ? [] : binsOf(res, where, span, groupBy, { of: serviceWide ? 'service' : 'endpoints' }),
     ]);
     return putBins(rows, groupBy, bins);
   }
@@ -676,11 +752,10 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         return { metric, q: query.q, step, points: acc.map((p, i): [number, number | null] => [t0 + i * step, loopPointValue(metric, p, query.q, step)]) };
       }
       const column = metric === 'throughput' ? 'count' : metric === 'errors' || metric === 'aborted' ? metric : undefined;
-      const { table, raw } = aggTable(res);
-      const value = column !== undefined ? sumOf(column, raw) : sketchMerge(metric, raw);
+      const raw = res.name === 'second';
       const where = byService(query.service, query.endpoint);
       const [rows, bins] = await Promise.all([
-        ch.query<Row & { i: number }>(`SELECT ${index} AS i, ${value} FROM ${table} WHERE ${where} AND ${span.sql} GROUP BY i`),
+        aggregateRows(res, where, span, { name: 'i', sql: `${index} AS i` }, column !== undefined ? sumOf(column, true) : sketchMerge(metric, true)) as Promise<Array<Row & { i: number }>>,
         raw || column !== undefined ? [] : binsOf(res, where, span, index, { of: query.endpoint === undefined ? 'service' : 'endpoints', metrics: [metric as MetricName] }),
       ]);
       putBins(rows, 'i', bins);
@@ -866,19 +941,21 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       const keep: Record<string, number> = {
         agg_second: retention.seconds,
         loop_second: retention.seconds,
-        agg_minute: retention.minutes,
+        agg_arrays_minute: retention.minutes,
         bin_maps_minute: retention.minutes,
         bin_maps_service_minute: retention.minutes,
         loop_minute: retention.minutes,
         loop_bins_minute: retention.minutes,
-        agg_hour: retention.hours,
+        agg_arrays_hour: retention.hours,
         bin_maps_hour: retention.hours,
         bin_maps_service_hour: retention.hours,
         loop_hour: retention.hours,
         loop_bins_hour: retention.hours,
-        // (a database from before bin_maps_*)
+        // (a database from before bin_maps_*, and from before agg_arrays_*)
         bins_minute: retention.minutes,
         bins_hour: retention.hours,
+        agg_minute: retention.minutes,
+        agg_hour: retention.hours,
         long_tasks: retention.traces,
         traces: retention.traces,
         trace_index: retention.traces,

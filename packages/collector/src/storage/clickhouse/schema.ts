@@ -53,6 +53,20 @@ const LOOP_MAXES = ['rss', 'heapUsed', 'heapTotal', ...AGENT_MAXES];
 export const AGG_SUMS = [...AGG_COUNTS, ...externalColumns];
 export { LOOP_SUMS, LOOP_MAXES };
 
+/**
+ * A rollup row of the request metrics (agg_arrays_*) holds its values in three arrays, each one
+ * merge state (sumForEach, minForEach, maxForEach), where the rollups before held a state per column
+ * (39): ClickHouse makes a state for every row and state column it reads, and 18.16 spent ~20 ms per
+ * column on an endpoint's rows in 100 services (docs/clickhouse.md). The arrays' entries, in order:
+ * the columns summed, those of which the least is kept, those of which the most. A value added later
+ * goes at the end of its array.
+ */
+export const ROLLUP_SUMS = [...AGG_SUMS, ...METRICS.flatMap((m) => [`${m}_n`, `${m}_sum`, `${m}_zero`])];
+export const ROLLUP_MINS = METRICS.map((m) => `${m}_min`);
+export const ROLLUP_MAXES = METRICS.map((m) => `${m}_max`);
+/** A rollup's arrays of merge states merged, as q_sums, q_mins and q_maxes (index.ts reads them back as the columns'). */
+export const ROLLUP_MERGE = 'sumForEachMerge(sums) AS q_sums, minForEachMerge(mins) AS q_mins, maxForEachMerge(maxes) AS q_maxes';
+
 /** Rollups of the second-resolution tables: name suffix and bucket length in seconds. */
 export const ROLLUPS = [
   { name: 'minute', seconds: 60 },
@@ -73,7 +87,7 @@ const INSTANCE_MAXES = ['last', 'droppedBatches', 'droppedTransactions', 'droppe
  */
 const TABLES: Record<string, string> = {
   ...Object.fromEntries(['agg_second', 'loop_second', 'long_tasks', 'traces', 'calls', 'context_loss', 'instances_in', 'instances'].map((t) => [t, 'cityHash64(service)'])),
-  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_${name}`, `bin_maps_${name}`, `bin_maps_service_${name}`, `loop_${name}`, `loop_bins_${name}`]).map((t) => [t, 'cityHash64(service)'])),
+  ...Object.fromEntries(ROLLUPS.flatMap(({ name }) => [`agg_arrays_${name}`, `bin_maps_${name}`, `bin_maps_service_${name}`, `loop_${name}`, `loop_bins_${name}`]).map((t) => [t, 'cityHash64(service)'])),
   calls_hour: 'cityHash64(service)',
   call_bin_maps_hour: 'cityHash64(service)',
   trace_index: 'cityHash64(traceId)',
@@ -100,15 +114,18 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
   const loopColumns = `service String, instance String, t DateTime, ${sketchColumns('delay')}, ${LOOP_SUMS.map((c) => `${c} ${c.endsWith('_count') ? 'UInt64' : 'Float64'}`).join(', ')}, ${LOOP_MAXES.map((c) => `${c} UInt64`).join(', ')}`;
   statements.push(`CREATE TABLE IF NOT EXISTS ${T('loop_second')} (${loopColumns}, batch String, seq UInt32) ENGINE = MergeTree ${PARTITION} ORDER BY (service, t)`);
   for (const { name, seconds } of ROLLUPS) {
-    const aggStates = `service String, endpoint String, t DateTime, ${AGG_SUMS.map((c) => `${c} AggregateFunction(sum, ${AGG_COUNTS.includes(c) ? 'UInt64' : 'Float64'})`).join(', ')}, ${METRICS.map((m) => sketchStates(m)).join(', ')}`;
-    // granules of 128 rows: a query reads an endpoint's few rows of merge states in each service it
-    // looks into, and ClickHouse makes a state per row and column it reads, granule by granule (the
-    // minute states of an endpoint in every service at 100 services: 0.75-0.85 s with 1 024-row
-    // granules, 0.40-0.50 s with 128, on 18.16)
-    statements.push(`CREATE TABLE IF NOT EXISTS ${T(`agg_${name}`)} (${aggStates}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t) SETTINGS index_granularity = 128`);
+    // the three arrays of merge states (ROLLUP_SUMS); granules of 128 rows: a query reads an
+    // endpoint's few rows in each service it looks into, and ClickHouse makes the states of whole
+    // granules (the minute states of an endpoint in every service at 100 services: 0.75-0.85 s with
+    // 1 024-row granules, 0.40-0.50 s with 128, on 18.16, a state per column)
+    const arrays = 'sums AggregateFunction(sumForEach, Array(Float64)), mins AggregateFunction(minForEach, Array(Float64)), maxes AggregateFunction(maxForEach, Array(Float64))';
     statements.push(
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_${name}_mv TO ${T(`agg_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
-        `${AGG_SUMS.map((c) => `sumState(${c}) AS ${c}`).join(', ')}, ${METRICS.map((m) => sketchToState(m)).join(', ')} FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
+      `CREATE TABLE IF NOT EXISTS ${T(`agg_arrays_${name}`)} (service String, endpoint String, t DateTime, ${arrays}) ENGINE = AggregatingMergeTree ${PARTITION} ORDER BY (service, endpoint, t) SETTINGS index_granularity = 128`,
+    );
+    statements.push(
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS agg_arrays_${name}_mv TO ${T(`agg_arrays_${name}`)} AS SELECT service, endpoint, ${bucket(seconds)} AS t, ` +
+        `sumForEachState([${ROLLUP_SUMS.map((c) => `toFloat64(${c})`).join(', ')}]) AS sums, minForEachState([${ROLLUP_MINS.join(', ')}]) AS mins, maxForEachState([${ROLLUP_MAXES.join(', ')}]) AS maxes ` +
+        `FROM ${T('agg_second')} GROUP BY service, endpoint, t`,
     );
     // the request metrics' bins, a map per metric (one row where there were ~200 rows of a key each:
     // docs/clickhouse.md), per endpoint and summed over a service's endpoints, by metric first (a
@@ -204,11 +221,12 @@ export function schemaStatements(cluster?: { name: string; database: string }): 
  */
 const loopViews = ROLLUPS.map(({ name }) => `loop_${name}_mv`);
 const sumType = (c: string): string => (c.endsWith('_count') ? 'UInt64' : 'Float64');
-const aggViews = ROLLUPS.map(({ name }) => `agg_${name}_mv`);
+const aggViews = ROLLUPS.flatMap(({ name }) => [`agg_${name}_mv`, `agg_arrays_${name}_mv`]);
 export const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string; views?: string[] }> = [
   // the file system's and name resolution's external time (they became kinds later)
   ...['ext_fs', 'ext_dns'].flatMap((column) => [
     { table: 'agg_second', column, type: 'Float64', views: aggViews },
+    // (the rollups of a column each, LEGACY_AGG)
     ...ROLLUPS.map(({ name }) => ({ table: `agg_${name}`, column, type: 'AggregateFunction(sum, Float64)', views: [`agg_${name}_mv`] })),
   ]),
   { table: 'long_tasks', column: 'compiledLocation', type: 'Nullable(String)' },
@@ -238,6 +256,14 @@ export const loopBinsFromStates = (name: string, sharded: boolean): string =>
  * before (index.ts) until retention has dropped it.
  */
 export const LEGACY_BINS = ROLLUPS.map(({ name }) => ({ rows: `bins_${name}`, service: `bins_service_${name}` }));
+
+/**
+ * The request metrics' rollups of a database made before agg_arrays_*: a merge state per column
+ * (AGG_SUMS, then each metric's n, sum, min, max and zero, as sumOf and sketchMerge read them),
+ * filled by a view of the same name with `_mv`. At the upgrade the views go; the tables stay, read
+ * for what came before (index.ts) until retention has dropped them.
+ */
+export const LEGACY_AGG = ROLLUPS.map(({ name }) => ({ table: `agg_${name}`, view: `agg_${name}_mv` }));
 
 /** The tables whose rows carry their batch's id, with the column their time is in. */
 export const BATCHED_TABLES = ['agg_second', 'loop_second', 'long_tasks', 'traces', 'trace_index', 'calls', 'context_loss'] as const;
