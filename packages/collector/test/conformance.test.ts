@@ -223,6 +223,27 @@ async function legacyRollups(db: ClickHouseClient, without: string[] = []): Prom
   }
 }
 
+/**
+ * A database a collector made, altered by `makeOlder` into what an older collector left, then given
+ * a job's requests and calls over the last three hours (SQLite's reference too) and opened by a new
+ * collector (`second`); `send` sends a batch to it and to the reference.
+ */
+async function upgraded(name: string, makeOlder: (db: ClickHouseClient) => Promise<void>) {
+  const url = clickhouse.database(name);
+  const first = await startTestCollector({ storageUrl: url });
+  const reference = await startTestCollector();
+  collectors.push(first, reference);
+  const older = new ClickHouseClient(parseClickHouseUrl(url));
+  await makeOlder(older);
+  const sendTo = async (to: TestCollector[], b: WireBatch): Promise<void> => {
+    for (const c of to) assert.equal((await sendBatch(c.url, b)).status, 200);
+  };
+  for (let start = CALLS_FROM; start < NOW - MINUTE; start += 13 * MINUTE) await sendTo([first, reference], callsBatch(name, start));
+  const second = await startTestCollector({ storageUrl: url });
+  collectors.push(second);
+  return { older, reference, second, send: (b: WireBatch) => sendTo([second, reference], b) };
+}
+
 /** a and b equal: the same keys and order, integers exact, fractions within 0.001 (`where` names the place). */
 function same(a: unknown, b: unknown, where: string): void {
   if (typeof a === 'number' && typeof b === 'number') {
@@ -556,19 +577,10 @@ describe('ClickHouse: a batch cut short, and retention', () => {
   });
 
   test("a database from before the calls' hour rollup: the service map reads the hours before it from the calls' minutes", async () => {
-    const url = clickhouse.database('callsbefore');
-    const first = await startTestCollector({ storageUrl: url });
-    const reference = await startTestCollector();
-    collectors.push(first, reference);
     // as a collector before calls_hour left it
-    const older = new ClickHouseClient(parseClickHouseUrl(url));
-    for (const table of ['calls_hour_mv', 'call_bin_maps_hour_mv', 'calls_hour', 'call_bin_maps_hour']) await older.exec(`DROP TABLE ${table}`);
-    const send = async (to: TestCollector[], b: WireBatch): Promise<void> => {
-      for (const c of to) assert.equal((await sendBatch(c.url, b)).status, 200);
-    };
-    for (let start = CALLS_FROM; start < NOW - MINUTE; start += 13 * MINUTE) await send([first, reference], callsBatch('callsbefore', start));
-    const second = await startTestCollector({ storageUrl: url });
-    collectors.push(second);
+    const { older, reference, second, send } = await upgraded('callsbefore', async (db) => {
+      for (const table of ['calls_hour_mv', 'call_bin_maps_hour_mv', 'calls_hour', 'call_bin_maps_hour']) await db.exec(`DROP TABLE ${table}`);
+    });
     const check = async (what: string): Promise<void> => {
       const want = (await get(reference.url + CALLS_MAP)).body as { edges: unknown[] };
       assert.ok(want.edges.length >= 2, JSON.stringify(want));
@@ -576,25 +588,14 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     };
     await check('before');
     // a batch after the upgrade goes into the rollup as well (its hour is still read from the minutes)
-    await send([second, reference], callsBatch('callsbefore', NOW - 2 * MINUTE));
+    await send(callsBatch('callsbefore', NOW - 2 * MINUTE));
     await check('with a batch after');
     const [rolled] = await older.query<{ n: number }>('SELECT count() AS n FROM calls_hour');
     assert.ok(rolled!.n > 0, 'the rollup is filled from the upgrade on');
   });
 
   test("a database from before the rollups' arrays: the times before the upgrade are read from its rollups of a state per column", async () => {
-    const url = clickhouse.database('aggbefore');
-    const first = await startTestCollector({ storageUrl: url });
-    const reference = await startTestCollector();
-    collectors.push(first, reference);
-    const older = new ClickHouseClient(parseClickHouseUrl(url));
-    await legacyRollups(older);
-    const send = async (to: TestCollector[], b: WireBatch): Promise<void> => {
-      for (const c of to) assert.equal((await sendBatch(c.url, b)).status, 200);
-    };
-    for (let start = CALLS_FROM; start < NOW - MINUTE; start += 13 * MINUTE) await send([first, reference], callsBatch('aggbefore', start));
-    const second = await startTestCollector({ storageUrl: url });
-    collectors.push(second);
+    const { older, reference, second, send } = await upgraded('aggbefore', (db) => legacyRollups(db));
     const range = `from=${CALLS_FROM}&to=${NOW + 1000}`;
     const job = encodeURIComponent('GET /job');
     const paths = [`/api/endpoints?service=aggbefore&${range}`, `/api/views?endpoint=${job}&${range}`, `/api/services?${range}`];
@@ -612,7 +613,7 @@ describe('ClickHouse: a batch cut short, and retention', () => {
     };
     await check('before');
     // a batch after the upgrade goes into the arrays alone (its hour is read from both)
-    await send([second, reference], callsBatch('aggbefore', NOW - 2 * MINUTE));
+    await send(callsBatch('aggbefore', NOW - 2 * MINUTE));
     await check('with a batch after');
     const rows = async (table: string): Promise<number> => (await older.query<{ n: number }>(`SELECT count() AS n FROM ${table} WHERE service = 'aggbefore'`))[0]!.n;
     assert.ok((await rows('agg_minute')) > 0 && (await rows('agg_arrays_minute')) > 0, 'the rollups of before and after, each in their tables');
