@@ -74,9 +74,10 @@ const kept = (files) => files.filter((f) => !skipped.includes(name(f)));
 // agents started by the tests ship nowhere unless a test points them at its own collector
 const scratch = mkdtempSync(join(tmpdir(), 'loopscope-tests-'));
 const env = { ...process.env, LOOPSCOPE_COLLECTOR: 'off', TMPDIR: scratch };
-// Each run of node --test leads a process group of its own, killed whole when the run ends: a test
-// file cut off by its timeout leaves no server it started (ClickHouse, Prometheus) running into the
-// files after it. Ctrl-C is passed on to that group; this process stays to remove the scratch directory.
+// Each run of node --test leads a process group of its own, killed whole when the run ends, so that
+// nothing a test started outlives the suite (the servers of the collector's test tools die with the
+// file that started them: prometheus-tools.ts). Ctrl-C is passed on to that group; this process
+// stays to remove the scratch directory.
 let group = 0;
 process.on('SIGINT', () => {
   if (group) kill(group, 'SIGINT');

@@ -33,13 +33,16 @@ export async function start(command: string, args: (dir: string, port: number) =
   const dir = tempDir();
   writeFileSync(path.join(dir, config.name), config.text);
   const port = await freePort();
-  const child: ChildProcess = spawn(command, args(dir, port), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // (through util-linux's setpriv: the server gets SIGKILL when this process ends, even when the
+  // test runner cuts it off at its timeout, so that no server outlives the file that started it)
+  const child: ChildProcess = spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args(dir, port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
   child.stderr!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
   const failed = new Promise<never>((_resolve, reject) => {
-    child.once('error', (err) => reject(new Error(`${command} did not start: ${err.message} (is it installed? .ci/run installs it from Debian's packages)`)));
-    child.once('exit', (code) => reject(new Error(`${command} exited (${code}) before it was ready:\n${output}`)));
+    const missing = "(is it installed? .ci/run installs it from Debian's packages)";
+    child.once('error', (err) => reject(new Error(`${command} did not start: ${err.message} ${missing}`)));
+    child.once('exit', (code) => reject(new Error(code === 127 ? `${command} did not start: ${output.trim()} ${missing}` : `${command} exited (${code}) before it was ready:\n${output}`)));
   });
   failed.catch(() => undefined);
   const url = `http://127.0.0.1:${port}`;
