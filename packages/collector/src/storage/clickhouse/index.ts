@@ -299,9 +299,6 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
         for (const table of [`${rows}_mv`, `${service}_mv`, service, ...(sharded ? [localTable(service, true)] : [])]) await server.exec(`DROP TABLE IF EXISTS ${table}`);
       }
     }
-    // a database from before the calls' hour rollup: the hours before it was made are read from the
-    // calls' minutes, and the mark saying so is written before the rollup is made (a start that
-    // stopped in between would otherwise leave the rollup's early hours empty and unmarked)
     // a mark (schema_marks): from when a table made later holds all it should, an hour after now
     // (agents whose clocks run ahead); 0 when none was written
     const marks = localTable('schema_marks', sharded);
@@ -311,13 +308,17 @@ export async function openClickHouseStorage(options: ClickHouseOptions): Promise
       await server.exec(`INSERT INTO ${marks} (name, at) VALUES (${literal(name)}, ${at})`);
       return at;
     };
-    /** a database that has table `had` and not yet `made`: mark `name` (before `made` is made); true then */
+    /**
+     * A database that has table `had` and not yet `made`: mark `name`, before `made` is made (a start
+     * that stopped in between would otherwise leave the new table's early times empty and unmarked); true then.
+     */
     const markBefore = async (had: string, made: string, name: string): Promise<boolean> => {
       if (!before.includes(localTable(had, sharded)) || before.includes(localTable(made, sharded))) return false;
       await server.exec(statements.find((sql) => sql.startsWith(`CREATE TABLE IF NOT EXISTS ${marks} `))!);
       await mark(name);
       return true;
     };
+    // a database from before the calls' hour rollup: the hours before the mark are read from the calls' minutes
     await markBefore('calls', 'calls_hour', 'calls_hour');
     // a database from before the rollups' arrays: its rollups of a state per column are filled no
     // more (their views go, once marked) and are read for the times before the mark (aggregateRows)
